@@ -1,0 +1,59 @@
+# ml-gateway — the commands a person types. CMake does the building.
+#
+#   make          build build/ml-gateway (release, hardened)
+#   make run      install what is missing, build, start a private PostgreSQL
+#                 under ./var/ (unless DATABASE_URL is set) and serve on :8080
+#   make test     install what is missing, build with ASan+UBSan, run every test
+#   make lint     clang-format, clang-tidy and cppcheck
+#   make bench    benchmarks (results in bench/results/)
+#   make clean    remove build outputs (./var/ is kept; `make distclean` too)
+
+BUILD      ?= build
+TEST_BUILD ?= build/asan
+VENV       ?= build/venv
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+
+.PHONY: all build run test lint format bench clean distclean deps venv
+
+all: build
+
+deps:
+	@deploy/local/deps.sh build
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DMLGW_TESTS=OFF $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@deploy/local/run.sh
+
+venv:
+	@deploy/local/venv.sh $(VENV) tests/requirements.txt
+
+test:
+	@deploy/local/deps.sh test
+	@$(MAKE) --no-print-directory venv
+	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMLGW_SANITIZE=ON \
+	  -DMLGW_VENV=$(abspath $(VENV)) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(TEST_BUILD) -j $(JOBS)
+	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+lint:
+	@deploy/local/deps.sh lint
+	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMLGW_SANITIZE=ON >/dev/null
+	@deploy/local/lint.sh $(TEST_BUILD)
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+bench: build
+	@deploy/local/deps.sh bench
+	@bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	@if [ -d var/pg ]; then deploy/local/pg.sh stop var/pg || true; fi
+	rm -rf var

@@ -1,0 +1,88 @@
+/*
+ * health.c — liveness (/healthz), readiness (/readyz) and Prometheus metrics
+ * (/metrics). Liveness touches nothing; readiness asks the database whether
+ * it answers and whether every migration this gateway knows is applied.
+ */
+#include <stdlib.h>
+
+#include "../server/app.h"
+#include "../server/log.h"
+#include "../server/metrics.h"
+#include "routes.h"
+
+#include "../server/poison.h"
+
+void rt_healthz(struct srv_request *req, struct srv_reply *out)
+{
+    (void)req;
+    srv_reply_json(out, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void rt_readyz(struct srv_request *req, struct srv_reply *out)
+{
+    struct srv_app *app = req->app;
+    struct gw_err err = {0};
+    struct db_conn *c = NULL;
+    int pending = -1;
+    int rc = db_pool_checkout(&c, app->pool, &err);
+    if (rc == GW_OK)
+        rc = db_migrations_pending(&pending, c, app->migrations, &err);
+    db_pool_checkin(app->pool, c);
+
+    const char *db = rc == GW_OK || rc == GW_ECONFLICT ? "ok" : "unavailable";
+    if (rc == GW_OK && pending == 0) {
+        srv_reply_json(out, 200,
+                       json_pack("{s:s,s:{s:s,s:s}}", "status", "ready", "checks", "database", db,
+                                 "migrations", "current"));
+        return;
+    }
+    const char *mig = rc == GW_ECONFLICT ? "changed" : (rc == GW_OK ? "pending" : "unknown");
+    LOG_WARN("not ready: database %s, migrations %s%s%s", db, mig, rc != GW_OK ? ": " : "",
+             rc != GW_OK ? err.msg : "");
+    json_t *body = json_pack("{s:s,s:{s:s,s:s}}", "status", "not ready", "checks", "database", db,
+                             "migrations", mig);
+    srv_reply_json(out, 503, body);
+    srv_reply_header(out, MHD_HTTP_HEADER_RETRY_AFTER, "2");
+}
+
+void rt_metrics(struct srv_request *req, struct srv_reply *out)
+{
+    struct gw_buf b;
+    gw_buf_init(&b, 4 * 1024 * 1024);
+    int rc = srv_metrics_render(&b);
+    struct db_pool_stats st;
+    db_pool_stats(req->app->pool, &st);
+    if (rc == GW_OK)
+        rc = gw_buf_printf(
+            &b,
+            "# HELP mlgw_db_pool_connections Pool connections by state.\n"
+            "# TYPE mlgw_db_pool_connections gauge\n"
+            "mlgw_db_pool_connections{state=\"size\"} %d\n"
+            "mlgw_db_pool_connections{state=\"open\"} %d\n"
+            "mlgw_db_pool_connections{state=\"in_use\"} %d\n"
+            "# HELP mlgw_db_pool_waiting Requests waiting for a pooled connection.\n"
+            "# TYPE mlgw_db_pool_waiting gauge\n"
+            "mlgw_db_pool_waiting %d\n"
+            "# HELP mlgw_db_pool_checkout_timeouts_total Checkouts that gave up waiting.\n"
+            "# TYPE mlgw_db_pool_checkout_timeouts_total counter\n"
+            "mlgw_db_pool_checkout_timeouts_total %llu\n"
+            "# HELP mlgw_db_pool_connect_failures_total Failed attempts to connect.\n"
+            "# TYPE mlgw_db_pool_connect_failures_total counter\n"
+            "mlgw_db_pool_connect_failures_total %llu\n"
+            "# HELP mlgw_db_pool_reconnects_total Broken connections replaced.\n"
+            "# TYPE mlgw_db_pool_reconnects_total counter\n"
+            "mlgw_db_pool_reconnects_total %llu\n"
+            "# HELP mlgw_process_start_time_seconds Start time of the process.\n"
+            "# TYPE mlgw_process_start_time_seconds gauge\n"
+            "mlgw_process_start_time_seconds %lld\n",
+            st.size, st.open, st.in_use, st.waiting, (unsigned long long)st.checkout_timeouts,
+            (unsigned long long)st.connect_failures, (unsigned long long)st.reconnects,
+            (long long)(req->app->started_ms / 1000));
+    if (rc != GW_OK) {
+        gw_buf_dispose(&b);
+        srv_reply_error(req, out, GW_ENOMEM, NULL);
+        return;
+    }
+    size_t len = b.len;
+    srv_reply_bytes(out, 200, "text/plain; version=0.0.4; charset=utf-8", gw_buf_steal(&b), len);
+}

@@ -1,0 +1,21 @@
+/*
+ * routes.h — the gateway's route table and the handlers of each endpoint
+ * group. Handlers parse, validate, call db/ or aws/, and reply; they hold no
+ * SQL and make no AWS calls of their own.
+ */
+#ifndef MLGW_ROUTES_H
+#define MLGW_ROUTES_H
+
+#include <stddef.h>
+
+#include "../server/http.h"
+
+/* The whole table (borrowed, static). */
+const struct srv_route *rt_table(size_t *n);
+
+/* health.c */
+void rt_healthz(struct srv_request *req, struct srv_reply *out);
+void rt_readyz(struct srv_request *req, struct srv_reply *out);
+void rt_metrics(struct srv_request *req, struct srv_reply *out);
+
+#endif

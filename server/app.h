@@ -1,0 +1,22 @@
+/*
+ * app.h — what every handler can reach: configuration, the database pool
+ * and the migration set the gateway was started with. One instance, built in
+ * main.c and borrowed by everything else for the life of the process.
+ */
+#ifndef MLGW_APP_H
+#define MLGW_APP_H
+
+#include <stdint.h>
+
+#include "../db/migrate.h"
+#include "../db/pool.h"
+#include "config.h"
+
+struct srv_app {
+    const struct srv_config *cfg;
+    struct db_pool *pool;
+    const struct db_migration_set *migrations;
+    int64_t started_ms;
+};
+
+#endif

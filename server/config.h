@@ -1,0 +1,60 @@
+/*
+ * config.h — the gateway's configuration: one table of every setting (env
+ * var, type, default, bounds, secret flag), validated as a whole at start-up.
+ *
+ * Values come from the environment only. Later modules read the parsed
+ * struct; nothing else calls getenv() for settings.
+ */
+#ifndef MLGW_CONFIG_H
+#define MLGW_CONFIG_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "gw.h"
+
+struct srv_config {
+    /* MLGW_LISTEN, parsed */
+    char listen[300];
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_addrlen;
+
+    char *database_url;
+    char *migrations_dir;
+    int log_level;
+
+    long long threads;
+    long long connection_limit;
+    long long connection_timeout_s;
+    long long max_body_bytes;
+    long long shutdown_timeout_s;
+
+    long long db_pool_size;
+    long long db_checkout_timeout_ms;
+    long long db_connect_timeout_s;
+};
+
+/* Looks up a variable by name; returns NULL when unset (borrowed). */
+typedef const char *(*srv_config_getter)(const char *name, void *ctx);
+
+/*
+ * Fills cfg from the getter (getenv when NULL). Every invalid value adds one
+ * line "NAME: problem" to errors (a caller-owned buffer, may be NULL).
+ * Returns the number of invalid settings. cfg must be disposed either way.
+ */
+int srv_config_load(struct srv_config *cfg, srv_config_getter get, void *ctx,
+                    struct gw_buf *errors);
+void srv_config_dispose(struct srv_config *cfg);
+
+/* The effective configuration as JSON fields for one log line, secrets
+ * redacted (new: caller frees). */
+char *srv_config_describe(const struct srv_config *cfg);
+
+/* Writes the settings table as Markdown (for README and `ml-gateway config`). */
+int srv_config_markdown(struct gw_buf *out);
+
+/* Replaces the password of a libpq URL or key/value string with "***" (new). */
+char *srv_config_redact_url(const char *url);
+
+#endif

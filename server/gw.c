@@ -1,0 +1,243 @@
+/*
+ * gw.c — shared utilities: error detail, bounded buffers, checked integer
+ * parsing, time formatting and randomness. No I/O beyond the CSPRNG.
+ */
+#include "gw.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "poison.h"
+
+int gw_err_set(struct gw_err *err, int code, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            err->msg[0] = '\0';
+        err->code = code;
+    }
+    return code;
+}
+
+const char *gw_code_name(int code)
+{
+    switch (code) {
+    case GW_OK: return "ok";
+    case GW_ENOMEM: return "out of memory";
+    case GW_EINVAL: return "invalid";
+    case GW_ENOTFOUND: return "not found";
+    case GW_ECONFLICT: return "conflict";
+    case GW_EUPSTREAM: return "upstream error";
+    case GW_EDB: return "database error";
+    case GW_EUNAVAIL: return "unavailable";
+    case GW_ETOOBIG: return "too big";
+    case GW_EIO: return "I/O error";
+    case GW_EPARSE: return "malformed";
+    default: return "unknown error";
+    }
+}
+
+void gw_buf_init(struct gw_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void gw_buf_dispose(struct gw_buf *b)
+{
+    if (b == NULL)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void gw_buf_reset(struct gw_buf *b)
+{
+    b->len = 0;
+    if (b->data != NULL)
+        b->data[0] = '\0';
+}
+
+int gw_buf_add(struct gw_buf *b, const void *data, size_t len)
+{
+    if (len > b->max || b->len > b->max - len)
+        return GW_ETOOBIG;
+    size_t need = b->len + len + 1; /* cannot overflow: max < SIZE_MAX */
+    if (need > b->cap) {
+        size_t ncap = b->cap ? b->cap : 256;
+        while (ncap < need) {
+            if (ncap > SIZE_MAX / 2)
+                return GW_ENOMEM;
+            ncap *= 2;
+        }
+        if (ncap > b->max + 1)
+            ncap = b->max + 1;
+        char *p = realloc(b->data, ncap);
+        if (p == NULL)
+            return GW_ENOMEM;
+        b->data = p;
+        b->cap = ncap;
+    }
+    if (len > 0)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return GW_OK;
+}
+
+int gw_buf_adds(struct gw_buf *b, const char *s)
+{
+    return gw_buf_add(b, s, strlen(s));
+}
+
+int gw_buf_printf(struct gw_buf *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return GW_EINVAL;
+    if ((size_t)n < sizeof(small))
+        return gw_buf_add(b, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (big == NULL)
+        return GW_ENOMEM;
+    va_start(ap, fmt);
+    int m = vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = (m == n) ? gw_buf_add(b, big, (size_t)n) : GW_EINVAL;
+    free(big);
+    return rc;
+}
+
+int gw_buf_add_json_escaped(struct gw_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *run = s;
+    int rc;
+    for (const char *p = s; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (p > run && (rc = gw_buf_add(b, run, (size_t)(p - run))) != GW_OK)
+            return rc;
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
+        size_t elen = 6;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            elen = 2;
+            break;
+        case '\\':
+            esc[1] = '\\';
+            elen = 2;
+            break;
+        case '\n':
+            esc[1] = 'n';
+            elen = 2;
+            break;
+        case '\r':
+            esc[1] = 'r';
+            elen = 2;
+            break;
+        case '\t':
+            esc[1] = 't';
+            elen = 2;
+            break;
+        default: break;
+        }
+        if ((rc = gw_buf_add(b, esc, elen)) != GW_OK)
+            return rc;
+        run = p + 1;
+    }
+    size_t tail = strlen(run);
+    return tail ? gw_buf_add(b, run, tail) : GW_OK;
+}
+
+char *gw_buf_steal(struct gw_buf *b)
+{
+    char *p = b->data;
+    if (p == NULL)
+        p = calloc(1, 1);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    return p;
+}
+
+int gw_parse_ll(long long *out, const char *s, long long min, long long max)
+{
+    if (s == NULL || *s == '\0')
+        return GW_EINVAL;
+    /* strtoll accepts leading spaces and '+': a config value should not. */
+    if (!(*s == '-' || (*s >= '0' && *s <= '9')))
+        return GW_EINVAL;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0')
+        return GW_EINVAL;
+    if (v < min || v > max)
+        return GW_EINVAL;
+    *out = v;
+    return GW_OK;
+}
+
+int64_t gw_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t gw_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void gw_format_time_ms(char *out, size_t outlen, int64_t ms)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char base[32];
+    if (strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        base[0] = '\0';
+    int n = snprintf(out, outlen, "%s.%03dZ", base, (int)(ms % 1000));
+    if (n < 0 && outlen > 0)
+        out[0] = '\0';
+}
+
+int gw_random_bytes(unsigned char *out, size_t n)
+{
+    if (n > INT_MAX)
+        return GW_EINVAL;
+    return RAND_bytes(out, (int)n) == 1 ? GW_OK : GW_EIO;
+}
+
+void gw_hex(char *out, const unsigned char *in, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 0xf];
+    }
+    out[2 * n] = '\0';
+}

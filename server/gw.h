@@ -1,0 +1,78 @@
+/*
+ * gw.h — small utilities shared by every module of ml-gateway.
+ *
+ * Error codes and the optional error-detail struct every fallible function
+ * takes, a bounded growable byte buffer, checked integer parsing and a few
+ * time helpers. Nothing here knows about HTTP, PostgreSQL or AWS.
+ */
+#ifndef MLGW_GW_H
+#define MLGW_GW_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Return codes: 0 is success, failures are small negative numbers. */
+enum gw_code {
+    GW_OK = 0,
+    GW_ENOMEM = -1,    /* allocation failed */
+    GW_EINVAL = -2,    /* input is well-formed but invalid */
+    GW_ENOTFOUND = -3, /* no such resource */
+    GW_ECONFLICT = -4, /* state conflict */
+    GW_EUPSTREAM = -5, /* an upstream service (AWS, SMTP) failed */
+    GW_EDB = -6,       /* the database failed a statement */
+    GW_EUNAVAIL = -7,  /* a dependency is unavailable right now: retry later */
+    GW_ETOOBIG = -8,   /* input over a configured limit */
+    GW_EIO = -9,       /* local I/O failed */
+    GW_EPARSE = -10,   /* input is malformed */
+};
+
+/* Error detail, filled by the function that fails first. NULL-tolerant. */
+struct gw_err {
+    int code;
+    char msg[256];
+};
+
+/* Returns code after recording a printf-style message in err (if non-NULL). */
+int gw_err_set(struct gw_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *gw_code_name(int code);
+
+/* A growable byte buffer with a hard maximum (after curl's dynbuf).
+ * The content is always NUL-terminated so it can be used as a C string. */
+struct gw_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+};
+
+void gw_buf_init(struct gw_buf *b, size_t max);
+void gw_buf_dispose(struct gw_buf *b);
+void gw_buf_reset(struct gw_buf *b);
+/* GW_ETOOBIG when the result would exceed max, GW_ENOMEM on allocation failure. */
+int gw_buf_add(struct gw_buf *b, const void *data, size_t len);
+int gw_buf_adds(struct gw_buf *b, const char *s);
+int gw_buf_printf(struct gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as the inside of a JSON string (no quotes added). */
+int gw_buf_add_json_escaped(struct gw_buf *b, const char *s);
+/* Hands the buffer's memory to the caller (free() it); the buffer is left empty. */
+char *gw_buf_steal(struct gw_buf *b);
+
+/* Parses a whole decimal integer in [min, max]; GW_EINVAL otherwise. */
+int gw_parse_ll(long long *out, const char *s, long long min, long long max);
+
+/* Time helpers. */
+int64_t gw_now_ms(void);       /* CLOCK_REALTIME in milliseconds */
+int64_t gw_monotonic_ns(void); /* CLOCK_MONOTONIC in nanoseconds */
+/* Formats a millisecond UNIX time as RFC 3339 UTC with milliseconds into out (>= 25 bytes). */
+void gw_format_time_ms(char *out, size_t outlen, int64_t ms);
+
+/* Writes n random bytes from OpenSSL's CSPRNG; GW_EIO on failure. */
+int gw_random_bytes(unsigned char *out, size_t n);
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void gw_hex(char *out, const unsigned char *in, size_t n);
+
+#define GW_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

@@ -1,0 +1,374 @@
+/*
+ * http.c — the libmicrohttpd daemon and the request lifecycle.
+ *
+ * For each request: assign a request id, route it, check method, body size
+ * (before reading the body) and content type, collect the body into a bounded
+ * buffer, call the handler, add the common headers, log one access line and
+ * count it in the metrics. Every error path answers problem+json. The daemon
+ * uses an internal thread pool over epoll; shutdown quiesces the listener
+ * first so in-flight requests can finish.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+
+#include "poison.h"
+
+struct srv_http {
+    struct MHD_Daemon *d;
+    struct srv_http_opts opts;
+    atomic_long inflight;
+    unsigned port;
+    int quiesced;
+};
+
+static const char unmatched_route[] = "unmatched";
+
+const char *srv_param(const struct srv_request *req, const char *name)
+{
+    size_t len = strlen(name);
+    for (int i = 0; i < req->nparams; i++) {
+        const char *n = req->params[i].name; /* points into the pattern: "id}/..." */
+        if (n != NULL && strncmp(n, name, len) == 0 && n[len] == '}')
+            return req->params[i].value;
+    }
+    return NULL;
+}
+
+const char *srv_query(const struct srv_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *srv_header(const struct srv_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* ≤ 128 chars of [A-Za-z0-9._-], as API.md says. */
+static int request_id_sane(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        if (n >= SRV_REQUEST_ID_MAX ||
+            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return n > 0;
+}
+
+static void assign_request_id(struct srv_request *req)
+{
+    const char *given = srv_header(req, "X-Request-Id");
+    if (given != NULL && request_id_sane(given)) {
+        memcpy(req->request_id, given, strlen(given) + 1);
+        return;
+    }
+    unsigned char rnd[16];
+    if (gw_random_bytes(rnd, sizeof(rnd)) != GW_OK) {
+        /* Not a security token: fall back to time so logs still correlate. */
+        int64_t t = gw_monotonic_ns();
+        memcpy(rnd, &t, sizeof(t));
+        memcpy(rnd + 8, &req, sizeof(void *) < 8 ? sizeof(void *) : 8);
+    }
+    gw_hex(req->request_id, rnd, sizeof(rnd));
+}
+
+/* application/json, with optional parameters, any case. */
+static int is_media_type(const char *ctype, const char *want)
+{
+    if (ctype == NULL)
+        return 0;
+    while (*ctype == ' ')
+        ctype++;
+    size_t n = strlen(want);
+    if (strncasecmp(ctype, want, n) != 0)
+        return 0;
+    char next = ctype[n];
+    return next == '\0' || next == ';' || next == ' ';
+}
+
+static int body_present(const struct srv_request *req)
+{
+    const char *cl = srv_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = srv_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    return (cl != NULL && strcmp(cl, "0") != 0) || te != NULL;
+}
+
+static void log_access(const struct srv_request *req, double seconds)
+{
+    if (srv_log_min_level > SRV_LOG_INFO)
+        return;
+    struct gw_buf f;
+    gw_buf_init(&f, 2048);
+    gw_buf_adds(&f, "\"method\":\"");
+    gw_buf_add_json_escaped(&f, req->method);
+    gw_buf_adds(&f, "\",\"route\":\"");
+    gw_buf_add_json_escaped(&f, req->route_label);
+    gw_buf_adds(&f, "\",\"path\":\"");
+    gw_buf_add_json_escaped(&f, req->path);
+    gw_buf_printf(&f, "\",\"status\":%u,\"duration_ms\":%.3f", req->status, seconds * 1000.0);
+    srv_log_fields(SRV_LOG_INFO, "request", f.data);
+    gw_buf_dispose(&f);
+}
+
+/* Adds the common headers, counts and logs the request, and queues the reply. */
+static enum MHD_Result finish(struct srv_http *h, struct srv_request *req, struct srv_reply *r)
+{
+    (void)h;
+    if (r->resp == NULL)
+        srv_reply_problem(req, r, 500, "Internal Server Error", "no response", NULL);
+    MHD_add_response_header(r->resp, "X-Request-Id", req->request_id);
+    MHD_add_response_header(r->resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    req->status = r->status;
+    req->responded = 1;
+    double secs = (double)(gw_monotonic_ns() - req->start_ns) / 1e9;
+    /* Labels are static strings: unknown methods fold into "OTHER". */
+    srv_metrics_observe(req->route_label, srv_method_name(req->method_bit), r->status, secs);
+    log_access(req, secs);
+    enum MHD_Result ret = MHD_queue_response(req->conn, r->status, r->resp);
+    MHD_destroy_response(r->resp);
+    r->resp = NULL;
+    return ret;
+}
+
+/* The checks that need only the headers. Returns 1 when r holds an error reply. */
+static int precheck(struct srv_http *h, struct srv_request *req, struct srv_reply *r)
+{
+    struct srv_match m;
+    enum srv_match_result mr =
+        srv_route_match(&m, h->opts.routes, h->opts.nroutes, req->method_bit, req->path);
+    if (m.path_route != NULL)
+        req->route_label = m.path_route->pattern;
+    if (mr == SRV_MATCH_NO_ROUTE) {
+        srv_reply_problem(req, r, 404, "Not Found", "no such resource", NULL);
+        return 1;
+    }
+    if (mr == SRV_MATCH_NO_METHOD) {
+        char allow[96];
+        srv_methods_format(allow, sizeof(allow), m.allowed | SRV_OPTIONS);
+        if (req->method_bit == SRV_OPTIONS) {
+            srv_reply_bytes(r, 204, NULL, calloc(1, 1), 0);
+        } else {
+            char detail[160];
+            snprintf(detail, sizeof(detail), "%s is not allowed here; allowed: %s",
+                     req->method_bit ? req->method : "this method", allow);
+            srv_reply_problem(req, r, 405, "Method Not Allowed", detail, NULL);
+        }
+        srv_reply_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+        return 1;
+    }
+    req->route = m.route;
+    req->nparams = m.nparams;
+    for (int i = 0; i < m.nparams; i++) {
+        req->params[i].name = m.params[i].name;
+        memcpy(req->params[i].value, m.params[i].value, sizeof(req->params[i].value));
+    }
+
+    const char *cl = srv_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL) {
+        long long n;
+        if (gw_parse_ll(&n, cl, 0, (long long)1 << 62) != GW_OK) {
+            srv_reply_problem(req, r, 400, "Bad Request", "invalid Content-Length", NULL);
+            return 1;
+        }
+        if ((unsigned long long)n > h->opts.max_body_bytes) {
+            char detail[128];
+            snprintf(detail, sizeof(detail), "request body is larger than %zu bytes",
+                     h->opts.max_body_bytes);
+            srv_reply_problem(req, r, 413, "Content Too Large", detail, NULL);
+            return 1;
+        }
+    }
+    if (body_present(req)) {
+        const char *ct = srv_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+        int ok = 1;
+        if (m.route->body == SRV_BODY_JSON)
+            ok = is_media_type(ct, "application/json");
+        else if (m.route->body == SRV_BODY_TEXT)
+            ok = is_media_type(ct, "text/plain") || is_media_type(ct, "application/json");
+        if (!ok) {
+            srv_reply_problem(req, r, 415, "Unsupported Media Type",
+                              m.route->body == SRV_BODY_JSON
+                                  ? "the body must be application/json"
+                                  : "the body must be text/plain or application/json",
+                              NULL);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct srv_http *h = cls;
+    struct srv_request *req = *con_cls;
+    struct srv_reply r = {0, NULL};
+    enum MHD_Result ret = MHD_YES;
+
+    if (req == NULL) {
+        req = calloc(1, sizeof(*req));
+        if (req == NULL)
+            return MHD_NO;
+        *con_cls = req;
+        atomic_fetch_add(&h->inflight, 1);
+        req->conn = conn;
+        req->app = h->opts.app;
+        req->method = method;
+        req->path = url;
+        req->method_bit = srv_method_bit(method);
+        req->start_ns = gw_monotonic_ns();
+        req->route_label = unmatched_route;
+        gw_buf_init(&req->body, h->opts.max_body_bytes);
+        assign_request_id(req);
+        srv_log_set_request_id(req->request_id);
+        if (precheck(h, req, &r)) {
+            if (body_present(req)) {
+                ret = finish(h, req, &r); /* answer now: the body will not be read */
+            } else {
+                /* Answer on the next call, so the connection can be kept alive. */
+                req->early = r.resp;
+                req->early_status = r.status;
+            }
+        }
+        srv_log_set_request_id(NULL);
+        return ret;
+    }
+
+    srv_log_set_request_id(req->request_id);
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (!req->responded && !req->too_big) {
+            int rc = gw_buf_add(&req->body, upload_data, n);
+            if (rc == GW_ETOOBIG) {
+                /* A chunked body without Content-Length grew past the limit. */
+                req->too_big = 1;
+                srv_reply_problem(req, &r, 413, "Content Too Large",
+                                  "request body is over the limit", NULL);
+                ret = finish(h, req, &r);
+            } else if (rc != GW_OK) {
+                ret = MHD_NO;
+            }
+        }
+    } else if (!req->responded) {
+        if (req->early != NULL) {
+            r.resp = req->early;
+            r.status = req->early_status;
+            req->early = NULL;
+        } else if (req->route->handler == NULL)
+            srv_reply_problem(req, &r, 501, "Not Implemented", NULL, NULL);
+        else
+            req->route->handler(req, &r);
+        ret = finish(h, req, &r);
+    }
+    srv_log_set_request_id(NULL);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    struct srv_http *h = cls;
+    struct srv_request *req = *con_cls;
+    if (req == NULL)
+        return;
+    gw_buf_dispose(&req->body);
+    if (req->early != NULL)
+        MHD_destroy_response(req->early);
+    free(req);
+    *con_cls = NULL;
+    atomic_fetch_sub(&h->inflight, 1);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#endif
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+    if (n < 0)
+        return;
+    size_t len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+        msg[--len] = '\0';
+    LOG_WARN("libmicrohttpd: %s", msg);
+}
+
+int srv_http_start(struct srv_http **out, const struct srv_http_opts *opts, struct gw_err *err)
+{
+    *out = NULL;
+    struct srv_http *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return gw_err_set(err, GW_ENOMEM, "out of memory");
+    h->opts = *opts;
+    atomic_init(&h->inflight, 0);
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (opts->addr->sa_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, &on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+                            &mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, opts->addr,
+                            MHD_OPTION_THREAD_POOL_SIZE, opts->threads, MHD_OPTION_CONNECTION_LIMIT,
+                            opts->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                            opts->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, &on_completed,
+                            h, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+    if (h->d == NULL) {
+        free(h);
+        return gw_err_set(err, GW_EIO,
+                          "cannot start the HTTP server (address in use or not available?)");
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : 0;
+    *out = h;
+    return GW_OK;
+}
+
+unsigned srv_http_port(const struct srv_http *h)
+{
+    return h->port;
+}
+
+void srv_http_quiesce(struct srv_http *h)
+{
+    if (h == NULL || h->quiesced)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(h->d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    h->quiesced = 1;
+}
+
+long srv_http_inflight(const struct srv_http *h)
+{
+    return atomic_load(&((struct srv_http *)(uintptr_t)h)->inflight);
+}
+
+void srv_http_stop(struct srv_http *h)
+{
+    if (h == NULL)
+        return;
+    MHD_stop_daemon(h->d);
+    free(h);
+}

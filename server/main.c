@@ -1,0 +1,332 @@
+/*
+ * main.c — the ml-gateway binary: argument parsing, start-up, the signal
+ * loop and orderly shutdown. Subcommands: serve (default), migrate, config.
+ *
+ * Exit status: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "../routes/routes.h"
+#include "app.h"
+#include "http.h"
+#include "log.h"
+
+#include "poison.h"
+
+#ifndef MLGW_VERSION
+#define MLGW_VERSION "0.1.0"
+#endif
+
+static int signal_pipe[2] = {-1, -1};
+static volatile sig_atomic_t signals_seen;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (signals_seen++ > 0)
+        _exit(1); /* second signal: stop at once */
+    int saved = errno;
+    char c = 's';
+    ssize_t n = write(signal_pipe[1], &c, 1);
+    (void)n;
+    errno = saved;
+}
+
+static int install_signals(void)
+{
+    if (pipe(signal_pipe) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        int fl = fcntl(signal_pipe[i], F_GETFL);
+        if (fl < 0 || fcntl(signal_pipe[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
+            fcntl(signal_pipe[i], F_SETFD, FD_CLOEXEC) != 0)
+            return -1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -1;
+    sa.sa_handler = SIG_IGN;
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Loads and validates configuration; prints one line per problem. */
+static int load_config(struct srv_config *cfg)
+{
+    struct gw_buf errors;
+    gw_buf_init(&errors, 64 * 1024);
+    int bad = srv_config_load(cfg, NULL, NULL, &errors);
+    if (bad > 0) {
+        fprintf(stderr, "ml-gateway: invalid configuration: %s",
+                errors.data ? errors.data : "(unknown)\n");
+        /* Further lines already carry their variable name. */
+    }
+    gw_buf_dispose(&errors);
+    if (bad == 0)
+        srv_log_set_level(cfg->log_level);
+    return bad;
+}
+
+static int migrate_once(const struct srv_config *cfg, const struct db_migration_set *set,
+                        int *applied, struct gw_err *err)
+{
+    PGconn *pg = NULL;
+    int rc = db_connect(&pg, cfg->database_url, (int)cfg->db_connect_timeout_s,
+                        "ml-gateway-migrate", err);
+    if (rc == GW_OK)
+        rc = db_migrate(pg, set, applied, err);
+    if (pg != NULL)
+        PQfinish(pg);
+    return rc;
+}
+
+/* Background migrator: used when PostgreSQL is down at start. */
+struct migrator {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    int running;
+    const struct srv_config *cfg;
+    const struct db_migration_set *set;
+};
+
+static void *migrator_main(void *arg)
+{
+    struct migrator *m = arg;
+    srv_log_set_request_id(NULL);
+    for (;;) {
+        pthread_mutex_lock(&m->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 2;
+        while (!m->stop && pthread_cond_timedwait(&m->cv, &m->mu, &until) != ETIMEDOUT) {
+        }
+        int stop = m->stop;
+        pthread_mutex_unlock(&m->mu);
+        if (stop)
+            break;
+        struct gw_err err = {0};
+        int applied = 0;
+        int rc = migrate_once(m->cfg, m->set, &applied, &err);
+        if (rc == GW_OK) {
+            LOG_INFO("database reachable: migrations current (%d applied)", applied);
+            break;
+        }
+        if (rc != GW_EUNAVAIL) {
+            LOG_ERROR("migrations failed: %s", err.msg);
+            break;
+        }
+        LOG_DEBUG("still waiting for PostgreSQL: %s", err.msg);
+    }
+    return NULL;
+}
+
+static void migrator_stop(struct migrator *m)
+{
+    if (!m->running)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->stop = 1;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->thread, NULL);
+    m->running = 0;
+}
+
+static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
+{
+    int status = 1;
+    struct db_pool *pool = NULL;
+    struct srv_http *http = NULL;
+    struct gw_err err = {0};
+    struct migrator mig = {.cfg = cfg, .set = set};
+    pthread_mutex_init(&mig.mu, NULL);
+    pthread_cond_init(&mig.cv, NULL);
+
+    int applied = 0;
+    int rc = migrate_once(cfg, set, &applied, &err);
+    if (rc == GW_EUNAVAIL) {
+        LOG_WARN("PostgreSQL is unavailable (%s); serving anyway, /readyz stays 503 until "
+                 "migrations are applied",
+                 err.msg);
+        if (pthread_create(&mig.thread, NULL, migrator_main, &mig) == 0)
+            mig.running = 1;
+    } else if (rc != GW_OK) {
+        LOG_ERROR("cannot apply migrations: %s", err.msg);
+        goto cleanup;
+    } else {
+        LOG_INFO("migrations current (%d applied now, %zu known)", applied, set->n);
+    }
+
+    struct db_pool_opts po = {
+        .url = cfg->database_url,
+        .size = (int)cfg->db_pool_size,
+        .checkout_timeout_ms = (int)cfg->db_checkout_timeout_ms,
+        .connect_timeout_s = (int)cfg->db_connect_timeout_s,
+        .application_name = "ml-gateway",
+    };
+    if (db_pool_new(&pool, &po, &err) != GW_OK) {
+        LOG_ERROR("cannot create the database pool: %s", err.msg);
+        goto cleanup;
+    }
+
+    struct srv_app app = {.cfg = cfg, .pool = pool, .migrations = set, .started_ms = gw_now_ms()};
+    size_t nroutes = 0;
+    const struct srv_route *routes = rt_table(&nroutes);
+    struct srv_http_opts ho = {
+        .addr = (const struct sockaddr *)&cfg->listen_addr,
+        .addrlen = (unsigned)cfg->listen_addrlen,
+        .threads = (unsigned)cfg->threads,
+        .connection_limit = (unsigned)cfg->connection_limit,
+        .connection_timeout_s = (unsigned)cfg->connection_timeout_s,
+        .max_body_bytes = (size_t)cfg->max_body_bytes,
+        .routes = routes,
+        .nroutes = nroutes,
+        .app = &app,
+    };
+    if (srv_http_start(&http, &ho, &err) != GW_OK) {
+        LOG_ERROR("%s: %s", cfg->listen, err.msg);
+        goto cleanup;
+    }
+    {
+        char fields[160];
+        snprintf(fields, sizeof(fields), "\"port\":%u,\"version\":\"%s\"", srv_http_port(http),
+                 MLGW_VERSION);
+        srv_log_fields(SRV_LOG_INFO, "listening", fields);
+    }
+
+    /* Wait for a signal. */
+    for (;;) {
+        struct pollfd pfd = {.fd = signal_pipe[0], .events = POLLIN};
+        int n = poll(&pfd, 1, 1000);
+        if (n > 0)
+            break;
+        if (n < 0 && errno != EINTR)
+            break;
+    }
+
+    LOG_INFO("shutting down: no new connections, waiting up to %llds for %ld in-flight "
+             "request(s)",
+             cfg->shutdown_timeout_s, srv_http_inflight(http));
+    srv_http_quiesce(http);
+    int64_t deadline = gw_monotonic_ns() + cfg->shutdown_timeout_s * 1000000000LL;
+    while (srv_http_inflight(http) > 0 && gw_monotonic_ns() < deadline) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    long left = srv_http_inflight(http);
+    if (left > 0)
+        LOG_WARN("shutdown deadline reached with %ld request(s) still in flight", left);
+    status = 0;
+
+cleanup:
+    srv_http_stop(http);
+    migrator_stop(&mig);
+    db_pool_free(pool);
+    pthread_mutex_destroy(&mig.mu);
+    pthread_cond_destroy(&mig.cv);
+    if (status == 0)
+        LOG_INFO("stopped");
+    return status;
+}
+
+static int cmd_migrate(struct srv_config *cfg, const struct db_migration_set *set)
+{
+    struct gw_err err = {0};
+    int applied = 0;
+    int rc = migrate_once(cfg, set, &applied, &err);
+    if (rc != GW_OK) {
+        LOG_ERROR("migrate failed: %s", err.msg);
+        return 1;
+    }
+    LOG_INFO("migrations current: %d applied now, %zu known", applied, set->n);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ml-gateway [serve]      run the HTTP gateway\n"
+               "       ml-gateway migrate      apply pending database migrations and exit\n"
+               "       ml-gateway config       print the settings table (Markdown)\n"
+               "       ml-gateway --version\n"
+               "Settings come from environment variables; see README.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("ml-gateway %s\n", MLGW_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "config") == 0) {
+        struct gw_buf b;
+        gw_buf_init(&b, 1 << 20);
+        int rc = srv_config_markdown(&b);
+        if (rc == GW_OK)
+            fputs(b.data, stdout);
+        gw_buf_dispose(&b);
+        return rc == GW_OK ? 0 : 1;
+    }
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0) {
+        fprintf(stderr, "ml-gateway: unknown command \"%s\"\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (argc > 2) {
+        fprintf(stderr, "ml-gateway: %s takes no arguments\n", cmd);
+        return 2;
+    }
+
+    struct srv_config cfg;
+    if (load_config(&cfg) > 0) {
+        srv_config_dispose(&cfg);
+        return 2;
+    }
+    if (install_signals() != 0) {
+        fprintf(stderr, "ml-gateway: cannot install signal handlers: %s\n", strerror(errno));
+        srv_config_dispose(&cfg);
+        return 1;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "ml-gateway: cannot initialise libcurl\n");
+        srv_config_dispose(&cfg);
+        return 1;
+    }
+    char *described = srv_config_describe(&cfg);
+    srv_log_fields(SRV_LOG_INFO, strcmp(cmd, "serve") == 0 ? "starting" : "migrate", described);
+    free(described);
+
+    int status = 1;
+    struct db_migration_set set = {0};
+    struct gw_err err = {0};
+    if (db_migrations_load(&set, cfg.migrations_dir, &err) != GW_OK) {
+        LOG_ERROR("%s", err.msg);
+    } else if (strcmp(cmd, "migrate") == 0) {
+        status = cmd_migrate(&cfg, &set);
+    } else {
+        status = cmd_serve(&cfg, &set);
+    }
+    db_migrations_dispose(&set);
+    srv_config_dispose(&cfg);
+    curl_global_cleanup();
+    return status;
+}

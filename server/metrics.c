@@ -1,0 +1,128 @@
+/*
+ * metrics.c — fixed-size tables of series under one mutex. Lookups are linear
+ * over a few dozen entries, cheaper than the request they count. When the
+ * table is full (it cannot be with a fixed route table), new series are
+ * dropped and counted in mlgw_metrics_dropped_total.
+ */
+#include "metrics.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "poison.h"
+
+enum { MAX_COUNTERS = 512, MAX_HISTOS = 128, NBUCKETS = 13 };
+
+static const double buckets[NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                         0.1,    0.25,  0.5,    1,     2.5,  10};
+
+struct counter {
+    const char *route, *method;
+    unsigned status;
+    unsigned long long n;
+};
+
+struct histo {
+    const char *route, *method;
+    unsigned long long counts[NBUCKETS + 1];
+    double sum;
+    unsigned long long n;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct counter counters[MAX_COUNTERS];
+static struct histo histos[MAX_HISTOS];
+static size_t ncounters, nhistos;
+static unsigned long long dropped;
+
+void srv_metrics_observe(const char *route, const char *method, unsigned status, double seconds)
+{
+    pthread_mutex_lock(&mu);
+    size_t i;
+    for (i = 0; i < ncounters; i++)
+        if (counters[i].route == route && counters[i].status == status &&
+            strcmp(counters[i].method, method) == 0)
+            break;
+    if (i == ncounters && ncounters < MAX_COUNTERS) {
+        counters[i] = (struct counter){route, method, status, 0};
+        ncounters++;
+    }
+    if (i < ncounters)
+        counters[i].n++;
+    else
+        dropped++;
+
+    for (i = 0; i < nhistos; i++)
+        if (histos[i].route == route && strcmp(histos[i].method, method) == 0)
+            break;
+    if (i == nhistos && nhistos < MAX_HISTOS) {
+        memset(&histos[i], 0, sizeof(histos[i]));
+        histos[i].route = route;
+        histos[i].method = method;
+        nhistos++;
+    }
+    if (i < nhistos) {
+        size_t b = 0;
+        while (b < NBUCKETS && seconds > buckets[b])
+            b++;
+        histos[i].counts[b]++;
+        histos[i].sum += seconds;
+        histos[i].n++;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+int srv_metrics_render(struct gw_buf *out)
+{
+    int rc = GW_OK;
+    pthread_mutex_lock(&mu);
+    rc |= gw_buf_adds(out, "# HELP mlgw_http_requests_total HTTP requests by route, method and "
+                           "status.\n# TYPE mlgw_http_requests_total counter\n");
+    for (size_t i = 0; i < ncounters; i++)
+        rc |=
+            gw_buf_printf(out,
+                          "mlgw_http_requests_total{route=\"%s\",method=\"%s\",status=\"%u\"} "
+                          "%llu\n",
+                          counters[i].route, counters[i].method, counters[i].status, counters[i].n);
+    rc |= gw_buf_adds(out, "# HELP mlgw_http_request_duration_seconds Time from request headers "
+                           "to response queued.\n# TYPE mlgw_http_request_duration_seconds "
+                           "histogram\n");
+    for (size_t i = 0; i < nhistos; i++) {
+        const struct histo *h = &histos[i];
+        unsigned long long cum = 0;
+        for (size_t b = 0; b < NBUCKETS; b++) {
+            cum += h->counts[b];
+            rc |= gw_buf_printf(
+                out,
+                "mlgw_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\","
+                "le=\"%g\"} %llu\n",
+                h->route, h->method, buckets[b], cum);
+        }
+        cum += h->counts[NBUCKETS];
+        rc |= gw_buf_printf(out,
+                            "mlgw_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\","
+                            "le=\"+Inf\"} %llu\n"
+                            "mlgw_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} "
+                            "%.6f\n"
+                            "mlgw_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} "
+                            "%llu\n",
+                            h->route, h->method, cum, h->route, h->method, h->sum, h->route,
+                            h->method, h->n);
+    }
+    rc |= gw_buf_printf(out,
+                        "# HELP mlgw_metrics_dropped_total Observations without room for a new "
+                        "series.\n# TYPE mlgw_metrics_dropped_total counter\n"
+                        "mlgw_metrics_dropped_total %llu\n",
+                        dropped);
+    pthread_mutex_unlock(&mu);
+    return rc == GW_OK ? GW_OK : GW_ENOMEM;
+}
+
+void srv_metrics_reset(void)
+{
+    pthread_mutex_lock(&mu);
+    ncounters = 0;
+    nhistos = 0;
+    dropped = 0;
+    pthread_mutex_unlock(&mu);
+}

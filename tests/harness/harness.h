@@ -1,0 +1,82 @@
+/*
+ * harness.h — what integration tests use to drive the real gateway: a
+ * PostgreSQL server (the shared throwaway cluster, DATABASE_URL, or a private
+ * cluster a test can stop and start), fresh databases, the gateway binary run
+ * as a child process on an ephemeral port, and HTTP over loopback with libcurl.
+ */
+#ifndef MLGW_TEST_HARNESS_H
+#define MLGW_TEST_HARNESS_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Base URL of the server every test shares (DATABASE_URL, else the CTest
+ * fixture's cluster). Borrowed, static. */
+const char *th_pg_base_url(void);
+
+/* Creates an empty database on the server of base_url (NULL: the shared one)
+ * and writes its conninfo to out. Aborts the test on failure. */
+void th_db_create(char *out, size_t outlen, const char *base_url);
+/* Runs one SQL command on a database; returns 0 or -1. */
+int th_db_exec(const char *url, const char *sql);
+/* Runs a query and returns the first column of the first row (new: free it), or NULL. */
+char *th_db_scalar(const char *url, const char *sql);
+
+/* A private cluster under a temp dir, for tests that stop PostgreSQL. */
+struct th_pg {
+    char dir[256];
+    char url[512];
+};
+void th_pg_start(struct th_pg *pg); /* first call creates it; later ones restart it */
+void th_pg_stop(struct th_pg *pg);
+void th_pg_destroy(struct th_pg *pg);
+
+/* The gateway as a child process. */
+struct th_gw {
+    pid_t pid;
+    unsigned port;
+    char log_path[256];
+    char base[64]; /* http://127.0.0.1:PORT */
+};
+/* Starts build/ml-gateway with DATABASE_URL=db_url, MLGW_LISTEN=127.0.0.1:0,
+ * MLGW_MIGRATIONS_DIR=<repo>/migrations unless env overrides (NAME=VALUE
+ * strings, NULL-terminated), and waits for it to listen. */
+void th_gw_start(struct th_gw *gw, const char *db_url, const char *const *env);
+/* Runs the binary to completion with args and env; returns its exit status
+ * (or -1) and, when out is non-NULL, its stderr (new). */
+int th_gw_run(char **out, const char *const *args, const char *db_url, const char *const *env,
+              int timeout_s);
+/* Sends sig and waits up to timeout_s; returns the exit status, 128+signal,
+ * or -1 when it did not exit in time (it is then killed). */
+int th_gw_stop(struct th_gw *gw, int sig, int timeout_s);
+/* The child's log so far (new: free it). */
+char *th_gw_log(const struct th_gw *gw);
+
+/* HTTP */
+struct th_resp {
+    long status;
+    char *body;    /* new */
+    char *headers; /* new: the raw header block */
+    double seconds;
+};
+/* headers: NULL-terminated "Name: value" strings or NULL; body may be NULL. */
+int th_http(struct th_resp *out, const char *method, const char *url, const char *const *headers,
+            const char *body, size_t body_len);
+/* The value of a response header (new: free it), or NULL. */
+char *th_resp_header(const struct th_resp *r, const char *name);
+/* The body parsed as JSON (new: json_decref it), or NULL. */
+json_t *th_resp_json(const struct th_resp *r);
+void th_resp_dispose(struct th_resp *r);
+
+/* Path of a file in the source tree (static buffer per call site: copy it). */
+const char *th_source_path(const char *rel);
+
+/* Polls GET url until it returns want (or timeout_s); returns the last status. */
+long th_wait_status(const char *url, long want, int timeout_s);
+
+/* A problem+json body must have type, title, status == want, request_id and instance. */
+void th_assert_problem(const struct th_resp *r, long want);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * The migration runner through `ml-gateway migrate` and server start, on
+ * fresh databases: order, idempotence, checksums, failed migrations, and two
+ * runners at once.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../harness/harness.h"
+
+static char dir[64];
+static char envdir[128];
+
+static void write_file(const char *name, const char *sql)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    fputs(sql, f);
+    fclose(f);
+}
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/mlgw-mig-XXXXXX");
+    cr_assert(mkdtemp(dir) != NULL);
+    snprintf(envdir, sizeof(envdir), "MLGW_MIGRATIONS_DIR=%s", dir);
+    write_file("0001_widgets.sql", "CREATE TABLE widgets (id bigint PRIMARY KEY, name text);\n");
+    write_file("0002_widget_index.sql", "CREATE INDEX widgets_name ON widgets (name);\n"
+                                        "SELECT pg_sleep(0.3);\n");
+    write_file("0010_gadgets.sql", "CREATE TABLE gadgets (id bigint REFERENCES widgets);\n");
+    write_file("README.md", "not a migration\n");
+}
+
+static void teardown(void)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(migrate, .init = setup, .fini = teardown);
+
+static int migrate(const char *db, char **log)
+{
+    const char *args[] = {"migrate", NULL};
+    const char *env[] = {envdir, NULL};
+    return th_gw_run(log, args, db, env, 60);
+}
+
+static long scalar_long(const char *db, const char *sql)
+{
+    char *s = th_db_scalar(db, sql);
+    cr_assert(s != NULL, "%s returned nothing", sql);
+    long v = strtol(s, NULL, 10);
+    free(s);
+    return v;
+}
+
+Test(migrate, applies_every_file_in_version_order_and_records_checksums)
+{
+    char db[1024];
+    th_db_create(db, sizeof(db), NULL);
+    char *log = NULL;
+    cr_assert_eq(migrate(db, &log), 0, "%s", log);
+    cr_assert(strstr(log, "applied migration 0001_widgets.sql") <
+                  strstr(log, "applied migration 0002_widget_index.sql"),
+              "order: %s", log);
+    free(log);
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM schema_migrations"), 3);
+    char *sum = th_db_scalar(db, "SELECT checksum FROM schema_migrations WHERE version = 1");
+    /* sha256("CREATE TABLE widgets (id bigint PRIMARY KEY, name text);\n") */
+    cr_assert_eq(strlen(sum), 64);
+    free(sum);
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM gadgets"), 0);
+}
+
+Test(migrate, running_again_changes_nothing)
+{
+    char db[1024];
+    th_db_create(db, sizeof(db), NULL);
+    cr_assert_eq(migrate(db, NULL), 0);
+    char *log = NULL;
+    cr_assert_eq(migrate(db, &log), 0);
+    cr_assert(strstr(log, "applied migration") == NULL, "%s", log);
+    cr_assert(strstr(log, "0 applied now, 3 known") != NULL, "%s", log);
+    free(log);
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM schema_migrations"), 3);
+}
+
+Test(migrate, a_changed_applied_migration_is_refused_by_migrate_and_by_the_server)
+{
+    char db[1024];
+    th_db_create(db, sizeof(db), NULL);
+    cr_assert_eq(migrate(db, NULL), 0);
+    write_file("0001_widgets.sql", "CREATE TABLE widgets (id bigint PRIMARY KEY);\n");
+    char *log = NULL;
+    cr_assert_eq(migrate(db, &log), 1);
+    cr_assert(strstr(log, "0001_widgets.sql was changed after it was applied") != NULL, "%s",
+              log);
+    free(log);
+    const char *env[] = {envdir, NULL};
+    cr_assert_eq(th_gw_run(&log, NULL, db, env, 30), 1, "the server refuses to start: %s", log);
+    cr_assert(strstr(log, "was changed after it was applied") != NULL);
+    free(log);
+}
+
+Test(migrate, a_failing_migration_keeps_nothing_of_itself_and_stops_later_ones)
+{
+    char db[1024];
+    th_db_create(db, sizeof(db), NULL);
+    write_file("0003_broken.sql", "CREATE TABLE half_done (id int);\nSELECT no_such_function();\n");
+    char *log = NULL;
+    cr_assert_eq(migrate(db, &log), 1);
+    cr_assert(strstr(log, "migration 0003_broken.sql failed") != NULL, "%s", log);
+    free(log);
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM schema_migrations"), 2);
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM pg_tables WHERE tablename = 'half_done'"),
+                 0);
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM pg_tables WHERE tablename = 'gadgets'"), 0,
+                 "0010 did not run after 0003 failed");
+}
+
+Test(migrate, badly_named_files_stop_the_runner_before_it_touches_the_database)
+{
+    char db[1024];
+    th_db_create(db, sizeof(db), NULL);
+    write_file("12_oops.sql", "SELECT 1;\n");
+    char *log = NULL;
+    cr_assert_eq(migrate(db, &log), 1);
+    cr_assert(strstr(log, "12_oops.sql") != NULL, "%s", log);
+    free(log);
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM pg_tables WHERE tablename = "
+                                 "'schema_migrations'"),
+                 0);
+}
+
+Test(migrate, two_runners_at_once_apply_each_migration_exactly_once)
+{
+    char db[1024];
+    th_db_create(db, sizeof(db), NULL);
+    pid_t kids[4];
+    for (int i = 0; i < 4; i++) {
+        kids[i] = fork();
+        cr_assert(kids[i] >= 0);
+        if (kids[i] == 0)
+            _exit(migrate(db, NULL));
+    }
+    for (int i = 0; i < 4; i++) {
+        int st = 0;
+        waitpid(kids[i], &st, 0);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "runner %d failed (%d)", i, st);
+    }
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM schema_migrations"), 3);
+}
+
+Test(migrate, two_gateways_starting_together_are_both_ready)
+{
+    char db[1024];
+    th_db_create(db, sizeof(db), NULL);
+    const char *env[] = {envdir, NULL};
+    struct th_gw a, b;
+    th_gw_start(&a, db, env);
+    th_gw_start(&b, db, env);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/readyz", a.base);
+    cr_assert_eq(th_wait_status(url, 200, 10), 200);
+    snprintf(url, sizeof(url), "%s/readyz", b.base);
+    cr_assert_eq(th_wait_status(url, 200, 10), 200);
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM schema_migrations"), 3);
+    cr_assert_eq(th_gw_stop(&a, SIGTERM, 10), 0);
+    cr_assert_eq(th_gw_stop(&b, SIGTERM, 10), 0);
+}
+
+Test(migrate, readyz_is_503_while_a_known_migration_is_not_applied)
+{
+    char db[1024];
+    th_db_create(db, sizeof(db), NULL);
+    const char *env[] = {envdir, NULL};
+    struct th_gw gw;
+    th_gw_start(&gw, db, env);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/readyz", gw.base);
+    cr_assert_eq(th_wait_status(url, 200, 10), 200);
+    /* Someone removes a row behind the gateway's back: no longer current. */
+    cr_assert_eq(th_db_exec(db, "DELETE FROM schema_migrations WHERE version = 10"), 0);
+    struct th_resp r;
+    th_http(&r, "GET", url, NULL, NULL, 0);
+    cr_assert_eq(r.status, 503, "%s", r.body);
+    cr_assert(strstr(r.body, "\"migrations\":\"pending\"") != NULL, "%s", r.body);
+    th_resp_dispose(&r);
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 10), 0);
+}
