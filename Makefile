@@ -12,6 +12,7 @@ BUILD      ?= build
 TEST_BUILD ?= build/asan
 VENV       ?= build/venv
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS  += --no-print-directory
 CMAKE_ARGS ?=
 
 .PHONY: all build run test lint format bench clean distclean deps venv
@@ -41,8 +42,8 @@ test:
 
 lint:
 	@deploy/local/deps.sh lint
-	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMLGW_SANITIZE=ON >/dev/null
-	@deploy/local/lint.sh $(TEST_BUILD)
+	@cmake -S . -B build/lint -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@deploy/local/lint.sh build/lint
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

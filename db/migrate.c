@@ -61,7 +61,7 @@ static int read_file(char **out, size_t *outlen, const char *path, struct gw_err
         rc = gw_buf_add(&b, chunk, n);
     if (rc == GW_OK && ferror(f))
         rc = GW_EIO;
-    fclose(f);
+    (void)fclose(f); /* read-only: nothing to lose on close */
     if (rc != GW_OK) {
         gw_buf_dispose(&b);
         return gw_err_set(err, rc == GW_ETOOBIG ? GW_EINVAL : rc, "cannot read %s: %s", path,
@@ -216,7 +216,7 @@ static int apply_one(PGconn *pg, const struct db_migration *m, struct gw_err *er
     PQclear(res);
     if (rc == GW_OK) {
         char version[16];
-        snprintf(version, sizeof(version), "%d", m->version);
+        gw_fmt(version, sizeof(version), "%d", m->version);
         const char *params[] = {version, m->file, m->checksum};
         res = PQexecParams(pg,
                            "INSERT INTO schema_migrations (version, name, checksum) "

@@ -10,6 +10,7 @@
  */
 #include "pool.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -50,7 +51,7 @@ int db_connect(PGconn **out, const char *url, int connect_timeout_s, const char 
 {
     *out = NULL;
     char timeout[16];
-    snprintf(timeout, sizeof(timeout), "%d", connect_timeout_s);
+    gw_fmt(timeout, sizeof(timeout), "%d", connect_timeout_s);
     /* Later keywords override what the URL says (expand_dbname = 1). */
     const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
     const char *const vals[] = {url, timeout, appname ? appname : "ml-gateway", NULL};
@@ -60,7 +61,7 @@ int db_connect(PGconn **out, const char *url, int connect_timeout_s, const char 
     if (PQstatus(pg) != CONNECTION_OK) {
         /* libpq's message names host and port, never the password. */
         char msg[200];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(pg));
+        gw_fmt(msg, sizeof(msg), "%s", PQerrorMessage(pg));
         msg[strcspn(msg, "\n")] = '\0';
         PQfinish(pg);
         return gw_err_set(err, GW_EUNAVAIL, "cannot connect to PostgreSQL: %s", msg);
@@ -256,9 +257,9 @@ const char *db_conn_sqlstate(const struct db_conn *c)
 int db_result_error(PGconn *pg, const PGresult *res, char sqlstate[6], struct gw_err *err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    snprintf(sqlstate, 6, "%s", state ? state : "");
+    gw_fmt(sqlstate, 6, "%s", state ? state : "");
     char msg[200];
-    snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
+    gw_fmt(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
     msg[strcspn(msg, "\n")] = '\0';
     if (PQstatus(pg) != CONNECTION_OK || (state != NULL && strncmp(state, "08", 2) == 0) ||
         (state != NULL && strncmp(state, "57P", 3) == 0))
@@ -325,6 +326,7 @@ int db_tx(struct db_pool *pool, db_tx_fn fn, void *arg, struct gw_err *err)
         rc = db_pool_checkout(&c, pool, err);
         if (rc != GW_OK)
             return rc;
+        assert(c != NULL);
         rc = db_exec_simple(c, "BEGIN", err);
         if (rc == GW_OK)
             rc = fn(c, arg, err);

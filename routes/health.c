@@ -48,7 +48,7 @@ void rt_readyz(struct srv_request *req, struct srv_reply *out)
 void rt_metrics(struct srv_request *req, struct srv_reply *out)
 {
     struct gw_buf b;
-    gw_buf_init(&b, 4 * 1024 * 1024);
+    gw_buf_init(&b, (size_t)4 << 20);
     int rc = srv_metrics_render(&b);
     struct db_pool_stats st;
     db_pool_stats(req->app->pool, &st);

@@ -44,7 +44,7 @@ int srv_body_json(json_t **out, struct srv_request *req, struct srv_reply *r)
     }
     if (json_depth(req->body.data, req->body.len) > SRV_JSON_MAX_DEPTH) {
         char detail[96];
-        snprintf(detail, sizeof(detail), "JSON nesting deeper than %d levels", SRV_JSON_MAX_DEPTH);
+        gw_fmt(detail, sizeof(detail), "JSON nesting deeper than %d levels", SRV_JSON_MAX_DEPTH);
         srv_reply_problem(req, r, 400, "Bad Request", detail, NULL);
         return GW_EPARSE;
     }
@@ -52,8 +52,8 @@ int srv_body_json(json_t **out, struct srv_request *req, struct srv_reply *r)
     json_t *v = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (v == NULL) {
         char detail[256];
-        snprintf(detail, sizeof(detail), "malformed JSON at line %d, column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
+        gw_fmt(detail, sizeof(detail), "malformed JSON at line %d, column %d: %s", jerr.line,
+               jerr.column, jerr.text);
         srv_reply_problem(req, r, 400, "Bad Request", detail, NULL);
         return GW_EPARSE;
     }

@@ -21,38 +21,38 @@ enum cfg_type { CFG_STRING, CFG_INT, CFG_LOGLEVEL, CFG_ADDR, CFG_DBURL };
 struct cfg_entry {
     const char *env;
     enum cfg_type type;
+    int secret;
     size_t offset;
     const char *def; /* NULL: required (string types) or computed */
     long long min, max;
-    int secret;
     const char *help;
 };
 
 #define F(field) offsetof(struct srv_config, field)
 
 static const struct cfg_entry cfg_table[] = {
-    {"MLGW_LISTEN", CFG_ADDR, F(listen), "127.0.0.1:8080", 0, 0, 0,
+    {"MLGW_LISTEN", CFG_ADDR, 0, F(listen), "127.0.0.1:8080", 0, 0,
      "address:port to serve on (IPv4, [IPv6] or localhost; port 0 picks a free one)"},
-    {"DATABASE_URL", CFG_DBURL, F(database_url), NULL, 0, 0, 1,
+    {"DATABASE_URL", CFG_DBURL, 1, F(database_url), NULL, 0, 0,
      "libpq connection URL or key=value string (password redacted in logs)"},
-    {"MLGW_MIGRATIONS_DIR", CFG_STRING, F(migrations_dir), "migrations", 0, 0, 0,
+    {"MLGW_MIGRATIONS_DIR", CFG_STRING, 0, F(migrations_dir), "migrations", 0, 0,
      "directory of NNNN_name.sql migrations"},
-    {"MLGW_LOG_LEVEL", CFG_LOGLEVEL, F(log_level), "info", 0, 0, 0, "debug, info, warn or error"},
-    {"MLGW_THREADS", CFG_INT, F(threads), NULL, 1, 256, 0,
+    {"MLGW_LOG_LEVEL", CFG_LOGLEVEL, 0, F(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"MLGW_THREADS", CFG_INT, 0, F(threads), NULL, 1, 256,
      "HTTP worker threads (default: 2 x cores, at least 4)"},
-    {"MLGW_CONNECTION_LIMIT", CFG_INT, F(connection_limit), "1024", 1, 65536, 0,
+    {"MLGW_CONNECTION_LIMIT", CFG_INT, 0, F(connection_limit), "1024", 1, 65536,
      "concurrent HTTP connections"},
-    {"MLGW_CONNECTION_TIMEOUT", CFG_INT, F(connection_timeout_s), "30", 1, 3600, 0,
+    {"MLGW_CONNECTION_TIMEOUT", CFG_INT, 0, F(connection_timeout_s), "30", 1, 3600,
      "seconds an idle HTTP connection is kept"},
-    {"MLGW_MAX_BODY_BYTES", CFG_INT, F(max_body_bytes), "1048576", 1024, 67108864, 0,
+    {"MLGW_MAX_BODY_BYTES", CFG_INT, 0, F(max_body_bytes), "1048576", 1024, 67108864,
      "largest request body accepted (413 above)"},
-    {"MLGW_SHUTDOWN_TIMEOUT", CFG_INT, F(shutdown_timeout_s), "10", 0, 600, 0,
+    {"MLGW_SHUTDOWN_TIMEOUT", CFG_INT, 0, F(shutdown_timeout_s), "10", 0, 600,
      "seconds in-flight requests get to finish after SIGTERM"},
-    {"MLGW_DB_POOL_SIZE", CFG_INT, F(db_pool_size), "10", 1, 1000, 0,
+    {"MLGW_DB_POOL_SIZE", CFG_INT, 0, F(db_pool_size), "10", 1, 1000,
      "PostgreSQL connections in the pool"},
-    {"MLGW_DB_CHECKOUT_TIMEOUT_MS", CFG_INT, F(db_checkout_timeout_ms), "2000", 1, 60000, 0,
+    {"MLGW_DB_CHECKOUT_TIMEOUT_MS", CFG_INT, 0, F(db_checkout_timeout_ms), "2000", 1, 60000,
      "milliseconds a request waits for a pooled connection before 503"},
-    {"MLGW_DB_CONNECT_TIMEOUT", CFG_INT, F(db_connect_timeout_s), "5", 1, 60, 0,
+    {"MLGW_DB_CONNECT_TIMEOUT", CFG_INT, 0, F(db_connect_timeout_s), "5", 1, 60,
      "seconds to establish one PostgreSQL connection"},
 };
 
@@ -209,7 +209,7 @@ void srv_config_dispose(struct srv_config *cfg)
 char *srv_config_redact_url(const char *url)
 {
     struct gw_buf b;
-    gw_buf_init(&b, 64 * 1024);
+    gw_buf_init(&b, (size_t)64 << 10);
     const char *p = url;
     int is_url = strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0;
     if (is_url) {
@@ -259,7 +259,7 @@ char *srv_config_redact_url(const char *url)
 char *srv_config_describe(const struct srv_config *cfg)
 {
     struct gw_buf b;
-    gw_buf_init(&b, 64 * 1024);
+    gw_buf_init(&b, (size_t)64 << 10);
     gw_buf_adds(&b, "\"config\":{");
     for (size_t i = 0; i < GW_ARRAY_LEN(cfg_table); i++) {
         const struct cfg_entry *e = &cfg_table[i];
@@ -320,7 +320,7 @@ int srv_config_markdown(struct gw_buf *out)
         const struct cfg_entry *e = &cfg_table[i];
         char range[64] = "";
         if (e->type == CFG_INT)
-            snprintf(range, sizeof(range), "%lld–%lld", e->min, e->max);
+            gw_fmt(range, sizeof(range), "%lld–%lld", e->min, e->max);
         rc = gw_buf_printf(out, "| `%s` | %s%s%s | %s | %s%s |\n", e->env, e->def ? "`" : "",
                            e->def ? e->def : (e->type == CFG_INT ? "computed" : "required"),
                            e->def ? "`" : "", range, e->help, e->secret ? " (secret)" : "");

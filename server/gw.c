@@ -28,6 +28,18 @@ int gw_err_set(struct gw_err *err, int code, const char *fmt, ...)
     return code;
 }
 
+void gw_fmt(char *out, size_t outlen, const char *fmt, ...)
+{
+    if (outlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, outlen, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        out[0] = '\0';
+}
+
 const char *gw_code_name(int code)
 {
     switch (code) {
@@ -85,6 +97,8 @@ int gw_buf_add(struct gw_buf *b, const void *data, size_t len)
         }
         if (ncap > b->max + 1)
             ncap = b->max + 1;
+        if (ncap < need)
+            return GW_ENOMEM; /* max + 1 wrapped around */
         char *p = realloc(b->data, ncap);
         if (p == NULL)
             return GW_ENOMEM;

@@ -59,6 +59,11 @@ int gw_buf_add_json_escaped(struct gw_buf *b, const char *s);
 /* Hands the buffer's memory to the caller (free() it); the buffer is left empty. */
 char *gw_buf_steal(struct gw_buf *b);
 
+/* snprintf for human-readable text where truncation is acceptable (messages,
+ * log details): always NUL-terminates, never fails. Use snprintf with its
+ * result checked where a cut-off value would be wrong (paths, URLs, keys). */
+void gw_fmt(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Parses a whole decimal integer in [min, max]; GW_EINVAL otherwise. */
 int gw_parse_ll(long long *out, const char *s, long long min, long long max);
 

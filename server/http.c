@@ -161,8 +161,8 @@ static int precheck(struct srv_http *h, struct srv_request *req, struct srv_repl
             srv_reply_bytes(r, 204, NULL, calloc(1, 1), 0);
         } else {
             char detail[160];
-            snprintf(detail, sizeof(detail), "%s is not allowed here; allowed: %s",
-                     req->method_bit ? req->method : "this method", allow);
+            gw_fmt(detail, sizeof(detail), "%s is not allowed here; allowed: %s",
+                   req->method_bit ? req->method : "this method", allow);
             srv_reply_problem(req, r, 405, "Method Not Allowed", detail, NULL);
         }
         srv_reply_header(r, MHD_HTTP_HEADER_ALLOW, allow);
@@ -184,8 +184,8 @@ static int precheck(struct srv_http *h, struct srv_request *req, struct srv_repl
         }
         if ((unsigned long long)n > h->opts.max_body_bytes) {
             char detail[128];
-            snprintf(detail, sizeof(detail), "request body is larger than %zu bytes",
-                     h->opts.max_body_bytes);
+            gw_fmt(detail, sizeof(detail), "request body is larger than %zu bytes",
+                   h->opts.max_body_bytes);
             srv_reply_problem(req, r, 413, "Content Too Large", detail, NULL);
             return 1;
         }

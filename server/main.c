@@ -67,11 +67,11 @@ static int install_signals(void)
 static int load_config(struct srv_config *cfg)
 {
     struct gw_buf errors;
-    gw_buf_init(&errors, 64 * 1024);
+    gw_buf_init(&errors, (size_t)64 << 10);
     int bad = srv_config_load(cfg, NULL, NULL, &errors);
     if (bad > 0) {
-        fprintf(stderr, "ml-gateway: invalid configuration: %s",
-                errors.data ? errors.data : "(unknown)\n");
+        (void)fprintf(stderr, "ml-gateway: invalid configuration: %s",
+                      errors.data ? errors.data : "(unknown)\n");
         /* Further lines already carry their variable name. */
     }
     gw_buf_dispose(&errors);
@@ -204,8 +204,8 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
     }
     {
         char fields[160];
-        snprintf(fields, sizeof(fields), "\"port\":%u,\"version\":\"%s\"", srv_http_port(http),
-                 MLGW_VERSION);
+        gw_fmt(fields, sizeof(fields), "\"port\":%u,\"version\":\"%s\"", srv_http_port(http),
+               MLGW_VERSION);
         srv_log_fields(SRV_LOG_INFO, "listening", fields);
     }
 
@@ -259,11 +259,11 @@ static int cmd_migrate(struct srv_config *cfg, const struct db_migration_set *se
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ml-gateway [serve]      run the HTTP gateway\n"
-               "       ml-gateway migrate      apply pending database migrations and exit\n"
-               "       ml-gateway config       print the settings table (Markdown)\n"
-               "       ml-gateway --version\n"
-               "Settings come from environment variables; see README.md.\n");
+    (void)fprintf(f, "usage: ml-gateway [serve]      run the HTTP gateway\n"
+                     "       ml-gateway migrate      apply pending database migrations and exit\n"
+                     "       ml-gateway config       print the settings table (Markdown)\n"
+                     "       ml-gateway --version\n"
+                     "Settings come from environment variables; see README.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -282,17 +282,17 @@ int main(int argc, char **argv)
         gw_buf_init(&b, 1 << 20);
         int rc = srv_config_markdown(&b);
         if (rc == GW_OK)
-            fputs(b.data, stdout);
+            rc = fputs(b.data, stdout) < 0 ? GW_EIO : GW_OK;
         gw_buf_dispose(&b);
         return rc == GW_OK ? 0 : 1;
     }
     if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0) {
-        fprintf(stderr, "ml-gateway: unknown command \"%s\"\n", cmd);
+        (void)fprintf(stderr, "ml-gateway: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
     }
     if (argc > 2) {
-        fprintf(stderr, "ml-gateway: %s takes no arguments\n", cmd);
+        (void)fprintf(stderr, "ml-gateway: %s takes no arguments\n", cmd);
         return 2;
     }
 
@@ -302,12 +302,12 @@ int main(int argc, char **argv)
         return 2;
     }
     if (install_signals() != 0) {
-        fprintf(stderr, "ml-gateway: cannot install signal handlers: %s\n", strerror(errno));
+        (void)fprintf(stderr, "ml-gateway: cannot install signal handlers: %s\n", strerror(errno));
         srv_config_dispose(&cfg);
         return 1;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(stderr, "ml-gateway: cannot initialise libcurl\n");
+        (void)fprintf(stderr, "ml-gateway: cannot initialise libcurl\n");
         srv_config_dispose(&cfg);
         return 1;
     }

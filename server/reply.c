@@ -90,7 +90,7 @@ void srv_reply_problem(struct srv_request *req, struct srv_reply *out, unsigned 
                        const char *title, const char *detail, json_t *errors)
 {
     char type[96];
-    snprintf(type, sizeof(type), "urn:ml-gateway:problem:%s", problem_slug(status));
+    gw_fmt(type, sizeof(type), "urn:ml-gateway:problem:%s", problem_slug(status));
     json_t *p = json_object();
     if (p == NULL) {
         json_decref(errors);

@@ -11,7 +11,7 @@ build_pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev
 case "$group" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test)  pkgs=("${build_pkgs[@]}" libcriterion-dev) ;;
-  lint)  pkgs=("${build_pkgs[@]}" libcriterion-dev clang clang-format clang-tidy cppcheck) ;;
+  lint)  pkgs=("${build_pkgs[@]}" libcriterion-dev clang clang-format clang-tidy cppcheck shellcheck) ;;
   bench) pkgs=("${build_pkgs[@]}" wrk postgresql-contrib) ;;
   *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
 esac

@@ -62,7 +62,8 @@ start)
       port=$(free_port)
     fi
     echo "$port" > "$dir/port"
-    as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 \
+    # setsid: a Ctrl-C meant for the gateway must not reach the postmaster.
+    as_owner setsid -w "$bindir/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 \
       -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 $extra" start >/dev/null \
       || { tail -n 20 "$dir/server.log" >&2; exit 1; }
   fi

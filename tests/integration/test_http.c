@@ -171,9 +171,10 @@ Test(http, metrics_count_requests_by_route_method_status_and_show_the_pool)
     char *ct = th_resp_header(&r, "Content-Type");
     cr_assert(ct && strncmp(ct, "text/plain; version=0.0.4", 25) == 0);
     free(ct);
-    cr_assert(strstr(r.body,
-                     "mlgw_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1\n"),
-              "%s", r.body);
+    cr_assert(
+        strstr(r.body,
+               "mlgw_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1\n"),
+        "%s", r.body);
     cr_assert(strstr(r.body, "mlgw_http_requests_total{route=\"unmatched\",method=\"GET\","
                              "status=\"404\"} 1\n"));
     cr_assert(strstr(r.body, "mlgw_http_request_duration_seconds_bucket{route=\"/readyz\","

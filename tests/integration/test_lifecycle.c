@@ -191,8 +191,7 @@ Test(lifecycle, readyz_follows_postgresql_down_and_up_without_a_restart, .timeou
     th_pg_destroy(&pg);
 }
 
-Test(lifecycle, gateway_started_while_postgresql_is_down_migrates_when_it_returns,
-     .timeout = 120)
+Test(lifecycle, gateway_started_while_postgresql_is_down_migrates_when_it_returns, .timeout = 120)
 {
     struct th_pg pg = {0};
     th_pg_start(&pg);

@@ -101,8 +101,7 @@ Test(migrate, a_changed_applied_migration_is_refused_by_migrate_and_by_the_serve
     write_file("0001_widgets.sql", "CREATE TABLE widgets (id bigint PRIMARY KEY);\n");
     char *log = NULL;
     cr_assert_eq(migrate(db, &log), 1);
-    cr_assert(strstr(log, "0001_widgets.sql was changed after it was applied") != NULL, "%s",
-              log);
+    cr_assert(strstr(log, "0001_widgets.sql was changed after it was applied") != NULL, "%s", log);
     free(log);
     const char *env[] = {envdir, NULL};
     cr_assert_eq(th_gw_run(&log, NULL, db, env, 30), 1, "the server refuses to start: %s", log);

@@ -314,8 +314,8 @@ Test(server_gw, parse_ll_bounds_are_inclusive)
 Test(server_gw, parse_ll_rejects_signs_spaces_and_trailing_garbage)
 {
     static const char *const bad[] = {
-        "+5", " 5", "5 ", "\t5", "5\n", "5x", "x5", "0x10", "1e3", "1.0",
-        "",   "-",  "--5", "-+5", "- 5", "5-",  "1,000", "\xd9\xa1",
+        "+5",  " 5", "5 ", "\t5", "5\n", "5x",  "x5", "0x10",  "1e3",
+        "1.0", "",   "-",  "--5", "-+5", "- 5", "5-", "1,000", "\xd9\xa1",
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++) {
         long long v = 12345;

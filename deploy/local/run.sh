@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# run.sh — `make run`: serves the gateway in the foreground on 127.0.0.1:8080
+# (MLGW_LISTEN overrides). Without DATABASE_URL it starts a private
+# PostgreSQL under ./var/pg first. Ctrl-C stops the gateway gracefully, then
+# the PostgreSQL it started.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+started_pg=0
+if [[ -z "${DATABASE_URL:-}" ]]; then
+  deploy/local/pg.sh start var/pg
+  started_pg=1
+  DATABASE_URL=$(cat var/pg/url)
+  export DATABASE_URL
+fi
+export MLGW_LISTEN=${MLGW_LISTEN:-127.0.0.1:8080}
+export MLGW_MIGRATIONS_DIR=${MLGW_MIGRATIONS_DIR:-$root/migrations}
+
+gw_pid=""
+cleanup() {
+  trap - INT TERM EXIT
+  if [[ -n "$gw_pid" ]] && kill -0 "$gw_pid" 2>/dev/null; then
+    kill -TERM "$gw_pid" 2>/dev/null || true
+    wait "$gw_pid" 2>/dev/null || true
+  fi
+  if [[ $started_pg -eq 1 ]]; then
+    deploy/local/pg.sh stop var/pg || true
+    echo "run: stopped the private PostgreSQL (data kept in var/pg)" >&2
+  fi
+}
+trap cleanup INT TERM EXIT
+
+base="http://${MLGW_LISTEN}"
+cat >&2 <<MSG
+run: ml-gateway on $base (Ctrl-C stops it)
+run:   curl -s $base/healthz
+run:   curl -s $base/readyz
+run:   curl -s $base/metrics
+MSG
+
+build/ml-gateway &
+gw_pid=$!
+set +e
+wait "$gw_pid"
+status=$?
+# A signal interrupts `wait`; wait again for the gateway's graceful exit.
+if kill -0 "$gw_pid" 2>/dev/null; then
+  wait "$gw_pid"
+  status=$?
+fi
+set -e
+gw_pid=""
+exit "$status"
