@@ -141,13 +141,10 @@ static int conn_healthy(struct db_conn *c)
         return 1; /* nothing pending: the normal case */
     if (n < 0)
         return 0;
-    /* Readable while idle: an error/termination notice, a NOTIFY, or EOF. */
-    if (PQconsumeInput(c->pg) == 0 || PQstatus(c->pg) != CONNECTION_OK)
-        return 0;
-    PGnotify *nfy;
-    while ((nfy = PQnotifies(c->pg)) != NULL)
-        PQfreemem(nfy);
-    return PQisBusy(c->pg) == 0;
+    /* Readable while idle: PostgreSQL has sent something (a termination
+     * notice on restart or pg_terminate_backend, or EOF). A pooled
+     * connection never LISTENs, so any traffic means it cannot be trusted. */
+    return 0;
 }
 
 int db_pool_checkout(struct db_conn **out, struct db_pool *p, struct gw_err *err)

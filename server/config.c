@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,9 +205,9 @@ void srv_config_dispose(struct srv_config *cfg)
     cfg->migrations_dir = NULL;
 }
 
-/* Redacts "password=..." in key/value strings and the userinfo password of
- * URLs; also any "password=" query parameter. */
-char *srv_config_redact_url(const char *url)
+/* Text-level redaction that keeps the shape the user wrote: the userinfo
+ * password of a URL and "password=" values (key/value or query string). */
+static char *redact_in_place(const char *url)
 {
     struct gw_buf b;
     gw_buf_init(&b, (size_t)64 << 10);
@@ -228,7 +229,6 @@ char *srv_config_redact_url(const char *url)
             }
         }
     }
-    /* password=VALUE anywhere (key/value form or query string) */
     while (*p != '\0') {
         const char *hit = strstr(p, "password=");
         if (hit == NULL) {
@@ -254,6 +254,81 @@ char *srv_config_redact_url(const char *url)
     if (b.data == NULL)
         gw_buf_add(&b, "", 0);
     return gw_buf_steal(&b);
+}
+
+/* The connection string rebuilt from libpq's own parse, password replaced:
+ * used whenever the text-level redaction cannot be trusted. */
+static char *redact_rebuilt(const PQconninfoOption *opts)
+{
+    struct gw_buf b;
+    gw_buf_init(&b, (size_t)64 << 10);
+    for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val == NULL)
+            continue;
+        if (b.len > 0)
+            gw_buf_adds(&b, " ");
+        gw_buf_printf(&b, "%s=", o->keyword);
+        if (strcmp(o->keyword, "password") == 0) {
+            gw_buf_adds(&b, "***");
+            continue;
+        }
+        int plain = o->val[0] != '\0' && strpbrk(o->val, " '\\") == NULL;
+        if (plain) {
+            gw_buf_adds(&b, o->val);
+            continue;
+        }
+        gw_buf_adds(&b, "'");
+        for (const char *c = o->val; *c != '\0'; c++) {
+            if (*c == '\'' || *c == '\\')
+                gw_buf_adds(&b, "\\");
+            gw_buf_add(&b, c, 1);
+        }
+        gw_buf_adds(&b, "'");
+    }
+    if (b.data == NULL)
+        gw_buf_add(&b, "", 0);
+    return gw_buf_steal(&b);
+}
+
+/* True when redacted parses to exactly the options of orig, except that
+ * any password became "***". */
+static int redaction_sound(const PQconninfoOption *orig, const char *redacted)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *red = PQconninfoParse(redacted, &errmsg);
+    PQfreemem(errmsg);
+    if (red == NULL)
+        return 0;
+    int ok = 1;
+    for (size_t i = 0; ok && orig[i].keyword != NULL; i++) {
+        const char *a = orig[i].val, *b = red[i].val;
+        if (red[i].keyword == NULL || strcmp(orig[i].keyword, red[i].keyword) != 0)
+            ok = 0;
+        else if (strcmp(orig[i].keyword, "password") == 0)
+            ok = a == NULL ? b == NULL : (b != NULL && strcmp(b, "***") == 0);
+        else
+            ok = (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+    }
+    PQconninfoFree(red);
+    return ok;
+}
+
+char *srv_config_redact_url(const char *url)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &errmsg);
+    PQfreemem(errmsg);
+    if (opts == NULL)
+        return strdup("(unparseable connection string, not shown)");
+    /* Keep the user's own spelling when libpq reads it back as the same
+     * settings with the password hidden; otherwise rebuild from the parse. */
+    char *out = redact_in_place(url);
+    if (out == NULL || !redaction_sound(opts, out)) {
+        free(out);
+        out = redact_rebuilt(opts);
+    }
+    PQconninfoFree(opts);
+    return out;
 }
 
 char *srv_config_describe(const struct srv_config *cfg)

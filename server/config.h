@@ -54,7 +54,10 @@ char *srv_config_describe(const struct srv_config *cfg);
 /* Writes the settings table as Markdown (for README and `ml-gateway config`). */
 int srv_config_markdown(struct gw_buf *out);
 
-/* Replaces the password of a libpq URL or key/value string with "***" (new). */
+/* The connection string with its password replaced by "***" (new). The
+ * user's own spelling is kept where a text-level redaction provably hides the
+ * password (as libpq parses it); otherwise the string is rebuilt from libpq's
+ * parse. An unparseable string is not shown at all. */
 char *srv_config_redact_url(const char *url);
 
 #endif

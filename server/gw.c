@@ -228,13 +228,18 @@ int64_t gw_monotonic_ns(void)
 
 void gw_format_time_ms(char *out, size_t outlen, int64_t ms)
 {
-    time_t secs = (time_t)(ms / 1000);
+    int64_t whole = ms / 1000, frac = ms % 1000;
+    if (frac < 0) { /* floor division: -1 ms is 23:59:59.999 the day before */
+        whole--;
+        frac += 1000;
+    }
+    time_t secs = (time_t)whole;
     struct tm tm;
     gmtime_r(&secs, &tm);
     char base[32];
     if (strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
         base[0] = '\0';
-    int n = snprintf(out, outlen, "%s.%03dZ", base, (int)(ms % 1000));
+    int n = snprintf(out, outlen, "%s.%03dZ", base, (int)frac);
     if (n < 0 && outlen > 0)
         out[0] = '\0';
 }

@@ -31,6 +31,8 @@ struct srv_http {
 
 static const char unmatched_route[] = "unmatched";
 
+enum { SRV_DRAIN_MAX = 8 * 1024 * 1024 };
+
 const char *srv_param(const struct srv_request *req, const char *name)
 {
     size_t len = strlen(name);
@@ -102,6 +104,25 @@ static int body_present(const struct srv_request *req)
     const char *cl = srv_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = srv_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     return (cl != NULL && strcmp(cl, "0") != 0) || te != NULL;
+}
+
+/*
+ * An error decided from the headers is answered after the body when the body
+ * is small enough to read and throw away: closing a socket with unread data
+ * makes the kernel send RST, and the client may then never see the answer.
+ * Clients that asked "Expect: 100-continue" have sent nothing yet, and bodies
+ * over SRV_DRAIN_MAX are not worth reading: those get the answer at once.
+ */
+static int may_drain(const struct srv_request *req)
+{
+    const char *expect = srv_header(req, MHD_HTTP_HEADER_EXPECT);
+    if (expect != NULL && strcasecmp(expect, "100-continue") == 0)
+        return 0;
+    const char *cl = srv_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    long long n;
+    if (cl == NULL)
+        return 1; /* chunked: drained up to SRV_DRAIN_MAX, then answered */
+    return gw_parse_ll(&n, cl, 0, SRV_DRAIN_MAX) == GW_OK;
 }
 
 static void log_access(const struct srv_request *req, double seconds)
@@ -236,12 +257,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         assign_request_id(req);
         srv_log_set_request_id(req->request_id);
         if (precheck(h, req, &r)) {
-            if (body_present(req)) {
-                ret = finish(h, req, &r); /* answer now: the body will not be read */
-            } else {
-                /* Answer on the next call, so the connection can be kept alive. */
+            if (!body_present(req) || may_drain(req)) {
+                /* Answer after the body: the connection stays usable. */
                 req->early = r.resp;
                 req->early_status = r.status;
+            } else {
+                ret = finish(h, req, &r); /* answer now; the body is never read */
             }
         }
         srv_log_set_request_id(NULL);
@@ -252,14 +273,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (!req->responded && !req->too_big) {
+        if (req->responded) {
+            /* already answered: nothing to do with the rest */
+        } else if (req->early != NULL) {
+            req->drained += n;
+            if (req->drained > SRV_DRAIN_MAX) {
+                r.resp = req->early;
+                r.status = req->early_status;
+                req->early = NULL;
+                ret = finish(h, req, &r);
+            }
+        } else {
             int rc = gw_buf_add(&req->body, upload_data, n);
             if (rc == GW_ETOOBIG) {
-                /* A chunked body without Content-Length grew past the limit. */
-                req->too_big = 1;
+                /* A chunked body without Content-Length grew past the limit:
+                 * drain the rest (within bounds) and answer 413 after it. */
                 srv_reply_problem(req, &r, 413, "Content Too Large",
                                   "request body is over the limit", NULL);
-                ret = finish(h, req, &r);
+                req->early = r.resp;
+                req->early_status = r.status;
+                r.resp = NULL;
+                req->drained = req->body.len + n;
+                gw_buf_dispose(&req->body);
             } else if (rc != GW_OK) {
                 ret = MHD_NO;
             }
@@ -269,10 +304,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r.resp = req->early;
             r.status = req->early_status;
             req->early = NULL;
-        } else if (req->route->handler == NULL)
+        } else if (req->route->handler == NULL) {
             srv_reply_problem(req, &r, 501, "Not Implemented", NULL, NULL);
-        else
+        } else {
             req->route->handler(req, &r);
+        }
         ret = finish(h, req, &r);
     }
     srv_log_set_request_id(NULL);

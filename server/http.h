@@ -54,8 +54,8 @@ struct srv_request {
     int64_t start_ns;
     /* daemon bookkeeping */
     unsigned status;
-    int too_big;
     int responded;
+    size_t drained; /* body bytes read and thrown away after an early error */
     struct MHD_Response *early; /* an error decided from the headers alone */
     unsigned early_status;
 };

@@ -75,47 +75,54 @@ void srv_metrics_observe(const char *route, const char *method, unsigned status,
 int srv_metrics_render(struct gw_buf *out)
 {
     int rc = GW_OK;
+/* Appends while everything so far succeeded; rc keeps the first failure. */
+#define ADD(expr)                                                                                  \
+    do {                                                                                           \
+        if (rc == GW_OK)                                                                           \
+            rc = (expr);                                                                           \
+    } while (0)
     pthread_mutex_lock(&mu);
-    rc |= gw_buf_adds(out, "# HELP mlgw_http_requests_total HTTP requests by route, method and "
-                           "status.\n# TYPE mlgw_http_requests_total counter\n");
+    ADD(gw_buf_adds(out, "# HELP mlgw_http_requests_total HTTP requests by route, method and "
+                         "status.\n# TYPE mlgw_http_requests_total counter\n"));
     for (size_t i = 0; i < ncounters; i++)
-        rc |=
-            gw_buf_printf(out,
+        ADD(gw_buf_printf(out,
                           "mlgw_http_requests_total{route=\"%s\",method=\"%s\",status=\"%u\"} "
                           "%llu\n",
-                          counters[i].route, counters[i].method, counters[i].status, counters[i].n);
-    rc |= gw_buf_adds(out, "# HELP mlgw_http_request_duration_seconds Time from request headers "
-                           "to response queued.\n# TYPE mlgw_http_request_duration_seconds "
-                           "histogram\n");
+                          counters[i].route, counters[i].method, counters[i].status,
+                          counters[i].n));
+    ADD(gw_buf_adds(out, "# HELP mlgw_http_request_duration_seconds Time from request headers "
+                         "to response queued.\n# TYPE mlgw_http_request_duration_seconds "
+                         "histogram\n"));
     for (size_t i = 0; i < nhistos; i++) {
         const struct histo *h = &histos[i];
         unsigned long long cum = 0;
         for (size_t b = 0; b < NBUCKETS; b++) {
             cum += h->counts[b];
-            rc |= gw_buf_printf(
+            ADD(gw_buf_printf(
                 out,
                 "mlgw_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\","
                 "le=\"%g\"} %llu\n",
-                h->route, h->method, buckets[b], cum);
+                h->route, h->method, buckets[b], cum));
         }
         cum += h->counts[NBUCKETS];
-        rc |= gw_buf_printf(out,
-                            "mlgw_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\","
-                            "le=\"+Inf\"} %llu\n"
-                            "mlgw_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} "
-                            "%.6f\n"
-                            "mlgw_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} "
-                            "%llu\n",
-                            h->route, h->method, cum, h->route, h->method, h->sum, h->route,
-                            h->method, h->n);
+        ADD(gw_buf_printf(out,
+                          "mlgw_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\","
+                          "le=\"+Inf\"} %llu\n"
+                          "mlgw_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} "
+                          "%.6f\n"
+                          "mlgw_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} "
+                          "%llu\n",
+                          h->route, h->method, cum, h->route, h->method, h->sum, h->route,
+                          h->method, h->n));
     }
-    rc |= gw_buf_printf(out,
-                        "# HELP mlgw_metrics_dropped_total Observations without room for a new "
-                        "series.\n# TYPE mlgw_metrics_dropped_total counter\n"
-                        "mlgw_metrics_dropped_total %llu\n",
-                        dropped);
+    ADD(gw_buf_printf(out,
+                      "# HELP mlgw_metrics_dropped_total Observations without room for a new "
+                      "series.\n# TYPE mlgw_metrics_dropped_total counter\n"
+                      "mlgw_metrics_dropped_total %llu\n",
+                      dropped));
     pthread_mutex_unlock(&mu);
-    return rc == GW_OK ? GW_OK : GW_ENOMEM;
+#undef ADD
+    return rc;
 }
 
 void srv_metrics_reset(void)

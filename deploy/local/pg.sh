@@ -29,8 +29,26 @@ as_owner() {
   fi
 }
 
+# A random free port below the kernel's ephemeral range (32768+), so a port
+# this cluster gives up while stopped is not handed to someone else's client
+# socket or to a cluster that asked the kernel for "any port".
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    port = random.randint(20000, 29999)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("pg.sh: no free port found")
+PY
 }
 
 port_free() {

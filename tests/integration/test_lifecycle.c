@@ -212,7 +212,10 @@ Test(lifecycle, gateway_started_while_postgresql_is_down_migrates_when_it_return
     snprintf(ready, sizeof(ready), "%s/readyz", gw.base);
     cr_assert_eq(th_wait_status(ready, 503, 10), 503);
     th_pg_start(&pg);
-    cr_assert_eq(th_wait_status(ready, 200, 30), 200);
+    if (th_wait_status(ready, 200, 30) != 200) {
+        char *log = th_gw_log(&gw);
+        cr_assert_fail("not ready 30 s after PostgreSQL came back; log:\n%s", log);
+    }
     char *n = th_db_scalar(pg.url, "SELECT count(*) FROM things");
     cr_assert(n != NULL, "the pending migration was applied once PostgreSQL returned");
     free(n);
