@@ -55,7 +55,7 @@ struct srv_request {
     /* daemon bookkeeping */
     unsigned status;
     int responded;
-    size_t drained; /* body bytes read and thrown away after an early error */
+    size_t drained;             /* body bytes read and thrown away after an early error */
     struct MHD_Response *early; /* an error decided from the headers alone */
     unsigned early_status;
 };
