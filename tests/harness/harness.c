@@ -182,8 +182,8 @@ void th_pg_destroy(struct th_pg *pg)
     if (pg->dir[0] == '\0')
         return;
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "'%s' stop '%s' >/dev/null 2>&1; rm -rf '%s'",
-             th_source_path("deploy/local/pg.sh"), pg->dir, pg->dir);
+    snprintf(cmd, sizeof(cmd), "'%s' destroy '%s' >/dev/null 2>&1",
+             th_source_path("deploy/local/pg.sh"), pg->dir);
     if (system(cmd) != 0)
         cr_log_warn("could not remove %s", pg->dir);
     pg->dir[0] = '\0';
