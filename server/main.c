@@ -69,10 +69,13 @@ static int load_config(struct srv_config *cfg)
     struct gw_buf errors;
     gw_buf_init(&errors, (size_t)64 << 10);
     int bad = srv_config_load(cfg, NULL, NULL, &errors);
-    if (bad > 0) {
-        (void)fprintf(stderr, "ml-gateway: invalid configuration: %s",
-                      errors.data ? errors.data : "(unknown)\n");
-        /* Further lines already carry their variable name. */
+    /* One line per invalid setting, each naming its variable. */
+    for (char *line = errors.data; bad > 0 && line != NULL && *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        (void)fprintf(stderr, "ml-gateway: invalid configuration: %s\n", line);
+        line = nl ? nl + 1 : NULL;
     }
     gw_buf_dispose(&errors);
     if (bad == 0)
