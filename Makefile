@@ -4,7 +4,8 @@
 #   make run      install what is missing, build, start a private PostgreSQL
 #                 under ./var/ (unless DATABASE_URL is set) and serve on :8080
 #   make test     install what is missing, build with ASan+UBSan, run every test
-#   make lint     clang-format, clang-tidy and cppcheck
+#   make lint     clang-format, clang-tidy, cppcheck and shellcheck
+#   make docs     regenerate README.md's settings table from the code
 #   make bench    benchmarks (results in bench/results/)
 #   make clean    remove build outputs (./var/ is kept; `make distclean` too)
 
@@ -15,7 +16,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS  += --no-print-directory
 CMAKE_ARGS ?=
 
-.PHONY: all build run test lint format bench clean distclean deps venv
+.PHONY: all build run test lint docs format bench clean distclean deps venv
 
 all: build
 
@@ -44,6 +45,9 @@ lint:
 	@deploy/local/deps.sh lint
 	@cmake -S . -B build/lint -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@deploy/local/lint.sh build/lint
+
+docs: build
+	@deploy/local/docs.sh $(BUILD)/ml-gateway
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -307,6 +307,20 @@ int db_exec(PGresult **out, struct db_conn *c, const struct db_stmt *st, const c
     return rc;
 }
 
+int db_exec_params(PGresult **out, struct db_conn *c, const char *sql, int nparams,
+                   const char *const *params, struct gw_err *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    PGresult *res = PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    int rc = check_result(res, c, err);
+    if (rc != GW_OK || out == NULL)
+        PQclear(res);
+    else
+        *out = res;
+    return rc;
+}
+
 int db_exec_simple(struct db_conn *c, const char *sql, struct gw_err *err)
 {
     PGresult *res = PQexec(c->pg, sql);

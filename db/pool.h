@@ -71,6 +71,10 @@ PGconn *db_conn_pg(struct db_conn *conn);
  */
 int db_exec(PGresult **out, struct db_conn *conn, const struct db_stmt *stmt,
             const char *const *params, struct gw_err *err);
+/* Runs sql unprepared (planned for these values: for queries whose shape
+ * varies, like filtered lists). Parameters and errors as db_exec. */
+int db_exec_params(PGresult **out, struct db_conn *conn, const char *sql, int nparams,
+                   const char *const *params, struct gw_err *err);
 /* Runs a parameterless command (BEGIN, COMMIT...). Same error mapping. */
 int db_exec_simple(struct db_conn *conn, const char *sql, struct gw_err *err);
 const char *db_conn_sqlstate(const struct db_conn *conn);

@@ -4,12 +4,18 @@
  */
 #include "routes.h"
 
+#include "../db/api_keys.h"
+
 #include "../server/poison.h"
 
 static const struct srv_route table[] = {
-    {"/healthz", SRV_GET, SRV_BODY_NONE, rt_healthz},
-    {"/readyz", SRV_GET, SRV_BODY_NONE, rt_readyz},
-    {"/metrics", SRV_GET, SRV_BODY_NONE, rt_metrics},
+    {"/healthz", SRV_GET, SRV_BODY_NONE, rt_healthz, 0},
+    {"/readyz", SRV_GET, SRV_BODY_NONE, rt_readyz, 0},
+    {"/metrics", SRV_GET, SRV_BODY_NONE, rt_metrics, DB_SCOPE_JOBS_READ},
+    {"/jobs", SRV_POST, SRV_BODY_JSON, rt_jobs_create, DB_SCOPE_JOBS_WRITE},
+    {"/jobs", SRV_GET, SRV_BODY_NONE, rt_jobs_list, DB_SCOPE_JOBS_READ},
+    {"/jobs/{id}", SRV_GET, SRV_BODY_NONE, rt_jobs_get, DB_SCOPE_JOBS_READ},
+    {"/jobs/{id}/cancel", SRV_POST, SRV_BODY_NONE, rt_jobs_cancel, DB_SCOPE_JOBS_WRITE},
 };
 
 const struct srv_route *rt_table(size_t *n)

@@ -13,6 +13,16 @@
 /* The whole table (borrowed, static). */
 const struct srv_route *rt_table(size_t *n);
 
+/* auth.c: the srv_authorize_fn of the gateway */
+int rt_authorize(struct srv_request *req, unsigned scope, struct srv_reply *out);
+void rt_auth_cache_clear(void);
+
+/* jobs.c */
+void rt_jobs_create(struct srv_request *req, struct srv_reply *out);
+void rt_jobs_list(struct srv_request *req, struct srv_reply *out);
+void rt_jobs_get(struct srv_request *req, struct srv_reply *out);
+void rt_jobs_cancel(struct srv_request *req, struct srv_reply *out);
+
 /* health.c */
 void rt_healthz(struct srv_request *req, struct srv_reply *out);
 void rt_readyz(struct srv_request *req, struct srv_reply *out);

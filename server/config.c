@@ -11,50 +11,94 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "log.h"
 
 #include "poison.h"
 
-enum cfg_type { CFG_STRING, CFG_INT, CFG_LOGLEVEL, CFG_ADDR, CFG_DBURL };
+enum cfg_type {
+    CFG_STRING,  /* any non-empty text */
+    CFG_PATH,    /* a path, made absolute */
+    CFG_INT,     /* integer within [min, max] */
+    CFG_ENUM,    /* one of choices ("a|b|c"), stored as its index */
+    CFG_ADDR,    /* host:port */
+    CFG_DBURL,   /* libpq connection string */
+    CFG_BUCKET,  /* an S3 bucket name */
+    CFG_ORIGINS, /* comma-separated origins, or "*" */
+};
+
+enum { CFG_SECRET = 1, CFG_REQUIRED = 2 };
 
 struct cfg_entry {
     const char *env;
     enum cfg_type type;
-    int secret;
+    int flags;
     size_t offset;
-    const char *def; /* NULL: required (string types) or computed */
+    const char *def; /* NULL: no default (optional unless CFG_REQUIRED) */
     long long min, max;
+    const char *choices; /* CFG_ENUM */
     const char *help;
 };
 
 #define F(field) offsetof(struct srv_config, field)
 
+const char *const srv_dispatch_names[3] = {"local", "batch", "sns"};
+
 static const struct cfg_entry cfg_table[] = {
-    {"MLGW_LISTEN", CFG_ADDR, 0, F(listen), "127.0.0.1:8080", 0, 0,
+    {"MLGW_LISTEN", CFG_ADDR, 0, F(listen), "127.0.0.1:8080", 0, 0, NULL,
      "address:port to serve on (IPv4, [IPv6] or localhost; port 0 picks a free one)"},
-    {"DATABASE_URL", CFG_DBURL, 1, F(database_url), NULL, 0, 0,
+    {"DATABASE_URL", CFG_DBURL, CFG_SECRET | CFG_REQUIRED, F(database_url), NULL, 0, 0, NULL,
      "libpq connection URL or key=value string (password redacted in logs)"},
-    {"MLGW_MIGRATIONS_DIR", CFG_STRING, 0, F(migrations_dir), "migrations", 0, 0,
+    {"MLGW_MIGRATIONS_DIR", CFG_STRING, 0, F(migrations_dir), "migrations", 0, 0, NULL,
      "directory of NNNN_name.sql migrations"},
-    {"MLGW_LOG_LEVEL", CFG_LOGLEVEL, 0, F(log_level), "info", 0, 0, "debug, info, warn or error"},
-    {"MLGW_THREADS", CFG_INT, 0, F(threads), NULL, 1, 256,
+    {"MLGW_LOG_LEVEL", CFG_ENUM, 0, F(log_level), "info", 0, 0, "debug|info|warn|error",
+     "log level"},
+    {"MLGW_THREADS", CFG_INT, 0, F(threads), NULL, 1, 256, NULL,
      "HTTP worker threads (default: 2 x cores, at least 4)"},
-    {"MLGW_CONNECTION_LIMIT", CFG_INT, 0, F(connection_limit), "1024", 1, 65536,
+    {"MLGW_CONNECTION_LIMIT", CFG_INT, 0, F(connection_limit), "1024", 1, 65536, NULL,
      "concurrent HTTP connections"},
-    {"MLGW_CONNECTION_TIMEOUT", CFG_INT, 0, F(connection_timeout_s), "30", 1, 3600,
+    {"MLGW_CONNECTION_TIMEOUT", CFG_INT, 0, F(connection_timeout_s), "30", 1, 3600, NULL,
      "seconds an idle HTTP connection is kept"},
-    {"MLGW_MAX_BODY_BYTES", CFG_INT, 0, F(max_body_bytes), "1048576", 1024, 67108864,
+    {"MLGW_MAX_BODY_BYTES", CFG_INT, 0, F(max_body_bytes), "1048576", 1024, 67108864, NULL,
      "largest request body accepted (413 above)"},
-    {"MLGW_SHUTDOWN_TIMEOUT", CFG_INT, 0, F(shutdown_timeout_s), "10", 0, 600,
+    {"MLGW_SHUTDOWN_TIMEOUT", CFG_INT, 0, F(shutdown_timeout_s), "10", 0, 600, NULL,
      "seconds in-flight requests get to finish after SIGTERM"},
-    {"MLGW_DB_POOL_SIZE", CFG_INT, 0, F(db_pool_size), "10", 1, 1000,
+    {"MLGW_DB_POOL_SIZE", CFG_INT, 0, F(db_pool_size), "10", 1, 1000, NULL,
      "PostgreSQL connections in the pool"},
-    {"MLGW_DB_CHECKOUT_TIMEOUT_MS", CFG_INT, 0, F(db_checkout_timeout_ms), "2000", 1, 60000,
+    {"MLGW_DB_CHECKOUT_TIMEOUT_MS", CFG_INT, 0, F(db_checkout_timeout_ms), "2000", 1, 60000, NULL,
      "milliseconds a request waits for a pooled connection before 503"},
-    {"MLGW_DB_CONNECT_TIMEOUT", CFG_INT, 0, F(db_connect_timeout_s), "5", 1, 60,
+    {"MLGW_DB_CONNECT_TIMEOUT", CFG_INT, 0, F(db_connect_timeout_s), "5", 1, 60, NULL,
      "seconds to establish one PostgreSQL connection"},
+    {"MLGW_DISPATCH", CFG_ENUM, 0, F(dispatch), "local", 0, 0, "local|batch|sns",
+     "default dispatch target of a job"},
+    {"MLGW_GPU_JOB_VCPUS", CFG_INT, 0, F(gpu_job_vcpus), "4", 1, 4096, NULL,
+     "default vCPUs of a GPU job"},
+    {"MLGW_GPU_JOB_MEMORY", CFG_INT, 0, F(gpu_job_memory), "16384", 1, 16777216, NULL,
+     "default memory (MiB) of a GPU job"},
+    {"MLGW_GPU_JOB_GPUS", CFG_INT, 0, F(gpu_job_gpus), "1", 0, 64, NULL,
+     "default GPUs of a GPU job"},
+    {"MLGW_CPU_JOB_VCPUS", CFG_INT, 0, F(cpu_job_vcpus), "2", 1, 4096, NULL,
+     "default vCPUs of a CPU job"},
+    {"MLGW_CPU_JOB_MEMORY", CFG_INT, 0, F(cpu_job_memory), "4096", 1, 16777216, NULL,
+     "default memory (MiB) of a CPU job"},
+    {"MLGW_MAX_VCPUS", CFG_INT, 0, F(max_vcpus), "256", 1, 4096, NULL, "most vCPUs a job may ask"},
+    {"MLGW_MAX_MEMORY", CFG_INT, 0, F(max_memory), "2097152", 1, 16777216, NULL,
+     "most memory (MiB) a job may ask"},
+    {"MLGW_MAX_GPUS", CFG_INT, 0, F(max_gpus), "8", 0, 64, NULL, "most GPUs a job may ask"},
+    {"ML_INPUT_BUCKET", CFG_BUCKET, 0, F(input_bucket), NULL, 0, 0, NULL,
+     "S3 bucket of job scripts and inputs"},
+    {"ML_OUTPUT_BUCKET", CFG_BUCKET, 0, F(output_bucket), NULL, 0, 0, NULL,
+     "S3 bucket of job outputs (unset: outputs stay under MLGW_LOCAL_ROOT/output)"},
+    {"MLGW_LOCAL_ROOT", CFG_PATH, 0, F(local_root), "var/local", 0, 0, NULL,
+     "local executor root: input/, output/, logs/ below it"},
+    {"MLGW_CORS_ORIGINS", CFG_ORIGINS, 0, F(cors_origins), NULL, 0, 0, NULL,
+     "comma-separated origins allowed by CORS (e.g. https://app.example.com), or *"},
+    {"MLGW_IDEMPOTENCY_TTL_HOURS", CFG_INT, 0, F(idempotency_ttl_hours), "24", 24, 720, NULL,
+     "hours an Idempotency-Key is remembered"},
+    {"MLGW_AUTH_CACHE_SECONDS", CFG_INT, 0, F(auth_cache_seconds), "5", 0, 300, NULL,
+     "seconds a verified API key is cached (a revocation takes effect within this)"},
 };
 
 #undef F
@@ -132,6 +176,124 @@ bad:
     return 1;
 }
 
+/* Index of v in "a|b|c", or -1. */
+static int enum_index(const char *choices, const char *v)
+{
+    size_t vlen = strlen(v);
+    int i = 0;
+    for (const char *p = choices; *p != '\0'; i++) {
+        size_t len = strcspn(p, "|");
+        if (len == vlen && strncmp(p, v, len) == 0)
+            return i;
+        p += len;
+        if (*p == '|')
+            p++;
+    }
+    return -1;
+}
+
+/* S3 bucket naming rules: 3-63 of [a-z0-9.-], starting and ending alphanumeric, no "..". */
+static int bucket_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n < 3 || n > 63 || strstr(v, "..") != NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '.' && c != '-')
+            return 0;
+        if ((i == 0 || i == n - 1) && !alnum)
+            return 0;
+    }
+    return 1;
+}
+
+/* "*" or a comma-separated list of scheme://host[:port] without paths. */
+static int origins_ok(const char *v)
+{
+    if (strcmp(v, "*") == 0)
+        return 1;
+    const char *p = v;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ",");
+        const char *sep = strstr(p, "://");
+        if (len == 0 || sep == NULL || sep > p + len)
+            return 0;
+        const char *host = sep + 3;
+        if (host >= p + len)
+            return 0;
+        for (const char *c = p; c < p + len; c++)
+            if (*c == ' ' || (c >= host && *c == '/'))
+                return 0;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 1;
+}
+
+/* field points at a char * member of struct srv_config (see the table). */
+static char **string_slot(char *field)
+{
+    return (char **)(void *)field;
+}
+
+static int set_string(char *field, const char *v)
+{
+    char *dup = strdup(v);
+    if (dup == NULL)
+        return 1;
+    *string_slot(field) = dup;
+    return 0;
+}
+
+static int set_path(char *field, const char *v)
+{
+    if (v[0] == '/')
+        return set_string(field, v);
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return 1;
+    struct gw_buf b;
+    gw_buf_init(&b, sizeof(cwd) * 2);
+    int rc = gw_buf_printf(&b, "%s/%s", cwd, v);
+    if (rc == GW_OK && b.len > 2 && strcmp(b.data + b.len - 2, "/.") == 0)
+        b.data[b.len -= 2] = '\0';
+    char *s = rc == GW_OK ? gw_buf_steal(&b) : NULL;
+    gw_buf_dispose(&b);
+    if (s == NULL)
+        return 1;
+    *string_slot(field) = s;
+    return 0;
+}
+
+/* Checks that span several settings. */
+static int check_relations(const struct srv_config *cfg, struct gw_buf *errors)
+{
+    const struct {
+        const char *name;
+        long long value, max;
+        const char *maxname;
+    } defaults[] = {
+        {"MLGW_GPU_JOB_VCPUS", cfg->gpu_job_vcpus, cfg->max_vcpus, "MLGW_MAX_VCPUS"},
+        {"MLGW_CPU_JOB_VCPUS", cfg->cpu_job_vcpus, cfg->max_vcpus, "MLGW_MAX_VCPUS"},
+        {"MLGW_GPU_JOB_MEMORY", cfg->gpu_job_memory, cfg->max_memory, "MLGW_MAX_MEMORY"},
+        {"MLGW_CPU_JOB_MEMORY", cfg->cpu_job_memory, cfg->max_memory, "MLGW_MAX_MEMORY"},
+        {"MLGW_GPU_JOB_GPUS", cfg->gpu_job_gpus, cfg->max_gpus, "MLGW_MAX_GPUS"},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < GW_ARRAY_LEN(defaults); i++) {
+        if (defaults[i].value <= defaults[i].max)
+            continue;
+        bad++;
+        if (errors != NULL)
+            gw_buf_printf(errors, "%s: %lld is above %s (%lld)\n", defaults[i].name,
+                          defaults[i].value, defaults[i].maxname, defaults[i].max);
+    }
+    return bad;
+}
+
 int srv_config_load(struct srv_config *cfg, srv_config_getter get, void *ctx, struct gw_buf *errors)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -146,23 +308,31 @@ int srv_config_load(struct srv_config *cfg, srv_config_getter get, void *ctx, st
         if (v == NULL)
             v = e->def;
         char *field = (char *)cfg + e->offset;
-        switch (e->type) {
-        case CFG_STRING:
-        case CFG_DBURL: {
-            if (v == NULL) {
+        if (v == NULL && e->type != CFG_INT) {
+            if (e->flags & CFG_REQUIRED) {
                 bad++;
                 if (errors != NULL)
                     gw_buf_printf(errors, "%s: is required (%s)\n", e->env, e->help);
-                break;
             }
-            char *dup = strdup(v);
-            if (dup == NULL) {
-                bad++;
-                break;
-            }
-            memcpy(field, &dup, sizeof(dup));
-            break;
+            continue; /* optional and unset: the field stays NULL */
         }
+        switch (e->type) {
+        case CFG_STRING:
+        case CFG_DBURL: bad += set_string(field, v); break;
+        case CFG_PATH: bad += set_path(field, v); break;
+        case CFG_BUCKET:
+        case CFG_ORIGINS:
+            if (e->type == CFG_BUCKET ? bucket_ok(v) : origins_ok(v)) {
+                bad += set_string(field, v);
+                break;
+            }
+            bad++;
+            if (errors != NULL)
+                gw_buf_printf(errors, "%s: \"%s\" is not %s\n", e->env, v,
+                              e->type == CFG_BUCKET
+                                  ? "a valid S3 bucket name (3-63 of a-z 0-9 . -)"
+                                  : "* or a comma-separated list of scheme://host[:port]");
+            break;
         case CFG_INT: {
             long long n;
             if (v == NULL) {
@@ -177,21 +347,22 @@ int srv_config_load(struct srv_config *cfg, srv_config_getter get, void *ctx, st
             memcpy(field, &n, sizeof(n));
             break;
         }
-        case CFG_LOGLEVEL: {
-            int lvl = srv_log_level_parse(v);
-            if (lvl < 0) {
+        case CFG_ENUM: {
+            int idx = enum_index(e->choices, v);
+            if (idx < 0) {
                 bad++;
                 if (errors != NULL)
-                    gw_buf_printf(errors, "%s: \"%s\" is not one of debug, info, warn, error\n",
-                                  e->env, v);
+                    gw_buf_printf(errors, "%s: \"%s\" is not one of %s\n", e->env, v, e->choices);
                 break;
             }
-            memcpy(field, &lvl, sizeof(lvl));
+            memcpy(field, &idx, sizeof(idx));
             break;
         }
         case CFG_ADDR: bad += parse_addr(cfg, v, errors, e->env); break;
         }
     }
+    if (bad == 0)
+        bad += check_relations(cfg, errors);
     return bad;
 }
 
@@ -199,10 +370,35 @@ void srv_config_dispose(struct srv_config *cfg)
 {
     if (cfg == NULL)
         return;
-    free(cfg->database_url);
-    free(cfg->migrations_dir);
-    cfg->database_url = NULL;
-    cfg->migrations_dir = NULL;
+    for (size_t i = 0; i < GW_ARRAY_LEN(cfg_table); i++) {
+        const struct cfg_entry *e = &cfg_table[i];
+        if (e->type == CFG_INT || e->type == CFG_ENUM || e->type == CFG_ADDR)
+            continue;
+        char *field = (char *)cfg + e->offset;
+        char *s;
+        memcpy(&s, field, sizeof(s));
+        free(s);
+        s = NULL;
+        memcpy(field, &s, sizeof(s));
+    }
+}
+
+int srv_config_origin_allowed(const struct srv_config *cfg, const char *origin)
+{
+    if (cfg->cors_origins == NULL || origin == NULL || origin[0] == '\0')
+        return 0;
+    if (strcmp(cfg->cors_origins, "*") == 0)
+        return 1;
+    size_t olen = strlen(origin);
+    for (const char *p = cfg->cors_origins; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        if (len == olen && strncasecmp(p, origin, len) == 0)
+            return 1;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
 }
 
 /* Text-level redaction that keeps the shape the user wrote: the userinfo
@@ -331,6 +527,19 @@ char *srv_config_redact_url(const char *url)
     return out;
 }
 
+/* The enum choice at index idx of "a|b|c" into out. */
+static void enum_name(char *out, size_t outlen, const char *choices, int idx)
+{
+    const char *p = choices;
+    for (int i = 0; i < idx && *p != '\0'; i++) {
+        p += strcspn(p, "|");
+        if (*p == '|')
+            p++;
+    }
+    size_t len = strcspn(p, "|");
+    gw_fmt(out, outlen, "%.*s", (int)len, p);
+}
+
 char *srv_config_describe(const struct srv_config *cfg)
 {
     struct gw_buf b;
@@ -344,24 +553,25 @@ char *srv_config_describe(const struct srv_config *cfg)
         gw_buf_printf(&b, "\"%s\":", e->env);
         switch (e->type) {
         case CFG_STRING:
+        case CFG_PATH:
+        case CFG_BUCKET:
+        case CFG_ORIGINS:
         case CFG_DBURL: {
-            const char *s;
-            memcpy(&s, field, sizeof(s));
-            if (s == NULL) {
+            const char *str;
+            memcpy(&str, field, sizeof(str));
+            char *shown = NULL;
+            if (str != NULL && e->type == CFG_DBURL)
+                shown = srv_config_redact_url(str);
+            else if (str != NULL && (e->flags & CFG_SECRET))
+                shown = strdup("***");
+            if (str == NULL) {
                 gw_buf_adds(&b, "null");
-            } else if (e->type == CFG_DBURL) {
-                char *r = srv_config_redact_url(s);
-                gw_buf_adds(&b, "\"");
-                gw_buf_add_json_escaped(&b, r);
-                gw_buf_adds(&b, "\"");
-                free(r);
-            } else if (e->secret) {
-                gw_buf_adds(&b, "\"***\"");
             } else {
                 gw_buf_adds(&b, "\"");
-                gw_buf_add_json_escaped(&b, s);
+                gw_buf_add_json_escaped(&b, shown != NULL ? shown : str);
                 gw_buf_adds(&b, "\"");
             }
+            free(shown);
             break;
         }
         case CFG_INT: {
@@ -370,11 +580,12 @@ char *srv_config_describe(const struct srv_config *cfg)
             gw_buf_printf(&b, "%lld", n);
             break;
         }
-        case CFG_LOGLEVEL: {
-            static const char *const names[] = {"debug", "info", "warn", "error"};
-            int lvl;
-            memcpy(&lvl, field, sizeof(lvl));
-            gw_buf_printf(&b, "\"%s\"", (lvl >= 0 && lvl < 4) ? names[lvl] : "?");
+        case CFG_ENUM: {
+            int idx;
+            char name[32];
+            memcpy(&idx, field, sizeof(idx));
+            enum_name(name, sizeof(name), e->choices, idx);
+            gw_buf_printf(&b, "\"%s\"", name);
             break;
         }
         case CFG_ADDR:
@@ -393,12 +604,19 @@ int srv_config_markdown(struct gw_buf *out)
     int rc = gw_buf_adds(out, "| Variable | Default | Range | Meaning |\n|---|---|---|---|\n");
     for (size_t i = 0; rc == GW_OK && i < GW_ARRAY_LEN(cfg_table); i++) {
         const struct cfg_entry *e = &cfg_table[i];
-        char range[64] = "";
+        char range[96] = "";
         if (e->type == CFG_INT)
             gw_fmt(range, sizeof(range), "%lld–%lld", e->min, e->max);
-        rc = gw_buf_printf(out, "| `%s` | %s%s%s | %s | %s%s |\n", e->env, e->def ? "`" : "",
-                           e->def ? e->def : (e->type == CFG_INT ? "computed" : "required"),
-                           e->def ? "`" : "", range, e->help, e->secret ? " (secret)" : "");
+        else if (e->type == CFG_ENUM)
+            gw_fmt(range, sizeof(range), "`%s`", e->choices);
+        const char *def = e->def;
+        const char *shown =
+            def ? def
+                : (e->type == CFG_INT ? "computed"
+                                      : ((e->flags & CFG_REQUIRED) ? "required" : "unset"));
+        rc = gw_buf_printf(out, "| `%s` | %s%s%s | %s | %s%s |\n", e->env, def ? "`" : "", shown,
+                           def ? "`" : "", range, e->help,
+                           (e->flags & CFG_SECRET) ? " (secret)" : "");
     }
     return rc;
 }

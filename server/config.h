@@ -14,6 +14,8 @@
 
 #include "gw.h"
 
+enum srv_dispatch { SRV_DISPATCH_LOCAL = 0, SRV_DISPATCH_BATCH, SRV_DISPATCH_SNS };
+
 struct srv_config {
     /* MLGW_LISTEN, parsed */
     char listen[300];
@@ -33,7 +35,22 @@ struct srv_config {
     long long db_pool_size;
     long long db_checkout_timeout_ms;
     long long db_connect_timeout_s;
+
+    /* jobs */
+    int dispatch; /* enum srv_dispatch */
+    long long gpu_job_vcpus, gpu_job_memory, gpu_job_gpus;
+    long long cpu_job_vcpus, cpu_job_memory;
+    long long max_vcpus, max_memory, max_gpus;
+    char *input_bucket;  /* NULL when unset */
+    char *output_bucket; /* NULL when unset */
+    char *local_root;    /* absolute */
+    char *cors_origins;  /* comma-separated, "*" for any; NULL when unset */
+    long long idempotency_ttl_hours;
+    long long auth_cache_seconds;
 };
+
+/* The names of enum srv_dispatch values. */
+extern const char *const srv_dispatch_names[3];
 
 /* Looks up a variable by name; returns NULL when unset (borrowed). */
 typedef const char *(*srv_config_getter)(const char *name, void *ctx);
@@ -59,5 +76,8 @@ int srv_config_markdown(struct gw_buf *out);
  * password (as libpq parses it); otherwise the string is rebuilt from libpq's
  * parse. An unparseable string is not shown at all. */
 char *srv_config_redact_url(const char *url);
+
+/* True when origin (e.g. "https://app.example.com") is allowed by cfg. */
+int srv_config_origin_allowed(const struct srv_config *cfg, const char *origin);
 
 #endif

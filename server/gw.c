@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,4 +260,100 @@ void gw_hex(char *out, const unsigned char *in, size_t n)
         out[2 * i + 1] = hex[in[i] & 0xf];
     }
     out[2 * n] = '\0';
+}
+
+int gw_uuid7(char out[37])
+{
+    unsigned char b[16];
+    if (gw_random_bytes(b, sizeof(b)) != GW_OK)
+        return GW_EIO;
+    uint64_t ms = (uint64_t)gw_now_ms();
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* variant 10 */
+    char hex[33];
+    gw_hex(hex, b, sizeof(b));
+    memcpy(out, hex, 8);
+    out[8] = '-';
+    memcpy(out + 9, hex + 8, 4);
+    out[13] = '-';
+    memcpy(out + 14, hex + 12, 4);
+    out[18] = '-';
+    memcpy(out + 19, hex + 16, 4);
+    out[23] = '-';
+    memcpy(out + 24, hex + 20, 12);
+    out[36] = '\0';
+    return GW_OK;
+}
+
+int gw_uuid_valid(const char *s)
+{
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return 0;
+        }
+    }
+    return s[36] == '\0';
+}
+
+void gw_sha256(unsigned char out[32], const void *data, size_t len)
+{
+    unsigned int n = 0;
+    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
+        memset(out, 0, 32); /* cannot happen with a working libcrypto */
+}
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void gw_base64url(char *out, const unsigned char *in, size_t n)
+{
+    size_t o = 0, i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64url[v >> 18];
+        out[o++] = b64url[(v >> 12) & 63];
+        out[o++] = b64url[(v >> 6) & 63];
+        out[o++] = b64url[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        out[o++] = b64url[v >> 18];
+        out[o++] = b64url[(v >> 12) & 63];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = b64url[v >> 18];
+        out[o++] = b64url[(v >> 12) & 63];
+        out[o++] = b64url[(v >> 6) & 63];
+    }
+    out[o] = '\0';
+}
+
+long gw_base64url_decode(unsigned char *out, size_t outlen, const char *in)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (const char *p = in; *p != '\0'; p++) {
+        const char *hit = strchr(b64url, *p);
+        if (hit == NULL)
+            return -1;
+        acc = (acc << 6) | (uint32_t)(hit - b64url);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= outlen)
+                return -1;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    /* Leftover bits must be zero padding of fewer than 6 bits (canonical form). */
+    if (bits >= 6 || acc != 0)
+        return -1;
+    return (long)o;
 }

@@ -78,6 +78,21 @@ int gw_random_bytes(unsigned char *out, size_t n);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void gw_hex(char *out, const unsigned char *in, size_t n);
 
+/* A UUIDv7 (RFC 9562): 48-bit UNIX milliseconds, then 74 random bits, so ids
+ * sort by creation time. out gets the 36-character lower-case form. */
+int gw_uuid7(char out[37]);
+/* True when s is a canonical lower-case hyphenated UUID. */
+int gw_uuid_valid(const char *s);
+
+/* SHA-256 of data into out (32 bytes). */
+void gw_sha256(unsigned char out[32], const void *data, size_t len);
+
+/* base64url without padding (RFC 4648 §5) into out (>= 4*ceil(n/3)+1 bytes). */
+void gw_base64url(char *out, const unsigned char *in, size_t n);
+/* Decodes base64url without padding; returns the length or -1 when invalid
+ * or longer than outlen. */
+long gw_base64url_decode(unsigned char *out, size_t outlen, const char *in);
+
 #define GW_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

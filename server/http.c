@@ -142,13 +142,34 @@ static void log_access(const struct srv_request *req, double seconds)
     gw_buf_dispose(&f);
 }
 
+/* Access-Control-* for an allowed Origin; preflights also get the methods,
+ * headers and max age. Nothing for other origins: the browser then refuses. */
+static void add_cors(const struct srv_http *h, const struct srv_request *req, struct srv_reply *r)
+{
+    const char *origin = srv_header(req, "Origin");
+    if (h->opts.cors == NULL || origin == NULL || !srv_config_origin_allowed(h->opts.cors, origin))
+        return;
+    MHD_add_response_header(r->resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(r->resp, "Vary", "Origin");
+    MHD_add_response_header(r->resp, "Access-Control-Expose-Headers",
+                            "Location, X-Request-Id, Idempotent-Replayed, Retry-After");
+    if (req->method_bit == SRV_OPTIONS &&
+        srv_header(req, "Access-Control-Request-Method") != NULL) {
+        const char *allow = MHD_get_response_header(r->resp, MHD_HTTP_HEADER_ALLOW);
+        MHD_add_response_header(r->resp, "Access-Control-Allow-Methods", allow ? allow : "GET");
+        MHD_add_response_header(r->resp, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, Idempotency-Key, X-Request-Id");
+        MHD_add_response_header(r->resp, "Access-Control-Max-Age", "600");
+    }
+}
+
 /* Adds the common headers, counts and logs the request, and queues the reply. */
 static enum MHD_Result finish(struct srv_http *h, struct srv_request *req, struct srv_reply *r)
 {
-    (void)h;
     if (r->resp == NULL)
         srv_reply_problem(req, r, 500, "Internal Server Error", "no response", NULL);
     MHD_add_response_header(r->resp, "X-Request-Id", req->request_id);
+    add_cors(h, req, r);
     MHD_add_response_header(r->resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     req->status = r->status;
@@ -194,6 +215,15 @@ static int precheck(struct srv_http *h, struct srv_request *req, struct srv_repl
     for (int i = 0; i < m.nparams; i++) {
         req->params[i].name = m.params[i].name;
         memcpy(req->params[i].value, m.params[i].value, sizeof(req->params[i].value));
+    }
+
+    if (m.route->scope != 0) {
+        if (h->opts.authorize == NULL) {
+            srv_reply_problem(req, r, 500, "Internal Server Error", "no authorizer", NULL);
+            return 1;
+        }
+        if (h->opts.authorize(req, m.route->scope, r) != 0)
+            return 1;
     }
 
     const char *cl = srv_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);

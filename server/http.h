@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "gw.h"
 
 struct srv_app;
@@ -52,6 +53,8 @@ struct srv_request {
     } params[SRV_MAX_PARAMS];
     struct gw_buf body;
     int64_t start_ns;
+    char auth_key_id[40]; /* the caller's API key id, once authorized */
+    unsigned auth_scopes;
     /* daemon bookkeeping */
     unsigned status;
     int responded;
@@ -72,7 +75,13 @@ struct srv_route {
     unsigned methods;    /* SRV_* bits */
     enum srv_body_kind body;
     srv_handler handler;
+    unsigned scope; /* required API-key scope bits; 0: no authentication */
 };
+
+/* Checks the request's credentials for scope. Returns 0 and fills
+ * req->auth_* when allowed; otherwise fills out (401/403/503) and returns
+ * non-zero. Called after routing, before the body is read. */
+typedef int (*srv_authorize_fn)(struct srv_request *req, unsigned scope, struct srv_reply *out);
 
 /* Path parameter by name (borrowed for the request), or NULL. */
 const char *srv_param(const struct srv_request *req, const char *name);
@@ -131,6 +140,8 @@ struct srv_http_opts {
     const struct srv_route *routes;
     size_t nroutes;
     struct srv_app *app;
+    srv_authorize_fn authorize;    /* NULL: routes with a scope are refused (500) */
+    const struct srv_config *cors; /* origins for CORS; NULL: no CORS headers */
 };
 int srv_http_start(struct srv_http **out, const struct srv_http_opts *opts, struct gw_err *err);
 /* The port actually bound (useful with port 0). */

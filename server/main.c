@@ -17,10 +17,13 @@
 
 #include <curl/curl.h>
 
+#include "../db/jobs.h"
 #include "../routes/routes.h"
 #include "app.h"
 #include "http.h"
+#include "keys_cmd.h"
 #include "log.h"
+#include "worker.h"
 
 #include "poison.h"
 
@@ -150,8 +153,24 @@ static void migrator_stop(struct migrator *m)
     m->running = 0;
 }
 
+/* Periodic housekeeping: forget idempotency keys past their TTL. */
+static int janitor_run(void *arg)
+{
+    const struct srv_app *app = arg;
+    long deleted = 0;
+    struct gw_err err = {0};
+    if (db_idempotency_purge(&deleted, app->pool, app->cfg->idempotency_ttl_hours, &err) != GW_OK) {
+        LOG_DEBUG("janitor: %s", err.msg);
+        return 0; /* the database may be down: try again next time */
+    }
+    if (deleted > 0)
+        LOG_INFO("janitor: forgot %ld expired idempotency key(s)", deleted);
+    return 0;
+}
+
 static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
 {
+    struct srv_worker *janitor = NULL;
     int status = 1;
     struct db_pool *pool = NULL;
     struct srv_http *http = NULL;
@@ -200,11 +219,15 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
         .routes = routes,
         .nroutes = nroutes,
         .app = &app,
+        .authorize = rt_authorize,
+        .cors = cfg,
     };
     if (srv_http_start(&http, &ho, &err) != GW_OK) {
         LOG_ERROR("%s: %s", cfg->listen, err.msg);
         goto cleanup;
     }
+    if (srv_worker_start(&janitor, "janitor", (int64_t)10 * 60 * 1000, janitor_run, &app) != GW_OK)
+        LOG_WARN("cannot start the janitor: expired idempotency keys stay until restart");
     {
         char fields[160];
         gw_fmt(fields, sizeof(fields), "\"port\":%u,\"version\":\"%s\"", srv_http_port(http),
@@ -238,6 +261,7 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
 
 cleanup:
     srv_http_stop(http);
+    srv_worker_stop(janitor);
     migrator_stop(&mig);
     db_pool_free(pool);
     pthread_mutex_destroy(&mig.mu);
@@ -262,11 +286,14 @@ static int cmd_migrate(struct srv_config *cfg, const struct db_migration_set *se
 
 static void usage(FILE *f)
 {
-    (void)fprintf(f, "usage: ml-gateway [serve]      run the HTTP gateway\n"
-                     "       ml-gateway migrate      apply pending database migrations and exit\n"
-                     "       ml-gateway config       print the settings table (Markdown)\n"
-                     "       ml-gateway --version\n"
-                     "Settings come from environment variables; see README.md.\n");
+    (void)fprintf(f,
+                  "usage: ml-gateway [serve]      run the HTTP gateway\n"
+                  "       ml-gateway migrate      apply pending database migrations and exit\n"
+                  "       ml-gateway keys create --name NAME --scopes jobs:read,jobs:write,admin\n"
+                  "       ml-gateway keys list | keys revoke ID|PREFIX\n"
+                  "       ml-gateway config       print the settings table (Markdown)\n"
+                  "       ml-gateway --version\n"
+                  "Settings come from environment variables; see README.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -289,12 +316,13 @@ int main(int argc, char **argv)
         gw_buf_dispose(&b);
         return rc == GW_OK ? 0 : 1;
     }
-    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0) {
+    int is_keys = strcmp(cmd, "keys") == 0;
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && !is_keys) {
         (void)fprintf(stderr, "ml-gateway: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
     }
-    if (argc > 2) {
+    if (argc > 2 && !is_keys) {
         (void)fprintf(stderr, "ml-gateway: %s takes no arguments\n", cmd);
         return 2;
     }
@@ -315,7 +343,8 @@ int main(int argc, char **argv)
         return 1;
     }
     char *described = srv_config_describe(&cfg);
-    srv_log_fields(SRV_LOG_INFO, strcmp(cmd, "serve") == 0 ? "starting" : "migrate", described);
+    if (!is_keys)
+        srv_log_fields(SRV_LOG_INFO, strcmp(cmd, "serve") == 0 ? "starting" : "migrate", described);
     free(described);
 
     int status = 1;
@@ -325,6 +354,14 @@ int main(int argc, char **argv)
         LOG_ERROR("%s", err.msg);
     } else if (strcmp(cmd, "migrate") == 0) {
         status = cmd_migrate(&cfg, &set);
+    } else if (is_keys) {
+        /* Keys live in the schema: make sure it is there first. */
+        int applied = 0;
+        if (migrate_once(&cfg, &set, &applied, &err) != GW_OK) {
+            LOG_ERROR("migrations failed: %s", err.msg);
+        } else {
+            status = srv_cmd_keys(&cfg, argc - 2, argv + 2);
+        }
     } else {
         status = cmd_serve(&cfg, &set);
     }

@@ -335,6 +335,63 @@ int th_gw_run(char **out, const char *const *args, const char *db_url, const cha
     return rc;
 }
 
+void th_key_create(char *out, size_t outlen, const char *db_url, const char *name,
+                   const char *scopes)
+{
+    char path[] = "/tmp/mlgw-key-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        dup2(fd, STDOUT_FILENO);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, STDERR_FILENO);
+        close(fd);
+        child_env(db_url, NULL);
+        execl(gw_bin(), gw_bin(), "keys", "create", "--name", name, "--scopes", scopes,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    int rc = wait_exit(pid, 30);
+    char *key = read_all(path);
+    unlink(path);
+    cr_assert(rc == 0 && key != NULL, "keys create failed (%d)", rc);
+    key[strcspn(key, "\n")] = '\0';
+    cr_assert(strncmp(key, "mlgw_", 5) == 0 && strlen(key) < outlen, "odd key: %s", key);
+    memcpy(out, key, strlen(key) + 1);
+    free(key);
+}
+
+/* Appends one exchange to $MLGW_CONTRACT_LOG (one write: lines never interleave). */
+static void contract_record(const char *method, const char *url, const struct th_resp *r)
+{
+    const char *log = getenv("MLGW_CONTRACT_LOG");
+    if (log == NULL || log[0] == '\0' || r->status == 0)
+        return;
+    const char *path = strstr(url, "://");
+    path = path ? strchr(path + 3, '/') : NULL;
+    char *ct = th_resp_header(r, "Content-Type");
+    json_t *rec = json_pack("{s:s,s:s,s:i,s:s?,s:s}", "method", method, "path", path ? path : "/",
+                            "status", (int)r->status, "content_type", ct, "body", r->body);
+    free(ct);
+    char *line = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    if (line == NULL)
+        return;
+    size_t n = strlen(line);
+    line[n] = '\n';
+    int fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (fd >= 0) {
+        ssize_t w = write(fd, line, n + 1);
+        (void)w;
+        close(fd);
+    }
+    free(line);
+}
+
 struct sink {
     char *data;
     size_t len;
@@ -386,6 +443,8 @@ int th_http(struct th_resp *out, const char *method, const char *url, const char
     curl_easy_cleanup(c);
     out->body = b.data ? b.data : strdup("");
     out->headers = h.data ? h.data : strdup("");
+    if (rc == CURLE_OK)
+        contract_record(method, url, out);
     return rc == CURLE_OK ? 0 : -1;
 }
 

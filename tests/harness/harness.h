@@ -48,13 +48,20 @@ void th_gw_start(struct th_gw *gw, const char *db_url, const char *const *env);
  * (or -1) and, when out is non-NULL, its stderr (new). */
 int th_gw_run(char **out, const char *const *args, const char *db_url, const char *const *env,
               int timeout_s);
+/* Creates an API key with `ml-gateway keys create` on db_url and writes it
+ * to out. Aborts the test on failure. */
+void th_key_create(char *out, size_t outlen, const char *db_url, const char *name,
+                   const char *scopes);
+
 /* Sends sig and waits up to timeout_s; returns the exit status, 128+signal,
  * or -1 when it did not exit in time (it is then killed). */
 int th_gw_stop(struct th_gw *gw, int sig, int timeout_s);
 /* The child's log so far (new: free it). */
 char *th_gw_log(const struct th_gw *gw);
 
-/* HTTP */
+/* HTTP. With MLGW_CONTRACT_LOG set, every exchange is appended to that file
+ * as one JSON line (method, path, status, content_type, body) for the
+ * OpenAPI contract check. */
 struct th_resp {
     long status;
     char *body;    /* new */

@@ -10,11 +10,15 @@
 
 static struct th_gw gw;
 static char db[1024];
+static char auth[128]; /* "Authorization: Bearer <a jobs:read key>" */
 
 static void setup(void)
 {
     th_db_create(db, sizeof(db), NULL);
     th_gw_start(&gw, db, NULL);
+    char key[96];
+    th_key_create(key, sizeof(key), db, "metrics-reader", "jobs:read");
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
 }
 
 static void teardown(void)
@@ -167,6 +171,10 @@ Test(http, metrics_count_requests_by_route_method_status_and_show_the_pool)
     get(&r, "/readyz", NULL);
     th_resp_dispose(&r);
     get(&r, "/metrics", NULL);
+    th_assert_problem(&r, 401);
+    th_resp_dispose(&r);
+    const char *h[] = {auth, NULL};
+    get(&r, "/metrics", h);
     cr_assert_eq(r.status, 200);
     char *ct = th_resp_header(&r, "Content-Type");
     cr_assert(ct && strncmp(ct, "text/plain; version=0.0.4", 25) == 0);
@@ -181,7 +189,7 @@ Test(http, metrics_count_requests_by_route_method_status_and_show_the_pool)
                              "method=\"GET\",le=\"+Inf\"} 1\n"));
     cr_assert(strstr(r.body, "mlgw_db_pool_connections{state=\"size\"} 10\n"));
     cr_assert(strstr(r.body, "mlgw_db_pool_connections{state=\"open\"} 1\n"),
-              "readyz opened one pooled connection");
+              "readyz and the key lookup shared one pooled connection: %s", r.body);
     cr_assert(strstr(r.body, "mlgw_db_pool_waiting 0\n"));
     th_resp_dispose(&r);
 }

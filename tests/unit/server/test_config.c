@@ -461,7 +461,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 12);
+    cr_assert_eq(json_object_size(obj), 27, "one field per setting");
     json_decref(obj);
 }
 
@@ -501,6 +501,21 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_DB_POOL_SIZE",
         "MLGW_DB_CHECKOUT_TIMEOUT_MS",
         "MLGW_DB_CONNECT_TIMEOUT",
+        "MLGW_DISPATCH",
+        "MLGW_GPU_JOB_VCPUS",
+        "MLGW_GPU_JOB_MEMORY",
+        "MLGW_GPU_JOB_GPUS",
+        "MLGW_CPU_JOB_VCPUS",
+        "MLGW_CPU_JOB_MEMORY",
+        "MLGW_MAX_VCPUS",
+        "MLGW_MAX_MEMORY",
+        "MLGW_MAX_GPUS",
+        "ML_INPUT_BUCKET",
+        "ML_OUTPUT_BUCKET",
+        "MLGW_LOCAL_ROOT",
+        "MLGW_CORS_ORIGINS",
+        "MLGW_IDEMPOTENCY_TTL_HOURS",
+        "MLGW_AUTH_CACHE_SECONDS",
     };
     struct gw_buf md;
     gw_buf_init(&md, 64 * 1024);
@@ -560,4 +575,88 @@ Test(server_config, redact_url_never_leaks_passwords_in_forms_libpq_accepts)
             cr_assert(strstr(out, cases[i][1]) == NULL, "%s leaks in %s", cases[i][1], out);
         free(out);
     }
+}
+
+/* ---- job settings ------------------------------------------------------- */
+
+Test(server_config, job_defaults_are_the_seeds)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}), 0, "%s", errtext());
+    cr_assert_eq(cfg.dispatch, SRV_DISPATCH_LOCAL);
+    cr_assert_eq(cfg.gpu_job_vcpus, 4);
+    cr_assert_eq(cfg.gpu_job_memory, 16384);
+    cr_assert_eq(cfg.gpu_job_gpus, 1);
+    cr_assert_eq(cfg.cpu_job_vcpus, 2);
+    cr_assert_eq(cfg.cpu_job_memory, 4096);
+    cr_assert_eq(cfg.max_vcpus, 256);
+    cr_assert_eq(cfg.max_memory, 2097152);
+    cr_assert_eq(cfg.max_gpus, 8);
+    cr_assert_null(cfg.output_bucket);
+    cr_assert_null(cfg.cors_origins);
+    cr_assert(cfg.local_root != NULL && cfg.local_root[0] == '/', "absolute: %s", cfg.local_root);
+    cr_assert(strstr(cfg.local_root, "/var/local") != NULL);
+}
+
+Test(server_config, dispatch_is_one_of_local_batch_sns)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_DISPATCH", "batch"}), 0);
+    cr_assert_eq(cfg.dispatch, SRV_DISPATCH_BATCH);
+    srv_config_dispose(&cfg);
+    gw_buf_reset(&errors);
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_DISPATCH", "lambda"}), 1);
+    cr_assert_not_null(strstr(errtext(), "MLGW_DISPATCH"));
+}
+
+Test(server_config, bucket_names_follow_s3_rules)
+{
+    const char *good[] = {"ml-outputs", "a.b.c", "abc", "x0-9"};
+    const char *bad[] = {"ab", "Upper", "-start", "end-", "two..dots", "under_score"};
+    for (size_t i = 0; i < GW_ARRAY_LEN(good); i++) {
+        cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"ML_OUTPUT_BUCKET", good[i]}),
+                     0, "%s: %s", good[i], errtext());
+        cr_assert_str_eq(cfg.output_bucket, good[i]);
+        srv_config_dispose(&cfg);
+    }
+    for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++) {
+        gw_buf_reset(&errors);
+        cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"ML_INPUT_BUCKET", bad[i]}), 1,
+                     "%s accepted", bad[i]);
+        cr_assert_not_null(strstr(errtext(), "ML_INPUT_BUCKET"));
+        srv_config_dispose(&cfg);
+    }
+}
+
+Test(server_config, a_default_above_its_limit_is_an_error)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_MAX_VCPUS", "2"}), 1);
+    cr_assert_not_null(strstr(errtext(), "MLGW_GPU_JOB_VCPUS: 4 is above MLGW_MAX_VCPUS (2)"), "%s",
+                       errtext());
+}
+
+Test(server_config, cors_origins_are_matched_exactly_or_by_star)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL},
+                      {"MLGW_CORS_ORIGINS", "https://app.example.com,http://localhost:3000"}),
+                 0, "%s", errtext());
+    cr_assert(srv_config_origin_allowed(&cfg, "https://app.example.com"));
+    cr_assert(srv_config_origin_allowed(&cfg, "http://localhost:3000"));
+    cr_assert_not(srv_config_origin_allowed(&cfg, "https://app.example.com.evil.test"));
+    cr_assert_not(srv_config_origin_allowed(&cfg, "https://app.example"));
+    cr_assert_not(srv_config_origin_allowed(&cfg, NULL));
+    srv_config_dispose(&cfg);
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_CORS_ORIGINS", "*"}), 0);
+    cr_assert(srv_config_origin_allowed(&cfg, "https://anything.test"));
+    srv_config_dispose(&cfg);
+    gw_buf_reset(&errors);
+    cr_assert_eq(
+        LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_CORS_ORIGINS", "https://a.test/path"}),
+        1);
+    srv_config_dispose(&cfg);
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_CORS_ORIGINS", "nope"}), 1);
+}
+
+Test(server_config, cors_origins_unset_allows_none)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}), 0);
+    cr_assert_not(srv_config_origin_allowed(&cfg, "https://app.example.com"));
 }

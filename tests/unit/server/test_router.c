@@ -9,14 +9,14 @@
 #include "server/http.h"
 
 static const struct srv_route routes[] = {
-    {"/healthz", SRV_GET, SRV_BODY_NONE, NULL},                    /* 0 */
-    {"/jobs", SRV_GET, SRV_BODY_NONE, NULL},                       /* 1 */
-    {"/jobs", SRV_POST, SRV_BODY_JSON, NULL},                      /* 2 */
-    {"/jobs/{id}", SRV_GET | SRV_DELETE, SRV_BODY_NONE, NULL},     /* 3 */
-    {"/jobs/{id}/cancel", SRV_POST, SRV_BODY_NONE, NULL},          /* 4 */
-    {"/jobs/{id}/runs/{run}", SRV_GET, SRV_BODY_NONE, NULL},       /* 5 */
-    {"/", SRV_GET, SRV_BODY_NONE, NULL},                           /* 6 */
-    {"/sns/{topic}", SRV_POST | SRV_OPTIONS, SRV_BODY_TEXT, NULL}, /* 7 */
+    {"/healthz", SRV_GET, SRV_BODY_NONE, NULL, 0},                    /* 0 */
+    {"/jobs", SRV_GET, SRV_BODY_NONE, NULL, 0},                       /* 1 */
+    {"/jobs", SRV_POST, SRV_BODY_JSON, NULL, 0},                      /* 2 */
+    {"/jobs/{id}", SRV_GET | SRV_DELETE, SRV_BODY_NONE, NULL, 0},     /* 3 */
+    {"/jobs/{id}/cancel", SRV_POST, SRV_BODY_NONE, NULL, 0},          /* 4 */
+    {"/jobs/{id}/runs/{run}", SRV_GET, SRV_BODY_NONE, NULL, 0},       /* 5 */
+    {"/", SRV_GET, SRV_BODY_NONE, NULL, 0},                           /* 6 */
+    {"/sns/{topic}", SRV_POST | SRV_OPTIONS, SRV_BODY_TEXT, NULL, 0}, /* 7 */
 };
 
 static struct srv_match m;
@@ -145,8 +145,8 @@ Test(server_router, parameter_longer_than_256_characters_does_not_match)
 Test(server_router, more_parameters_than_the_limit_do_not_match)
 {
     static const struct srv_route many[] = {
-        {"/{a}/{b}/{c}/{d}", SRV_GET, SRV_BODY_NONE, NULL},
-        {"/{a}/{b}/{c}/{d}/{e}", SRV_GET, SRV_BODY_NONE, NULL},
+        {"/{a}/{b}/{c}/{d}", SRV_GET, SRV_BODY_NONE, NULL, 0},
+        {"/{a}/{b}/{c}/{d}/{e}", SRV_GET, SRV_BODY_NONE, NULL, 0},
     };
     cr_assert_eq(srv_route_match(&m, many, 2, SRV_GET, "/1/2/3/4"), SRV_MATCH_OK);
     cr_assert_eq(m.nparams, SRV_MAX_PARAMS);
@@ -157,8 +157,8 @@ Test(server_router, more_parameters_than_the_limit_do_not_match)
 Test(server_router, the_first_fitting_route_wins_over_a_later_literal)
 {
     static const struct srv_route order[] = {
-        {"/jobs/{id}", SRV_GET, SRV_BODY_NONE, NULL},
-        {"/jobs/latest", SRV_GET, SRV_BODY_NONE, NULL},
+        {"/jobs/{id}", SRV_GET, SRV_BODY_NONE, NULL, 0},
+        {"/jobs/latest", SRV_GET, SRV_BODY_NONE, NULL, 0},
     };
     cr_assert_eq(srv_route_match(&m, order, 2, SRV_GET, "/jobs/latest"), SRV_MATCH_OK);
     cr_assert_eq(m.route, &order[0]);

@@ -1,0 +1,348 @@
+/*
+ * jobs.c — SQL for jobs, job_history and idempotency_keys.
+ */
+#include "jobs.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../server/poison.h"
+
+#define JOB_INSERT_CTE                                                                             \
+    "WITH j AS (INSERT INTO jobs (id, status, script_key, compute_type, vcpus, memory, gpus, "     \
+    "args, env, timeout_seconds, max_attempts, operation, metadata, notify, dispatch, "            \
+    "output_uri, api_key_id) VALUES ($1, 'QUEUED', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "     \
+    "$12, $13, $14, $15, $16) RETURNING *), "                                                      \
+    "h AS (INSERT INTO job_history (job_id, status, source, at) "                                  \
+    "SELECT id, 'QUEUED', 'api', created_at FROM j RETURNING status, at, source, reason) "         \
+    "SELECT mlgw_job_json(j::jobs, (SELECT json_agg(json_build_object('status', h.status, "        \
+    "'at', mlgw_ts(h.at), 'source', h.source, 'reason', h.reason)) FROM h)) FROM j"
+
+/* One statement: atomic on its own, one round trip. */
+static const struct db_stmt insert_stmt = {"job_insert", JOB_INSERT_CTE, 16};
+
+static int insert_job(char **out, struct db_conn *c, const struct db_job_new *job,
+                      struct gw_err *err)
+{
+    char nums[4][24], timeout[24];
+    gw_fmt(nums[0], sizeof(nums[0]), "%lld", job->vcpus);
+    gw_fmt(nums[1], sizeof(nums[1]), "%lld", job->memory);
+    gw_fmt(nums[2], sizeof(nums[2]), "%lld", job->gpus);
+    gw_fmt(nums[3], sizeof(nums[3]), "%lld", job->max_attempts);
+    gw_fmt(timeout, sizeof(timeout), "%lld", job->timeout_seconds);
+    const char *params[16] = {
+        job->id,          job->script_key, job->compute_type,
+        nums[0],          nums[1],         nums[2],
+        job->args_json,   job->env_json,   job->timeout_seconds >= 0 ? timeout : NULL,
+        nums[3],          job->operation,  job->metadata_json,
+        job->notify_json, job->dispatch,   job->output_uri,
+        job->api_key_id,
+    };
+    PGresult *res = NULL;
+    int rc = db_exec(&res, c, &insert_stmt, params, err);
+    if (rc == GW_OK) {
+        *out = strdup(PQgetvalue(res, 0, 0));
+        if (*out == NULL)
+            rc = gw_err_set(err, GW_ENOMEM, "out of memory");
+    }
+    PQclear(res);
+    return rc;
+}
+
+static const struct db_stmt idem_lock_stmt = {
+    "idem_lock", "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))", 2};
+
+static const struct db_stmt idem_find_stmt = {
+    "idem_find",
+    "SELECT request_hash = decode($3, 'hex'), status, response_body FROM idempotency_keys "
+    "WHERE api_key_id = $1 AND key = $2 AND created_at > now() - make_interval(hours => $4)",
+    4};
+
+static const struct db_stmt idem_save_stmt = {
+    "idem_save",
+    "INSERT INTO idempotency_keys (api_key_id, key, request_hash, status, response_body, "
+    "location) VALUES ($1, $2, decode($3, 'hex'), $4, $5, $6) "
+    "ON CONFLICT (api_key_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, "
+    "status = EXCLUDED.status, response_body = EXCLUDED.response_body, "
+    "location = EXCLUDED.location, created_at = now()",
+    6};
+
+struct create_ctx {
+    struct db_job_created *out;
+    const struct db_job_new *job;
+    const struct db_idempotency *idem;
+};
+
+static int create_idempotent(struct db_conn *c, void *arg, struct gw_err *err)
+{
+    struct create_ctx *x = arg;
+    char hash[65], ttl[24];
+    gw_hex(hash, x->idem->request_hash, 32);
+    gw_fmt(ttl, sizeof(ttl), "%lld", x->idem->ttl_hours);
+    PGresult *res = NULL;
+
+    /* Held until commit: a second request with the same key sees it taken. */
+    const char *lock_params[] = {x->idem->api_key_id, x->idem->key};
+    int rc = db_exec(&res, c, &idem_lock_stmt, lock_params, err);
+    if (rc != GW_OK)
+        return rc;
+    int locked = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (!locked)
+        return gw_err_set(err, GW_ECONFLICT,
+                          "a request with this Idempotency-Key is still in progress");
+
+    const char *find_params[] = {x->idem->api_key_id, x->idem->key, hash, ttl};
+    rc = db_exec(&res, c, &idem_find_stmt, find_params, err);
+    if (rc != GW_OK)
+        return rc;
+    if (PQntuples(res) > 0) {
+        int same = PQgetvalue(res, 0, 0)[0] == 't';
+        long long status = 0;
+        if (same && gw_parse_ll(&status, PQgetvalue(res, 0, 1), 100, 599) == GW_OK) {
+            x->out->json = strdup(PQgetvalue(res, 0, 2));
+            x->out->status = (unsigned)status;
+            x->out->replayed = 1;
+            rc = x->out->json ? GW_OK : gw_err_set(err, GW_ENOMEM, "out of memory");
+        } else {
+            rc = gw_err_set(err, GW_EINVAL,
+                            "this Idempotency-Key was already used for a different request");
+        }
+        PQclear(res);
+        return rc;
+    }
+    PQclear(res);
+
+    rc = insert_job(&x->out->json, c, x->job, err);
+    if (rc != GW_OK)
+        return rc;
+    x->out->status = 202;
+    char location[64];
+    gw_fmt(location, sizeof(location), "/jobs/%s", x->job->id);
+    const char *save_params[] = {x->idem->api_key_id, x->idem->key, hash, "202",
+                                 x->out->json,        location};
+    rc = db_exec(NULL, c, &idem_save_stmt, save_params, err);
+    if (rc != GW_OK) {
+        free(x->out->json);
+        x->out->json = NULL;
+    }
+    return rc;
+}
+
+int db_job_create(struct db_job_created *out, struct db_pool *pool, const struct db_job_new *job,
+                  const struct db_idempotency *idem, struct gw_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (idem != NULL) {
+        struct create_ctx x = {out, job, idem};
+        int rc = db_tx(pool, create_idempotent, &x, err);
+        if (rc != GW_OK) {
+            free(out->json);
+            out->json = NULL;
+        }
+        return rc;
+    }
+    struct db_conn *c = NULL;
+    int rc = db_pool_checkout(&c, pool, err);
+    if (rc != GW_OK)
+        return rc;
+    rc = insert_job(&out->json, c, job, err);
+    db_pool_checkin(pool, c);
+    if (rc == GW_OK)
+        out->status = 202;
+    return rc;
+}
+
+static const struct db_stmt get_stmt = {
+    "job_get", "SELECT mlgw_job_json(j, mlgw_job_history(j.id)) FROM jobs j WHERE j.id = $1", 1};
+
+static int get_on(char **out, struct db_conn *c, const char *id, struct gw_err *err)
+{
+    *out = NULL;
+    PGresult *res = NULL;
+    const char *params[] = {id};
+    int rc = db_exec(&res, c, &get_stmt, params, err);
+    if (rc == GW_OK && PQntuples(res) == 0)
+        rc = gw_err_set(err, GW_ENOTFOUND, "no job %s", id);
+    if (rc == GW_OK && (*out = strdup(PQgetvalue(res, 0, 0))) == NULL)
+        rc = gw_err_set(err, GW_ENOMEM, "out of memory");
+    PQclear(res);
+    return rc;
+}
+
+int db_job_get(char **out, struct db_pool *pool, const char *id, struct gw_err *err)
+{
+    *out = NULL;
+    struct db_conn *c = NULL;
+    int rc = db_pool_checkout(&c, pool, err);
+    if (rc != GW_OK)
+        return rc;
+    rc = get_on(out, c, id, err);
+    db_pool_checkin(pool, c);
+    return rc;
+}
+
+int db_job_list(char **items, char next_id[37], struct db_pool *pool, const struct db_job_filter *f,
+                struct gw_err *err)
+{
+    *items = NULL;
+    next_id[0] = '\0';
+    /* The query's shape follows the filters present; values stay parameters. */
+    static const struct {
+        const char *column, *cast;
+        size_t offset;
+    } filters[] = {
+        {"status", "", offsetof(struct db_job_filter, status)},
+        {"compute_type", "", offsetof(struct db_job_filter, compute_type)},
+        {"meta_user", "", offsetof(struct db_job_filter, user)},
+        {"meta_project", "", offsetof(struct db_job_filter, project)},
+        {"meta_experiment", "", offsetof(struct db_job_filter, experiment)},
+        {"created_at >", "::timestamptz", offsetof(struct db_job_filter, created_after)},
+        {"created_at <", "::timestamptz", offsetof(struct db_job_filter, created_before)},
+        {"id <", "::uuid", offsetof(struct db_job_filter, before_id)},
+    };
+    const char *params[GW_ARRAY_LEN(filters) + 1];
+    int n = 0;
+    struct gw_buf sql;
+    gw_buf_init(&sql, 4096);
+    int rc = gw_buf_adds(&sql, "SELECT mlgw_job_json(j, NULL), j.id FROM jobs j WHERE true");
+    for (size_t i = 0; rc == GW_OK && i < GW_ARRAY_LEN(filters); i++) {
+        const char *v;
+        memcpy(&v, (const char *)f + filters[i].offset, sizeof(v));
+        if (v == NULL)
+            continue;
+        params[n++] = v;
+        const char *col = filters[i].column;
+        int has_op = strchr(col, ' ') != NULL; /* "created_at >" brings its operator */
+        rc = gw_buf_printf(&sql, " AND %s%s$%d%s", col, has_op ? " " : " = ", n, filters[i].cast);
+    }
+    char limit[16];
+    gw_fmt(limit, sizeof(limit), "%d", f->limit + 1); /* one more: is there a next page? */
+    params[n++] = limit;
+    if (rc == GW_OK)
+        rc = gw_buf_printf(&sql, " ORDER BY j.id DESC LIMIT $%d", n);
+    if (rc != GW_OK) {
+        gw_buf_dispose(&sql);
+        return gw_err_set(err, GW_ENOMEM, "out of memory");
+    }
+
+    struct db_conn *c = NULL;
+    PGresult *res = NULL;
+    rc = db_pool_checkout(&c, pool, err);
+    if (rc == GW_OK)
+        rc = db_exec_params(&res, c, sql.data, n, params, err);
+    db_pool_checkin(pool, c);
+    gw_buf_dispose(&sql);
+    if (rc != GW_OK)
+        return rc;
+
+    struct gw_buf out;
+    gw_buf_init(&out, (size_t)256 << 20);
+    int rows = PQntuples(res);
+    int shown = rows > f->limit ? f->limit : rows;
+    rc = gw_buf_adds(&out, "[");
+    for (int i = 0; rc == GW_OK && i < shown; i++) {
+        if (i > 0)
+            rc = gw_buf_adds(&out, ",");
+        if (rc == GW_OK)
+            rc = gw_buf_adds(&out, PQgetvalue(res, i, 0));
+    }
+    if (rc == GW_OK)
+        rc = gw_buf_adds(&out, "]");
+    if (rows > f->limit && shown > 0)
+        gw_fmt(next_id, 37, "%s", PQgetvalue(res, shown - 1, 1));
+    PQclear(res);
+    if (rc != GW_OK) {
+        gw_buf_dispose(&out);
+        return gw_err_set(err, GW_ENOMEM, "out of memory");
+    }
+    *items = gw_buf_steal(&out);
+    return GW_OK;
+}
+
+static const struct db_stmt cancel_stmt = {
+    "job_cancel",
+    "WITH u AS (UPDATE jobs SET status = 'CANCELLED', status_reason = $2, updated_at = now(), "
+    "stopped_at = now() WHERE id = $1 AND status = 'QUEUED' RETURNING id) "
+    "INSERT INTO job_history (job_id, status, source, reason) "
+    "SELECT id, 'CANCELLED', 'api', $2 FROM u RETURNING job_id",
+    2};
+
+static const struct db_stmt status_stmt = {"job_status", "SELECT status FROM jobs WHERE id = $1",
+                                           1};
+
+struct cancel_ctx {
+    char **out;
+    const char *id, *reason;
+};
+
+static int cancel_tx(struct db_conn *c, void *arg, struct gw_err *err)
+{
+    struct cancel_ctx *x = arg;
+    PGresult *res = NULL;
+    const char *params[] = {x->id, x->reason};
+    int rc = db_exec(&res, c, &cancel_stmt, params, err);
+    if (rc != GW_OK)
+        return rc;
+    int cancelled = PQntuples(res) == 1;
+    PQclear(res);
+    if (!cancelled) {
+        rc = db_exec(&res, c, &status_stmt, params, err);
+        if (rc != GW_OK)
+            return rc;
+        if (PQntuples(res) == 0) {
+            rc = gw_err_set(err, GW_ENOTFOUND, "no job %s", x->id);
+        } else {
+            const char *st = PQgetvalue(res, 0, 0);
+            int terminal = strcmp(st, "SUCCEEDED") == 0 || strcmp(st, "FAILED") == 0 ||
+                           strcmp(st, "CANCELLED") == 0 || strcmp(st, "DISPATCH_FAILED") == 0;
+            rc = gw_err_set(err, GW_ECONFLICT,
+                            terminal ? "the job has already ended (%s)"
+                                     : "the job was already handed on (%s) and cannot be "
+                                       "cancelled from the gateway yet",
+                            st);
+        }
+        PQclear(res);
+        return rc;
+    }
+    return get_on(x->out, c, x->id, err);
+}
+
+int db_job_cancel(char **out, struct db_pool *pool, const char *id, const char *reason,
+                  struct gw_err *err)
+{
+    *out = NULL;
+    struct cancel_ctx x = {out, id, reason};
+    int rc = db_tx(pool, cancel_tx, &x, err);
+    if (rc != GW_OK) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static const struct db_stmt purge_stmt = {
+    "idem_purge",
+    "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)", 1};
+
+int db_idempotency_purge(long *deleted, struct db_pool *pool, long long ttl_hours,
+                         struct gw_err *err)
+{
+    *deleted = 0;
+    char ttl[24];
+    gw_fmt(ttl, sizeof(ttl), "%lld", ttl_hours);
+    const char *params[] = {ttl};
+    struct db_conn *c = NULL;
+    PGresult *res = NULL;
+    int rc = db_pool_checkout(&c, pool, err);
+    if (rc == GW_OK)
+        rc = db_exec(&res, c, &purge_stmt, params, err);
+    if (rc == GW_OK) {
+        long long n = 0;
+        if (gw_parse_ll(&n, PQcmdTuples(res), 0, (long long)1 << 62) == GW_OK)
+            *deleted = (long)n;
+    }
+    PQclear(res);
+    db_pool_checkin(pool, c);
+    return rc;
+}

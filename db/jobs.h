@@ -1,0 +1,77 @@
+/*
+ * jobs.h — the jobs aggregate: creation (job + first history row in one
+ * statement, or with an Idempotency-Key in one transaction), lookup, the
+ * filtered list with its cursor, and cancellation before dispatch.
+ *
+ * The job resource's JSON is built by PostgreSQL (mlgw_job_json in
+ * migrations/0002_jobs.sql), so reads hand text straight to the client.
+ */
+#ifndef MLGW_DB_JOBS_H
+#define MLGW_DB_JOBS_H
+
+#include "pool.h"
+
+struct db_job_new {
+    char id[37];
+    const char *script_key;
+    const char *compute_type;
+    long long vcpus, memory, gpus;
+    const char *args_json;     /* JSON array text */
+    const char *env_json;      /* JSON object text */
+    long long timeout_seconds; /* < 0: none */
+    long long max_attempts;
+    const char *operation; /* NULL: none */
+    const char *metadata_json;
+    const char *notify_json;
+    const char *dispatch;
+    const char *output_uri;
+    const char *api_key_id;
+};
+
+struct db_idempotency {
+    const char *api_key_id;
+    const char *key;
+    unsigned char request_hash[32];
+    long long ttl_hours;
+};
+
+struct db_job_created {
+    char *json; /* new: free() */
+    unsigned status;
+    int replayed;
+};
+
+/*
+ * Stores a new QUEUED job and its first history row. With idem, replays the
+ * first answer for the same key and request. Errors: GW_ECONFLICT (the same
+ * key is being used by a request still in progress), GW_EINVAL (the key was
+ * used for a different request), GW_EUNAVAIL, GW_EDB.
+ */
+int db_job_create(struct db_job_created *out, struct db_pool *pool, const struct db_job_new *job,
+                  const struct db_idempotency *idem, struct gw_err *err);
+
+/* The job with its history (new: free()). GW_ENOTFOUND. */
+int db_job_get(char **out, struct db_pool *pool, const char *id, struct gw_err *err);
+
+struct db_job_filter {
+    const char *status, *compute_type, *user, *project, *experiment;
+    const char *created_after, *created_before; /* RFC 3339 */
+    const char *before_id;                      /* cursor: only ids below this */
+    int limit;
+};
+
+/* Newest first. *items is a JSON array text (new: free()); *next_id is the
+ * last id returned when more rows follow, else empty. */
+int db_job_list(char **items, char next_id[37], struct db_pool *pool, const struct db_job_filter *f,
+                struct gw_err *err);
+
+/* QUEUED → CANCELLED. GW_ENOTFOUND; GW_ECONFLICT when the job is terminal or
+ * already handed on. *out is the job with history (new: free()). */
+int db_job_cancel(char **out, struct db_pool *pool, const char *id, const char *reason,
+                  struct gw_err *err);
+
+/* Deletes idempotency keys older than ttl_hours; *deleted gets the count. */
+int db_idempotency_purge(long *deleted, struct db_pool *pool, long long ttl_hours,
+                         struct gw_err *err);
+
+#endif

@@ -1,0 +1,372 @@
+/*
+ * jobs.c — POST /jobs, GET /jobs, GET /jobs/{id}, POST /jobs/{id}/cancel.
+ * Parse, validate, call db/jobs.c, reply. Job JSON comes from the database
+ * as text and goes to the client untouched.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../db/jobs.h"
+#include "../server/app.h"
+#include "../server/log.h"
+#include "job_request.h"
+#include "routes.h"
+
+#include "../server/poison.h"
+
+enum { LIST_DEFAULT = 50, LIST_MAX = 200, IDEMPOTENCY_KEY_MAX = 255 };
+
+static void reply_text_json(struct srv_reply *out, unsigned status, char *json /* steals */)
+{
+    srv_reply_bytes(out, status, "application/json; charset=utf-8", json, json ? strlen(json) : 0);
+}
+
+/* 1–255 printable ASCII characters. */
+static int idempotency_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n < 1 || n > IDEMPOTENCY_KEY_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x20 || k[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+static char *output_uri(const struct srv_config *cfg, const char *id)
+{
+    struct gw_buf b;
+    gw_buf_init(&b, 8192);
+    int rc = cfg->output_bucket != NULL
+                 ? gw_buf_printf(&b, "s3://%s/jobs/%s/", cfg->output_bucket, id)
+                 : gw_buf_printf(&b, "file://%s/output/jobs/%s/", cfg->local_root, id);
+    if (rc != GW_OK) {
+        gw_buf_dispose(&b);
+        return NULL;
+    }
+    return gw_buf_steal(&b);
+}
+
+void rt_jobs_create(struct srv_request *req, struct srv_reply *out)
+{
+    const struct srv_config *cfg = req->app->cfg;
+    json_t *body = NULL, *errors = NULL;
+    char *uri = NULL, *canonical = NULL;
+    struct rt_job_request jr;
+    memset(&jr, 0, sizeof(jr));
+
+    const char *ikey = srv_header(req, "Idempotency-Key");
+    if (ikey != NULL && !idempotency_key_ok(ikey)) {
+        srv_reply_problem(req, out, 400, "Bad Request",
+                          "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                          json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message",
+                                    "must be 1 to 255 printable ASCII characters"));
+        goto cleanup;
+    }
+    if (srv_body_json(&body, req, out) != GW_OK)
+        goto cleanup;
+    errors = json_array();
+    if (rt_job_request_parse(&jr, body, cfg, errors) > 0) {
+        srv_reply_problem(req, out, 422, "Unprocessable Content",
+                          "the job request is invalid; see errors", errors);
+        errors = NULL;
+        goto cleanup;
+    }
+
+    struct db_job_new job = {
+        .script_key = jr.script_key,
+        .compute_type = jr.compute_type,
+        .vcpus = jr.vcpus,
+        .memory = jr.memory,
+        .gpus = jr.gpus,
+        .args_json = jr.args_json,
+        .env_json = jr.env_json,
+        .timeout_seconds = jr.timeout_seconds,
+        .max_attempts = jr.max_attempts,
+        .operation = jr.operation,
+        .metadata_json = jr.metadata_json,
+        .notify_json = jr.notify_json,
+        .dispatch = jr.dispatch,
+        .api_key_id = req->auth_key_id,
+    };
+    struct gw_err err = {0};
+    if (gw_uuid7(job.id) != GW_OK || (uri = output_uri(cfg, job.id)) == NULL) {
+        srv_reply_error(req, out, GW_ENOMEM, NULL);
+        goto cleanup;
+    }
+    job.output_uri = uri;
+
+    struct db_idempotency idem = {
+        .api_key_id = req->auth_key_id,
+        .key = ikey,
+        .ttl_hours = cfg->idempotency_ttl_hours,
+    };
+    if (ikey != NULL) {
+        /* The same request is the same JSON, whatever its spacing or key order. */
+        canonical = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+        if (canonical == NULL) {
+            srv_reply_error(req, out, GW_ENOMEM, NULL);
+            goto cleanup;
+        }
+        struct gw_buf h;
+        gw_buf_init(&h, strlen(canonical) + 64);
+        if (gw_buf_printf(&h, "POST /jobs\n%s", canonical) != GW_OK) {
+            gw_buf_dispose(&h);
+            srv_reply_error(req, out, GW_ENOMEM, NULL);
+            goto cleanup;
+        }
+        gw_sha256(idem.request_hash, h.data, h.len);
+        gw_buf_dispose(&h);
+    }
+
+    struct db_job_created created;
+    int rc = db_job_create(&created, req->app->pool, &job, ikey ? &idem : NULL, &err);
+    if (rc == GW_EINVAL) { /* the key was used for another request */
+        srv_reply_problem(req, out, 422, "Unprocessable Content", err.msg,
+                          json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message", err.msg));
+        goto cleanup;
+    }
+    if (rc != GW_OK) {
+        srv_reply_error(req, out, rc, &err);
+        goto cleanup;
+    }
+    /* A replay answers with the original job, whose id is in its own body. */
+    char location[64];
+    json_t *parsed = created.replayed ? json_loads(created.json, 0, NULL) : NULL;
+    const char *id = parsed ? json_string_value(json_object_get(parsed, "id")) : job.id;
+    gw_fmt(location, sizeof(location), "/jobs/%s", id ? id : job.id);
+    json_decref(parsed);
+    reply_text_json(out, created.status, created.json);
+    srv_reply_header(out, MHD_HTTP_HEADER_LOCATION, location);
+    if (created.replayed)
+        srv_reply_header(out, "Idempotent-Replayed", "true");
+    else
+        LOG_INFO("job %s queued: %s on %s (%s)", job.id, jr.script_key, jr.compute_type,
+                 jr.dispatch);
+
+cleanup:
+    rt_job_request_dispose(&jr);
+    json_decref(body);
+    json_decref(errors);
+    free(uri);
+    free(canonical);
+}
+
+/* A job id in a path: anything that is not a UUID cannot name a job. */
+static const char *job_id_param(struct srv_request *req, struct srv_reply *out)
+{
+    const char *id = srv_param(req, "id");
+    if (id == NULL || !gw_uuid_valid(id)) {
+        srv_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
+        return NULL;
+    }
+    return id;
+}
+
+void rt_jobs_get(struct srv_request *req, struct srv_reply *out)
+{
+    const char *id = job_id_param(req, out);
+    if (id == NULL)
+        return;
+    char *json = NULL;
+    struct gw_err err = {0};
+    int rc = db_job_get(&json, req->app->pool, id, &err);
+    if (rc == GW_ENOTFOUND) {
+        srv_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
+        return;
+    }
+    if (rc != GW_OK) {
+        srv_reply_error(req, out, rc, &err);
+        return;
+    }
+    reply_text_json(out, 200, json);
+}
+
+void rt_jobs_cancel(struct srv_request *req, struct srv_reply *out)
+{
+    const char *id = job_id_param(req, out);
+    if (id == NULL)
+        return;
+    char *json = NULL;
+    struct gw_err err = {0};
+    int rc = db_job_cancel(&json, req->app->pool, id, "cancelled by user", &err);
+    if (rc == GW_ENOTFOUND) {
+        srv_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
+        return;
+    }
+    if (rc == GW_ECONFLICT) {
+        srv_reply_problem(req, out, 409, "Conflict", err.msg, NULL);
+        return;
+    }
+    if (rc != GW_OK) {
+        srv_reply_error(req, out, rc, &err);
+        return;
+    }
+    LOG_INFO("job %s cancelled", id);
+    reply_text_json(out, 202, json);
+}
+
+/* YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM), copied into out with a space in
+ * the offset (a '+' decoded from a query string) turned back into '+'. */
+static int rfc3339_ok(char *out, size_t outlen, const char *s)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    size_t n = strlen(s);
+    if (n < 20 || n >= outlen)
+        return 0;
+    memcpy(out, s, n + 1);
+    for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+        char want = shape[i], c = out[i];
+        if (want == 'd' ? !(c >= '0' && c <= '9') : (c != want && !(want == 'T' && c == 't')))
+            return 0;
+    }
+    size_t i = sizeof(shape) - 1;
+    if (out[i] == '.') {
+        size_t start = ++i;
+        while (out[i] >= '0' && out[i] <= '9')
+            i++;
+        if (i == start)
+            return 0;
+    }
+    if ((out[i] == 'Z' || out[i] == 'z') && out[i + 1] == '\0')
+        return 1;
+    if (out[i] == ' ')
+        out[i] = '+';
+    if ((out[i] != '+' && out[i] != '-') || strlen(out + i) != 6)
+        return 0;
+    return out[i + 1] >= '0' && out[i + 1] <= '9' && out[i + 2] >= '0' && out[i + 2] <= '9' &&
+           out[i + 3] == ':' && out[i + 4] >= '0' && out[i + 4] <= '9' && out[i + 5] >= '0' &&
+           out[i + 5] <= '9';
+}
+
+static const char cursor_tag[] = "j1:";
+
+static void cursor_encode(char *out, size_t outlen, const char *id)
+{
+    char raw[48];
+    int n = snprintf(raw, sizeof(raw), "%s%s", cursor_tag, id);
+    if (n < 0 || (size_t)n >= sizeof(raw) || outlen < 66) {
+        out[0] = '\0';
+        return;
+    }
+    gw_base64url(out, (const unsigned char *)raw, (size_t)n);
+}
+
+static int cursor_decode(char id[37], const char *cursor)
+{
+    unsigned char raw[64];
+    long n = gw_base64url_decode(raw, sizeof(raw) - 1, cursor);
+    size_t tag = strlen(cursor_tag);
+    if (n != (long)(tag + 36) || memcmp(raw, cursor_tag, tag) != 0)
+        return 0;
+    memcpy(id, raw + tag, 36);
+    id[36] = '\0';
+    return gw_uuid_valid(id);
+}
+
+static const char *const list_params[] = {
+    "status",        "compute_type",   "user",  "project", "experiment",
+    "created_after", "created_before", "limit", "cursor",  NULL,
+};
+
+struct unknown_params {
+    json_t *errors;
+};
+
+static enum MHD_Result note_unknown(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct unknown_params *u = cls;
+    for (size_t i = 0; list_params[i] != NULL; i++)
+        if (strcmp(key, list_params[i]) == 0)
+            return MHD_YES;
+    json_array_append_new(u->errors, json_pack("{s:s,s:s}", "field", key, "message",
+                                               "is not a known query parameter"));
+    return MHD_YES;
+}
+
+static void list_error(json_t *errors, const char *field, const char *message)
+{
+    json_array_append_new(errors, json_pack("{s:s,s:s}", "field", field, "message", message));
+}
+
+void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
+{
+    static const char *const statuses[] = {
+        "QUEUED",  "DISPATCHED", "SUBMITTED", "PENDING",   "RUNNABLE",        "STARTING",
+        "RUNNING", "SUCCEEDED",  "FAILED",    "CANCELLED", "DISPATCH_FAILED", NULL,
+    };
+    json_t *errors = json_array();
+    struct unknown_params u = {errors};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, note_unknown, &u);
+
+    struct db_job_filter f = {.limit = LIST_DEFAULT};
+    f.status = srv_query(req, "status");
+    if (f.status != NULL) {
+        int ok = 0;
+        for (size_t i = 0; statuses[i] != NULL; i++)
+            ok |= strcmp(f.status, statuses[i]) == 0;
+        if (!ok)
+            list_error(errors, "status", "is not a job status");
+    }
+    f.compute_type = srv_query(req, "compute_type");
+    if (f.compute_type != NULL && strcmp(f.compute_type, "gpu") != 0 &&
+        strcmp(f.compute_type, "cpu") != 0)
+        list_error(errors, "compute_type", "must be gpu or cpu");
+    f.user = srv_query(req, "user");
+    f.project = srv_query(req, "project");
+    f.experiment = srv_query(req, "experiment");
+
+    char after[64], before[64], cursor_id[37];
+    const char *v = srv_query(req, "created_after");
+    if (v != NULL && !rfc3339_ok(after, sizeof(after), v))
+        list_error(errors, "created_after", "must be an RFC 3339 date-time");
+    else if (v != NULL)
+        f.created_after = after;
+    v = srv_query(req, "created_before");
+    if (v != NULL && !rfc3339_ok(before, sizeof(before), v))
+        list_error(errors, "created_before", "must be an RFC 3339 date-time");
+    else if (v != NULL)
+        f.created_before = before;
+    v = srv_query(req, "limit");
+    long long limit = LIST_DEFAULT;
+    if (v != NULL && gw_parse_ll(&limit, v, 1, LIST_MAX) != GW_OK)
+        list_error(errors, "limit", "must be an integer between 1 and 200");
+    f.limit = (int)limit;
+    v = srv_query(req, "cursor");
+    if (v != NULL && !cursor_decode(cursor_id, v))
+        list_error(errors, "cursor", "is not a cursor this API issued");
+    else if (v != NULL)
+        f.before_id = cursor_id;
+
+    if (json_array_size(errors) > 0) {
+        srv_reply_problem(req, out, 400, "Bad Request", "invalid query parameters; see errors",
+                          errors);
+        return;
+    }
+    json_decref(errors);
+
+    char *items = NULL, next_id[37];
+    struct gw_err err = {0};
+    int rc = db_job_list(&items, next_id, req->app->pool, &f, &err);
+    if (rc != GW_OK) {
+        srv_reply_error(req, out, rc, &err);
+        return;
+    }
+    struct gw_buf b;
+    gw_buf_init(&b, strlen(items) + 256);
+    char cursor[96] = "";
+    if (next_id[0] != '\0')
+        cursor_encode(cursor, sizeof(cursor), next_id);
+    rc = gw_buf_printf(&b, "{\"items\":%s,\"next_cursor\":%s%s%s}", items, cursor[0] ? "\"" : "",
+                       cursor[0] ? cursor : "null", cursor[0] ? "\"" : "");
+    free(items);
+    if (rc != GW_OK) {
+        gw_buf_dispose(&b);
+        srv_reply_error(req, out, GW_ENOMEM, NULL);
+        return;
+    }
+    reply_text_json(out, 200, gw_buf_steal(&b));
+}

@@ -1,0 +1,149 @@
+/*
+ * keys_cmd.c — `ml-gateway keys create|list|revoke`: API key administration
+ * from the command line. `create` prints the new key, and only the key, on
+ * stdout; everything else goes to stderr. The key is shown once: only its
+ * SHA-256 is stored.
+ */
+#include "keys_cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../db/api_keys.h"
+#include "log.h"
+
+#include "poison.h"
+
+static int usage(void)
+{
+    (void)fprintf(stderr, "usage: ml-gateway keys create --name NAME --scopes SCOPES\n"
+                          "       ml-gateway keys list\n"
+                          "       ml-gateway keys revoke ID|PREFIX\n"
+                          "SCOPES: comma-separated jobs:read, jobs:write, admin\n");
+    return 2;
+}
+
+static int key_create(struct db_conn *c, int argc, char **argv)
+{
+    const char *name = NULL, *scopes_text = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (strcmp(argv[i], "--scopes") == 0 && i + 1 < argc)
+            scopes_text = argv[++i];
+        else
+            return usage();
+    }
+    unsigned scopes = 0;
+    if (name == NULL || scopes_text == NULL)
+        return usage();
+    size_t nlen = strlen(name);
+    if (nlen < 1 || nlen > 128) {
+        (void)fprintf(stderr, "ml-gateway: --name must be 1 to 128 characters\n");
+        return 2;
+    }
+    if (db_scopes_parse(&scopes, scopes_text) != GW_OK) {
+        (void)fprintf(stderr, "ml-gateway: --scopes \"%s\": use jobs:read, jobs:write, admin\n",
+                      scopes_text);
+        return 2;
+    }
+    unsigned char secret[32], idb[6];
+    if (gw_random_bytes(secret, sizeof(secret)) != GW_OK ||
+        gw_random_bytes(idb, sizeof(idb)) != GW_OK) {
+        (void)fprintf(stderr, "ml-gateway: no randomness available\n");
+        return 1;
+    }
+    char key[64] = "mlgw_", id[20] = "key_", prefix[16];
+    gw_base64url(key + 5, secret, sizeof(secret));
+    gw_hex(id + 4, idb, sizeof(idb));
+    memcpy(prefix, key, 12);
+    prefix[12] = '\0';
+    unsigned char hash[32];
+    gw_sha256(hash, key, strlen(key));
+    struct gw_err err = {0};
+    int rc = db_api_key_create(c, id, name, prefix, hash, scopes, &err);
+    memset(secret, 0, sizeof(secret));
+    if (rc != GW_OK) {
+        LOG_ERROR("cannot create the API key: %s", err.msg);
+        return 1;
+    }
+    char arr[64];
+    db_scopes_array(arr, sizeof(arr), scopes);
+    LOG_INFO("created API key %s (%s, prefix %s, scopes %s)", id, name, prefix, arr);
+    int ok = printf("%s\n", key) > 0 && fflush(stdout) == 0;
+    memset(key, 0, sizeof(key));
+    return ok ? 0 : 1;
+}
+
+static int key_list(struct db_conn *c)
+{
+    PGresult *res = NULL;
+    struct gw_err err = {0};
+    if (db_api_key_list(&res, c, &err) != GW_OK) {
+        LOG_ERROR("cannot list API keys: %s", err.msg);
+        return 1;
+    }
+    int ok = printf("%-17s %-24s %-13s %-26s %-24s %-24s %s\n", "ID", "NAME", "PREFIX", "SCOPES",
+                    "CREATED", "LAST USED", "REVOKED") > 0;
+    for (int i = 0; ok && i < PQntuples(res); i++) {
+        const char *cell[7];
+        for (int k = 0; k < 7; k++)
+            cell[k] = PQgetisnull(res, i, k) ? "-" : PQgetvalue(res, i, k);
+        ok = printf("%-17s %-24s %-13s %-26s %-24s %-24s %s\n", cell[0], cell[1], cell[2], cell[3],
+                    cell[4], cell[5], cell[6]) > 0;
+    }
+    PQclear(res);
+    return ok && fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int key_revoke(struct db_conn *c, const char *which)
+{
+    struct gw_err err = {0};
+    int rc = db_api_key_revoke(c, which, &err);
+    if (rc == GW_ENOTFOUND) {
+        (void)fprintf(stderr, "ml-gateway: %s\n", err.msg);
+        return 1;
+    }
+    if (rc != GW_OK) {
+        LOG_ERROR("cannot revoke: %s", err.msg);
+        return 1;
+    }
+    LOG_INFO("revoked API key %s", which);
+    return 0;
+}
+
+int srv_cmd_keys(const struct srv_config *cfg, int argc, char **argv)
+{
+    if (argc < 1)
+        return usage();
+    const char *sub = argv[0];
+    if (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "revoke") != 0)
+        return usage();
+    if ((strcmp(sub, "list") == 0 && argc != 1) || (strcmp(sub, "revoke") == 0 && argc != 2))
+        return usage();
+
+    struct db_pool *pool = NULL;
+    struct db_conn *c = NULL;
+    struct gw_err err = {0};
+    struct db_pool_opts po = {.url = cfg->database_url,
+                              .size = 1,
+                              .checkout_timeout_ms = 1000,
+                              .connect_timeout_s = (int)cfg->db_connect_timeout_s,
+                              .application_name = "ml-gateway-keys"};
+    int status = 1;
+    if (db_pool_new(&pool, &po, &err) != GW_OK || db_pool_checkout(&c, pool, &err) != GW_OK) {
+        LOG_ERROR("%s", err.msg);
+        goto cleanup;
+    }
+    if (strcmp(sub, "create") == 0)
+        status = key_create(c, argc - 1, argv + 1);
+    else if (strcmp(sub, "list") == 0)
+        status = key_list(c);
+    else
+        status = key_revoke(c, argv[1]);
+cleanup:
+    if (pool != NULL)
+        db_pool_checkin(pool, c);
+    db_pool_free(pool);
+    return status;
+}
