@@ -31,12 +31,34 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# A development API key, created on first start and kept in var/dev-api-key
+# (mode 600) while the database still knows it.
+build/ml-gateway migrate 2>/dev/null || build/ml-gateway migrate
+mkdir -p var
+keyfile=var/dev-api-key
+key=""
+if [[ -s "$keyfile" ]]; then
+  key=$(cat "$keyfile")
+  hash=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
+  known=$(psql "$DATABASE_URL" -X -tAc \
+    "SELECT 1 FROM api_keys WHERE key_hash = decode('$hash', 'hex') AND revoked_at IS NULL" 2>/dev/null || true)
+  [[ "$known" == 1 ]] || key=""
+fi
+if [[ -z "$key" ]]; then
+  key=$(build/ml-gateway keys create --name "dev-$(hostname)" --scopes jobs:read,jobs:write,admin 2>/dev/null)
+  (umask 077; printf '%s\n' "$key" > "$keyfile")
+  echo "run: created a development API key (admin) in $keyfile" >&2
+fi
+
 base="http://${MLGW_LISTEN}"
 cat >&2 <<MSG
 run: ml-gateway on $base (Ctrl-C stops it)
-run:   curl -s $base/healthz
-run:   curl -s $base/readyz
-run:   curl -s $base/metrics
+run: your API key: $key
+run: try:
+  curl -s $base/healthz
+  curl -s -X POST $base/jobs -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \\
+       -d '{"script_key": "jobs/cpu_processing.py", "compute_type": "cpu", "metadata": {"user": "me"}}'
+  curl -s "$base/jobs?limit=5" -H "Authorization: Bearer $key"
 MSG
 
 build/ml-gateway &
