@@ -1,8 +1,8 @@
 /*
  * bare_mhd.c — the ceiling for GET /jobs/{id}: libmicrohttpd with the
  * gateway's daemon flags and thread pool (server/http.c), answering a fixed
- * small JSON body to every GET and nothing else. No routing, no auth, no
- * database, no logging.
+ * small JSON body to every GET (405 to anything else). No routing, no auth,
+ * no database, no logging.
  *
  *   bare_mhd PORT THREADS    listen on 127.0.0.1:PORT until SIGTERM/SIGINT
  *
@@ -21,8 +21,8 @@
 
 static const char body[] = "{\"status\":\"ok\"}";
 
-/* One response, created once and queued by every worker (MHD counts references). */
-static struct MHD_Response *response;
+/* Responses created once and queued by every worker (MHD counts references). */
+static struct MHD_Response *response, *not_allowed;
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
@@ -32,9 +32,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)url;
     (void)version;
     (void)upload_data;
+    (void)upload_data_size;
     (void)con_cls;
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 || *upload_data_size != 0)
-        return MHD_NO;
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+        return MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, not_allowed);
     return MHD_queue_response(conn, MHD_HTTP_OK, response);
 }
 
@@ -70,8 +71,11 @@ int main(int argc, char **argv)
 
     response =
         MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
-    if (response == NULL || MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                                    "application/json; charset=utf-8") != MHD_YES) {
+    not_allowed = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (response == NULL || not_allowed == NULL ||
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "application/json; charset=utf-8") != MHD_YES ||
+        MHD_add_response_header(not_allowed, MHD_HTTP_HEADER_ALLOW, "GET") != MHD_YES) {
         (void)fprintf(stderr, "bare_mhd: cannot create the response\n");
         return 1;
     }
@@ -92,6 +96,7 @@ int main(int argc, char **argv)
     if (d == NULL) {
         (void)fprintf(stderr, "bare_mhd: cannot listen on 127.0.0.1:%ld\n", port);
         MHD_destroy_response(response);
+        MHD_destroy_response(not_allowed);
         return 1;
     }
 
@@ -100,5 +105,6 @@ int main(int argc, char **argv)
     }
     MHD_stop_daemon(d);
     MHD_destroy_response(response);
+    MHD_destroy_response(not_allowed);
     return 0;
 }

@@ -75,50 +75,61 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
 
--- RFC 3339 UTC with milliseconds, as the API writes every time.
+-- RFC 3339 UTC with milliseconds, as the API writes every time. A plain SQL
+-- expression (STABLE, like to_char) so the planner inlines it.
 CREATE FUNCTION mlgw_ts(t timestamptz) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
     RETURN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
 
 -- The job resource of API.md, keys in the documented order. history is a JSON
 -- array appended as the last key, or NULL to leave the key out (lists).
+-- PL/pgSQL rather than SQL: its plan is cached per connection, where a SQL
+-- function with subqueries is planned again on every call.
 CREATE FUNCTION mlgw_job_json(j jobs, history json) RETURNS json
-    LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN (SELECT CASE WHEN history IS NULL THEN b
-                        ELSE (left(b::text, -1) || ',"history":' || history::text || '}')::json
-                   END
-            FROM (SELECT json_build_object(
-                'id', j.id,
-                'status', j.status,
-                'script_key', j.script_key,
-                'compute_type', j.compute_type,
-                'resources', json_build_object('vcpus', j.vcpus, 'memory', j.memory,
-                                               'gpus', j.gpus),
-                'args', j.args,
-                'env', j.env,
-                'timeout_seconds', j.timeout_seconds,
-                'max_attempts', j.max_attempts,
-                'operation', j.operation,
-                'metadata', '{"user": null, "project": null, "experiment": null}'::jsonb
-                            || j.metadata,
-                'notify', j.notify,
-                'dispatch', j.dispatch,
-                'batch_job_id', j.batch_job_id,
-                'sns_message_id', j.sns_message_id,
-                'attempts', j.attempts,
-                'exit_code', j.exit_code,
-                'status_reason', j.status_reason,
-                'output_uri', j.output_uri,
-                'log_stream', j.log_stream,
-                'created_at', mlgw_ts(j.created_at),
-                'updated_at', mlgw_ts(j.updated_at),
-                'started_at', mlgw_ts(j.started_at),
-                'stopped_at', mlgw_ts(j.stopped_at)) AS b) s);
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+DECLARE
+    b json := json_build_object(
+        'id', j.id,
+        'status', j.status,
+        'script_key', j.script_key,
+        'compute_type', j.compute_type,
+        'resources', json_build_object('vcpus', j.vcpus, 'memory', j.memory, 'gpus', j.gpus),
+        'args', j.args,
+        'env', j.env,
+        'timeout_seconds', j.timeout_seconds,
+        'max_attempts', j.max_attempts,
+        'operation', j.operation,
+        'metadata', '{"user": null, "project": null, "experiment": null}'::jsonb || j.metadata,
+        'notify', j.notify,
+        'dispatch', j.dispatch,
+        'batch_job_id', j.batch_job_id,
+        'sns_message_id', j.sns_message_id,
+        'attempts', j.attempts,
+        'exit_code', j.exit_code,
+        'status_reason', j.status_reason,
+        'output_uri', j.output_uri,
+        'log_stream', j.log_stream,
+        'created_at', mlgw_ts(j.created_at),
+        'updated_at', mlgw_ts(j.updated_at),
+        'started_at', mlgw_ts(j.started_at),
+        'stopped_at', mlgw_ts(j.stopped_at));
+BEGIN
+    IF history IS NULL THEN
+        RETURN b;
+    END IF;
+    RETURN (left(b::text, -1) || ',"history":' || history::text || '}')::json;
+END
+$$;
 
 -- A job's history, oldest first, in the API's shape.
 CREATE FUNCTION mlgw_job_history(job uuid) RETURNS json
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+BEGIN
     RETURN (SELECT coalesce(json_agg(json_build_object(
                 'status', h.status, 'at', mlgw_ts(h.at), 'source', h.source, 'reason', h.reason)
                 ORDER BY h.id), '[]'::json)
             FROM job_history h WHERE h.job_id = job);
+END
+$$;

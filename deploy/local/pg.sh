@@ -74,8 +74,10 @@ else:
 PY
 }
 
+# Free for PostgreSQL, which binds with SO_REUSEADDR: connections of the
+# previous run lingering in TIME_WAIT do not make the port busy.
 port_free() {
-  python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+  python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
 }
 
 extra=""

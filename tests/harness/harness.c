@@ -82,6 +82,41 @@ const char *th_pg_base_url(void)
     return url;
 }
 
+static const char *moto_file(const char *name, char *buf, size_t len)
+{
+    const char *dir = getenv("MLGW_TEST_MOTO_DIR");
+    cr_assert(dir != NULL, "MLGW_TEST_MOTO_DIR is not set: run through ctest");
+    snprintf(buf, len, "%s/%s", dir, name);
+    return buf;
+}
+
+const char *th_moto_url(void)
+{
+    static char url[256];
+    if (url[0] == '\0') {
+        char path[512];
+        char *s = read_all(moto_file("url", path, sizeof(path)));
+        cr_assert(s != NULL, "no moto url: did the moto_start fixture run?");
+        s[strcspn(s, "\n")] = '\0';
+        snprintf(url, sizeof(url), "%s", s);
+        free(s);
+    }
+    return url;
+}
+
+const char *th_moto_resource(const char *name)
+{
+    static json_t *res;
+    if (res == NULL) {
+        char path[512];
+        res = json_load_file(moto_file("resources.json", path, sizeof(path)), 0, NULL);
+        cr_assert(res != NULL, "cannot read moto resources.json");
+    }
+    const char *v = json_string_value(json_object_get(res, name));
+    cr_assert(v != NULL, "no moto resource %s", name);
+    return v;
+}
+
 /* Rewrites a conninfo (URL or key/value) with another dbname, as key/value. */
 static void with_dbname(char *out, size_t outlen, const char *base, const char *dbname)
 {

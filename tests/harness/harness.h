@@ -59,6 +59,11 @@ int th_gw_stop(struct th_gw *gw, int sig, int timeout_s);
 /* The child's log so far (new: free it). */
 char *th_gw_log(const struct th_gw *gw);
 
+/* The moto server of the CTest fixture: its URL and a field of
+ * resources.json (borrowed, static). Abort the test when missing. */
+const char *th_moto_url(void);
+const char *th_moto_resource(const char *name);
+
 /* HTTP. With MLGW_CONTRACT_LOG set, every exchange is appended to that file
  * as one JSON line (method, path, status, content_type, body) for the
  * OpenAPI contract check. */

@@ -186,7 +186,10 @@ Test(lifecycle, readyz_follows_postgresql_down_and_up_without_a_restart, .timeou
     cr_assert_eq(th_wait_status(health, 200, 5), 200, "still alive");
 
     th_pg_start(&pg);
-    cr_assert_eq(th_wait_status(ready, 200, 30), 200, "ready again once it is back");
+    if (th_wait_status(ready, 200, 30) != 200) {
+        char *log = th_gw_log(&gw);
+        cr_assert_fail("not ready 30 s after PostgreSQL came back (%s); log:\n%s", pg.url, log);
+    }
     cr_assert_eq(th_gw_stop(&gw, SIGTERM, 10), 0);
     th_pg_destroy(&pg);
 }

@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# run.sh — `make bench`: one run measuring, against the release gateway and a
+# private PostgreSQL cluster (fsync on) under build/bench/:
+#   POST /jobs and GET /jobs/{id} throughput, p50 and p99 (wrk);
+#   a bare libmicrohttpd handler with the gateway's daemon flags (the ceiling
+#   for GET /jobs/{id});
+#   pgbench running the very INSERT statement of POST /jobs, taken from
+#   db/jobs.c at bench time;
+#   the gateway's peak RSS.
+# Results: printed, and written to bench/results/latest.md and
+# bench/results/<UTC timestamp>.md. See bench/README.md.
+#
+# Settings (environment): BENCH_DURATION (seconds per measured run, 10),
+# BENCH_WARMUP (seconds of each warm-up, 2), BENCH_CONNECTIONS (wrk
+# connections and pgbench clients, 16), BENCH_WRK_THREADS (2),
+# BENCH_PGBENCH_JOBS (pgbench threads, 2), BENCH_ROUNDS (1; more: medians
+# of that many rounds of POST, GET, bare, pgbench), MLGW_THREADS (gateway and bare
+# handler thread pool; default: the gateway's own rule), MLGW_DB_POOL_SIZE.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=${BENCH_DURATION:-10}
+warmup=${BENCH_WARMUP:-2}
+conns=${BENCH_CONNECTIONS:-16}
+wrk_threads=${BENCH_WRK_THREADS:-2}
+pg_jobs=${BENCH_PGBENCH_JOBS:-2}
+rounds=${BENCH_ROUNDS:-1}
+gw=${BENCH_GATEWAY:-build/ml-gateway}
+dir=build/bench
+pgdir=$dir/pg
+results=bench/results
+
+die() {
+  echo "bench: $*" >&2
+  exit 1
+}
+log() {
+  echo "bench: $*" >&2
+}
+
+for v in duration warmup conns wrk_threads pg_jobs rounds; do
+  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+done
+((wrk_threads <= conns)) || die "BENCH_WRK_THREADS ($wrk_threads) must not exceed BENCH_CONNECTIONS ($conns)"
+((pg_jobs <= conns)) || die "BENCH_PGBENCH_JOBS ($pg_jobs) must not exceed BENCH_CONNECTIONS ($conns)"
+for tool in wrk pgbench psql cc pkg-config curl python3; do
+  command -v "$tool" >/dev/null || die "$tool is missing: run 'make bench' (it installs wrk and postgresql-contrib)"
+done
+[[ -x "$gw" ]] || die "$gw is missing: run 'make' first (or 'make bench')"
+
+# The gateway's own default (server/config.c: 2 x cores, at least 4, at most
+# 64), set explicitly so that the gateway and the bare handler get the same.
+ncpu=$(getconf _NPROCESSORS_ONLN)
+threads=${MLGW_THREADS:-$((2 * ncpu < 4 ? 4 : (2 * ncpu > 64 ? 64 : 2 * ncpu)))}
+[[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "MLGW_THREADS must be a positive integer (got '$threads')"
+pool=${MLGW_DB_POOL_SIZE:-10}
+
+mkdir -p "$dir" "$results"
+# Other work on the machine skews every figure: note how busy it was.
+cpu_sample() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+read -r busy0 idle0 < <(cpu_sample)
+sleep 1
+read -r busy1 idle1 < <(cpu_sample)
+busy_start=$((100 * (busy1 - busy0) / (busy1 - busy0 + idle1 - idle0 + 1)))
+busy_note=""
+if ((busy_start >= 20)); then
+  busy_note="Warning: the CPUs were $busy_start% busy with other work just before the run; the figures are skewed by it (rerun on a quiet machine)."
+  log "$busy_note"
+fi
+python3 bench/bench.py check-binary db/jobs.c "$gw"
+
+gw_pid=""
+bare_pid=""
+pg_started=0
+
+stop_pid() { # PID NAME: SIGTERM, then SIGKILL after 15 s
+  local pid=$1
+  [[ -n "$pid" ]] || return 0
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$2 (pid $pid) ignored SIGTERM; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_pid "$bare_pid" "bare handler"
+  stop_pid "$gw_pid" "gateway"
+  if [[ $pg_started -eq 1 ]]; then
+    deploy/local/pg.sh stop "$pgdir" || log "could not stop PostgreSQL in $pgdir"
+  fi
+  [[ $rc -eq 0 ]] || log "FAILED (exit $rc); logs in $dir/"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_http() { # URL PID NAME: until URL answers 200 (30 s)
+  for _ in $(seq 300); do
+    kill -0 "$2" 2>/dev/null || die "$3 exited during start-up (see $dir/$3.log)"
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "$1" || true) == 200 ]] && return 0
+    sleep 0.1
+  done
+  die "$3 did not answer 200 on $1 within 30 s (see $dir/$3.log)"
+}
+
+peak_rss_kib() {
+  awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
+}
+
+run_wrk() { # NAME SCRIPT URL SECONDS: prints "rps p50_ms p99_ms requests"
+  local out="$dir/wrk-$1.txt"
+  log "wrk $1: -t$wrk_threads -c$conns -d${4}s $3"
+  BENCH_API_KEY=$key wrk -t"$wrk_threads" -c"$conns" -d"${4}s" --latency -s "$2" "$3" >"$out" 2>&1 \
+    || die "wrk $1 failed: $(cat "$out")"
+  python3 bench/bench.py wrk "$out"
+}
+
+# --- build the bare handler, start PostgreSQL, prepare the database --------
+# shellcheck disable=SC2046 # pkg-config output is meant to be split into words
+cc -O2 -Wall -Wextra -o "$dir/bare_mhd" bench/bare_mhd.c $(pkg-config --cflags --libs libmicrohttpd)
+
+log "starting PostgreSQL in $pgdir (fsync on)"
+pg_started=1
+MLGW_PG_FAST=0 deploy/local/pg.sh start "$pgdir"
+url=$(cat "$pgdir/url")
+psql_q() {
+  psql "$url" -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"
+}
+
+export DATABASE_URL=$url MLGW_LOG_LEVEL=warn MLGW_THREADS=$threads
+export MLGW_LOCAL_ROOT=$dir/local
+"$gw" migrate 2>"$dir/migrate.log" || die "migrations failed: $(cat "$dir/migrate.log")"
+# Every run starts from empty tables (this cluster is the benchmark's own).
+psql_q "TRUNCATE jobs, job_history, idempotency_keys; DELETE FROM api_keys WHERE name = 'bench'"
+key=$("$gw" keys create --name bench --scopes jobs:read,jobs:write 2>"$dir/keys.log") \
+  || die "cannot create the API key: $(cat "$dir/keys.log")"
+[[ "$key" == mlgw_* ]] || die "unexpected output from 'keys create'"
+
+# --- the gateway ---------------------------------------------------------
+gw_port=$(free_port)
+gw_url=http://127.0.0.1:$gw_port
+MLGW_LISTEN=127.0.0.1:$gw_port "$gw" 2>"$dir/gateway.log" &
+gw_pid=$!
+wait_http "$gw_url/readyz" "$gw_pid" gateway
+
+# The job GET reads, made with the benchmark's own POST body (from post.lua).
+body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" bench/post.lua)
+[[ -n "$body" ]] || die "no wrk.body line in bench/post.lua"
+code=$(curl -s -o "$dir/seed.json" -w '%{http_code}' -X POST "$gw_url/jobs" \
+  -H "Authorization: Bearer $key" -H 'Content-Type: application/json' --data-binary "$body")
+[[ "$code" == 202 ]] || die "POST /jobs answered $code: $(cat "$dir/seed.json")"
+job_bytes=$(wc -c <"$dir/seed.json")
+job_id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$dir/seed.json")
+
+# pgbench's script: the INSERT of db/jobs.c with this job's parameter values.
+psql_q "SELECT to_jsonb(j) FROM jobs j WHERE id = '$job_id'" >"$dir/seed-row.json"
+python3 bench/bench.py pgbench-script db/jobs.c "$dir/seed-row.json" "$dir/insert.sql" "$dir/insert.defs"
+pg_defs=()
+while IFS= read -r d; do pg_defs+=(-D "$d"); done <"$dir/insert.defs"
+pgbench -n -M prepared -c 1 -t 1 -f "$dir/insert.sql" "${pg_defs[@]}" "$url" >"$dir/pgbench-check.txt" 2>&1 \
+  || die "the pgbench script does not run: $(cat "$dir/pgbench-check.txt")"
+
+# --- the bare handler: idle until its run --------------------------------------
+bare_port=$(free_port)
+bare_url=http://127.0.0.1:$bare_port
+"$dir/bare_mhd" "$bare_port" "$threads" 2>"$dir/bare.log" &
+bare_pid=$!
+wait_http "$bare_url/" "$bare_pid" bare
+bare_bytes=$(curl -s "$bare_url/" | wc -c)
+
+# --- warm-up, then each round: POST, GET, bare, pgbench ----------------------
+run_wrk warmup-post bench/post.lua "$gw_url/jobs" "$warmup" >/dev/null
+run_wrk warmup-get bench/get.lua "$gw_url/jobs/$job_id" "$warmup" >/dev/null
+
+pg_cmd=(pgbench -n -M prepared -c "$conns" -j "$pg_jobs" -T "$duration" -f "$dir/insert.sql")
+: >"$dir/rounds.txt"
+jobs_made=0
+for ((round = 1; round <= rounds; round++)); do
+  tag=""
+  ((rounds == 1)) || { tag="-r$round"; log "round $round of $rounds"; }
+
+  psql_q CHECKPOINT
+  jobs_before=$(psql_q "SELECT count(*) FROM jobs")
+  post=$(run_wrk "post$tag" bench/post.lua "$gw_url/jobs" "$duration")
+  made=$(($(psql_q "SELECT count(*) FROM jobs") - jobs_before))
+  post_n=${post##* }
+  ((made >= post_n)) || die "wrk counted $post_n created jobs but the table gained only $made"
+  jobs_made=$((jobs_made + made))
+
+  get=$(run_wrk "get$tag" bench/get.lua "$gw_url/jobs/$job_id" "$duration")
+  kill -0 "$gw_pid" 2>/dev/null || die "the gateway died during the runs (see $dir/gateway.log)"
+  bare=$(run_wrk "bare$tag" bench/get.lua "$bare_url/jobs/$job_id" "$duration")
+
+  psql_q CHECKPOINT
+  rm -f "$dir/pgbench_log$tag".*
+  log "${pg_cmd[*]}"
+  "${pg_cmd[@]}" "${pg_defs[@]}" -l --log-prefix="$dir/pgbench_log$tag" "$url" >"$dir/pgbench$tag.txt" 2>&1 \
+    || die "pgbench failed: $(cat "$dir/pgbench$tag.txt")"
+  pg=$(python3 bench/bench.py pgbench "$dir/pgbench$tag.txt" "$dir/pgbench_log$tag")
+
+  echo "$post $pg $get $bare" >>"$dir/rounds.txt"
+done
+
+gw_rss=$(peak_rss_kib "$gw_pid")
+bare_rss=$(peak_rss_kib "$bare_pid")
+stop_pid "$gw_pid" gateway
+gw_pid=""
+stop_pid "$bare_pid" "bare handler"
+bare_pid=""
+
+# Medians over the rounds (the value itself for one round); each ratio is the
+# median of the per-round ratios, each taken from runs made seconds apart.
+r=$(python3 bench/bench.py medians "$dir/rounds.txt")
+read -r post_rps post_p50 post_p99 post_n pg_tps pg_p50 pg_p99 pg_n \
+  get_rps get_p50 get_p99 get_n bare_rps bare_p50 bare_p99 bare_n post_ratio get_ratio <<<"$r"
+
+pg_version=$(psql_q "SHOW server_version")
+pg_settings=$(psql_q "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name)
+  FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers',
+  'wal_level', 'max_wal_size', 'checkpoint_timeout')")
+deploy/local/pg.sh stop "$pgdir"
+pg_started=0
+
+# --- the report --------------------------------------------------------------
+verdict() { # RATIO GOAL -> met | missed
+  awk -v r="$1" -v goal="$2" 'BEGIN { print (r >= goal ? "met" : "missed") }'
+}
+post_goal=$(verdict "$post_ratio" 0.6)
+get_goal=$(verdict "$get_ratio" 0.5)
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] || commit="$commit (with uncommitted changes)"
+out=$results/latest.md.tmp
+{
+  echo "# ml-gateway benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo
+  echo "| Setup | |"
+  echo "|---|---|"
+  echo "| Host | \`$(uname -srm)\`, $(nproc) CPUs, ${cpu:-unknown CPU}; ${busy_start}% CPU busy with other work just before the run (1 s sample) |"
+  echo "| Gateway | \`$gw\` (release) at $commit; MLGW_THREADS=$threads, MLGW_DB_POOL_SIZE=$pool, MLGW_LOG_LEVEL=warn (no access log lines) |"
+  echo "| PostgreSQL | $pg_version, private cluster in \`$pgdir\`: $pg_settings |"
+  echo "| wrk | \`wrk -t$wrk_threads -c$conns -d${duration}s --latency\` after a ${warmup} s warm-up of POST and of GET; $rounds round(s) |"
+  echo "| pgbench | \`${pg_cmd[*]}\` (same cluster and settings) |"
+  echo "| Bare handler | \`bench/bare_mhd.c\`: libmicrohttpd $(pkg-config --modversion libmicrohttpd), the gateway's daemon flags, $threads threads, a fixed $bare_bytes-byte JSON body to every GET (GET /jobs/{id} returns $job_bytes bytes) |"
+  echo
+  if ((rounds > 1)); then
+    echo "Figures are medians over $rounds rounds of POST, GET, bare, pgbench; each ratio is the"
+    echo "median of the rounds' ratios."
+    echo
+  fi
+  echo "| Run | Throughput (/s) | p50 (ms) | p99 (ms) | Completed |"
+  echo "|---|---:|---:|---:|---:|"
+  echo "| POST /jobs (gateway) | $post_rps | $post_p50 | $post_p99 | $post_n |"
+  echo "| pgbench: the same INSERT | $pg_tps | $pg_p50 | $pg_p99 | $pg_n |"
+  echo "| GET /jobs/{id} (gateway) | $get_rps | $get_p50 | $get_p99 | $get_n |"
+  echo "| GET, bare libmicrohttpd handler | $bare_rps | $bare_p50 | $bare_p99 | $bare_n |"
+  echo
+  echo "| Peak RSS (VmHWM) | MiB |"
+  echo "|---|---:|"
+  echo "| gateway, after all runs | $(mib "$gw_rss") |"
+  echo "| bare handler | $(mib "$bare_rss") |"
+  echo
+  echo "| Ratio | Value | Goal | |"
+  echo "|---|---:|---:|---|"
+  echo "| POST /jobs ÷ pgbench tps | $post_ratio | ≥ 0.6 | **$post_goal** |"
+  echo "| GET /jobs/{id} ÷ bare handler | $get_ratio | ≥ 0.5 | **$get_goal** |"
+  if ((rounds > 1)); then
+    echo
+    echo "| Round | POST /jobs (/s) | pgbench (tps) | POST ÷ pgbench | GET /jobs/{id} (/s) | bare (/s) | GET ÷ bare |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    awk '{ printf "| %d | %s | %s | %.2f | %s | %s | %.2f |\n", NR, $1, $5, $1 / $5, $9, $13, $9 / $13 }' "$dir/rounds.txt"
+  fi
+  echo
+  echo "Notes: throughput is wrk's Requests/sec and pgbench's tps (without initial connection"
+  echo "time); latency percentiles are wrk's and, for pgbench, from its per-transaction log."
+  echo "All responses were 2xx and no transaction failed (the run stops otherwise). The POST runs"
+  echo "created $jobs_made jobs. The gateway can have at most $threads requests in progress"
+  echo "(MLGW_THREADS) and $pool database connections, for $conns client connections."
+  [[ -z "$busy_note" ]] || printf '\n**%s**\n' "$busy_note"
+  echo
+  echo "The pgbench script, generated from \`JOB_INSERT_CTE\` in \`db/jobs.c\` at bench time"
+  echo "(the job id becomes \`gen_random_uuid()\`, NULL parameters literal NULLs):"
+  echo
+  echo '```sql'
+  cat "$dir/insert.sql"
+  echo '```'
+  echo
+  echo "with \`-D\`: $(paste -sd' ' "$dir/insert.defs" | sed 's/|/\\|/g')"
+} >"$out"
+cp "$out" "$results/$stamp.md"
+mv "$out" "$results/latest.md"
+echo
+cat "$results/latest.md"
+echo
+log "written to $results/latest.md and $results/$stamp.md"
