@@ -6,7 +6,8 @@
 #   make test     install what is missing, build with ASan+UBSan, run every test
 #   make lint     clang-format, clang-tidy, cppcheck and shellcheck
 #   make docs     regenerate README.md's settings table from the code
-#   make bench    benchmarks (results in bench/results/)
+#   make bench    benchmarks: POST/GET against pgbench and bare libmicrohttpd, SigV4 cost
+#                 (results in bench/results/)
 #   make clean    remove build outputs (./var/ is kept; `make distclean` too)
 
 BUILD      ?= build
@@ -55,6 +56,7 @@ format:
 bench: build
 	@deploy/local/deps.sh bench
 	@bench/run.sh
+	@bench/sigv4.sh | tee bench/results/sigv4-latest.txt
 
 clean:
 	rm -rf $(BUILD)

@@ -136,7 +136,11 @@ cc -O2 -Wall -Wextra -o "$dir/bare_mhd" bench/bare_mhd.c $(pkg-config --cflags -
 log "starting PostgreSQL in $pgdir (fsync on)"
 pg_started=1
 MLGW_PG_FAST=0 deploy/local/pg.sh start "$pgdir"
-url=$(cat "$pgdir/url")
+# Every run starts from a fresh database (this cluster is the benchmark's own),
+# migrated by the binary under test.
+admin_url=$(cat "$pgdir/url")
+psql "$admin_url" -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
+url=${admin_url%/mlgw}/bench
 psql_q() {
   psql "$url" -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"
 }
@@ -144,8 +148,6 @@ psql_q() {
 export DATABASE_URL=$url MLGW_LOG_LEVEL=warn MLGW_THREADS=$threads
 export MLGW_LOCAL_ROOT=$dir/local
 "$gw" migrate 2>"$dir/migrate.log" || die "migrations failed: $(cat "$dir/migrate.log")"
-# Every run starts from empty tables (this cluster is the benchmark's own).
-psql_q "TRUNCATE jobs, job_history, idempotency_keys; DELETE FROM api_keys WHERE name = 'bench'"
 key=$("$gw" keys create --name bench --scopes jobs:read,jobs:write 2>"$dir/keys.log") \
   || die "cannot create the API key: $(cat "$dir/keys.log")"
 [[ "$key" == mlgw_* ]] || die "unexpected output from 'keys create'"
