@@ -3,7 +3,9 @@
  * var, type, default, bounds, secret flag), validated as a whole at start-up.
  *
  * Values come from the environment only. Later modules read the parsed
- * struct; nothing else calls getenv() for settings.
+ * struct; nothing else calls getenv() for settings, except aws/, which reads
+ * the AWS SDKs' own variables (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_*,
+ * credentials) the way the SDKs do, through an injectable getter.
  */
 #ifndef MLGW_CONFIG_H
 #define MLGW_CONFIG_H
