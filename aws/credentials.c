@@ -98,17 +98,15 @@ struct aws_creds_provider {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static const char *default_getenv(const char *name, void *ctx)
+const char *aws_env(aws_env_getter fn, void *ctx, const char *name)
 {
-    (void)ctx;
-    return getenv(name);
+    const char *v = fn != NULL ? fn(name, ctx) : getenv(name);
+    return (v != NULL && v[0] != '\0') ? v : NULL;
 }
 
-/* The variable's value, or NULL when it is unset or empty (as the SDKs treat it). */
 static const char *env(const struct aws_creds_provider *p, const char *name)
 {
-    const char *v = p->getenv_fn(name, p->getenv_ctx);
-    return (v != NULL && v[0] != '\0') ? v : NULL;
+    return aws_env(p->getenv_fn, p->getenv_ctx, name);
 }
 
 static int64_t mono_ms(void)
@@ -1174,7 +1172,7 @@ int aws_creds_provider_new(struct aws_creds_provider **out, const struct aws_cre
     p = calloc(1, sizeof(*p));
     if (p == NULL)
         return gw_err_set(err, GW_ENOMEM, "out of memory");
-    p->getenv_fn = opts->getenv_fn != NULL ? opts->getenv_fn : default_getenv;
+    p->getenv_fn = opts->getenv_fn; /* NULL: getenv (aws_env) */
     p->getenv_ctx = opts->getenv_ctx;
     p->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : CREDS_DEFAULT_TIMEOUT_MS;
     p->refresh_before_ms =

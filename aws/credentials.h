@@ -16,6 +16,10 @@
 /* Looks up an environment variable (borrowed, may return NULL). */
 typedef const char *(*aws_env_getter)(const char *name, void *ctx);
 
+/* The variable's value through fn (getenv when NULL), or NULL when it is
+ * unset or empty, as the SDKs treat it. */
+const char *aws_env(aws_env_getter fn, void *ctx, const char *name);
+
 struct aws_creds_provider;
 
 struct aws_creds_opts {

@@ -28,34 +28,44 @@ static int not_found(int rc, const struct aws_error *err)
     return rc;
 }
 
-static int s3_call(struct aws_response *resp, struct aws_client *c, const char *method,
-                   const char *bucket, const char *key, const void *body, size_t len,
-                   const char *ctype, size_t max, struct aws_error *err)
+/* The request for method on bucket/key; path receives the encoded key. */
+static int s3_request(struct aws_request *req, struct gw_buf *path, const char *method,
+                      const char *bucket, const char *key, struct aws_error *err)
 {
-    struct gw_buf path;
-    gw_buf_init(&path, 8192);
-    if (key_path(&path, key) != GW_OK) {
-        gw_buf_dispose(&path);
+    gw_buf_init(path, 8192);
+    if (key_path(path, key) != GW_OK) {
         memset(err, 0, sizeof(*err));
         gw_fmt(err->code, sizeof(err->code), "%s", "KeyTooLong");
-        memset(resp, 0, sizeof(*resp));
         return GW_EINVAL;
     }
-    struct aws_request req = {
+    *req = (struct aws_request){
         .service = "s3",
         .endpoint_id = "S3",
         .host_prefix = "s3",
         .method = method,
-        .path = path.data,
-        .content_type = ctype,
-        .body = body,
-        .body_len = len,
-        .max_response = max,
+        .path = path->data,
         .s3 = 1,
         .bucket = bucket,
         .idempotent = 1, /* GET, HEAD and PUT of a whole object can be repeated */
     };
-    int rc = aws_call(resp, c, &req, err);
+    return GW_OK;
+}
+
+static int s3_call(struct aws_response *resp, struct aws_client *c, const char *method,
+                   const char *bucket, const char *key, const void *body, size_t len,
+                   const char *ctype, size_t max, struct aws_error *err)
+{
+    memset(resp, 0, sizeof(*resp));
+    struct aws_request req;
+    struct gw_buf path;
+    int rc = s3_request(&req, &path, method, bucket, key, err);
+    if (rc == GW_OK) {
+        req.content_type = ctype;
+        req.body = body;
+        req.body_len = len;
+        req.max_response = max;
+        rc = aws_call(resp, c, &req, err);
+    }
     gw_buf_dispose(&path);
     return rc;
 }
@@ -104,24 +114,11 @@ int aws_s3_presign(char **url, struct aws_client *c, const char *method, const c
                    const char *key, int expires_s, struct aws_error *err)
 {
     *url = NULL;
+    struct aws_request req;
     struct gw_buf path;
-    gw_buf_init(&path, 8192);
-    if (key_path(&path, key) != GW_OK) {
-        gw_buf_dispose(&path);
-        memset(err, 0, sizeof(*err));
-        gw_fmt(err->code, sizeof(err->code), "%s", "KeyTooLong");
-        return GW_EINVAL;
-    }
-    struct aws_request req = {
-        .service = "s3",
-        .endpoint_id = "S3",
-        .host_prefix = "s3",
-        .method = method,
-        .path = path.data,
-        .s3 = 1,
-        .bucket = bucket,
-    };
-    int rc = aws_presign_url(url, c, &req, expires_s, err);
+    int rc = s3_request(&req, &path, method, bucket, key, err);
+    if (rc == GW_OK)
+        rc = aws_presign_url(url, c, &req, expires_s, err);
     gw_buf_dispose(&path);
     return rc;
 }

@@ -20,7 +20,7 @@ int aws_sns_publish(char message_id[128], struct aws_client *c, const struct aws
         return GW_EINVAL;
     }
     struct gw_buf form;
-    gw_buf_init(&form, SNS_MAX_MESSAGE * 4);
+    gw_buf_init(&form, (size_t)SNS_MAX_MESSAGE * 4);
     int rc = aws_form_add(&form, "Action", "Publish");
     if (rc == GW_OK)
         rc = aws_form_add(&form, "Version", "2010-03-31");

@@ -38,16 +38,9 @@ struct aws_client {
     int connect_timeout_ms, timeout_ms, max_attempts, backoff_base_ms, backoff_cap_ms;
 };
 
-static const char *std_getenv(const char *name, void *ctx)
-{
-    (void)ctx;
-    return getenv(name);
-}
-
 static const char *env(const struct aws_client *c, const char *name)
 {
-    const char *v = c->getenv_fn(name, c->getenv_ctx);
-    return (v != NULL && v[0] != '\0') ? v : NULL;
+    return aws_env(c->getenv_fn, c->getenv_ctx, name);
 }
 
 int aws_client_new(struct aws_client **out, const struct aws_client_opts *opts, struct gw_err *err)
@@ -58,7 +51,7 @@ int aws_client_new(struct aws_client **out, const struct aws_client_opts *opts, 
     struct aws_client *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return gw_err_set(err, GW_ENOMEM, "out of memory");
-    c->getenv_fn = opts->getenv_fn ? opts->getenv_fn : std_getenv;
+    c->getenv_fn = opts->getenv_fn; /* NULL: getenv (aws_env) */
     c->getenv_ctx = opts->getenv_ctx;
     c->creds = opts->creds;
     c->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 3000;

@@ -121,11 +121,14 @@ peak_rss_kib() {
   awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
 }
 
-run_wrk() { # NAME SCRIPT URL SECONDS: prints "rps p50_ms p99_ms requests"
+# The body of every POST /jobs: a small CPU job, as a client would send it.
+body='{"script_key":"jobs/bench.py","compute_type":"cpu","metadata":{"user":"bench"}}'
+
+run_wrk() { # NAME BODY|"" URL SECONDS: prints "rps p50_ms p99_ms requests"
   local out="$dir/wrk-$1.txt"
   log "wrk $1: -t$wrk_threads -c$conns -d${4}s $3"
-  BENCH_API_KEY=$key wrk -t"$wrk_threads" -c"$conns" -d"${4}s" --latency -s "$2" "$3" >"$out" 2>&1 \
-    || die "wrk $1 failed: $(cat "$out")"
+  BENCH_API_KEY=$key BENCH_BODY=$2 wrk -t"$wrk_threads" -c"$conns" -d"${4}s" --latency \
+    -s bench/wrk.lua "$3" >"$out" 2>&1 || die "wrk $1 failed: $(cat "$out")"
   python3 bench/bench.py wrk "$out"
 }
 
@@ -159,9 +162,7 @@ MLGW_LISTEN=127.0.0.1:$gw_port "$gw" 2>"$dir/gateway.log" &
 gw_pid=$!
 wait_http "$gw_url/readyz" "$gw_pid" gateway
 
-# The job GET reads, made with the benchmark's own POST body (from post.lua).
-body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" bench/post.lua)
-[[ -n "$body" ]] || die "no wrk.body line in bench/post.lua"
+# The job GET reads, made with the benchmark's own POST body.
 code=$(curl -s -o "$dir/seed.json" -w '%{http_code}' -X POST "$gw_url/jobs" \
   -H "Authorization: Bearer $key" -H 'Content-Type: application/json' --data-binary "$body")
 [[ "$code" == 202 ]] || die "POST /jobs answered $code: $(cat "$dir/seed.json")"
@@ -185,8 +186,8 @@ wait_http "$bare_url/" "$bare_pid" bare
 bare_bytes=$(curl -s "$bare_url/" | wc -c)
 
 # --- warm-up, then each round: POST, GET, bare, pgbench ----------------------
-run_wrk warmup-post bench/post.lua "$gw_url/jobs" "$warmup" >/dev/null
-run_wrk warmup-get bench/get.lua "$gw_url/jobs/$job_id" "$warmup" >/dev/null
+run_wrk warmup-post "$body" "$gw_url/jobs" "$warmup" >/dev/null
+run_wrk warmup-get "" "$gw_url/jobs/$job_id" "$warmup" >/dev/null
 
 pg_cmd=(pgbench -n -M prepared -c "$conns" -j "$pg_jobs" -T "$duration" -f "$dir/insert.sql")
 : >"$dir/rounds.txt"
@@ -197,15 +198,15 @@ for ((round = 1; round <= rounds; round++)); do
 
   psql_q CHECKPOINT
   jobs_before=$(psql_q "SELECT count(*) FROM jobs")
-  post=$(run_wrk "post$tag" bench/post.lua "$gw_url/jobs" "$duration")
+  post=$(run_wrk "post$tag" "$body" "$gw_url/jobs" "$duration")
   made=$(($(psql_q "SELECT count(*) FROM jobs") - jobs_before))
   post_n=${post##* }
   ((made >= post_n)) || die "wrk counted $post_n created jobs but the table gained only $made"
   jobs_made=$((jobs_made + made))
 
-  get=$(run_wrk "get$tag" bench/get.lua "$gw_url/jobs/$job_id" "$duration")
+  get=$(run_wrk "get$tag" "" "$gw_url/jobs/$job_id" "$duration")
   kill -0 "$gw_pid" 2>/dev/null || die "the gateway died during the runs (see $dir/gateway.log)"
-  bare=$(run_wrk "bare$tag" bench/get.lua "$bare_url/jobs/$job_id" "$duration")
+  bare=$(run_wrk "bare$tag" "" "$bare_url/jobs/$job_id" "$duration")
 
   psql_q CHECKPOINT
   rm -f "$dir/pgbench_log$tag".*

@@ -1,15 +1,22 @@
--- post.lua — wrk script for POST /jobs: the body a client sends for a small
--- CPU job, with the bench API key (BENCH_API_KEY). Every response that is not
--- 2xx is counted; done() prints one "bench:" line that bench/run.sh checks.
+-- wrk.lua — the wrk script of every run, with the bench API key
+-- (BENCH_API_KEY). With BENCH_BODY set it POSTs that JSON body (POST /jobs);
+-- without, it GETs the URL wrk is given (GET /jobs/{id} and the bare handler,
+-- which then receive the same bytes). Every response that is not 2xx is
+-- counted; done() prints one "bench:" line that bench/run.sh checks.
 local key = os.getenv("BENCH_API_KEY")
 if key == nil or key == "" then
   error("BENCH_API_KEY is not set")
 end
 
-wrk.method = "POST"
-wrk.body = '{"script_key":"jobs/bench.py","compute_type":"cpu","metadata":{"user":"bench"}}'
+local body = os.getenv("BENCH_BODY")
+if body ~= nil and body ~= "" then
+  wrk.method = "POST"
+  wrk.body = body
+  wrk.headers["Content-Type"] = "application/json"
+else
+  wrk.method = "GET"
+end
 wrk.headers["Authorization"] = "Bearer " .. key
-wrk.headers["Content-Type"] = "application/json"
 
 local threads = {}
 
