@@ -14,11 +14,14 @@
     "output_uri, api_key_id) VALUES ($1, 'QUEUED', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "     \
     "$12, $13, $14, $15, $16) RETURNING *), "                                                      \
     "h AS (INSERT INTO job_history (job_id, status, source, at) "                                  \
-    "SELECT id, 'QUEUED', 'api', created_at FROM j RETURNING status, at, source, reason) "         \
+    "SELECT id, 'QUEUED', 'api', created_at FROM j RETURNING status, at, source, reason), "        \
+    "o AS (INSERT INTO dispatch_outbox (job_id, action, target, created_at) "                      \
+    "SELECT id, 'submit', dispatch, created_at FROM j) "                                           \
     "SELECT mlgw_job_json(j::jobs, (SELECT json_agg(json_build_object('status', h.status, "        \
     "'at', mlgw_ts(h.at), 'source', h.source, 'reason', h.reason)) FROM h)) FROM j"
 
-/* One statement: atomic on its own, one round trip. */
+/* One statement: job, first history row and the dispatch outbox row commit
+ * together (the outbox's trigger wakes the dispatchers), in one round trip. */
 static const struct db_stmt insert_stmt = {"job_insert", JOB_INSERT_CTE, 16};
 
 static int insert_job(char **out, struct db_conn *c, const struct db_job_new *job,
@@ -263,13 +266,24 @@ int db_job_list(char **items, char next_id[37], struct db_pool *pool, const stru
 static const struct db_stmt cancel_stmt = {
     "job_cancel",
     "WITH u AS (UPDATE jobs SET status = 'CANCELLED', status_reason = $2, updated_at = now(), "
-    "stopped_at = now() WHERE id = $1 AND status = 'QUEUED' RETURNING id) "
+    "stopped_at = now() WHERE id = $1 AND status = 'QUEUED' RETURNING id), "
+    "o AS (DELETE FROM dispatch_outbox WHERE job_id = $1 AND action = 'submit') "
     "INSERT INTO job_history (job_id, status, source, reason) "
     "SELECT id, 'CANCELLED', 'api', $2 FROM u RETURNING job_id",
     2};
 
-static const struct db_stmt status_stmt = {"job_status", "SELECT status FROM jobs WHERE id = $1",
-                                           1};
+static const struct db_stmt status_stmt = {
+    "job_status", "SELECT status, batch_job_id IS NOT NULL FROM jobs WHERE id = $1", 1};
+
+/* After hand-over: CancelJob/TerminateJob happen through the outbox. */
+static const struct db_stmt request_cancel_stmt = {
+    "job_request_cancel",
+    "WITH o AS (INSERT INTO dispatch_outbox (job_id, action, target) "
+    " VALUES ($1, 'cancel', 'batch') ON CONFLICT DO NOTHING RETURNING job_id) "
+    "INSERT INTO job_history (job_id, status, source, reason) "
+    "SELECT j.id, j.status, 'api', 'cancellation requested: ' || $2 FROM jobs j, o "
+    "WHERE j.id = o.job_id",
+    2};
 
 struct cancel_ctx {
     char **out;
@@ -293,14 +307,24 @@ static int cancel_tx(struct db_conn *c, void *arg, struct gw_err *err)
         if (PQntuples(res) == 0) {
             rc = gw_err_set(err, GW_ENOTFOUND, "no job %s", x->id);
         } else {
-            const char *st = PQgetvalue(res, 0, 0);
+            char st[32];
+            gw_fmt(st, sizeof(st), "%s", PQgetvalue(res, 0, 0));
+            int has_batch_id = PQgetvalue(res, 0, 1)[0] == 't';
             int terminal = strcmp(st, "SUCCEEDED") == 0 || strcmp(st, "FAILED") == 0 ||
                            strcmp(st, "CANCELLED") == 0 || strcmp(st, "DISPATCH_FAILED") == 0;
-            rc = gw_err_set(err, GW_ECONFLICT,
-                            terminal ? "the job has already ended (%s)"
-                                     : "the job was already handed on (%s) and cannot be "
-                                       "cancelled from the gateway yet",
-                            st);
+            PQclear(res);
+            res = NULL;
+            if (terminal)
+                return gw_err_set(err, GW_ECONFLICT, "the job has already ended (%s)", st);
+            if (!has_batch_id)
+                return gw_err_set(err, GW_ECONFLICT,
+                                  "the job was handed to SNS (%s) and its AWS Batch id is not "
+                                  "known yet; cancel it once its first state event arrives",
+                                  st);
+            rc = db_exec(NULL, c, &request_cancel_stmt, params, err);
+            if (rc != GW_OK)
+                return rc;
+            return get_on(x->out, c, x->id, err);
         }
         PQclear(res);
         return rc;
@@ -343,6 +367,87 @@ int db_idempotency_purge(long *deleted, struct db_pool *pool, long long ttl_hour
             *deleted = (long)n;
     }
     PQclear(res);
+    db_pool_checkin(pool, c);
+    return rc;
+}
+
+static const struct db_stmt transition_stmt = {
+    "job_transition",
+    "WITH u AS (UPDATE jobs SET status = $2, status_reason = coalesce($4, status_reason), "
+    " exit_code = coalesce($5::int, exit_code), attempts = greatest(attempts, $6::int), "
+    " log_stream = coalesce($7, log_stream), "
+    " started_at = coalesce(started_at, to_timestamp($8::float8 / 1000)), "
+    " stopped_at = coalesce(stopped_at, to_timestamp($9::float8 / 1000)), "
+    " batch_job_id = coalesce(batch_job_id, $10), updated_at = now(), checked_at = now() "
+    " WHERE id = $1 AND mlgw_status_rank(status) < 7 AND (mlgw_status_rank($2) > "
+    " mlgw_status_rank(status) OR (status = 'RUNNING' AND $2 = 'RUNNABLE' AND $6::int > "
+    " attempts)) RETURNING id, status) "
+    "INSERT INTO job_history (job_id, status, source, reason) SELECT id, status, $3, $4 FROM u "
+    "RETURNING status",
+    10};
+
+static const struct db_stmt checked_stmt = {
+    "job_checked", "UPDATE jobs SET checked_at = now() WHERE id = $1 RETURNING status", 1};
+
+int db_job_transition(int *applied, char *status, struct db_pool *pool,
+                      const struct db_job_state *s, struct gw_err *err)
+{
+    *applied = 0;
+    char exit_code[16], attempts[16], started[24], stopped[24];
+    gw_fmt(exit_code, sizeof(exit_code), "%d", s->exit_code);
+    gw_fmt(attempts, sizeof(attempts), "%d", s->attempts);
+    gw_fmt(started, sizeof(started), "%lld", s->started_ms);
+    gw_fmt(stopped, sizeof(stopped), "%lld", s->stopped_ms);
+    const char *params[] = {s->job_id,
+                            s->status,
+                            s->source,
+                            s->reason,
+                            s->exit_code >= 0 ? exit_code : NULL,
+                            attempts,
+                            s->log_stream,
+                            s->started_ms > 0 ? started : NULL,
+                            s->stopped_ms > 0 ? stopped : NULL,
+                            s->batch_job_id};
+    struct db_conn *c = NULL;
+    PGresult *res = NULL;
+    int rc = db_pool_checkout(&c, pool, err);
+    if (rc == GW_OK)
+        rc = db_exec(&res, c, &transition_stmt, params, err);
+    if (rc == GW_OK && PQntuples(res) == 1) {
+        *applied = 1;
+    } else if (rc == GW_OK) {
+        PQclear(res);
+        res = NULL;
+        rc = db_exec(&res, c, &checked_stmt, params, err);
+        if (rc == GW_OK && PQntuples(res) == 0)
+            rc = gw_err_set(err, GW_ENOTFOUND, "no job %s", s->job_id);
+    }
+    if (rc == GW_OK && status != NULL)
+        gw_fmt(status, 33, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    db_pool_checkin(pool, c);
+    return rc;
+}
+
+static const struct db_stmt stale_stmt = {
+    "jobs_stale_batch",
+    "SELECT id, batch_job_id FROM jobs WHERE batch_job_id IS NOT NULL "
+    "AND status IN ('SUBMITTED', 'PENDING', 'RUNNABLE', 'STARTING', 'RUNNING') "
+    "AND coalesce(checked_at, updated_at) < now() - make_interval(secs => $1) "
+    "ORDER BY coalesce(checked_at, updated_at) LIMIT $2",
+    2};
+
+int db_jobs_stale_batch(PGresult **out, struct db_pool *pool, long long after_s, int limit,
+                        struct gw_err *err)
+{
+    char after[24], lim[16];
+    gw_fmt(after, sizeof(after), "%lld", after_s);
+    gw_fmt(lim, sizeof(lim), "%d", limit);
+    const char *params[] = {after, lim};
+    struct db_conn *c = NULL;
+    int rc = db_pool_checkout(&c, pool, err);
+    if (rc == GW_OK)
+        rc = db_exec(out, c, &stale_stmt, params, err);
     db_pool_checkin(pool, c);
     return rc;
 }

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 
+#include "../db/outbox.h"
 #include "../server/app.h"
 #include "../server/log.h"
 #include "../server/metrics.h"
@@ -78,6 +79,18 @@ void rt_metrics(struct srv_request *req, struct srv_reply *out)
             st.size, st.open, st.in_use, st.waiting, (unsigned long long)st.checkout_timeouts,
             (unsigned long long)st.connect_failures, (unsigned long long)st.reconnects,
             (long long)(req->app->started_ms / 1000));
+    long depth = 0;
+    double oldest = 0;
+    struct gw_err err = {0};
+    if (rc == GW_OK && db_outbox_stats(&depth, &oldest, req->app->pool, &err) == GW_OK)
+        rc = gw_buf_printf(&b,
+                           "# HELP mlgw_outbox_depth Actions waiting to be handed to AWS.\n"
+                           "# TYPE mlgw_outbox_depth gauge\n"
+                           "mlgw_outbox_depth %ld\n"
+                           "# HELP mlgw_outbox_oldest_seconds Age of the oldest waiting action.\n"
+                           "# TYPE mlgw_outbox_oldest_seconds gauge\n"
+                           "mlgw_outbox_oldest_seconds %.3f\n",
+                           depth, oldest);
     if (rc != GW_OK) {
         gw_buf_dispose(&b);
         srv_reply_error(req, out, GW_ENOMEM, NULL);

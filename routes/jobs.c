@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../db/jobs.h"
+#include "../db/outbox.h"
 #include "../server/app.h"
 #include "../server/log.h"
 #include "job_request.h"
@@ -47,6 +48,25 @@ static char *output_uri(const struct srv_config *cfg, const char *id)
     return gw_buf_steal(&b);
 }
 
+/* A job can only be accepted for a target this gateway can hand it to. */
+static void check_dispatch_configured(const struct srv_config *cfg, const struct rt_job_request *jr,
+                                      json_t *errors)
+{
+    const char *msg = NULL;
+    int gpu = strcmp(jr->compute_type, "gpu") == 0;
+    if (strcmp(jr->dispatch, "batch") == 0 &&
+        ((gpu ? cfg->gpu_job_queue : cfg->cpu_job_queue) == NULL ||
+         (gpu ? cfg->gpu_job_definition : cfg->cpu_job_definition) == NULL))
+        msg = gpu ? "AWS Batch is not configured for gpu jobs on this gateway "
+                    "(MLGW_GPU_JOB_QUEUE, MLGW_GPU_JOB_DEFINITION)"
+                  : "AWS Batch is not configured for cpu jobs on this gateway "
+                    "(MLGW_CPU_JOB_QUEUE, MLGW_CPU_JOB_DEFINITION)";
+    else if (strcmp(jr->dispatch, "sns") == 0 && cfg->trigger_topic_arn == NULL)
+        msg = "SNS dispatch is not configured on this gateway (MLGW_TRIGGER_TOPIC_ARN)";
+    if (msg != NULL)
+        json_array_append_new(errors, json_pack("{s:s,s:s}", "field", "dispatch", "message", msg));
+}
+
 void rt_jobs_create(struct srv_request *req, struct srv_reply *out)
 {
     const struct srv_config *cfg = req->app->cfg;
@@ -66,7 +86,9 @@ void rt_jobs_create(struct srv_request *req, struct srv_reply *out)
     if (srv_body_json(&body, req, out) != GW_OK)
         goto cleanup;
     errors = json_array();
-    if (rt_job_request_parse(&jr, body, cfg, errors) > 0) {
+    if (rt_job_request_parse(&jr, body, cfg, errors) == 0)
+        check_dispatch_configured(cfg, &jr, errors);
+    if (json_array_size(errors) > 0) {
         srv_reply_problem(req, out, 422, "Unprocessable Content",
                           "the job request is invalid; see errors", errors);
         errors = NULL;
@@ -369,4 +391,28 @@ void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
         return;
     }
     reply_text_json(out, 200, gw_buf_steal(&b));
+}
+
+void rt_jobs_retry(struct srv_request *req, struct srv_reply *out)
+{
+    const char *id = job_id_param(req, out);
+    if (id == NULL)
+        return;
+    char *json = NULL;
+    struct gw_err err = {0};
+    int rc = db_job_requeue(&json, req->app->pool, id, &err);
+    if (rc == GW_ENOTFOUND) {
+        srv_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
+        return;
+    }
+    if (rc == GW_ECONFLICT) {
+        srv_reply_problem(req, out, 409, "Conflict", err.msg, NULL);
+        return;
+    }
+    if (rc != GW_OK) {
+        srv_reply_error(req, out, rc, &err);
+        return;
+    }
+    LOG_INFO("job %s queued again for dispatch by %s", id, req->auth_key_id);
+    reply_text_json(out, 202, json);
 }

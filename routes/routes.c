@@ -16,6 +16,7 @@ static const struct srv_route table[] = {
     {"/jobs", SRV_GET, SRV_BODY_NONE, rt_jobs_list, DB_SCOPE_JOBS_READ},
     {"/jobs/{id}", SRV_GET, SRV_BODY_NONE, rt_jobs_get, DB_SCOPE_JOBS_READ},
     {"/jobs/{id}/cancel", SRV_POST, SRV_BODY_NONE, rt_jobs_cancel, DB_SCOPE_JOBS_WRITE},
+    {"/jobs/{id}/retry", SRV_POST, SRV_BODY_NONE, rt_jobs_retry, DB_SCOPE_ADMIN},
 };
 
 const struct srv_route *rt_table(size_t *n)

@@ -22,6 +22,7 @@ void rt_jobs_create(struct srv_request *req, struct srv_reply *out);
 void rt_jobs_list(struct srv_request *req, struct srv_reply *out);
 void rt_jobs_get(struct srv_request *req, struct srv_reply *out);
 void rt_jobs_cancel(struct srv_request *req, struct srv_reply *out);
+void rt_jobs_retry(struct srv_request *req, struct srv_reply *out);
 
 /* health.c */
 void rt_healthz(struct srv_request *req, struct srv_reply *out);

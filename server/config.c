@@ -99,6 +99,34 @@ static const struct cfg_entry cfg_table[] = {
      "hours an Idempotency-Key is remembered"},
     {"MLGW_AUTH_CACHE_SECONDS", CFG_INT, 0, F(auth_cache_seconds), "5", 0, 300, NULL,
      "seconds a verified API key is cached (a revocation takes effect within this)"},
+    {"MLGW_GPU_JOB_QUEUE", CFG_STRING, 0, F(gpu_job_queue), NULL, 0, 0, NULL,
+     "AWS Batch job queue (name or ARN) of GPU jobs"},
+    {"MLGW_CPU_JOB_QUEUE", CFG_STRING, 0, F(cpu_job_queue), NULL, 0, 0, NULL,
+     "AWS Batch job queue (name or ARN) of CPU jobs"},
+    {"MLGW_GPU_JOB_DEFINITION", CFG_STRING, 0, F(gpu_job_definition), NULL, 0, 0, NULL,
+     "AWS Batch job definition of GPU jobs"},
+    {"MLGW_CPU_JOB_DEFINITION", CFG_STRING, 0, F(cpu_job_definition), NULL, 0, 0, NULL,
+     "AWS Batch job definition of CPU jobs"},
+    {"MLGW_TRIGGER_TOPIC_ARN", CFG_STRING, 0, F(trigger_topic_arn), NULL, 0, 0, NULL,
+     "SNS topic of dispatch sns (the original pipeline's trigger topic)"},
+    {"MLGW_DISPATCH_WORKERS", CFG_INT, 0, F(dispatch_workers), "2", 0, 32, NULL,
+     "dispatcher threads in this process (0: this gateway does not dispatch)"},
+    {"MLGW_BATCH_SUBMIT_RATE", CFG_INT, 0, F(batch_submit_rate), "50", 1, 1000, NULL,
+     "SubmitJob calls per second at most (AWS's account limit is 50)"},
+    {"MLGW_DISPATCH_MAX_ATTEMPTS", CFG_INT, 0, F(dispatch_max_attempts), "10", 1, 1000, NULL,
+     "tries before a job that cannot be handed on becomes DISPATCH_FAILED"},
+    {"MLGW_DISPATCH_POLL_MS", CFG_INT, 0, F(dispatch_poll_ms), "2000", 50, 60000, NULL,
+     "how often dispatchers look for due work without a notification"},
+    {"MLGW_DISPATCH_RETRY_BASE_MS", CFG_INT, 0, F(dispatch_retry_base_ms), "2000", 10, 600000, NULL,
+     "first backoff of a failed dispatch (doubles per try, full jitter, at most 5 min)"},
+    {"MLGW_DISPATCH_LEASE", CFG_INT, 0, F(dispatch_lease_s), "120", 5, 3600, NULL,
+     "seconds a dispatcher owns a claimed job (must exceed 4 AWS call attempts)"},
+    {"MLGW_RECONCILE_INTERVAL", CFG_INT, 0, F(reconcile_interval_s), "60", 1, 3600, NULL,
+     "seconds between reconciler passes"},
+    {"MLGW_RECONCILE_AFTER", CFG_INT, 0, F(reconcile_after_s), "300", 1, 86400, NULL,
+     "seconds without news after which a running Batch job is asked about"},
+    {"MLGW_AWS_TIMEOUT_MS", CFG_INT, 0, F(aws_timeout_ms), "10000", 100, 120000, NULL,
+     "milliseconds one AWS call attempt may take"},
 };
 
 #undef F
@@ -283,6 +311,16 @@ static int check_relations(const struct srv_config *cfg, struct gw_buf *errors)
         {"MLGW_GPU_JOB_GPUS", cfg->gpu_job_gpus, cfg->max_gpus, "MLGW_MAX_GPUS"},
     };
     int bad = 0;
+    /* A lease shorter than the calls made under it would let a second
+     * dispatcher take over a job whose submission is still in flight. */
+    if (cfg->dispatch_lease_s * 1000 <= cfg->aws_timeout_ms * 4) {
+        bad++;
+        if (errors != NULL)
+            gw_buf_printf(
+                errors,
+                "MLGW_DISPATCH_LEASE: %lld s must exceed 4 x MLGW_AWS_TIMEOUT_MS (%lld ms)\n",
+                cfg->dispatch_lease_s, cfg->aws_timeout_ms);
+    }
     for (size_t i = 0; i < GW_ARRAY_LEN(defaults); i++) {
         if (defaults[i].value <= defaults[i].max)
             continue;

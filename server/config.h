@@ -49,6 +49,20 @@ struct srv_config {
     char *cors_origins;  /* comma-separated, "*" for any; NULL when unset */
     long long idempotency_ttl_hours;
     long long auth_cache_seconds;
+
+    /* dispatch */
+    char *gpu_job_queue, *cpu_job_queue;           /* NULL when unset */
+    char *gpu_job_definition, *cpu_job_definition; /* NULL when unset */
+    char *trigger_topic_arn;                       /* NULL when unset */
+    long long dispatch_workers;
+    long long batch_submit_rate;
+    long long dispatch_max_attempts;
+    long long dispatch_poll_ms;
+    long long dispatch_retry_base_ms;
+    long long dispatch_lease_s;
+    long long reconcile_interval_s;
+    long long reconcile_after_s;
+    long long aws_timeout_ms;
 };
 
 /* The names of enum srv_dispatch values. */

@@ -17,9 +17,11 @@
 
 #include <curl/curl.h>
 
+#include "../aws/credentials.h"
 #include "../db/jobs.h"
 #include "../routes/routes.h"
 #include "app.h"
+#include "dispatcher.h"
 #include "http.h"
 #include "keys_cmd.h"
 #include "log.h"
@@ -168,9 +170,19 @@ static int janitor_run(void *arg)
     return 0;
 }
 
+/* AWS is needed when anything AWS is configured. */
+static int aws_wanted(const struct srv_config *cfg)
+{
+    return cfg->gpu_job_queue || cfg->cpu_job_queue || cfg->trigger_topic_arn ||
+           cfg->dispatch == SRV_DISPATCH_BATCH || cfg->dispatch == SRV_DISPATCH_SNS;
+}
+
 static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
 {
     struct srv_worker *janitor = NULL;
+    struct aws_creds_provider *creds = NULL;
+    struct aws_client *aws = NULL;
+    struct srv_dispatcher *dispatcher = NULL;
     int status = 1;
     struct db_pool *pool = NULL;
     struct srv_http *http = NULL;
@@ -226,6 +238,21 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
         LOG_ERROR("%s: %s", cfg->listen, err.msg);
         goto cleanup;
     }
+    if (aws_wanted(cfg)) {
+        struct aws_creds_opts co = {0};
+        struct aws_client_opts ao = {.timeout_ms = (int)cfg->aws_timeout_ms};
+        if (aws_creds_provider_new(&creds, &co, &err) != GW_OK ||
+            (ao.creds = creds, aws_client_new(&aws, &ao, &err)) != GW_OK) {
+            LOG_ERROR("cannot set up AWS: %s", err.msg);
+            goto cleanup;
+        }
+        if (aws_client_region(aws)[0] == '\0')
+            LOG_WARN("no AWS region (AWS_REGION): jobs for batch and sns cannot be handed on");
+    }
+    if (srv_dispatcher_start(&dispatcher, &app, aws, &err) != GW_OK) {
+        LOG_ERROR("cannot start the dispatchers: %s", err.msg);
+        goto cleanup;
+    }
     if (srv_worker_start(&janitor, "janitor", (int64_t)10 * 60 * 1000, janitor_run, &app) != GW_OK)
         LOG_WARN("cannot start the janitor: expired idempotency keys stay until restart");
     {
@@ -261,9 +288,12 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
 
 cleanup:
     srv_http_stop(http);
+    srv_dispatcher_stop(dispatcher);
     srv_worker_stop(janitor);
     migrator_stop(&mig);
     db_pool_free(pool);
+    aws_client_free(aws);
+    aws_creds_provider_free(creds);
     pthread_mutex_destroy(&mig.mu);
     pthread_cond_destroy(&mig.cv);
     if (status == 0)

@@ -29,6 +29,26 @@ struct histo {
     unsigned long long n;
 };
 
+/* Named series of other subsystems. */
+enum { MAX_NAMED = 256, MAX_FAMILIES = 32, LABELS_MAX = 160 };
+
+struct named {
+    const char *family;
+    char labels[LABELS_MAX];
+    int histogram;
+    double value; /* counter value, or histogram sum */
+    unsigned long long counts[NBUCKETS + 1], n;
+};
+
+struct family_doc {
+    const char *family, *type, *help;
+};
+
+static struct named named[MAX_NAMED];
+static size_t nnamed;
+static struct family_doc docs[MAX_FAMILIES];
+static size_t ndocs;
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct counter counters[MAX_COUNTERS];
 static struct histo histos[MAX_HISTOS];
@@ -70,6 +90,95 @@ void srv_metrics_observe(const char *route, const char *method, unsigned status,
         histos[i].n++;
     }
     pthread_mutex_unlock(&mu);
+}
+
+void srv_metrics_describe(const char *family, const char *type, const char *help)
+{
+    pthread_mutex_lock(&mu);
+    size_t i;
+    for (i = 0; i < ndocs; i++)
+        if (strcmp(docs[i].family, family) == 0)
+            break;
+    if (i == ndocs && ndocs < MAX_FAMILIES)
+        docs[ndocs++] = (struct family_doc){family, type, help};
+    pthread_mutex_unlock(&mu);
+}
+
+/* The series for family/labels, created when new; NULL when the table is full. */
+static struct named *named_get(const char *family, const char *labels, int histogram)
+{
+    for (size_t i = 0; i < nnamed; i++)
+        if (strcmp(named[i].family, family) == 0 && strcmp(named[i].labels, labels) == 0)
+            return &named[i];
+    if (nnamed == MAX_NAMED || strlen(labels) >= LABELS_MAX) {
+        dropped++;
+        return NULL;
+    }
+    struct named *n = &named[nnamed++];
+    memset(n, 0, sizeof(*n));
+    n->family = family;
+    memcpy(n->labels, labels, strlen(labels) + 1);
+    n->histogram = histogram;
+    return n;
+}
+
+void srv_metrics_add(const char *family, const char *labels, double v)
+{
+    pthread_mutex_lock(&mu);
+    struct named *n = named_get(family, labels, 0);
+    if (n != NULL)
+        n->value += v;
+    pthread_mutex_unlock(&mu);
+}
+
+void srv_metrics_time(const char *family, const char *labels, double seconds)
+{
+    pthread_mutex_lock(&mu);
+    struct named *n = named_get(family, labels, 1);
+    if (n != NULL) {
+        size_t b = 0;
+        while (b < NBUCKETS && seconds > buckets[b])
+            b++;
+        n->counts[b]++;
+        n->value += seconds;
+        n->n++;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+/* Appends every named family, HELP and TYPE once each. */
+static int render_named(struct gw_buf *out)
+{
+    int rc = GW_OK;
+    for (size_t d = 0; rc == GW_OK && d < ndocs; d++) {
+        const char *fam = docs[d].family;
+        rc = gw_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", fam, docs[d].help, fam,
+                           docs[d].type);
+        for (size_t i = 0; rc == GW_OK && i < nnamed; i++) {
+            const struct named *n = &named[i];
+            if (strcmp(n->family, fam) != 0)
+                continue;
+            const char *sep = n->labels[0] ? "," : "";
+            if (!n->histogram) {
+                rc = gw_buf_printf(out, "%s{%s} %.17g\n", fam, n->labels, n->value);
+                continue;
+            }
+            unsigned long long cum = 0;
+            for (size_t b = 0; rc == GW_OK && b < NBUCKETS; b++) {
+                cum += n->counts[b];
+                rc = gw_buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", fam, n->labels, sep,
+                                   buckets[b], cum);
+            }
+            cum += n->counts[NBUCKETS];
+            if (rc == GW_OK)
+                rc = gw_buf_printf(out,
+                                   "%s_bucket{%s%sle=\"+Inf\"} %llu\n%s_sum{%s} %.6f\n"
+                                   "%s_count{%s} %llu\n",
+                                   fam, n->labels, sep, cum, fam, n->labels, n->value, fam,
+                                   n->labels, n->n);
+        }
+    }
+    return rc;
 }
 
 int srv_metrics_render(struct gw_buf *out)
@@ -115,6 +224,7 @@ int srv_metrics_render(struct gw_buf *out)
                           h->route, h->method, cum, h->route, h->method, h->sum, h->route,
                           h->method, h->n));
     }
+    ADD(render_named(out));
     ADD(gw_buf_printf(out,
                       "# HELP mlgw_metrics_dropped_total Observations without room for a new "
                       "series.\n# TYPE mlgw_metrics_dropped_total counter\n"
@@ -130,6 +240,8 @@ void srv_metrics_reset(void)
     pthread_mutex_lock(&mu);
     ncounters = 0;
     nhistos = 0;
+    nnamed = 0;
+    ndocs = 0;
     dropped = 0;
     pthread_mutex_unlock(&mu);
 }

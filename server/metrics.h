@@ -10,6 +10,13 @@
 
 /* route and method must be static strings (patterns, method names). */
 void srv_metrics_observe(const char *route, const char *method, unsigned status, double seconds);
+/* Other subsystems' metrics. family is a static name; labels is the inside
+ * of {} ("target=\"batch\",result=\"ok\""), copied, from a bounded set. */
+void srv_metrics_describe(const char *family, const char *type, const char *help);
+void srv_metrics_add(const char *family, const char *labels, double v);
+/* A latency histogram (seconds) per family and labels. */
+void srv_metrics_time(const char *family, const char *labels, double seconds);
+
 /* Appends the request families to out. */
 int srv_metrics_render(struct gw_buf *out);
 void srv_metrics_reset(void); /* tests */

@@ -130,6 +130,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         nanosleep(&ts, NULL);
     }
     const char *body = r.body ? r.body : "";
+    char expanded[4096];
+    const char *mark = strstr(body, "%N%");
+    if (mark != NULL) { /* a unique number per request, for ids */
+        pthread_mutex_lock(&m->mu);
+        size_t n = m->nreqs;
+        pthread_mutex_unlock(&m->mu);
+        snprintf(expanded, sizeof(expanded), "%.*s%zu%s", (int)(mark - body), body, n, mark + 3);
+        body = expanded;
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         strlen(body), (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
     if (r.content_type)
@@ -199,6 +208,20 @@ void th_mock_stop(struct th_mock *m)
 const char *th_mock_url(const struct th_mock *m)
 {
     return m->url;
+}
+
+void th_mock_set(struct th_mock *m, const struct th_mock_reply *r)
+{
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->nreplies; i++) {
+        free(m->replies[i].content_type);
+        free(m->replies[i].body);
+        free(m->replies[i].header_name);
+        free(m->replies[i].header_value);
+    }
+    m->nreplies = 0;
+    pthread_mutex_unlock(&m->mu);
+    th_mock_push(m, r);
 }
 
 void th_mock_push(struct th_mock *m, const struct th_mock_reply *r)

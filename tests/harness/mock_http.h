@@ -35,6 +35,9 @@ void th_mock_stop(struct th_mock *m);
 const char *th_mock_url(const struct th_mock *m);
 /* Queues replies (copied); once the queue is down to one, it repeats. */
 void th_mock_push(struct th_mock *m, const struct th_mock_reply *r);
+/* Replaces every queued reply by r (which then repeats). In bodies, "%N%"
+ * becomes the number of the request (1, 2, ...), for unique ids. */
+void th_mock_set(struct th_mock *m, const struct th_mock_reply *r);
 /* Requests received so far. */
 size_t th_mock_count(struct th_mock *m);
 /* Copy of request i (dispose with th_mock_request_dispose). */

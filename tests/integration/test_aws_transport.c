@@ -209,7 +209,7 @@ Test(transport, connection_refused_is_unavailable_and_not_ambiguous)
     cr_assert_eq(err.attempts, 4);
 }
 
-Test(transport, a_timed_out_submit_is_ambiguous_and_not_retried, .timeout = 30)
+Test(transport, a_timed_out_submit_is_ambiguous_and_not_retried)
 {
     aws_client_free(aws);
     aws_creds_provider_free(creds);

@@ -27,8 +27,17 @@ static void bearer(char *out, const char *name, const char *scopes)
 static void setup(void)
 {
     th_db_create(db, sizeof(db), NULL);
+    /* Batch is configured so jobs may ask for it, but this gateway hands
+     * nothing on (MLGW_DISPATCH_WORKERS=0): the API is tested on its own. */
     const char *env[] = {"MLGW_CORS_ORIGINS=https://app.example.test",
-                         "ML_OUTPUT_BUCKET=ml-outputs", "MLGW_AUTH_CACHE_SECONDS=0", NULL};
+                         "ML_OUTPUT_BUCKET=ml-outputs",
+                         "MLGW_AUTH_CACHE_SECONDS=0",
+                         "MLGW_DISPATCH_WORKERS=0",
+                         "MLGW_GPU_JOB_QUEUE=gpu-q",
+                         "MLGW_GPU_JOB_DEFINITION=gpu-def",
+                         "MLGW_CPU_JOB_QUEUE=cpu-q",
+                         "MLGW_CPU_JOB_DEFINITION=cpu-def",
+                         NULL};
     th_gw_start(&gw, db, env);
     bearer(writer, "writer", "jobs:read,jobs:write");
     bearer(reader, "reader", "jobs:read");
@@ -413,7 +422,10 @@ Test(jobs, idempotency_key_in_flight_is_409)
     post_as(&r, writer, "/jobs", one_job, "Idempotency-Key: busy-key");
     th_assert_problem(&r, 409);
     th_resp_dispose(&r);
-    PQfinish(holder); /* the first request ends */
+    /* The first request ends (unlock is synchronous; a closing session's
+     * locks are released a moment after the client has gone). */
+    PQclear(PQexec(holder, "SELECT pg_advisory_unlock_all()"));
+    PQfinish(holder);
     post_as(&r, writer, "/jobs", one_job, "Idempotency-Key: busy-key");
     cr_assert_eq(r.status, 202, "%s", r.body);
     th_resp_dispose(&r);

@@ -163,7 +163,7 @@ Test(lifecycle, second_signal_exits_at_once)
     th_resp_dispose(&call.resp);
 }
 
-Test(lifecycle, readyz_follows_postgresql_down_and_up_without_a_restart, .timeout = 120)
+Test(lifecycle, readyz_follows_postgresql_down_and_up_without_a_restart)
 {
     struct th_pg pg = {0};
     th_pg_start(&pg);
@@ -194,7 +194,7 @@ Test(lifecycle, readyz_follows_postgresql_down_and_up_without_a_restart, .timeou
     th_pg_destroy(&pg);
 }
 
-Test(lifecycle, gateway_started_while_postgresql_is_down_migrates_when_it_returns, .timeout = 120)
+Test(lifecycle, gateway_started_while_postgresql_is_down_migrates_when_it_returns)
 {
     struct th_pg pg = {0};
     th_pg_start(&pg);

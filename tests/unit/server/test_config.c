@@ -461,7 +461,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 27, "one field per setting");
+    cr_assert_eq(json_object_size(obj), 41, "one field per setting");
     json_decref(obj);
 }
 
@@ -516,6 +516,20 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_CORS_ORIGINS",
         "MLGW_IDEMPOTENCY_TTL_HOURS",
         "MLGW_AUTH_CACHE_SECONDS",
+        "MLGW_GPU_JOB_QUEUE",
+        "MLGW_CPU_JOB_QUEUE",
+        "MLGW_GPU_JOB_DEFINITION",
+        "MLGW_CPU_JOB_DEFINITION",
+        "MLGW_TRIGGER_TOPIC_ARN",
+        "MLGW_DISPATCH_WORKERS",
+        "MLGW_BATCH_SUBMIT_RATE",
+        "MLGW_DISPATCH_MAX_ATTEMPTS",
+        "MLGW_DISPATCH_POLL_MS",
+        "MLGW_DISPATCH_RETRY_BASE_MS",
+        "MLGW_DISPATCH_LEASE",
+        "MLGW_RECONCILE_INTERVAL",
+        "MLGW_RECONCILE_AFTER",
+        "MLGW_AWS_TIMEOUT_MS",
     };
     struct gw_buf md;
     gw_buf_init(&md, 64 * 1024);
