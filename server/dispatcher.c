@@ -71,27 +71,26 @@ static void bucket_take(struct bucket *b)
 
 /* ---- helpers --------------------------------------------------------------- */
 
+static int alnum(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
 void srv_batch_job_name(char *out, const char *project, const char *job_id)
 {
+    /* 90 of the project + '-' + a 36-character id stays within Batch's 128. */
+    char clean[91];
     size_t o = 0;
-    if (project != NULL) {
-        for (const char *p = project; *p != '\0' && o < 90; p++) {
-            char ch = *p;
-            int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                     (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
-            if (o == 0 &&
-                !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
-                continue; /* must start alphanumeric */
-            out[o++] = ok ? ch : '-';
-        }
+    for (const char *p = project ? project : ""; *p != '\0' && o < sizeof(clean) - 1; p++) {
+        if (o == 0 && !alnum(*p))
+            continue; /* a name starts alphanumeric */
+        char ch = *p;
+        if (!alnum(ch) && ch != '_' && ch != '-')
+            ch = '-';
+        clean[o++] = ch;
     }
-    if (o == 0) {
-        memcpy(out, "mlgw", 4);
-        o = 4;
-    }
-    out[o++] = '-';
-    size_t idlen = strlen(job_id);
-    memcpy(out + o, job_id, idlen + 1);
+    clean[o] = '\0';
+    gw_fmt(out, 129, "%s-%s", o > 0 ? clean : "mlgw", job_id);
 }
 
 static const char *jstr(const json_t *o, const char *k)
