@@ -18,7 +18,8 @@
     "o AS (INSERT INTO dispatch_outbox (job_id, action, target, created_at) "                      \
     "SELECT id, 'submit', dispatch, created_at FROM j) "                                           \
     "SELECT mlgw_job_json(j::jobs, (SELECT json_agg(json_build_object('status', h.status, "        \
-    "'at', mlgw_ts(h.at), 'source', h.source, 'reason', h.reason)) FROM h)) FROM j"
+    "'at', mlgw_ts(h.at), 'source', h.source, 'reason', h.reason, 'applied', true)) FROM h)) "     \
+    "FROM j"
 
 /* One statement: job, first history row and the dispatch outbox row commit
  * together (the outbox's trigger wakes the dispatchers), in one round trip. */
@@ -156,8 +157,12 @@ int db_job_create(struct db_job_created *out, struct db_pool *pool, const struct
     return rc;
 }
 
+/* The job with its history and, last, its notifications. */
 static const struct db_stmt get_stmt = {
-    "job_get", "SELECT mlgw_job_json(j, mlgw_job_history(j.id)) FROM jobs j WHERE j.id = $1", 1};
+    "job_get",
+    "SELECT left(mlgw_job_json(j, mlgw_job_history(j.id))::text, -1) || ',\"notifications\":' "
+    "|| mlgw_job_notifications(j.id)::text || '}' FROM jobs j WHERE j.id = $1",
+    1};
 
 static int get_on(char **out, struct db_conn *c, const char *id, struct gw_err *err)
 {
@@ -366,64 +371,6 @@ int db_idempotency_purge(long *deleted, struct db_pool *pool, long long ttl_hour
         if (gw_parse_ll(&n, PQcmdTuples(res), 0, (long long)1 << 62) == GW_OK)
             *deleted = (long)n;
     }
-    PQclear(res);
-    db_pool_checkin(pool, c);
-    return rc;
-}
-
-static const struct db_stmt transition_stmt = {
-    "job_transition",
-    "WITH u AS (UPDATE jobs SET status = $2, status_reason = coalesce($4, status_reason), "
-    " exit_code = coalesce($5::int, exit_code), attempts = greatest(attempts, $6::int), "
-    " log_stream = coalesce($7, log_stream), "
-    " started_at = coalesce(started_at, to_timestamp($8::float8 / 1000)), "
-    " stopped_at = coalesce(stopped_at, to_timestamp($9::float8 / 1000)), "
-    " batch_job_id = coalesce(batch_job_id, $10), updated_at = now(), checked_at = now() "
-    " WHERE id = $1 AND mlgw_status_rank(status) < 7 AND (mlgw_status_rank($2) > "
-    " mlgw_status_rank(status) OR (status = 'RUNNING' AND $2 = 'RUNNABLE' AND $6::int > "
-    " attempts)) RETURNING id, status) "
-    "INSERT INTO job_history (job_id, status, source, reason) SELECT id, status, $3, $4 FROM u "
-    "RETURNING status",
-    10};
-
-static const struct db_stmt checked_stmt = {
-    "job_checked", "UPDATE jobs SET checked_at = now() WHERE id = $1 RETURNING status", 1};
-
-int db_job_transition(int *applied, char *status, struct db_pool *pool,
-                      const struct db_job_state *s, struct gw_err *err)
-{
-    *applied = 0;
-    char exit_code[16], attempts[16], started[24], stopped[24];
-    gw_fmt(exit_code, sizeof(exit_code), "%d", s->exit_code);
-    gw_fmt(attempts, sizeof(attempts), "%d", s->attempts);
-    gw_fmt(started, sizeof(started), "%lld", s->started_ms);
-    gw_fmt(stopped, sizeof(stopped), "%lld", s->stopped_ms);
-    const char *params[] = {s->job_id,
-                            s->status,
-                            s->source,
-                            s->reason,
-                            s->exit_code >= 0 ? exit_code : NULL,
-                            attempts,
-                            s->log_stream,
-                            s->started_ms > 0 ? started : NULL,
-                            s->stopped_ms > 0 ? stopped : NULL,
-                            s->batch_job_id};
-    struct db_conn *c = NULL;
-    PGresult *res = NULL;
-    int rc = db_pool_checkout(&c, pool, err);
-    if (rc == GW_OK)
-        rc = db_exec(&res, c, &transition_stmt, params, err);
-    if (rc == GW_OK && PQntuples(res) == 1) {
-        *applied = 1;
-    } else if (rc == GW_OK) {
-        PQclear(res);
-        res = NULL;
-        rc = db_exec(&res, c, &checked_stmt, params, err);
-        if (rc == GW_OK && PQntuples(res) == 0)
-            rc = gw_err_set(err, GW_ENOTFOUND, "no job %s", s->job_id);
-    }
-    if (rc == GW_OK && status != NULL)
-        gw_fmt(status, 33, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     db_pool_checkin(pool, c);
     return rc;

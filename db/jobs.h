@@ -70,29 +70,6 @@ int db_job_list(char **items, char next_id[37], struct db_pool *pool, const stru
 int db_job_cancel(char **out, struct db_pool *pool, const char *id, const char *reason,
                   struct gw_err *err);
 
-/* A state reported for a job (by AWS Batch through the reconciler, an
- * EventBridge callback, or the local executor). */
-struct db_job_state {
-    const char *job_id;
-    const char *status; /* a Batch status or a gateway terminal one */
-    const char *source; /* "reconciler", "eventbridge", "sns", "local" */
-    const char *reason; /* NULL: none */
-    int exit_code;      /* < 0: unknown */
-    int attempts;       /* how many attempts Batch has made (0: unknown) */
-    const char *log_stream;
-    long long started_ms, stopped_ms; /* 0: unknown */
-    const char *batch_job_id;         /* NULL: keep */
-};
-
-/*
- * Applies s when it moves the job forward (or RUNNING → RUNNABLE for a new
- * attempt); otherwise only notes that the job was checked. *applied tells
- * which, *status (33 bytes, may be NULL) the job's status afterwards.
- * GW_ENOTFOUND for an unknown job.
- */
-int db_job_transition(int *applied, char *status, struct db_pool *pool,
-                      const struct db_job_state *s, struct gw_err *err);
-
 /* Batch jobs in a non-terminal state that nobody has heard of for
  * after_s seconds: rows (id, batch_job_id), oldest first (new: PQclear). */
 int db_jobs_stale_batch(PGresult **out, struct db_pool *pool, long long after_s, int limit,

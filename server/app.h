@@ -17,6 +17,9 @@ struct srv_app {
     struct db_pool *pool;
     const struct db_migration_set *migrations;
     int64_t started_ms;
+    /* Notification policy as PostgreSQL array texts, built once at start. */
+    char *notify_statuses_pg; /* "{\"SUCCEEDED\",\"FAILED\"}" */
+    char *notify_emails_pg;   /* NULL when no global recipients */
 };
 
 #endif

@@ -63,6 +63,21 @@ struct srv_config {
     long long reconcile_interval_s;
     long long reconcile_after_s;
     long long aws_timeout_ms;
+
+    /* callbacks and notifications */
+    char *callback_secret; /* NULL: callbacks refused */
+    char *callback_header;
+    char *smtp_url, *smtp_from, *smtp_user, *smtp_password, *smtp_ca_file;
+    int smtp_tls;          /* 0 required, 1 opportunistic, 2 off */
+    char *notify_emails;   /* comma-separated, NULL when unset */
+    char *notify_statuses; /* comma-separated */
+    char *notify_topic_arn;
+    char *webhook_secret;
+    long long notify_workers;
+    long long notify_max_attempts;
+    long long notify_retry_base_ms;
+    char *sns_cert_ca_file;     /* tests: CA that signs SNS signing certificates */
+    char *sns_cert_host_suffix; /* tests: widens the SigningCertURL host check */
 };
 
 /* The names of enum srv_dispatch values. */

@@ -19,6 +19,7 @@
 
 #include "../aws/batch.h"
 #include "../aws/sns.h"
+#include "../db/events.h"
 #include "../db/jobs.h"
 #include "../db/outbox.h"
 #include "log.h"
@@ -496,23 +497,30 @@ static int reconcile_run(void *arg)
         const json_t *ec = json_object_get(json_object_get(last, "container"), "exitCode");
         if (ec == NULL)
             ec = json_object_get(ctr, "exitCode");
-        struct db_job_state s = {
-            .job_id = PQgetvalue(res, i, 0),
-            .status = jstr(bj, "status"),
+        struct db_job_event ev = {
             .source = "reconciler",
+            .batch_job_id = ids[i],
+            .gateway_id = PQgetvalue(res, i, 0),
+            .status = jstr(bj, "status"),
             .reason = jstr(bj, "statusReason"),
             .exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1,
             .attempts = (int)json_array_size(attempts),
             .log_stream = jstr(ctr, "logStreamName"),
             .started_ms = jint(bj, "startedAt"),
             .stopped_ms = jint(bj, "stoppedAt"),
+            .vcpus = -1,
+            .memory = -1,
+            .gpus = -1,
+            .notify_statuses = d->app->notify_statuses_pg,
+            .global_emails = d->app->notify_emails_pg,
+            .topic = d->app->cfg->notify_topic_arn,
         };
-        if (s.status == NULL)
+        if (ev.status == NULL)
             continue;
-        int applied = 0;
-        char now[33];
-        if (db_job_transition(&applied, now, d->app->pool, &s, &err) == GW_OK && applied)
-            LOG_INFO("reconciler: job %s is %s (AWS Batch %s)", s.job_id, now, ids[i]);
+        struct db_job_event_result r;
+        if (db_job_event_apply(&r, d->app->pool, &ev, &err) == GW_OK &&
+            strcmp(r.result, "applied") == 0)
+            LOG_INFO("reconciler: job %s is %s (AWS Batch %s)", r.job_id, r.status, ids[i]);
     }
     json_decref(jobs);
     PQclear(res);

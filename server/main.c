@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "../aws/credentials.h"
+#include "../db/events.h"
 #include "../db/jobs.h"
 #include "../routes/routes.h"
 #include "app.h"
@@ -25,6 +26,7 @@
 #include "http.h"
 #include "keys_cmd.h"
 #include "log.h"
+#include "notifier.h"
 #include "worker.h"
 
 #include "poison.h"
@@ -174,7 +176,8 @@ static int janitor_run(void *arg)
 static int aws_wanted(const struct srv_config *cfg)
 {
     return cfg->gpu_job_queue || cfg->cpu_job_queue || cfg->trigger_topic_arn ||
-           cfg->dispatch == SRV_DISPATCH_BATCH || cfg->dispatch == SRV_DISPATCH_SNS;
+           cfg->notify_topic_arn || cfg->dispatch == SRV_DISPATCH_BATCH ||
+           cfg->dispatch == SRV_DISPATCH_SNS;
 }
 
 static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
@@ -183,6 +186,8 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
     struct aws_creds_provider *creds = NULL;
     struct aws_client *aws = NULL;
     struct srv_dispatcher *dispatcher = NULL;
+    struct srv_notifier *notifier = NULL;
+    struct srv_app app = {0};
     int status = 1;
     struct db_pool *pool = NULL;
     struct srv_http *http = NULL;
@@ -218,7 +223,12 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
         goto cleanup;
     }
 
-    struct srv_app app = {.cfg = cfg, .pool = pool, .migrations = set, .started_ms = gw_now_ms()};
+    app.cfg = cfg;
+    app.pool = pool;
+    app.migrations = set;
+    app.started_ms = gw_now_ms();
+    app.notify_statuses_pg = db_pg_array_from_csv(cfg->notify_statuses);
+    app.notify_emails_pg = db_pg_array_from_csv(cfg->notify_emails);
     size_t nroutes = 0;
     const struct srv_route *routes = rt_table(&nroutes);
     struct srv_http_opts ho = {
@@ -251,6 +261,10 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
     }
     if (srv_dispatcher_start(&dispatcher, &app, aws, &err) != GW_OK) {
         LOG_ERROR("cannot start the dispatchers: %s", err.msg);
+        goto cleanup;
+    }
+    if (srv_notifier_start(&notifier, &app, aws, &err) != GW_OK) {
+        LOG_ERROR("cannot start the notifiers: %s", err.msg);
         goto cleanup;
     }
     if (srv_worker_start(&janitor, "janitor", (int64_t)10 * 60 * 1000, janitor_run, &app) != GW_OK)
@@ -289,11 +303,14 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
 cleanup:
     srv_http_stop(http);
     srv_dispatcher_stop(dispatcher);
+    srv_notifier_stop(notifier);
     srv_worker_stop(janitor);
     migrator_stop(&mig);
     db_pool_free(pool);
     aws_client_free(aws);
     aws_creds_provider_free(creds);
+    free(app.notify_statuses_pg);
+    free(app.notify_emails_pg);
     pthread_mutex_destroy(&mig.mu);
     pthread_cond_destroy(&mig.cv);
     if (status == 0)

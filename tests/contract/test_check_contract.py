@@ -373,9 +373,10 @@ class RepoSpecTest(unittest.TestCase):
             **base, "notify": {"webhooks": ["http://127.0.0.1:9000/hook", "http://localhost/x",
                                             "http://[::1]:8080/"]}}), [])
 
-    def test_job_requires_every_field_but_history(self) -> None:
+    def test_job_requires_every_field_but_history_and_notifications(self) -> None:
         job = self.spec.doc["components"]["schemas"]["Job"]
-        self.assertEqual(set(job["properties"]) - set(job["required"]), {"history"})
+        self.assertEqual(set(job["properties"]) - set(job["required"]),
+                         {"history", "notifications"})
 
     def test_jobs_operations_are_present(self) -> None:
         ops = set(self.spec.operations())
@@ -383,13 +384,19 @@ class RepoSpecTest(unittest.TestCase):
                    ("/jobs/{id}/cancel", "POST"), ("/metrics", "GET")]:
             self.assertIn(op, ops)
 
-    def test_only_health_and_readiness_are_anonymous(self) -> None:
+    def test_only_health_readiness_and_callbacks_skip_api_keys(self) -> None:
+        """Callbacks (/events/*) authenticate with their own schemes and answer 403."""
         self.assertEqual(self.spec.doc["security"], [{"bearerAuth": []}])
         for template, method in self.spec.operations():
             op, _ = self.spec.operation(template, method)
             anonymous = op.get("security") == []
-            self.assertEqual(anonymous, template in ("/healthz", "/readyz"), (method, template))
-            if not anonymous:
+            callback = template.startswith("/events/")
+            self.assertEqual(anonymous, template in ("/healthz", "/readyz") or callback,
+                             (method, template))
+            if callback:
+                self.assertIn("403", op["responses"], (method, template))
+                self.assertNotIn("401", op["responses"], (method, template))
+            elif not anonymous:
                 self.assertIn("401", op["responses"], (method, template))
                 self.assertIn("403", op["responses"], (method, template))
 

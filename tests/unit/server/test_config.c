@@ -461,7 +461,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 41, "one field per setting");
+    cr_assert_eq(json_object_size(obj), 58, "one field per setting");
     json_decref(obj);
 }
 
@@ -530,6 +530,23 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_RECONCILE_INTERVAL",
         "MLGW_RECONCILE_AFTER",
         "MLGW_AWS_TIMEOUT_MS",
+        "MLGW_CALLBACK_SECRET",
+        "MLGW_CALLBACK_HEADER",
+        "MLGW_SMTP_URL",
+        "MLGW_SMTP_TLS",
+        "MLGW_SMTP_FROM",
+        "MLGW_SMTP_USER",
+        "MLGW_SMTP_PASSWORD",
+        "MLGW_SMTP_CA_FILE",
+        "MLGW_NOTIFY_EMAILS",
+        "MLGW_NOTIFY_STATUSES",
+        "MLGW_NOTIFY_TOPIC_ARN",
+        "MLGW_WEBHOOK_SECRET",
+        "MLGW_NOTIFY_WORKERS",
+        "MLGW_NOTIFY_MAX_ATTEMPTS",
+        "MLGW_NOTIFY_RETRY_BASE_MS",
+        "MLGW_SNS_CERT_CA_FILE",
+        "MLGW_SNS_CERT_HOST_SUFFIX",
     };
     struct gw_buf md;
     gw_buf_init(&md, 64 * 1024);

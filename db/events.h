@@ -1,0 +1,43 @@
+/*
+ * events.h — applying reported job states (EventBridge and SNS callbacks, the
+ * reconciler, the local executor) through one database function,
+ * mlgw_apply_job_event: dedup, matching, forward-only transitions, history
+ * and notification rows, in one round trip.
+ */
+#ifndef MLGW_DB_EVENTS_H
+#define MLGW_DB_EVENTS_H
+
+#include "pool.h"
+
+struct db_job_event {
+    const char *event_id;     /* NULL: no dedup (reconciler, local) */
+    const char *source;       /* eventbridge | sns | reconciler | local */
+    const char *batch_job_id; /* NULL for local jobs */
+    const char *gateway_id;   /* the gateway's job id, if known (tags, name), or NULL */
+    const char *new_id;       /* id for a job never seen before (UUIDv7) */
+    const char *status;
+    const char *reason;
+    int exit_code; /* < 0: unknown */
+    int attempts;  /* < 0: unknown */
+    const char *log_stream;
+    long long started_ms, stopped_ms; /* 0: unknown */
+    /* What a job created from the event is made of. */
+    const char *job_name, *queue, *script_key, *output_uri;
+    long long vcpus, memory, gpus; /* < 0: unknown */
+    /* Notification policy, as PostgreSQL array texts ("{SUCCEEDED,FAILED}"). */
+    const char *notify_statuses, *global_emails, *topic;
+};
+
+struct db_job_event_result {
+    char result[16]; /* applied | ignored | duplicate | created */
+    char job_id[37]; /* "" when a duplicate matched no job */
+    char status[33];
+};
+
+int db_job_event_apply(struct db_job_event_result *out, struct db_pool *pool,
+                       const struct db_job_event *ev, struct gw_err *err);
+
+/* "a, b,c" → "{a,b,c}" (quoted elements); NULL stays NULL (new: free). */
+char *db_pg_array_from_csv(const char *csv);
+
+#endif

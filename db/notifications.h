@@ -1,0 +1,29 @@
+/*
+ * notifications.h — the notification outbox: claiming due rows under a
+ * lease, and recording whether they were sent, will be retried, or failed.
+ */
+#ifndef MLGW_DB_NOTIFICATIONS_H
+#define MLGW_DB_NOTIFICATIONS_H
+
+#include "pool.h"
+
+struct db_notification {
+    char id[24];
+    char channel[16]; /* email | webhook | sns */
+    char status[33];  /* the job status it announces */
+    char *recipient;  /* new */
+    char *job_json;   /* new: the job with its history */
+    int attempts;     /* including this one */
+};
+
+void db_notification_dispose(struct db_notification *n);
+/* GW_ENOTFOUND when nothing is due. */
+int db_notification_claim(struct db_notification *out, struct db_pool *pool, int lease_s,
+                          struct gw_err *err);
+int db_notification_sent(struct db_pool *pool, const char *id, struct gw_err *err);
+int db_notification_retry(struct db_pool *pool, const char *id, const char *error, long delay_ms,
+                          struct gw_err *err);
+int db_notification_failed(struct db_pool *pool, const char *id, const char *error,
+                           struct gw_err *err);
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * events.c — POST /events/batch (EventBridge API destination) and the part
+ * of POST /events/sns that hands a Batch event on. Checks the shared secret
+ * in constant time, reads the "Batch Job State Change" event and applies it
+ * through db/events.c. No network I/O here: notifications are sent later by
+ * the notifier, so the answer comes in milliseconds.
+ */
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../db/events.h"
+#include "../server/app.h"
+#include "../server/log.h"
+#include "../server/metrics.h"
+#include "routes.h"
+
+#include "../server/poison.h"
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static long long jint_or(const json_t *o, const char *k, long long def)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : def;
+}
+
+/* The gateway's job id in the tags, else at the end of the job name. */
+static const char *gateway_id_of(const json_t *detail)
+{
+    const char *tag = jstr(json_object_get(detail, "tags"), "mlgw:job-id");
+    if (tag != NULL && gw_uuid_valid(tag))
+        return tag;
+    const char *name = jstr(detail, "jobName");
+    size_t n = name ? strlen(name) : 0;
+    if (n >= 36 && gw_uuid_valid(name + n - 36))
+        return name + n - 36;
+    return NULL;
+}
+
+/* A resourceRequirements value of type (VCPU, MEMORY, GPU), or def. */
+static long long requirement(const json_t *container, const char *type, long long def)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(container, "resourceRequirements"), i, r)
+    {
+        const char *t = jstr(r, "type"), *v = jstr(r, "value");
+        long long n;
+        if (t && v && strcmp(t, type) == 0 && gw_parse_ll(&n, v, 0, (long long)1 << 40) == GW_OK)
+            return n;
+    }
+    return def;
+}
+
+static const char *env_value(const json_t *container, const char *name)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(container, "environment"), i, e)
+    {
+        if (jstr(e, "name") != NULL && strcmp(jstr(e, "name"), name) == 0)
+            return jstr(e, "value");
+    }
+    return NULL;
+}
+
+static void count_callback(const char *source, const char *result)
+{
+    char labels[96];
+    gw_fmt(labels, sizeof(labels), "source=\"%s\",result=\"%s\"", source, result);
+    srv_metrics_add("mlgw_callbacks_total", labels, 1);
+}
+
+int rt_apply_batch_event(struct srv_request *req, struct srv_reply *out, json_t *event,
+                         const char *source)
+{
+    static const char *const statuses[] = {"SUBMITTED", "PENDING",   "RUNNABLE", "STARTING",
+                                           "RUNNING",   "SUCCEEDED", "FAILED",   NULL};
+    const struct srv_config *cfg = req->app->cfg;
+    json_t *errors = json_array();
+    const char *id = jstr(event, "id");
+    const char *dtype = jstr(event, "detail-type");
+    const json_t *detail = json_object_get(event, "detail");
+    const char *status = jstr(detail, "status");
+    const char *batch_id = jstr(detail, "jobId");
+    if (id == NULL || id[0] == '\0' || strlen(id) > 256)
+        json_array_append_new(
+            errors, json_pack("{s:s,s:s}", "field", "id", "message", "must be the event's id"));
+    if (dtype == NULL || strcmp(dtype, "Batch Job State Change") != 0)
+        json_array_append_new(errors, json_pack("{s:s,s:s}", "field", "detail-type", "message",
+                                                "must be \"Batch Job State Change\""));
+    if (jstr(event, "source") == NULL || strcmp(jstr(event, "source"), "aws.batch") != 0)
+        json_array_append_new(
+            errors, json_pack("{s:s,s:s}", "field", "source", "message", "must be \"aws.batch\""));
+    if (!json_is_object(detail) || batch_id == NULL || batch_id[0] == '\0')
+        json_array_append_new(
+            errors, json_pack("{s:s,s:s}", "field", "detail.jobId", "message", "is required"));
+    int known = 0;
+    for (size_t i = 0; status != NULL && statuses[i] != NULL; i++)
+        known |= strcmp(status, statuses[i]) == 0;
+    if (!known)
+        json_array_append_new(errors, json_pack("{s:s,s:s}", "field", "detail.status", "message",
+                                                "must be an AWS Batch job status"));
+    if (json_array_size(errors) > 0) {
+        count_callback(source, "invalid");
+        /* 422: EventBridge does not retry it, and nothing is stored. */
+        srv_reply_problem(req, out, 422, "Unprocessable Content",
+                          "not a Batch Job State Change event; see errors", errors);
+        return GW_EINVAL;
+    }
+    json_decref(errors);
+
+    const json_t *attempts = json_object_get(detail, "attempts");
+    const json_t *last = json_array_get(attempts, json_array_size(attempts) - 1);
+    const json_t *container = json_object_get(detail, "container");
+    const json_t *ec = json_object_get(json_object_get(last, "container"), "exitCode");
+    if (!json_is_integer(ec))
+        ec = json_object_get(container, "exitCode");
+    const char *log_stream = jstr(json_object_get(last, "container"), "logStreamName");
+    if (log_stream == NULL)
+        log_stream = jstr(container, "logStreamName");
+
+    char new_id[37], uri[512];
+    if (gw_uuid7(new_id) != GW_OK) {
+        srv_reply_error(req, out, GW_ENOMEM, NULL);
+        return GW_ENOMEM;
+    }
+    if (cfg->output_bucket != NULL)
+        gw_fmt(uri, sizeof(uri), "s3://%s/jobs/%s/", cfg->output_bucket, new_id);
+    else
+        gw_fmt(uri, sizeof(uri), "file://%s/output/jobs/%s/", cfg->local_root, new_id);
+    struct db_job_event ev = {
+        .event_id = id,
+        .source = source,
+        .batch_job_id = batch_id,
+        .gateway_id = gateway_id_of(detail),
+        .new_id = new_id,
+        .status = status,
+        .reason = jstr(detail, "statusReason"),
+        .exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1,
+        .attempts = (int)json_array_size(attempts),
+        .log_stream = log_stream,
+        .started_ms = jint_or(detail, "startedAt", 0),
+        .stopped_ms = jint_or(detail, "stoppedAt", 0),
+        .job_name = jstr(detail, "jobName"),
+        .queue = jstr(detail, "jobQueue"),
+        .script_key = env_value(container, "SCRIPT_KEY"),
+        .output_uri = uri,
+        .vcpus = requirement(container, "VCPU", jint_or(container, "vcpus", -1)),
+        .memory = requirement(container, "MEMORY", jint_or(container, "memory", -1)),
+        .gpus = requirement(container, "GPU", 0),
+        .notify_statuses = req->app->notify_statuses_pg,
+        .global_emails = req->app->notify_emails_pg,
+        .topic = cfg->notify_topic_arn,
+    };
+    struct db_job_event_result r;
+    struct gw_err err = {0};
+    int rc = db_job_event_apply(&r, req->app->pool, &ev, &err);
+    if (rc != GW_OK) {
+        count_callback(source, "error");
+        /* 503 with Retry-After: EventBridge tries again later. */
+        srv_reply_error(req, out, rc == GW_EUNAVAIL ? rc : GW_EUNAVAIL, &err);
+        return rc;
+    }
+    count_callback(source, r.result);
+    if (strcmp(r.result, "applied") == 0 || strcmp(r.result, "created") == 0)
+        LOG_INFO("job %s is %s (%s event %s)", r.job_id, r.status, source, id);
+    srv_reply_json(out, 200,
+                   json_pack("{s:s,s:s?,s:s?}", "result", r.result, "job_id",
+                             r.job_id[0] ? r.job_id : NULL, "status",
+                             r.status[0] ? r.status : NULL));
+    return GW_OK;
+}
+
+void rt_events_batch(struct srv_request *req, struct srv_reply *out)
+{
+    const struct srv_config *cfg = req->app->cfg;
+    const char *given = srv_header(req, cfg->callback_header);
+    const char *secret = cfg->callback_secret;
+    /* Never 401: EventBridge retries 401 for a day. */
+    if (secret == NULL || given == NULL || strlen(given) != strlen(secret) ||
+        CRYPTO_memcmp(given, secret, strlen(secret)) != 0) {
+        count_callback("eventbridge", "forbidden");
+        srv_reply_problem(req, out, 403, "Forbidden",
+                          secret == NULL ? "callbacks are not configured on this gateway"
+                                         : "wrong or missing callback key",
+                          NULL);
+        return;
+    }
+    json_t *event = NULL;
+    if (srv_body_json(&event, req, out) != GW_OK) {
+        count_callback("eventbridge", "invalid");
+        return;
+    }
+    rt_apply_batch_event(req, out, event, "eventbridge");
+    json_decref(event);
+}

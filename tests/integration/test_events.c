@@ -1,0 +1,434 @@
+/*
+ * Job-state callbacks and notifications: EventBridge "Batch Job State
+ * Change" events in order, duplicated, out of order and concurrent; the
+ * callback key; exactly one email per recipient (a real SMTP server) and one
+ * signed webhook per endpoint; retries while the mail server fails.
+ */
+#include <criterion/criterion.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../harness/harness.h"
+#include "../harness/mock_http.h"
+#include "../harness/smtp.h"
+#include "server/gw.h"
+
+static char db[1024], writer[128];
+static struct th_gw gw;
+static struct th_smtp smtp;
+static struct th_mock *hook;
+static char env_smtp[96], env_hook_ok[64];
+
+#define SECRET         "callback-secret-123"
+#define WEBHOOK_SECRET "webhook-secret-xyz"
+
+static void setup(void)
+{
+    th_db_create(db, sizeof(db), NULL);
+    char key[96];
+    th_key_create(key, sizeof(key), db, "writer", "jobs:read,jobs:write");
+    snprintf(writer, sizeof(writer), "Authorization: Bearer %s", key);
+    hook = th_mock_start();
+    th_mock_push(hook, &(struct th_mock_reply){204, NULL, NULL, NULL, NULL, 0});
+}
+
+static void start_gateway(const char *const *more)
+{
+    snprintf(env_smtp, sizeof(env_smtp), "MLGW_SMTP_URL=%s", smtp.url);
+    const char *env[24] = {"MLGW_CALLBACK_SECRET=" SECRET,
+                           "MLGW_WEBHOOK_SECRET=" WEBHOOK_SECRET,
+                           env_smtp,
+                           "MLGW_SMTP_TLS=off",
+                           "MLGW_SMTP_FROM=ml-gateway <noreply@ml.example>",
+                           "MLGW_NOTIFY_EMAILS=ops@ml.example",
+                           "MLGW_NOTIFY_RETRY_BASE_MS=100",
+                           "MLGW_DISPATCH_WORKERS=0",
+                           "MLGW_GPU_JOB_QUEUE=q",
+                           "MLGW_GPU_JOB_DEFINITION=d",
+                           "MLGW_CPU_JOB_QUEUE=q",
+                           "MLGW_CPU_JOB_DEFINITION=d"};
+    size_t k = 12;
+    for (size_t i = 0; more != NULL && more[i] != NULL && k < 23; i++)
+        env[k++] = more[i];
+    env[k] = NULL;
+    th_gw_start(&gw, db, env);
+}
+
+static void teardown(void)
+{
+    cr_expect_eq(th_gw_stop(&gw, SIGTERM, 15), 0);
+    th_smtp_stop(&smtp);
+    th_mock_stop(hook);
+}
+
+TestSuite(events, .init = setup, .fini = teardown);
+
+static const char *str(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A job as the API would hold it after SubmitJob (the dispatcher is off). */
+static void make_dispatched_job(char id[37], const char *batch_id)
+{
+    snprintf(env_hook_ok, sizeof(env_hook_ok), "%s/hook", th_mock_url(hook));
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"script_key\": \"jobs/train.py\", \"dispatch\": \"batch\", \"notify\": "
+             "{\"emails\": [\"ann@ml.example\", \"ops@ml.example\"], \"webhooks\": [\"%s\"]}}",
+             env_hook_ok);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/jobs", gw.base);
+    const char *h[] = {"Content-Type: application/json", writer, NULL};
+    struct th_resp r;
+    th_http(&r, "POST", url, h, body, strlen(body));
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    json_t *j = th_resp_json(&r);
+    snprintf(id, 37, "%s", str(j, "id"));
+    json_decref(j);
+    th_resp_dispose(&r);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "UPDATE jobs SET status = 'SUBMITTED', batch_job_id = '%s' WHERE id = '%s'", batch_id,
+             id);
+    cr_assert_eq(th_db_exec(db, sql), 0);
+}
+
+static char *event(const char *event_id, const char *batch_id, const char *status,
+                   const char *tag_id)
+{
+    char tags[128] = "{}";
+    if (tag_id != NULL)
+        snprintf(tags, sizeof(tags), "{\"mlgw:job-id\": \"%s\"}", tag_id);
+    char *out = malloc(4096);
+    snprintf(out, 4096,
+             "{\"version\": \"0\", \"id\": \"%s\", \"detail-type\": \"Batch Job State Change\", "
+             "\"source\": \"aws.batch\", \"account\": \"123456789012\", \"time\": "
+             "\"2026-11-28T20:01:50Z\", \"region\": \"us-east-1\", \"resources\": [], \"detail\": "
+             "{\"jobArn\": \"arn:aws:batch:us-east-1:123456789012:job/%s\", \"jobName\": "
+             "\"console-job\", \"jobId\": \"%s\", \"jobQueue\": "
+             "\"arn:aws:batch:us-east-1:123456789012:job-queue/ml-cpu-job-queue\", \"status\": "
+             "\"%s\", \"statusReason\": \"%s\", \"attempts\": [%s], \"createdAt\": 1764360100000, "
+             "\"startedAt\": 1764360105000, %s \"container\": {\"vcpus\": 2, \"memory\": 4096, "
+             "\"logStreamName\": \"ml-job/default/abc\", \"environment\": [{\"name\": "
+             "\"SCRIPT_KEY\", \"value\": \"jobs/console.py\"}], \"exitCode\": %s}, \"tags\": %s, "
+             "\"unknownField\": {\"x\": 1}}}",
+             event_id, batch_id, batch_id, status,
+             strcmp(status, "FAILED") == 0 ? "Essential container in task exited" : "",
+             strcmp(status, "SUCCEEDED") == 0
+                 ? "{\"container\": {\"exitCode\": 0, \"logStreamName\": \"ml-job/default/abc\"}}"
+             : strcmp(status, "FAILED") == 0
+                 ? "{\"container\": {\"exitCode\": 3, \"logStreamName\": \"ml-job/default/abc\"}}"
+                 : "",
+             strcmp(status, "SUCCEEDED") == 0 || strcmp(status, "FAILED") == 0
+                 ? "\"stoppedAt\": 1764360110000,"
+                 : "",
+             strcmp(status, "FAILED") == 0 ? "3" : "0", tags);
+    return out;
+}
+
+static long post_event(const char *body, const char *key, char *result, size_t rlen)
+{
+    char url[256], hdr[128];
+    snprintf(url, sizeof(url), "%s/events/batch", gw.base);
+    snprintf(hdr, sizeof(hdr), "X-Callback-Key: %s", key);
+    const char *h[] = {"Content-Type: application/json", key ? hdr : NULL, NULL};
+    struct th_resp r;
+    cr_assert_eq(th_http(&r, "POST", url, h, body, strlen(body)), 0);
+    long status = r.status;
+    if (result != NULL) {
+        json_t *j = th_resp_json(&r);
+        snprintf(result, rlen, "%s", j ? (str(j, "result") ? str(j, "result") : "") : "");
+        json_decref(j);
+    }
+    th_resp_dispose(&r);
+    return status;
+}
+
+static json_t *get_job(const char *id)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/jobs/%s", gw.base, id);
+    const char *h[] = {writer, NULL};
+    struct th_resp r;
+    th_http(&r, "GET", url, h, NULL, 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = th_resp_json(&r);
+    th_resp_dispose(&r);
+    return j;
+}
+
+static void wait_sent(const char *id, size_t want)
+{
+    for (int i = 0; i < 150; i++) {
+        json_t *j = get_job(id);
+        size_t sent = 0, k;
+        json_t *n;
+        json_array_foreach(json_object_get(j, "notifications"), k, n)
+        {
+            sent += strcmp(str(n, "state"), "sent") == 0;
+        }
+        json_decref(j);
+        if (sent >= want)
+            return;
+        sleep_ms(100);
+    }
+    char *log = th_gw_log(&gw);
+    cr_assert_fail("notifications of %s not all sent; log:\n%s", id, log);
+}
+
+Test(events, the_documented_sample_event_for_an_unknown_job_records_it)
+{
+    th_smtp_start(&smtp, NULL, 0);
+    start_gateway(NULL);
+    char *ev = event("ev-sample-1", "4c7599ae-0a82-49aa-ba5a-4727fcce14a8", "RUNNING", NULL);
+    char result[32];
+    cr_assert_eq(post_event(ev, SECRET, result, sizeof(result)), 200);
+    cr_assert_str_eq(result, "created");
+    free(ev);
+    char *src = th_db_scalar(db, "SELECT source || ' ' || script_key || ' ' || vcpus || ' ' || "
+                                 "memory || ' ' || status FROM jobs");
+    cr_assert_str_eq(src, "eventbridge jobs/console.py 2 4096 RUNNING");
+    free(src);
+}
+
+Test(events, in_order_duplicated_and_out_of_order_events_leave_a_true_history)
+{
+    th_smtp_start(&smtp, NULL, 0);
+    start_gateway(NULL);
+    char id[37];
+    make_dispatched_job(id, "b-100");
+    const char *seq[][3] = {
+        {"e1", "RUNNABLE", "applied"},  {"e2", "STARTING", "applied"},
+        {"e3", "RUNNING", "applied"},   {"e3", "RUNNING", "duplicate"},
+        {"e4", "SUCCEEDED", "applied"}, {"e4", "SUCCEEDED", "duplicate"},
+        {"e2b", "RUNNING", "ignored"},  {"e1b", "RUNNABLE", "ignored"},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(seq); i++) {
+        char *ev = event(seq[i][0], "b-100", seq[i][1], NULL);
+        char result[32];
+        cr_assert_eq(post_event(ev, SECRET, result, sizeof(result)), 200);
+        cr_assert_str_eq(result, seq[i][2], "event %zu (%s %s)", i, seq[i][0], seq[i][1]);
+        free(ev);
+    }
+    json_t *j = get_job(id);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED");
+    cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 0);
+    cr_assert_str_eq(str(j, "log_stream"), "ml-job/default/abc");
+    cr_assert(str(j, "stopped_at") != NULL);
+    json_t *h = json_object_get(j, "history");
+    /* QUEUED (api) + 8 reports, of which 4 were applied. */
+    cr_assert_eq(json_array_size(h), 9);
+    int applied = 0;
+    size_t k;
+    json_t *e;
+    json_array_foreach(h, k, e)
+    {
+        applied += json_is_true(json_object_get(e, "applied"));
+    }
+    cr_assert_eq(applied, 5, "QUEUED and four transitions");
+    json_decref(j);
+
+    wait_sent(id, 3);
+    cr_assert_eq(th_smtp_count(&smtp, "ann@ml.example"), 1, "exactly one email to ann");
+    cr_assert_eq(th_smtp_count(&smtp, "ops@ml.example"), 1,
+                 "one email to ops, though both the job and the global list name it");
+    char *mail = th_smtp_message(&smtp, "ann@ml.example");
+    cr_assert(mail != NULL);
+    cr_assert(strstr(mail, id) != NULL && strstr(mail, "SUCCEEDED") != NULL, "%s", mail);
+    cr_assert(strstr(mail, "jobs/train.py") != NULL);
+    cr_assert(strstr(mail, "Message-ID:") != NULL || strstr(mail, "Message-Id:") != NULL);
+    free(mail);
+
+    cr_assert_eq(th_mock_count(hook), 1, "one webhook");
+    struct th_mock_request r;
+    th_mock_request(&r, hook, 0);
+    char *sig = th_mock_header(&r, "x-signature");
+    cr_assert(sig != NULL && strncmp(sig, "t=", 2) == 0, "%s", sig ? sig : "(none)");
+    long long t = strtoll(sig + 2, NULL, 10);
+    const char *v1 = strstr(sig, ",v1=");
+    cr_assert(v1 != NULL);
+    char msg[65536];
+    int n = snprintf(msg, sizeof(msg), "%lld.%s", t, r.body);
+    unsigned char mac[32];
+    unsigned int maclen = 0;
+    HMAC(EVP_sha256(), WEBHOOK_SECRET, (int)strlen(WEBHOOK_SECRET), (unsigned char *)msg, (size_t)n,
+         mac, &maclen);
+    char hex[65];
+    gw_hex(hex, mac, 32);
+    cr_assert_str_eq(v1 + 4, hex, "the signature verifies");
+    json_t *body = json_loads(r.body, 0, NULL);
+    cr_assert_str_eq(str(body, "id"), id);
+    cr_assert_str_eq(str(body, "status"), "SUCCEEDED");
+    json_decref(body);
+    free(sig);
+    th_mock_request_dispose(&r);
+}
+
+Test(events, a_wrong_or_missing_key_is_403_and_changes_nothing)
+{
+    th_smtp_start(&smtp, NULL, 0);
+    start_gateway(NULL);
+    char id[37];
+    make_dispatched_job(id, "b-200");
+    char *ev = event("e-x", "b-200", "SUCCEEDED", NULL);
+    cr_assert_eq(post_event(ev, "wrong-secret-1234567", NULL, 0), 403);
+    cr_assert_eq(post_event(ev, "callback-secret-12", NULL, 0), 403, "a prefix is not the key");
+    cr_assert_eq(post_event(ev, NULL, NULL, 0), 403);
+    free(ev);
+    char *st = th_db_scalar(db, "SELECT status FROM jobs");
+    cr_assert_str_eq(st, "SUBMITTED");
+    free(st);
+    char *n = th_db_scalar(db, "SELECT count(*) FROM job_events");
+    cr_assert_str_eq(n, "0");
+    free(n);
+}
+
+Test(events, malformed_events_are_4xx_and_store_nothing)
+{
+    th_smtp_start(&smtp, NULL, 0);
+    start_gateway(NULL);
+    const char *bad[] = {
+        "{\"id\": \"x\", \"detail-type\": \"EC2 Instance State-change Notification\", "
+        "\"source\": \"aws.ec2\", \"detail\": {}}",
+        "{\"id\": \"x\", \"detail-type\": \"Batch Job State Change\", \"source\": \"aws.batch\", "
+        "\"detail\": {\"jobId\": \"b\", \"status\": \"EXPLODED\"}}",
+        "{\"detail-type\": \"Batch Job State Change\", \"source\": \"aws.batch\", \"detail\": "
+        "{\"jobId\": \"b\", \"status\": \"RUNNING\"}}",
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++)
+        cr_assert_eq(post_event(bad[i], SECRET, NULL, 0), 422, "case %zu", i);
+    cr_assert_eq(post_event("{not json", SECRET, NULL, 0), 400);
+    char *n = th_db_scalar(db, "SELECT (SELECT count(*) FROM job_events) + (SELECT count(*) "
+                               "FROM jobs)");
+    cr_assert_str_eq(n, "0");
+    free(n);
+}
+
+struct racer {
+    char body[4096];
+    long status;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    r->status = post_event(r->body, SECRET, NULL, 0);
+    return NULL;
+}
+
+Test(events, concurrent_terminal_callbacks_on_one_job_notify_once)
+{
+    th_smtp_start(&smtp, NULL, 0);
+    start_gateway(NULL);
+    char id[37];
+    make_dispatched_job(id, "b-300");
+    enum { N = 8 };
+    struct racer rs[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        char eid[32];
+        snprintf(eid, sizeof(eid), "race-%d", i);
+        char *ev = event(eid, "b-300", i % 2 ? "SUCCEEDED" : "RUNNING", NULL);
+        snprintf(rs[i].body, sizeof(rs[i].body), "%s", ev);
+        free(ev);
+        pthread_create(&t[i], NULL, race, &rs[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(rs[i].status, 200);
+    }
+    char *st = th_db_scalar(db, "SELECT status FROM jobs");
+    cr_assert_str_eq(st, "SUCCEEDED");
+    free(st);
+    wait_sent(id, 3);
+    sleep_ms(300);
+    cr_assert_eq(th_smtp_count(&smtp, "ann@ml.example"), 1);
+    cr_assert_eq(th_mock_count(hook), 1);
+}
+
+Test(events, a_failing_mail_server_is_retried_and_mails_once_when_it_recovers)
+{
+    const char *tempfail[] = {"--tempfail", "2", NULL};
+    th_smtp_start(&smtp, tempfail, 0);
+    start_gateway(NULL);
+    char id[37];
+    make_dispatched_job(id, "b-400");
+    char *ev = event("e-400", "b-400", "FAILED", NULL);
+    cr_assert_eq(post_event(ev, SECRET, NULL, 0), 200);
+    free(ev);
+    wait_sent(id, 3);
+    cr_assert_eq(th_smtp_count(&smtp, "ann@ml.example"), 1);
+    json_t *j = get_job(id);
+    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 3);
+    size_t k;
+    json_t *n;
+    int retried = 0;
+    json_array_foreach(json_object_get(j, "notifications"), k, n)
+    {
+        retried |= strcmp(str(n, "channel"), "email") == 0 &&
+                   json_integer_value(json_object_get(n, "attempts")) > 1;
+    }
+    cr_assert(retried, "an email needed more than one attempt");
+    json_decref(j);
+}
+
+Test(events, a_permanently_refused_webhook_is_recorded_as_failed_on_the_job)
+{
+    th_smtp_start(&smtp, NULL, 0);
+    th_mock_set(hook, &(struct th_mock_reply){410, "text/plain", "gone", NULL, NULL, 0});
+    start_gateway(NULL);
+    char id[37];
+    make_dispatched_job(id, "b-500");
+    char *ev = event("e-500", "b-500", "SUCCEEDED", NULL);
+    cr_assert_eq(post_event(ev, SECRET, NULL, 0), 200);
+    free(ev);
+    int failed = 0;
+    for (int i = 0; i < 100 && !failed; i++) {
+        json_t *j = get_job(id);
+        size_t k;
+        json_t *n;
+        json_array_foreach(json_object_get(j, "notifications"), k, n)
+        {
+            if (strcmp(str(n, "channel"), "webhook") == 0 &&
+                strcmp(str(n, "state"), "failed") == 0) {
+                failed = 1;
+                cr_assert(strstr(str(n, "error"), "410") != NULL);
+            }
+        }
+        json_decref(j);
+        sleep_ms(100);
+    }
+    cr_assert(failed, "the webhook failure shows on the job");
+    cr_assert_eq(th_mock_count(hook), 1, "a 4xx is not retried");
+}
+
+Test(events, the_gateway_job_id_in_tags_matches_a_job_submitted_through_sns)
+{
+    th_smtp_start(&smtp, NULL, 0);
+    start_gateway(NULL);
+    char id[37];
+    make_dispatched_job(id, "ignored");
+    cr_assert_eq(th_db_exec(db, "UPDATE jobs SET status = 'DISPATCHED', batch_job_id = NULL"), 0);
+    char *ev = event("e-sns-1", "b-new-from-lambda", "RUNNING", id);
+    char result[32];
+    cr_assert_eq(post_event(ev, SECRET, result, sizeof(result)), 200);
+    cr_assert_str_eq(result, "applied");
+    free(ev);
+    json_t *j = get_job(id);
+    cr_assert_str_eq(str(j, "status"), "RUNNING");
+    cr_assert_str_eq(str(j, "batch_job_id"), "b-new-from-lambda");
+    json_decref(j);
+}
