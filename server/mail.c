@@ -5,7 +5,8 @@
  * only place that turns caller strings into header lines, so it refuses
  * anything that could start a new one (CR, LF, other controls) and anything
  * that is not a plain address where an address goes. Non-ASCII subjects and
- * display names become RFC 2047 encoded words, cut at character boundaries.
+ * display names become RFC 2047 encoded words, cut at character boundaries;
+ * long ASCII subjects are folded at blanks.
  * The sender hands the message to libcurl in one SMTP transaction and sorts
  * failures into "retry later" (4xx, network) and "will not work" (5xx, TLS).
  * Dot-stuffing is libcurl's job. There is no queue, retry or template here:
@@ -13,6 +14,7 @@
  */
 #include "mail.h"
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,14 +242,40 @@ static int add_encoded_words(struct gw_buf *b, const char *s, size_t n, size_t *
     return rc;
 }
 
-static int needs_encoding(const char *s, size_t n, size_t room)
+/* Non-ASCII text, or text a reader would take for encoded words. */
+static int needs_encoding(const char *s, size_t n)
 {
-    if (n > room || strstr(s, "=?") != NULL)
+    if (strstr(s, "=?") != NULL)
         return 1;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] >= 0x80)
             return 1;
     return 0;
+}
+
+/* Appends ASCII header text folded before blanks (RFC 5322 §2.2.3), so
+ * lines stay within LINE_SOFT where the words allow; unfolding gives back s
+ * exactly. A continuation line always holds more than blanks. */
+static int add_folded(struct gw_buf *b, const char *s, size_t n, size_t col)
+{
+    int rc = GW_OK;
+    for (size_t i = 0; i < n && rc == GW_OK;) {
+        size_t j = i;
+        while (j < n && (s[j] == ' ' || s[j] == '\t'))
+            j++;
+        size_t word = j;
+        while (j < n && s[j] != ' ' && s[j] != '\t')
+            j++;
+        if (i > 0 && word > i && j > word && col + (j - i) > LINE_SOFT) {
+            rc = gw_buf_adds(b, "\r\n");
+            col = 0;
+        }
+        if (rc == GW_OK)
+            rc = gw_buf_add(b, s + i, j - i);
+        col += j - i;
+        i = j;
+    }
+    return rc;
 }
 
 static int add_from(struct gw_buf *b, const struct from_parts *f)
@@ -314,8 +342,7 @@ static int add_subject(struct gw_buf *b, const char *s)
     size_t n = strlen(s), col = 9;
     int rc = gw_buf_adds(b, n > 0 ? "Subject: " : "Subject:");
     if (rc == GW_OK && n > 0)
-        rc = needs_encoding(s, n, LINE_SOFT - col) ? add_encoded_words(b, s, n, &col)
-                                                   : gw_buf_add(b, s, n);
+        rc = needs_encoding(s, n) ? add_encoded_words(b, s, n, &col) : add_folded(b, s, n, col);
     return rc == GW_OK ? gw_buf_adds(b, "\r\n") : rc;
 }
 
@@ -411,6 +438,7 @@ static int add_body(struct gw_buf *b, const char *body)
 static int mail_build(struct gw_buf *b, struct from_parts *f, const struct srv_mail *m,
                       long long unix_time, const char *message_id, struct gw_err *err)
 {
+    assert(m != NULL);
     f->name[0] = '\0';
     f->name_len = 0;
     f->addr = "";
@@ -548,6 +576,7 @@ int srv_mail_send(const struct srv_mail_opts *o, const struct srv_mail *m, struc
     const char *detail, *hint = "";
     int implicit_tls = 0, has_user, upgraded, rc;
     long use_ssl, code = 0, timeout;
+    assert(o != NULL && m != NULL);
     gw_buf_init(&msg, SRV_MAIL_MAX_MESSAGE);
     errbuf[0] = '\0';
 

@@ -46,7 +46,7 @@ struct srv_mail {
     const char *from;      /* "ml-gateway <noreply@example.com>" or a bare address */
     const char *const *to; /* bare addresses (dot-atom@domain, ASCII) */
     size_t nto;            /* 1..SRV_MAIL_MAX_RCPT */
-    const char *subject;   /* UTF-8; RFC 2047 encoded when not short plain ASCII */
+    const char *subject;   /* UTF-8; RFC 2047 encoded when not plain ASCII */
     const char *body;      /* UTF-8 plain text; NULL is empty */
 };
 

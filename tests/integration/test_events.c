@@ -432,3 +432,23 @@ Test(events, the_gateway_job_id_in_tags_matches_a_job_submitted_through_sns)
     cr_assert_str_eq(str(j, "batch_job_id"), "b-new-from-lambda");
     json_decref(j);
 }
+
+Test(events, a_mail_server_that_is_down_gets_the_mail_once_it_is_back)
+{
+    /* Learn a free port, then start the gateway pointing at it with nothing there. */
+    th_smtp_start(&smtp, NULL, 0);
+    unsigned port = smtp.port;
+    th_smtp_stop(&smtp);
+    snprintf(smtp.url, sizeof(smtp.url), "smtp://127.0.0.1:%u", port);
+    start_gateway(NULL);
+    char id[37];
+    make_dispatched_job(id, "b-600");
+    char *ev = event("e-600", "b-600", "SUCCEEDED", NULL);
+    cr_assert_eq(post_event(ev, SECRET, NULL, 0), 200, "the callback does not wait for mail");
+    free(ev);
+    sleep_ms(800); /* a few failed tries */
+    th_smtp_start(&smtp, NULL, port);
+    wait_sent(id, 3);
+    cr_assert_eq(th_smtp_count(&smtp, "ann@ml.example"), 1);
+    cr_assert_eq(th_smtp_count(&smtp, "ops@ml.example"), 1);
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A real SMTP server on loopback for the mail tests (aiosmtpd).
 
-Binds 127.0.0.1 on a free port, writes the port to --port-file once it is
+Binds 127.0.0.1 on a free port (or --port), writes the port to --port-file once it is
 listening (atomically: a reader never sees a partial number), and stores every
 accepted message in --maildir as N.eml (the raw bytes of DATA, after the
 server has removed dot-stuffing) beside N.json (envelope sender, recipients,
@@ -33,7 +33,7 @@ import signal
 import ssl
 import sys
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -48,7 +48,12 @@ class Sink:
         self.count = 0
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
     ) -> str:
         if self.reject_rcpt is not None and address.lower() == self.reject_rcpt:
             return f"550 5.1.1 <{address}>: recipient address rejected"
@@ -90,7 +95,7 @@ def _server_context(cert_key: list[str]) -> ssl.SSLContext:
     return ctx
 
 
-def _authenticator(user: str, password: str):
+def _authenticator(user: str, password: str) -> Callable[..., AuthResult]:
     def check(
         server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
@@ -105,8 +110,11 @@ def _authenticator(user: str, password: str):
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--port-file", required=True)
+    p.add_argument("--port", type=int, default=0, help="bind this port (0: a free one)")
     p.add_argument("--maildir", required=True)
     p.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
     p.add_argument("--require-starttls", action="store_true")
@@ -124,8 +132,11 @@ def main(argv: list[str]) -> int:
 
     # Without --starttls, --auth takes passwords in clear on purpose.
     warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="smtp_sink %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="smtp_sink %(levelname)s %(name)s: %(message)s",
+    )
     os.makedirs(a.maildir, exist_ok=True)
 
     tls_context = _server_context(a.starttls) if a.starttls else None
@@ -150,8 +161,12 @@ def main(argv: list[str]) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(
-        loop.create_server(lambda: SMTP(handler, loop=loop, **smtp_kwargs), host="127.0.0.1", port=0,
-                           ssl=wrap_context)
+        loop.create_server(
+            lambda: SMTP(handler, loop=loop, **smtp_kwargs),
+            host="127.0.0.1",
+            port=a.port,
+            ssl=wrap_context,
+        )
     )
     port = server.sockets[0].getsockname()[1]
     _write_atomic(a.port_file, f"{port}\n".encode("ascii"))
