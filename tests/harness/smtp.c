@@ -5,8 +5,8 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <stdint.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
