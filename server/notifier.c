@@ -58,7 +58,7 @@ void srv_webhook_signature(char *out, size_t outlen, const char *secret, long lo
 char *srv_notify_summary(const json_t *job, const char *region)
 {
     struct gw_buf b;
-    gw_buf_init(&b, 64 * 1024);
+    gw_buf_init(&b, (size_t)64 << 10);
     const json_t *res = json_object_get(job, "resources");
     const json_t *ec = json_object_get(job, "exit_code");
     char exit_code[24] = "-";
