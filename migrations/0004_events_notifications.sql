@@ -141,7 +141,6 @@ BEGIN
             INSERT INTO job_history (job_id, status, source, reason, applied)
             VALUES (j.id, p_status, p_source,
                     'ignored: the job is already ' || j.status, false);
-            UPDATE jobs SET checked_at = now() WHERE id = j.id;
             result := 'ignored';
             job_id := j.id;
             job_status := j.status;

@@ -5,10 +5,12 @@
  * through db/events.c. No network I/O here: notifications are sent later by
  * the notifier, so the answer comes in milliseconds.
  */
+#include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../aws/sns_verify.h"
 #include "../db/events.h"
 #include "../server/app.h"
 #include "../server/log.h"
@@ -198,4 +200,95 @@ void rt_events_batch(struct srv_request *req, struct srv_reply *out)
     }
     rt_apply_batch_event(req, out, event, "eventbridge");
     json_decref(event);
+}
+
+static size_t discard(char *p, size_t s, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return s * n;
+}
+
+/* Confirms a subscription by fetching its SubscribeURL, which must pass the
+ * same host rules as a signing certificate URL (so a forged-but-signed
+ * message cannot make the gateway fetch anything else). */
+static int confirm_subscription(const struct srv_app *app, const char *url, struct gw_err *err)
+{
+    struct gw_err uerr = {0};
+    /* The certificate rule wants ".pem"; the confirmation is a query on "/". */
+    size_t n = strcspn(url, "?#");
+    char base[1100];
+    gw_fmt(base, sizeof(base), "%.*s%s", (int)n, url, "/x.pem");
+    const char *scheme_end = strstr(base, "://");
+    const char *path = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
+    if (path == NULL)
+        return gw_err_set(err, GW_EINVAL, "SubscribeURL is not a URL");
+    gw_fmt(base + (path - base), sizeof(base) - (size_t)(path - base), "%s", "/x.pem");
+    if (aws_sns_cert_url_check(&app->sns_opts, base, &uerr) != GW_OK)
+        return gw_err_set(err, GW_EINVAL, "SubscribeURL host is not SNS");
+    CURL *h = curl_easy_init();
+    if (h == NULL)
+        return gw_err_set(err, GW_ENOMEM, "out of memory");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR,
+                     app->sns_opts.allow_http_cert_url ? "http,https" : "https");
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 4000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode cc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    if (cc != CURLE_OK || status != 200)
+        return gw_err_set(err, GW_EUNAVAIL, "confirming the subscription failed (%s, HTTP %ld)",
+                          curl_easy_strerror(cc), status);
+    return GW_OK;
+}
+
+void rt_events_sns(struct srv_request *req, struct srv_reply *out)
+{
+    struct aws_sns_message m;
+    struct gw_err err = {0};
+    int rc = aws_sns_message_parse(&m, req->body.data ? req->body.data : "", req->body.len, &err);
+    if (rc != GW_OK) {
+        count_callback("sns", "invalid");
+        srv_reply_problem(req, out, rc == GW_ETOOBIG ? 413 : 400, "Bad Request",
+                          "not an SNS message", NULL);
+        return;
+    }
+    rc = aws_sns_verify(req->app->sns_verifier, &m, &err);
+    if (rc != GW_OK) {
+        count_callback("sns", rc == GW_EUNAVAIL ? "error" : "forbidden");
+        LOG_WARN("SNS message %s refused: %s", m.message_id, err.msg);
+        if (rc == GW_EUNAVAIL)
+            srv_reply_error(req, out, GW_EUNAVAIL, &err);
+        else
+            srv_reply_problem(req, out, 403, "Forbidden", "the SNS signature does not verify",
+                              NULL);
+        aws_sns_message_dispose(&m);
+        return;
+    }
+    if (strcmp(m.type, "SubscriptionConfirmation") == 0) {
+        rc = confirm_subscription(req->app, m.subscribe_url, &err);
+        if (rc == GW_OK) {
+            LOG_INFO("confirmed the SNS subscription to %s", m.topic_arn);
+            srv_reply_json(out, 200, json_pack("{s:s}", "result", "confirmed"));
+        } else {
+            srv_reply_error(req, out, rc == GW_EINVAL ? GW_EINVAL : GW_EUNAVAIL, &err);
+        }
+    } else if (strcmp(m.type, "Notification") == 0) {
+        json_error_t je;
+        json_t *event = json_loads(m.message, JSON_REJECT_DUPLICATES, &je);
+        if (event == NULL || !json_is_object(event)) {
+            count_callback("sns", "invalid");
+            srv_reply_problem(req, out, 422, "Unprocessable Content",
+                              "the SNS message is not a Batch Job State Change event", NULL);
+        } else {
+            rt_apply_batch_event(req, out, event, "sns");
+        }
+        json_decref(event);
+    } else {
+        srv_reply_json(out, 200, json_pack("{s:s}", "result", "ignored"));
+    }
+    aws_sns_message_dispose(&m);
 }

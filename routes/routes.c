@@ -19,6 +19,7 @@ static const struct srv_route table[] = {
     {"/jobs/{id}/retry", SRV_POST, SRV_BODY_NONE, rt_jobs_retry, DB_SCOPE_ADMIN},
     /* Callbacks authenticate with their own schemes (routes/events.c). */
     {"/events/batch", SRV_POST, SRV_BODY_JSON, rt_events_batch, 0},
+    {"/events/sns", SRV_POST, SRV_BODY_TEXT, rt_events_sns, 0},
 };
 
 const struct srv_route *rt_table(size_t *n)

@@ -26,6 +26,7 @@ void rt_jobs_retry(struct srv_request *req, struct srv_reply *out);
 
 /* events.c */
 void rt_events_batch(struct srv_request *req, struct srv_reply *out);
+void rt_events_sns(struct srv_request *req, struct srv_reply *out);
 /* Applies one Batch Job State Change event (from EventBridge or SNS) and
  * replies; 422 when it is not one. */
 int rt_apply_batch_event(struct srv_request *req, struct srv_reply *out, json_t *event,

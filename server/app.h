@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "../aws/sns_verify.h"
 #include "../db/migrate.h"
 #include "../db/pool.h"
 #include "config.h"
@@ -18,8 +19,10 @@ struct srv_app {
     const struct db_migration_set *migrations;
     int64_t started_ms;
     /* Notification policy as PostgreSQL array texts, built once at start. */
-    char *notify_statuses_pg; /* "{\"SUCCEEDED\",\"FAILED\"}" */
-    char *notify_emails_pg;   /* NULL when no global recipients */
+    char *notify_statuses_pg;              /* "{\"SUCCEEDED\",\"FAILED\"}" */
+    char *notify_emails_pg;                /* NULL when no global recipients */
+    struct aws_sns_verifier *sns_verifier; /* POST /events/sns */
+    struct aws_sns_verifier_opts sns_opts; /* its URL rules, for SubscribeURL too */
 };
 
 #endif

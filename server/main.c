@@ -229,6 +229,15 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
     app.started_ms = gw_now_ms();
     app.notify_statuses_pg = db_pg_array_from_csv(cfg->notify_statuses);
     app.notify_emails_pg = db_pg_array_from_csv(cfg->notify_emails);
+    app.sns_opts = (struct aws_sns_verifier_opts){
+        .trust_pem_file = cfg->sns_cert_ca_file,
+        .allowed_cert_host_suffix = cfg->sns_cert_host_suffix,
+        .allow_http_cert_url = cfg->sns_cert_host_suffix != NULL,
+    };
+    if (aws_sns_verifier_new(&app.sns_verifier, &app.sns_opts, &err) != GW_OK) {
+        LOG_ERROR("cannot set up SNS signature checks: %s", err.msg);
+        goto cleanup;
+    }
     size_t nroutes = 0;
     const struct srv_route *routes = rt_table(&nroutes);
     struct srv_http_opts ho = {
@@ -309,6 +318,7 @@ cleanup:
     db_pool_free(pool);
     aws_client_free(aws);
     aws_creds_provider_free(creds);
+    aws_sns_verifier_free(app.sns_verifier);
     free(app.notify_statuses_pg);
     free(app.notify_emails_pg);
     pthread_mutex_destroy(&mig.mu);
