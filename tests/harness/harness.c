@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -226,6 +227,8 @@ void th_pg_destroy(struct th_pg *pg)
 
 static void child_env(const char *db_url, const char *const *env)
 {
+    /* A test that fails mid-way must not leave its gateway running. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (db_url != NULL)
         setenv("DATABASE_URL", db_url, 1);
     else
