@@ -57,6 +57,7 @@ bench: build
 	@deploy/local/deps.sh bench
 	@bench/run.sh
 	@bench/sigv4.sh | tee bench/results/sigv4-latest.txt
+	@bench/events.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -6,7 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${BENCH_DURATION:-10}
-conns=${BENCH_CONNECTIONS:-16}
+conns=${BENCH_CONNECTIONS:-32}
+# Each event is its own durable transaction: ingest is bound by commits, so
+# more handler threads (and connections) let PostgreSQL group them. 16 was
+# the best setting on the 2-CPU machine of bench/results/events-latest.md.
+threads=${MLGW_THREADS:-16}
 jobs=${BENCH_JOBS:-1000}
 dir=build/bench-events
 gw=build/ml-gateway
@@ -27,6 +31,7 @@ psql "$admin" -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS events" -c "C
 url=${admin%/mlgw}/events
 secret=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
 export DATABASE_URL=$url MLGW_LOG_LEVEL=warn MLGW_CALLBACK_SECRET=$secret \
+  MLGW_THREADS=$threads MLGW_DB_POOL_SIZE=$threads \
   MLGW_DISPATCH_WORKERS=0 MLGW_NOTIFY_WORKERS=0 MLGW_LOCAL_ROOT=$PWD/$dir/local
 "$gw" migrate 2>"$dir/migrate.log"
 psql "$url" -X -q -v ON_ERROR_STOP=1 -c "
@@ -60,7 +65,7 @@ out=bench/results/events-latest.md
   echo "# ml-gateway callback ingest — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   echo
   echo "Host: \`$(uname -srm)\`, $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)."
-  echo "PostgreSQL $(psql "$url" -X -t -A -c 'SHOW server_version') with fsync on; release gateway, logs at warn."
+  echo "PostgreSQL $(psql "$url" -X -t -A -c 'SHOW server_version') with fsync on; release gateway, logs at warn, MLGW_THREADS=$threads and MLGW_DB_POOL_SIZE=$threads."
   echo "wrk \`-t2 -c$conns -d${duration}s\`, every request a new event id for one of $jobs jobs."
   echo
   echo "| Events/s | p50 (ms) | p99 (ms) | Events | Recorded | Gateway peak RSS (MiB) | Goal ≥ 5000/s |"
