@@ -50,8 +50,8 @@ for _ in $(seq 1 100); do
 done
 
 log "wrk -t2 -c$conns -d${duration}s (events for $jobs jobs)"
-BENCH_CALLBACK_SECRET=$secret BENCH_JOBS=$jobs wrk -t2 -c"$conns" -d"${duration}s" --latency \
-  -s bench/events.lua "http://127.0.0.1:$port/events/batch" >"$dir/wrk.txt" 2>&1
+BENCH_CALLBACK_SECRET=$secret BENCH_EVENT_JOBS=$jobs wrk -t2 -c"$conns" -d"${duration}s" --latency \
+  -s bench/wrk.lua "http://127.0.0.1:$port/events/batch" >"$dir/wrk.txt" 2>&1
 # bench.py stops the run when any request failed.
 read -r rps p50 p99 n < <(python3 bench/bench.py wrk "$dir/wrk.txt")
 stored=$(psql "$url" -X -t -A -c "SELECT count(*) FROM job_events")

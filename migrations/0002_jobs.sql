@@ -28,6 +28,9 @@ CREATE TABLE jobs (
     status_reason   text,
     output_uri      text NOT NULL,
     log_stream      text,
+    dispatch_attempts integer NOT NULL DEFAULT 0, -- tries to hand the job to AWS so far
+    dispatch_error  text,        -- the last of them that failed, while QUEUED
+    checked_at      timestamptz, -- when the reconciler last asked AWS about it
     source          text NOT NULL DEFAULT 'api',
     api_key_id      text REFERENCES api_keys (id),
     created_at      timestamptz NOT NULL DEFAULT now(),
@@ -57,7 +60,8 @@ CREATE TABLE job_history (
     at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     source  text NOT NULL CHECK (source IN (
                 'api', 'dispatcher', 'eventbridge', 'sns', 'reconciler', 'local')),
-    reason  text
+    reason  text,
+    applied boolean NOT NULL DEFAULT true -- false: a stale or duplicate report, kept
 );
 CREATE INDEX job_history_job_id ON job_history (job_id, id);
 
@@ -110,6 +114,8 @@ DECLARE
         'status_reason', j.status_reason,
         'output_uri', j.output_uri,
         'log_stream', j.log_stream,
+        'dispatch_attempts', j.dispatch_attempts,
+        'dispatch_error', j.dispatch_error,
         'created_at', mlgw_ts(j.created_at),
         'updated_at', mlgw_ts(j.updated_at),
         'started_at', mlgw_ts(j.started_at),
@@ -128,8 +134,8 @@ CREATE FUNCTION mlgw_job_history(job uuid) RETURNS json
 AS $$
 BEGIN
     RETURN (SELECT coalesce(json_agg(json_build_object(
-                'status', h.status, 'at', mlgw_ts(h.at), 'source', h.source, 'reason', h.reason)
-                ORDER BY h.id), '[]'::json)
+                'status', h.status, 'at', mlgw_ts(h.at), 'source', h.source, 'reason', h.reason,
+                'applied', h.applied) ORDER BY h.id), '[]'::json)
             FROM job_history h WHERE h.job_id = job);
 END
 $$;

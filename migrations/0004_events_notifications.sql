@@ -10,9 +10,6 @@ CREATE TABLE job_events (
 );
 CREATE INDEX job_events_received_at ON job_events (received_at);
 
--- Stale and duplicate reports stay in the history, marked as not applied.
-ALTER TABLE job_history ADD COLUMN applied boolean NOT NULL DEFAULT true;
-
 -- One row per (job, status, channel, recipient): the unique key is what makes
 -- repeated callbacks send nothing twice.
 CREATE TABLE notifications (
@@ -43,18 +40,6 @@ END
 $$;
 CREATE TRIGGER notifications_notify AFTER INSERT ON notifications
     FOR EACH STATEMENT EXECUTE FUNCTION mlgw_notifications_notify();
-
--- A job's history with the applied flag, oldest first.
-CREATE OR REPLACE FUNCTION mlgw_job_history(job uuid) RETURNS json
-    LANGUAGE plpgsql STABLE PARALLEL SAFE
-AS $$
-BEGIN
-    RETURN (SELECT coalesce(json_agg(json_build_object(
-                'status', h.status, 'at', mlgw_ts(h.at), 'source', h.source, 'reason', h.reason,
-                'applied', h.applied) ORDER BY h.id), '[]'::json)
-            FROM job_history h WHERE h.job_id = job);
-END
-$$;
 
 -- The notifications of a job, as GET /jobs/{id} shows them.
 CREATE FUNCTION mlgw_job_notifications(job uuid) RETURNS json
