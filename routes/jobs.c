@@ -185,33 +185,19 @@ static const char *job_id_param(struct srv_request *req, struct srv_reply *out)
     return id;
 }
 
-void rt_jobs_get(struct srv_request *req, struct srv_reply *out)
-{
-    const char *id = job_id_param(req, out);
-    if (id == NULL)
-        return;
-    char *json = NULL;
-    struct gw_err err = {0};
-    int rc = db_job_get(&json, req->app->pool, id, &err);
-    if (rc == GW_ENOTFOUND) {
-        srv_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
-        return;
-    }
-    if (rc != GW_OK) {
-        srv_reply_error(req, out, rc, &err);
-        return;
-    }
-    reply_text_json(out, 200, json);
-}
+/* One job, looked up or acted on by fn, answered with status; 404 for an
+ * unknown job, 409 with the reason for a state conflict. */
+typedef int (*job_fn)(char **out, struct db_pool *pool, const char *id, struct gw_err *err);
 
-void rt_jobs_cancel(struct srv_request *req, struct srv_reply *out)
+static void job_action(struct srv_request *req, struct srv_reply *out, job_fn fn, unsigned status,
+                       const char *done)
 {
     const char *id = job_id_param(req, out);
     if (id == NULL)
         return;
     char *json = NULL;
     struct gw_err err = {0};
-    int rc = db_job_cancel(&json, req->app->pool, id, "cancelled by user", &err);
+    int rc = fn(&json, req->app->pool, id, &err);
     if (rc == GW_ENOTFOUND) {
         srv_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
         return;
@@ -224,8 +210,29 @@ void rt_jobs_cancel(struct srv_request *req, struct srv_reply *out)
         srv_reply_error(req, out, rc, &err);
         return;
     }
-    LOG_INFO("job %s cancelled", id);
-    reply_text_json(out, 202, json);
+    if (done != NULL)
+        LOG_INFO("job %s %s (API key %s)", id, done, req->auth_key_id);
+    reply_text_json(out, status, json);
+}
+
+static int cancel_by_user(char **out, struct db_pool *pool, const char *id, struct gw_err *err)
+{
+    return db_job_cancel(out, pool, id, "cancelled by user", err);
+}
+
+void rt_jobs_get(struct srv_request *req, struct srv_reply *out)
+{
+    job_action(req, out, db_job_get, 200, NULL);
+}
+
+void rt_jobs_cancel(struct srv_request *req, struct srv_reply *out)
+{
+    job_action(req, out, cancel_by_user, 202, "cancelled");
+}
+
+void rt_jobs_retry(struct srv_request *req, struct srv_reply *out)
+{
+    job_action(req, out, db_job_requeue, 202, "queued again for dispatch");
 }
 
 /* YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM), copied into out with a space in
@@ -391,28 +398,4 @@ void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
         return;
     }
     reply_text_json(out, 200, gw_buf_steal(&b));
-}
-
-void rt_jobs_retry(struct srv_request *req, struct srv_reply *out)
-{
-    const char *id = job_id_param(req, out);
-    if (id == NULL)
-        return;
-    char *json = NULL;
-    struct gw_err err = {0};
-    int rc = db_job_requeue(&json, req->app->pool, id, &err);
-    if (rc == GW_ENOTFOUND) {
-        srv_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
-        return;
-    }
-    if (rc == GW_ECONFLICT) {
-        srv_reply_problem(req, out, 409, "Conflict", err.msg, NULL);
-        return;
-    }
-    if (rc != GW_OK) {
-        srv_reply_error(req, out, rc, &err);
-        return;
-    }
-    LOG_INFO("job %s queued again for dispatch by %s", id, req->auth_key_id);
-    reply_text_json(out, 202, json);
 }
