@@ -452,3 +452,73 @@ Test(events, a_mail_server_that_is_down_gets_the_mail_once_it_is_back)
     cr_assert_eq(th_smtp_count(&smtp, "ann@ml.example"), 1);
     cr_assert_eq(th_smtp_count(&smtp, "ops@ml.example"), 1);
 }
+
+Test(events, a_job_dispatched_to_batch_on_moto_is_driven_to_success_by_callbacks)
+{
+    th_smtp_start(&smtp, NULL, 0);
+    char ep[300], q[300], d[300];
+    snprintf(ep, sizeof(ep), "AWS_ENDPOINT_URL=%s", th_moto_url());
+    snprintf(q, sizeof(q), "MLGW_CPU_JOB_QUEUE=%s", th_moto_resource("cpu_queue"));
+    snprintf(d, sizeof(d), "MLGW_CPU_JOB_DEFINITION=%s", th_moto_resource("job_definition"));
+    /* Later entries win: this gateway does dispatch, to moto. */
+    const char *more[] = {ep,
+                          "AWS_REGION=us-east-1",
+                          "AWS_ACCESS_KEY_ID=testing",
+                          "AWS_SECRET_ACCESS_KEY=testing",
+                          "AWS_EC2_METADATA_DISABLED=true",
+                          "MLGW_DISPATCH_WORKERS=2",
+                          "MLGW_DISPATCH_POLL_MS=200",
+                          q,
+                          d,
+                          NULL};
+    start_gateway(more);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/jobs", gw.base);
+    const char *h[] = {"Content-Type: application/json", writer, NULL};
+    const char *body = "{\"script_key\": \"jobs/cpu_processing.py\", \"compute_type\": \"cpu\", "
+                       "\"dispatch\": \"batch\", \"notify\": {\"emails\": [\"ann@ml.example\"]}}";
+    struct th_resp r;
+    th_http(&r, "POST", url, h, body, strlen(body));
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    json_t *j = th_resp_json(&r);
+    char id[37];
+    snprintf(id, sizeof(id), "%s", str(j, "id"));
+    json_decref(j);
+    th_resp_dispose(&r);
+    char batch_id[128] = "";
+    for (int i = 0; i < 100 && batch_id[0] == '\0'; i++) {
+        j = get_job(id);
+        if (str(j, "batch_job_id") != NULL)
+            snprintf(batch_id, sizeof(batch_id), "%s", str(j, "batch_job_id"));
+        json_decref(j);
+        sleep_ms(100);
+    }
+    cr_assert(batch_id[0] != '\0', "dispatched to moto");
+    /* EventBridge: in order, a duplicate, one out of order, one with a wrong key. */
+    const char *seq[][3] = {{"m1", "RUNNABLE", SECRET},  {"m2", "RUNNING", SECRET},
+                            {"m3", "SUCCEEDED", SECRET}, {"m3", "SUCCEEDED", SECRET},
+                            {"m4", "RUNNING", SECRET},   {"m5", "FAILED", "not-the-key-xxxx"}};
+    for (size_t i = 0; i < GW_ARRAY_LEN(seq); i++) {
+        char *ev = event(seq[i][0], batch_id, seq[i][1], id);
+        long want = strcmp(seq[i][2], SECRET) == 0 ? 200 : 403;
+        cr_assert_eq(post_event(ev, seq[i][2], NULL, 0), want, "event %zu", i);
+        free(ev);
+    }
+    j = get_job(id);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED");
+    json_t *hist = json_object_get(j, "history");
+    const char *want_status[] = {"QUEUED",    "SUBMITTED", "RUNNABLE", "RUNNING",
+                                 "SUCCEEDED", "SUCCEEDED", "RUNNING"};
+    const int want_applied[] = {1, 1, 1, 1, 1, 0, 0};
+    cr_assert_eq(json_array_size(hist), GW_ARRAY_LEN(want_status), "a true history");
+    for (size_t i = 0; i < GW_ARRAY_LEN(want_status); i++) {
+        json_t *e = json_array_get(hist, i);
+        cr_assert_str_eq(str(e, "status"), want_status[i], "history[%zu]", i);
+        cr_assert_eq(json_is_true(json_object_get(e, "applied")), want_applied[i], "history[%zu]",
+                     i);
+    }
+    json_decref(j);
+    wait_sent(id, 2);
+    cr_assert_eq(th_smtp_count(&smtp, "ann@ml.example"), 1);
+    cr_assert_eq(th_smtp_count(&smtp, "ops@ml.example"), 1);
+}
