@@ -245,6 +245,20 @@ static int confirm_subscription(const struct srv_app *app, const char *url, stru
     return GW_OK;
 }
 
+static int topic_allowed(const char *csv, const char *topic)
+{
+    size_t tlen = strlen(topic);
+    for (const char *p = csv ? csv : ""; *p != '\0';) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ", ");
+        if (len == tlen && len > 0 && strncmp(p, topic, len) == 0)
+            return 1;
+        p += len;
+    }
+    return 0;
+}
+
 void rt_events_sns(struct srv_request *req, struct srv_reply *out)
 {
     struct aws_sns_message m;
@@ -265,6 +279,15 @@ void rt_events_sns(struct srv_request *req, struct srv_reply *out)
         else
             srv_reply_problem(req, out, 403, "Forbidden", "the SNS signature does not verify",
                               NULL);
+        aws_sns_message_dispose(&m);
+        return;
+    }
+    /* A valid signature only proves SNS sent it: any AWS account can point a
+     * topic at this endpoint. Only the configured topics are listened to. */
+    if (!topic_allowed(req->app->cfg->sns_topic_arns, m.topic_arn)) {
+        count_callback("sns", "forbidden");
+        LOG_WARN("SNS message from topic %s refused: not in MLGW_SNS_TOPIC_ARNS", m.topic_arn);
+        srv_reply_problem(req, out, 403, "Forbidden", "this topic is not accepted here", NULL);
         aws_sns_message_dispose(&m);
         return;
     }

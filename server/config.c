@@ -156,6 +156,8 @@ static const struct cfg_entry cfg_table[] = {
      "tries before a notification is recorded as failed"},
     {"MLGW_NOTIFY_RETRY_BASE_MS", CFG_INT, 0, F(notify_retry_base_ms), "5000", 10, 3600000, NULL,
      "first backoff of a failed notification (doubles per try, full jitter, at most 1 h)"},
+    {"MLGW_SNS_TOPIC_ARNS", CFG_STRING, 0, F(sns_topic_arns), NULL, 0, 0, NULL,
+     "comma-separated SNS topic ARNs POST /events/sns accepts (unset: none)"},
     {"MLGW_SNS_CERT_CA_FILE", CFG_STRING, 0, F(sns_cert_ca_file), NULL, 0, 0, NULL,
      "tests only: CA that issued SNS signing certificates (default: the system store)"},
     {"MLGW_SNS_CERT_HOST_SUFFIX", CFG_STRING, 0, F(sns_cert_host_suffix), NULL, 0, 0, NULL,

@@ -76,6 +76,7 @@ struct srv_config {
     long long notify_workers;
     long long notify_max_attempts;
     long long notify_retry_base_ms;
+    char *sns_topic_arns;       /* topics /events/sns accepts (comma-separated) */
     char *sns_cert_ca_file;     /* tests: CA that signs SNS signing certificates */
     char *sns_cert_host_suffix; /* tests: widens the SigningCertURL host check */
 };

@@ -57,7 +57,12 @@ static void setup(void)
     free(pem);
     snprintf(env_ca, sizeof(env_ca), "MLGW_SNS_CERT_CA_FILE=%s/ca.pem", dir);
     snprintf(env_host, sizeof(env_host), "MLGW_SNS_CERT_HOST_SUFFIX=127.0.0.1");
-    const char *env[] = {env_ca, env_host, "MLGW_DISPATCH_WORKERS=0", "MLGW_NOTIFY_WORKERS=0",
+    const char *env[] = {env_ca,
+                         env_host,
+                         "MLGW_DISPATCH_WORKERS=0",
+                         "MLGW_NOTIFY_WORKERS=0",
+                         "MLGW_SNS_TOPIC_ARNS=arn:aws:sns:us-east-1:123456789012:other, "
+                         "arn:aws:sns:us-east-1:123456789012:ml-job-state",
                          NULL};
     th_gw_start(&gw, db, env);
 }
@@ -193,4 +198,17 @@ Test(sns, a_subscription_confirmation_fetches_its_subscribe_url)
         th_mock_request_dispose(&r);
     }
     cr_assert(confirmed, "SubscribeURL was fetched");
+}
+
+Test(sns, a_validly_signed_message_from_another_topic_is_refused)
+{
+    json_t *m = notification(batch_event);
+    json_object_set_new(m, "TopicArn", json_string("arn:aws:sns:us-east-1:999999999999:evil"));
+    char *body = signed_message(m);
+    cr_assert_eq(post_sns(body, NULL, 0), 403);
+    char *n = th_db_scalar(db, "SELECT count(*) FROM jobs");
+    cr_assert_str_eq(n, "0");
+    free(n);
+    free(body);
+    json_decref(m);
 }

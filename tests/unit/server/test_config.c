@@ -461,7 +461,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 58, "one field per setting");
+    cr_assert_eq(json_object_size(obj), 59, "one field per setting");
     json_decref(obj);
 }
 
@@ -545,6 +545,7 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_NOTIFY_WORKERS",
         "MLGW_NOTIFY_MAX_ATTEMPTS",
         "MLGW_NOTIFY_RETRY_BASE_MS",
+        "MLGW_SNS_TOPIC_ARNS",
         "MLGW_SNS_CERT_CA_FILE",
         "MLGW_SNS_CERT_HOST_SUFFIX",
     };
