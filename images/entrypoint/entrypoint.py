@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""Job entrypoint shared by the job containers (ENTRYPOINT) and the local executor.
+
+It fetches the job's script (``SCRIPT_KEY``) from ``$MLGW_INPUT_DIR`` or
+``s3://$ML_INPUT_BUCKET``, runs it as ``sys.executable script args...`` in its own
+process group with its output streamed line by line, forwards SIGTERM/SIGINT to it
+(SIGKILL after ``MLGW_TERM_GRACE`` seconds), then ALWAYS publishes ``ML_OUTPUT_DIR``
+to the output URI with ``manifest.json`` written last, and exits with the script's
+own exit code (128+signal when a signal killed it; 127 when the script could not
+be fetched; 1 when the script succeeded but its outputs could not be published).
+
+Standard library only; boto3 is imported lazily, and only for s3:// locations.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import IO, Any
+
+MANIFEST_NAME = "manifest.json"
+EXIT_FETCH_FAILED = 127
+EXIT_PUBLISH_FAILED = 1
+EXIT_RUN_FAILED = 1
+DEFAULT_TERM_GRACE = 30.0
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+CHUNK = 1 << 20
+
+_log_lock = threading.Lock()
+
+
+def log(message: str) -> None:
+    """Write one entrypoint log line to stderr."""
+    with _log_lock:
+        sys.stderr.write(f"entrypoint: {message}\n")
+        sys.stderr.flush()
+
+
+class FetchError(Exception):
+    """The script could not be fetched (or its key is unacceptable)."""
+
+
+class PublishError(Exception):
+    """The outputs could not be published."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    job_id: str | None
+    attempt: int
+    script_key: str
+    input_bucket: str
+    input_dir: str | None
+    output_dir: str | None
+    output_uri: str | None
+    term_grace: float
+
+
+def _positive_int(value: str | None, default: int) -> int:
+    try:
+        parsed = int(value) if value else default
+    except ValueError:
+        return default
+    return parsed if parsed > 0 else default
+
+
+def _non_negative_float(value: str | None, default: float) -> float:
+    try:
+        parsed = float(value) if value else default
+    except ValueError:
+        return default
+    return parsed if parsed >= 0 else default
+
+
+def default_output_uri(env: Mapping[str, str]) -> str | None:
+    """``s3://$ML_OUTPUT_BUCKET/$OUTPUT_PREFIX/``, or None without a bucket."""
+    bucket = env.get("ML_OUTPUT_BUCKET", "")
+    if not bucket:
+        return None
+    prefix = env.get("OUTPUT_PREFIX", "").strip("/")
+    return f"s3://{bucket}/{prefix}/" if prefix else f"s3://{bucket}/"
+
+
+def load_config(env: Mapping[str, str]) -> Config:
+    return Config(
+        job_id=env.get("JOB_ID") or None,
+        attempt=_positive_int(env.get("MLGW_ATTEMPT"), 1),
+        script_key=env.get("SCRIPT_KEY", ""),
+        input_bucket=env.get("ML_INPUT_BUCKET", ""),
+        input_dir=env.get("MLGW_INPUT_DIR") or None,
+        output_dir=env.get("ML_OUTPUT_DIR") or None,
+        output_uri=env.get("MLGW_OUTPUT_URI") or default_output_uri(env),
+        term_grace=_non_negative_float(env.get("MLGW_TERM_GRACE"), DEFAULT_TERM_GRACE),
+    )
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+# --- fetching the script -----------------------------------------------------------------
+
+
+def validate_key(key: str) -> str:
+    """Refuse empty keys, absolute keys and keys with ``..`` segments."""
+    if not key:
+        raise FetchError("SCRIPT_KEY is not set")
+    if "\x00" in key:
+        raise FetchError(f"SCRIPT_KEY {key!r} contains a NUL byte")
+    if key.startswith("/") or os.path.isabs(key):
+        raise FetchError(f"SCRIPT_KEY {key!r} is absolute")
+    segments = key.replace("\\", "/").split("/")
+    if ".." in segments:
+        raise FetchError(f"SCRIPT_KEY {key!r} has a '..' segment")
+    if key.endswith("/") or segments[-1] in ("", "."):
+        raise FetchError(f"SCRIPT_KEY {key!r} does not name a file")
+    return key
+
+
+def fetch_local(input_dir: str, key: str, dest: str) -> None:
+    source = os.path.join(input_dir, key)
+    root = os.path.realpath(input_dir)
+    if os.path.commonpath([root, os.path.realpath(source)]) != root:
+        raise FetchError(f"SCRIPT_KEY {key!r} leaves MLGW_INPUT_DIR")
+    try:
+        shutil.copyfile(source, dest)
+    except OSError as exc:
+        raise FetchError(f"cannot read {source}: {exc.strerror or exc}") from exc
+
+
+def fetch_s3(bucket: str, key: str, dest: str) -> None:
+    if not bucket:
+        raise FetchError("ML_INPUT_BUCKET is not set (and MLGW_INPUT_DIR is not either)")
+    try:
+        import boto3  # lazily: only s3:// locations need it
+
+        boto3.client("s3").download_file(bucket, key, dest)
+    except Exception as exc:  # ImportError, botocore's ClientError, network errors, ...
+        raise FetchError(f"cannot download s3://{bucket}/{key}: {exc}") from exc
+
+
+def fetch_script(config: Config, work_dir: str) -> str:
+    """Fetch the script into ``work_dir``; return its local path."""
+    key = validate_key(config.script_key)
+    dest = os.path.join(work_dir, os.path.basename(key))
+    if config.input_dir:
+        fetch_local(config.input_dir, key, dest)
+    else:
+        fetch_s3(config.input_bucket, key, dest)
+    return dest
+
+
+# --- running it ---------------------------------------------------------------------------
+
+
+class SignalForwarder:
+    """Forwards SIGTERM/SIGINT to the child's process group; SIGKILL after the grace period."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.child: subprocess.Popen[bytes] | None = None
+        self.received: int | None = None
+        self.kill_at: float | None = None
+        self.killed = False
+
+    def install(self) -> None:
+        for signum in FORWARDED_SIGNALS:
+            signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum in FORWARDED_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+            self.kill_at = time.monotonic() + self.grace
+        if self.child is not None:
+            log(f"received {signal.Signals(signum).name}; forwarding to the script "
+                f"(SIGKILL in {self.grace:g} s if it is still running)")
+            signal_group(self.child.pid, signum)
+
+    def attach(self, child: subprocess.Popen[bytes]) -> None:
+        self.child = child
+        if self.received is not None:  # arrived between spawn and attach
+            signal_group(child.pid, self.received)
+
+    def enforce_deadline(self) -> None:
+        if self.child is None or self.killed or self.kill_at is None:
+            return
+        if time.monotonic() >= self.kill_at:
+            log(f"the script is still running {self.grace:g} s after the signal; sending SIGKILL")
+            signal_group(self.child.pid, signal.SIGKILL)
+            self.killed = True
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def pump(source: IO[bytes], sink: IO[bytes]) -> None:
+    """Copy ``source`` to ``sink`` line by line, flushing each line."""
+    try:
+        for line in iter(lambda: source.readline(CHUNK), b""):
+            with _log_lock:
+                sink.write(line)
+                sink.flush()
+    except (OSError, ValueError):
+        pass
+    finally:
+        source.close()
+
+
+def child_env(env: Mapping[str, str], output_dir: str) -> dict[str, str]:
+    result = dict(env)
+    result["ML_OUTPUT_DIR"] = output_dir
+    result["PYTHONUNBUFFERED"] = "1"
+    return result
+
+
+def run_script(script: str, args: Sequence[str], env: Mapping[str, str], cwd: str,
+               forwarder: SignalForwarder) -> int:
+    """Run the script; return its exit code (128+signal when a signal killed it)."""
+    child = subprocess.Popen([sys.executable, script, *args], cwd=cwd, env=dict(env),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, process_group=0)
+    forwarder.attach(child)
+    assert child.stdout is not None and child.stderr is not None
+    pumps = [threading.Thread(target=pump, args=(child.stdout, sys.stdout.buffer), daemon=True),
+             threading.Thread(target=pump, args=(child.stderr, sys.stderr.buffer), daemon=True)]
+    for thread in pumps:
+        thread.start()
+    while True:
+        try:
+            code = child.wait(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            forwarder.enforce_deadline()
+    # Processes the script left behind must not outlive the job (nor hold our pipes).
+    signal_group(child.pid, signal.SIGKILL)
+    for thread in pumps:
+        thread.join(timeout=5)
+    return 128 - code if code < 0 else code
+
+
+# --- publishing the outputs ------------------------------------------------------------------
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def list_outputs(output_dir: str) -> list[tuple[str, str]]:
+    """(relative path with '/', absolute path) of every regular file, sorted."""
+    found: list[tuple[str, str]] = []
+    if not os.path.isdir(output_dir):
+        return found
+    for root, dirs, files in os.walk(output_dir):
+        dirs.sort()
+        for name in files:
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, output_dir).replace(os.sep, "/")
+            if rel == MANIFEST_NAME:
+                log(f"skipping the script's own {MANIFEST_NAME}: the name is reserved")
+            elif os.path.islink(path) or not os.path.isfile(path):
+                log(f"skipping {rel}: not a regular file")
+            else:
+                found.append((rel, path))
+    found.sort()
+    return found
+
+
+class Destination:
+    def put_file(self, rel: str, path: str) -> None:
+        raise NotImplementedError
+
+    def put_manifest(self, body: bytes) -> None:
+        raise NotImplementedError
+
+
+class FileDestination(Destination):
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def put_file(self, rel: str, path: str) -> None:
+        target = os.path.join(self.root, *rel.split("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(path, target)
+
+    def put_manifest(self, body: bytes) -> None:
+        os.makedirs(self.root, exist_ok=True)
+        target = os.path.join(self.root, MANIFEST_NAME)
+        temporary = f"{target}.tmp{os.getpid()}"
+        with open(temporary, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+
+
+class S3Destination(Destination):
+    def __init__(self, bucket: str, prefix: str) -> None:
+        import boto3  # lazily: only s3:// locations need it
+
+        self.bucket = bucket
+        self.prefix = prefix
+        self.client = boto3.client("s3")
+
+    def put_file(self, rel: str, path: str) -> None:
+        self.client.upload_file(path, self.bucket, self.prefix + rel)
+
+    def put_manifest(self, body: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + MANIFEST_NAME, Body=body,
+                               ContentType="application/json")
+
+
+def open_destination(uri: str | None) -> Destination:
+    if not uri:
+        raise PublishError("no output location: MLGW_OUTPUT_URI and ML_OUTPUT_BUCKET are unset")
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise PublishError(f"output URI {uri!r} is not file:///absolute/dir/")
+        return FileDestination(urllib.parse.unquote(parsed.path))
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise PublishError(f"output URI {uri!r} has no bucket")
+        prefix = parsed.path.strip("/")
+        return S3Destination(parsed.netloc, f"{prefix}/" if prefix else "")
+    raise PublishError(f"output URI {uri!r}: only file:// and s3:// are supported")
+
+
+def publish(output_dir: str, uri: str | None, manifest: dict[str, Any]) -> None:
+    """Copy/upload every output file, then write the manifest last."""
+    try:
+        destination = open_destination(uri)
+        files = []
+        for rel, path in list_outputs(output_dir):
+            files.append({"path": rel, "size": os.path.getsize(path), "sha256": sha256_file(path)})
+            destination.put_file(rel, path)
+        body = json.dumps({**manifest, "files": files}, indent=2).encode() + b"\n"
+        destination.put_manifest(body)
+    except PublishError:
+        raise
+    except Exception as exc:  # OSError, ImportError, botocore errors, ...
+        raise PublishError(f"{type(exc).__name__}: {exc}") from exc
+    log(f"published {len(files)} file(s) and {MANIFEST_NAME} to {uri}")
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str]) -> int:
+    started_at = datetime.datetime.now(datetime.timezone.utc)
+    started = time.monotonic()
+    config = load_config(os.environ)
+    forwarder = SignalForwarder(config.term_grace)
+    forwarder.install()
+    work_dir = tempfile.mkdtemp(prefix="mlgw-job-")
+    output_dir = os.path.abspath(config.output_dir or os.path.join(work_dir, "output"))
+    error: str | None = None
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        script = fetch_script(config, work_dir)
+    except (FetchError, OSError) as exc:
+        error = str(exc)
+        exit_code = EXIT_FETCH_FAILED
+        log(f"cannot prepare the job: {error}")
+    else:
+        if forwarder.received is not None:
+            error = f"{signal.Signals(forwarder.received).name} received before the script started"
+            exit_code = 128 + forwarder.received
+            log(error)
+        else:
+            log(f"running {config.script_key} (job {config.job_id}, attempt {config.attempt})")
+            try:
+                exit_code = run_script(script, argv[1:], child_env(os.environ, output_dir),
+                                       work_dir, forwarder)
+                log(f"the script exited with code {exit_code}")
+            except Exception as exc:  # the script could not be started or supervised
+                error = f"cannot run the script: {type(exc).__name__}: {exc}"
+                exit_code = EXIT_RUN_FAILED
+                log(error)
+    ended_at = datetime.datetime.now(datetime.timezone.utc)
+    duration = round(time.monotonic() - started, 3)
+
+    manifest: dict[str, Any] = {
+        "job_id": config.job_id,
+        "attempt": config.attempt,
+        "exit_code": exit_code,
+        "duration_seconds": duration,
+        "started_at": rfc3339(started_at),
+        "ended_at": rfc3339(ended_at),
+    }
+    if error is not None:
+        manifest["error"] = error
+    try:
+        publish(output_dir, config.output_uri, manifest)
+    except PublishError as exc:
+        log(f"cannot publish the outputs: {exc}")
+        if exit_code == 0:
+            exit_code = EXIT_PUBLISH_FAILED
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        forwarder.restore()
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
