@@ -10,7 +10,7 @@ build_pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev
             curl ca-certificates)
 case "$group" in
   build) pkgs=("${build_pkgs[@]}") ;;
-  test)  pkgs=("${build_pkgs[@]}" libcriterion-dev) ;;
+  test)  pkgs=("${build_pkgs[@]}" libcriterion-dev openssl) ;;
   lint)  pkgs=("${build_pkgs[@]}" libcriterion-dev clang clang-format clang-tidy cppcheck shellcheck) ;;
   bench) pkgs=("${build_pkgs[@]}" wrk postgresql-contrib) ;;
   *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
