@@ -333,19 +333,10 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
     return gw_buf_add(b, ptr, n) == GW_OK ? n : 0; /* 0 aborts: over the limit */
 }
 
-/* Full jitter: a uniform sleep in [0, min(cap, base * 2^attempt)). */
+/* Full jitter before the next attempt (gw_jitter_ms). */
 static void backoff(const struct aws_client *c, int attempt)
 {
-    long long ceil_ms = c->backoff_base_ms;
-    for (int i = 1; i < attempt && ceil_ms < c->backoff_cap_ms; i++)
-        ceil_ms *= 2;
-    if (ceil_ms > c->backoff_cap_ms)
-        ceil_ms = c->backoff_cap_ms;
-    unsigned char r[4];
-    unsigned int v = 0;
-    if (gw_random_bytes(r, sizeof(r)) == GW_OK)
-        v = (unsigned int)r[0] << 24 | (unsigned int)r[1] << 16 | (unsigned int)r[2] << 8 | r[3];
-    long long ms = (long long)((double)v / 4294967296.0 * (double)ceil_ms);
+    long long ms = gw_jitter_ms(c->backoff_base_ms, c->backoff_cap_ms, attempt);
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }

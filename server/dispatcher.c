@@ -11,7 +11,6 @@
  */
 #include "dispatcher.h"
 
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include "../db/events.h"
 #include "../db/jobs.h"
 #include "../db/outbox.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "worker.h"
@@ -42,8 +42,7 @@ struct srv_dispatcher {
     struct srv_worker *workers[MAX_WORKERS];
     int nworkers;
     struct srv_worker *reconciler;
-    struct srv_worker *listener;
-    PGconn *listen_conn;
+    struct srv_listener *listener;
     struct bucket submit_rate;
     char targets[32]; /* "{batch,sns}" */
 };
@@ -104,18 +103,10 @@ static long long jint(const json_t *o, const char *k)
     return (long long)json_integer_value(json_object_get(o, k));
 }
 
-/* Backoff before the next try: full jitter over base * 2^(attempt-1), ≤ 5 min. */
+/* Before the next try: full jitter over base * 2^(attempt-1), at most 5 min. */
 static long retry_delay_ms(const struct srv_config *cfg, int attempt)
 {
-    double ceil_ms = (double)cfg->dispatch_retry_base_ms;
-    for (int i = 1; i < attempt && ceil_ms < 300000; i++)
-        ceil_ms *= 2;
-    if (ceil_ms > 300000)
-        ceil_ms = 300000;
-    unsigned char r[4] = {0};
-    (void)gw_random_bytes(r, sizeof(r));
-    unsigned v = (unsigned)r[0] << 24 | (unsigned)r[1] << 16 | (unsigned)r[2] << 8 | r[3];
-    return 100 + (long)((double)v / 4294967296.0 * ceil_ms);
+    return 100 + (long)gw_jitter_ms(cfg->dispatch_retry_base_ms, 300000, attempt);
 }
 
 static void count(const char *target, const char *result, const char *reason)
@@ -424,39 +415,6 @@ static int dispatch_run(void *arg)
 }
 
 /* Waits for the outbox trigger's NOTIFY and wakes every dispatcher. */
-static int listen_run(void *arg)
-{
-    struct srv_dispatcher *d = arg;
-    if (d->listen_conn == NULL || PQstatus(d->listen_conn) != CONNECTION_OK) {
-        if (d->listen_conn != NULL)
-            PQfinish(d->listen_conn);
-        d->listen_conn = NULL;
-        struct gw_err err = {0};
-        if (db_connect(&d->listen_conn, d->app->cfg->database_url,
-                       (int)d->app->cfg->db_connect_timeout_s, "ml-gateway-listen", &err) != GW_OK)
-            return 0; /* polling covers us until the database is back */
-        PGresult *r = PQexec(d->listen_conn, "LISTEN mlgw_outbox");
-        PQclear(r);
-    }
-    struct pollfd pfd = {.fd = PQsocket(d->listen_conn), .events = POLLIN};
-    if (poll(&pfd, 1, 500) > 0) {
-        if (PQconsumeInput(d->listen_conn) == 0) {
-            PQfinish(d->listen_conn);
-            d->listen_conn = NULL;
-            return 0;
-        }
-        int woke = 0;
-        PGnotify *n;
-        while ((n = PQnotifies(d->listen_conn)) != NULL) {
-            PQfreemem(n);
-            woke = 1;
-        }
-        for (int i = 0; woke && i < d->nworkers; i++)
-            srv_worker_wake(d->workers[i]);
-    }
-    return 0;
-}
-
 static int reconcile_run(void *arg)
 {
     struct srv_dispatcher *d = arg;
@@ -555,7 +513,7 @@ int srv_dispatcher_start(struct srv_dispatcher **out, struct srv_app *app, struc
         d->nworkers++;
     }
     if (n > 0) {
-        (void)srv_worker_start(&d->listener, "outbox-listener", 1, listen_run, d);
+        (void)srv_listener_start(&d->listener, app->cfg, "mlgw_outbox", d->workers, d->nworkers);
         (void)srv_worker_start(&d->reconciler, "reconciler", app->cfg->reconcile_interval_s * 1000,
                                reconcile_run, d);
     }
@@ -567,12 +525,10 @@ void srv_dispatcher_stop(struct srv_dispatcher *d)
 {
     if (d == NULL)
         return;
-    srv_worker_stop(d->listener);
+    srv_listener_stop(d->listener);
     srv_worker_stop(d->reconciler);
     for (int i = 0; i < d->nworkers; i++)
         srv_worker_stop(d->workers[i]);
-    if (d->listen_conn != NULL)
-        PQfinish(d->listen_conn);
     pthread_mutex_destroy(&d->submit_rate.mu);
     free(d);
 }

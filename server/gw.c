@@ -252,6 +252,20 @@ int gw_random_bytes(unsigned char *out, size_t n)
     return RAND_bytes(out, (int)n) == 1 ? GW_OK : GW_EIO;
 }
 
+long long gw_jitter_ms(long long base_ms, long long cap_ms, int attempt)
+{
+    long long ceil_ms = base_ms;
+    for (int i = 1; i < attempt && ceil_ms < cap_ms; i++)
+        ceil_ms *= 2;
+    if (ceil_ms > cap_ms)
+        ceil_ms = cap_ms;
+    unsigned char r[4];
+    unsigned int v = 0;
+    if (gw_random_bytes(r, sizeof(r)) == GW_OK)
+        v = (unsigned int)r[0] << 24 | (unsigned int)r[1] << 16 | (unsigned int)r[2] << 8 | r[3];
+    return (long long)((double)v / 4294967296.0 * (double)ceil_ms);
+}
+
 void gw_hex(char *out, const unsigned char *in, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

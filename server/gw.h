@@ -75,6 +75,10 @@ void gw_format_time_ms(char *out, size_t outlen, int64_t ms);
 
 /* Writes n random bytes from OpenSSL's CSPRNG; GW_EIO on failure. */
 int gw_random_bytes(unsigned char *out, size_t n);
+/* Exponential backoff with full jitter: a uniform delay in
+ * [0, min(cap_ms, base_ms * 2^(attempt-1))) milliseconds (attempt ≥ 1). */
+long long gw_jitter_ms(long long base_ms, long long cap_ms, int attempt);
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void gw_hex(char *out, const unsigned char *in, size_t n);
 

@@ -9,13 +9,13 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../aws/sns.h"
 #include "../db/notifications.h"
+#include "listener.h"
 #include "log.h"
 #include "mail.h"
 #include "metrics.h"
@@ -30,8 +30,7 @@ struct srv_notifier {
     struct aws_client *aws;
     struct srv_worker *workers[MAX_WORKERS];
     int nworkers;
-    struct srv_worker *listener;
-    PGconn *listen_conn;
+    struct srv_listener *listener;
 };
 
 static const char *jstr(const json_t *o, const char *k)
@@ -207,17 +206,10 @@ static int send_sns(struct srv_notifier *n, const json_t *job, const char *topic
     return GW_OK;
 }
 
+/* Before the next try: full jitter over base * 2^(attempt-1), at most 1 h. */
 static long backoff_ms(const struct srv_config *cfg, int attempt)
 {
-    double ceil_ms = (double)cfg->notify_retry_base_ms;
-    for (int i = 1; i < attempt && ceil_ms < 3600000; i++)
-        ceil_ms *= 2;
-    if (ceil_ms > 3600000)
-        ceil_ms = 3600000;
-    unsigned char r[4] = {0};
-    (void)gw_random_bytes(r, sizeof(r));
-    unsigned v = (unsigned)r[0] << 24 | (unsigned)r[1] << 16 | (unsigned)r[2] << 8 | r[3];
-    return 10 + (long)((double)v / 4294967296.0 * ceil_ms);
+    return 10 + (long)gw_jitter_ms(cfg->notify_retry_base_ms, 3600000, attempt);
 }
 
 static void count(const char *channel, const char *result)
@@ -270,39 +262,6 @@ static int notify_run(void *arg)
     return 0;
 }
 
-static int listen_run(void *arg)
-{
-    struct srv_notifier *n = arg;
-    if (n->listen_conn == NULL || PQstatus(n->listen_conn) != CONNECTION_OK) {
-        if (n->listen_conn != NULL)
-            PQfinish(n->listen_conn);
-        n->listen_conn = NULL;
-        struct gw_err err = {0};
-        if (db_connect(&n->listen_conn, n->app->cfg->database_url,
-                       (int)n->app->cfg->db_connect_timeout_s, "ml-gateway-notify-listen",
-                       &err) != GW_OK)
-            return 0;
-        PQclear(PQexec(n->listen_conn, "LISTEN mlgw_notify"));
-    }
-    struct pollfd pfd = {.fd = PQsocket(n->listen_conn), .events = POLLIN};
-    if (poll(&pfd, 1, 500) > 0) {
-        if (PQconsumeInput(n->listen_conn) == 0) {
-            PQfinish(n->listen_conn);
-            n->listen_conn = NULL;
-            return 0;
-        }
-        int woke = 0;
-        PGnotify *nf;
-        while ((nf = PQnotifies(n->listen_conn)) != NULL) {
-            PQfreemem(nf);
-            woke = 1;
-        }
-        for (int i = 0; woke && i < n->nworkers; i++)
-            srv_worker_wake(n->workers[i]);
-    }
-    return 0;
-}
-
 int srv_notifier_start(struct srv_notifier **out, struct srv_app *app, struct aws_client *aws,
                        struct gw_err *err)
 {
@@ -325,7 +284,7 @@ int srv_notifier_start(struct srv_notifier **out, struct srv_app *app, struct aw
         n->nworkers++;
     }
     if (n->nworkers > 0)
-        (void)srv_worker_start(&n->listener, "notify-listener", 1, listen_run, n);
+        (void)srv_listener_start(&n->listener, app->cfg, "mlgw_notify", n->workers, n->nworkers);
     *out = n;
     return GW_OK;
 }
@@ -334,10 +293,8 @@ void srv_notifier_stop(struct srv_notifier *n)
 {
     if (n == NULL)
         return;
-    srv_worker_stop(n->listener);
+    srv_listener_stop(n->listener);
     for (int i = 0; i < n->nworkers; i++)
         srv_worker_stop(n->workers[i]);
-    if (n->listen_conn != NULL)
-        PQfinish(n->listen_conn);
     free(n);
 }

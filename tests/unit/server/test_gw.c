@@ -474,3 +474,23 @@ Test(server_gw, code_name_describes_every_code_and_unknown_ones)
     cr_assert_str_eq(gw_code_name(-1000), "unknown error");
     cr_assert_str_eq(gw_code_name(5), "unknown error");
 }
+
+Test(server_gw, jitter_stays_below_the_doubling_ceiling_and_the_cap)
+{
+    long long max_seen[6] = {0};
+    for (int round = 0; round < 400; round++)
+        for (int attempt = 1; attempt <= 5; attempt++) {
+            long long ms = gw_jitter_ms(100, 1000, attempt);
+            long long ceiling = 100LL << (attempt - 1);
+            if (ceiling > 1000)
+                ceiling = 1000;
+            cr_assert(ms >= 0 && ms < ceiling, "attempt %d: %lld not in [0, %lld)", attempt, ms,
+                      ceiling);
+            if (ms > max_seen[attempt])
+                max_seen[attempt] = ms;
+        }
+    /* Full jitter spreads over the whole range: the later attempts reach past
+     * the first attempt's ceiling. */
+    cr_assert_gt(max_seen[4], 100);
+    cr_assert_gt(max_seen[5], 500);
+}
