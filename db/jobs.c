@@ -361,18 +361,14 @@ int db_idempotency_purge(long *deleted, struct db_pool *pool, long long ttl_hour
     char ttl[24];
     gw_fmt(ttl, sizeof(ttl), "%lld", ttl_hours);
     const char *params[] = {ttl};
-    struct db_conn *c = NULL;
     PGresult *res = NULL;
-    int rc = db_pool_checkout(&c, pool, err);
-    if (rc == GW_OK)
-        rc = db_exec(&res, c, &purge_stmt, params, err);
+    int rc = db_pool_exec(&res, pool, &purge_stmt, params, err);
     if (rc == GW_OK) {
         long long n = 0;
         if (gw_parse_ll(&n, PQcmdTuples(res), 0, (long long)1 << 62) == GW_OK)
             *deleted = (long)n;
     }
     PQclear(res);
-    db_pool_checkin(pool, c);
     return rc;
 }
 
@@ -391,10 +387,6 @@ int db_jobs_stale_batch(PGresult **out, struct db_pool *pool, long long after_s,
     gw_fmt(after, sizeof(after), "%lld", after_s);
     gw_fmt(lim, sizeof(lim), "%d", limit);
     const char *params[] = {after, lim};
-    struct db_conn *c = NULL;
-    int rc = db_pool_checkout(&c, pool, err);
-    if (rc == GW_OK)
-        rc = db_exec(out, c, &stale_stmt, params, err);
-    db_pool_checkin(pool, c);
+    int rc = db_pool_exec(out, pool, &stale_stmt, params, err);
     return rc;
 }

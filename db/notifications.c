@@ -36,12 +36,8 @@ int db_notification_claim(struct db_notification *out, struct db_pool *pool, int
     char lease[16];
     gw_fmt(lease, sizeof(lease), "%d", lease_s);
     const char *params[] = {lease};
-    struct db_conn *c = NULL;
     PGresult *res = NULL;
-    int rc = db_pool_checkout(&c, pool, err);
-    if (rc == GW_OK)
-        rc = db_exec(&res, c, &claim_stmt, params, err);
-    db_pool_checkin(pool, c);
+    int rc = db_pool_exec(&res, pool, &claim_stmt, params, err);
     if (rc == GW_OK && PQntuples(res) == 0)
         rc = GW_ENOTFOUND;
     if (rc == GW_OK) {
@@ -62,17 +58,6 @@ int db_notification_claim(struct db_notification *out, struct db_pool *pool, int
     return rc;
 }
 
-static int run1(struct db_pool *pool, const struct db_stmt *st, const char *const *params,
-                struct gw_err *err)
-{
-    struct db_conn *c = NULL;
-    int rc = db_pool_checkout(&c, pool, err);
-    if (rc == GW_OK)
-        rc = db_exec(NULL, c, st, params, err);
-    db_pool_checkin(pool, c);
-    return rc;
-}
-
 static const struct db_stmt sent_stmt = {
     "notification_sent",
     "UPDATE notifications SET sent_at = now(), lease_until = NULL, last_error = NULL "
@@ -82,7 +67,7 @@ static const struct db_stmt sent_stmt = {
 int db_notification_sent(struct db_pool *pool, const char *id, struct gw_err *err)
 {
     const char *p[] = {id};
-    return run1(pool, &sent_stmt, p, err);
+    return db_pool_exec(NULL, pool, &sent_stmt, p, err);
 }
 
 static const struct db_stmt retry_stmt = {
@@ -97,7 +82,7 @@ int db_notification_retry(struct db_pool *pool, const char *id, const char *erro
     char delay[24];
     gw_fmt(delay, sizeof(delay), "%ld", delay_ms);
     const char *p[] = {id, error, delay};
-    return run1(pool, &retry_stmt, p, err);
+    return db_pool_exec(NULL, pool, &retry_stmt, p, err);
 }
 
 static const struct db_stmt failed_stmt = {
@@ -110,5 +95,5 @@ int db_notification_failed(struct db_pool *pool, const char *id, const char *err
                            struct gw_err *err)
 {
     const char *p[] = {id, error};
-    return run1(pool, &failed_stmt, p, err);
+    return db_pool_exec(NULL, pool, &failed_stmt, p, err);
 }

@@ -39,12 +39,8 @@ int db_outbox_claim(struct db_outbox_item *out, struct db_pool *pool, const char
     char lease[16];
     gw_fmt(lease, sizeof(lease), "%d", lease_s);
     const char *params[] = {targets, lease};
-    struct db_conn *c = NULL;
     PGresult *res = NULL;
-    int rc = db_pool_checkout(&c, pool, err);
-    if (rc == GW_OK)
-        rc = db_exec(&res, c, &claim_stmt, params, err);
-    db_pool_checkin(pool, c);
+    int rc = db_pool_exec(&res, pool, &claim_stmt, params, err);
     if (rc != GW_OK)
         return rc;
     if (PQntuples(res) == 0) {
@@ -175,13 +171,9 @@ int db_outbox_retry_later(struct db_pool *pool, const struct db_outbox_item *it,
     char delay[24];
     gw_fmt(delay, sizeof(delay), "%ld", delay_ms);
     const char *params[] = {it->job_id, it->lease_owner, error, delay, in_doubt ? "t" : "f"};
-    struct db_conn *c = NULL;
-    int rc = db_pool_checkout(&c, pool, err);
-    if (rc == GW_OK)
-        rc = db_exec(NULL, c, strcmp(it->action, "submit") == 0 ? &later_stmt : &later_cancel_stmt,
-                     params, err);
-    db_pool_checkin(pool, c);
-    return rc;
+    return db_pool_exec(NULL, pool,
+                        strcmp(it->action, "submit") == 0 ? &later_stmt : &later_cancel_stmt,
+                        params, err);
 }
 
 static const struct db_stmt fail_stmt = {
@@ -199,22 +191,14 @@ int db_outbox_failed(struct db_pool *pool, const struct db_outbox_item *it, cons
                      struct gw_err *err)
 {
     const char *params[] = {it->job_id, it->lease_owner, reason};
-    struct db_conn *c = NULL;
-    int rc = db_pool_checkout(&c, pool, err);
-    if (rc == GW_OK)
-        rc = db_exec(NULL, c, &fail_stmt, params, err);
-    db_pool_checkin(pool, c);
+    int rc = db_pool_exec(NULL, pool, &fail_stmt, params, err);
     return rc;
 }
 
 int db_outbox_done(struct db_pool *pool, const struct db_outbox_item *it, struct gw_err *err)
 {
     const char *params[] = {it->job_id, it->action, it->lease_owner};
-    struct db_conn *c = NULL;
-    int rc = db_pool_checkout(&c, pool, err);
-    if (rc == GW_OK)
-        rc = db_exec(NULL, c, &release_stmt, params, err);
-    db_pool_checkin(pool, c);
+    int rc = db_pool_exec(NULL, pool, &release_stmt, params, err);
     return rc;
 }
 
@@ -228,12 +212,8 @@ int db_outbox_stats(long *depth, double *oldest_s, struct db_pool *pool, struct 
 {
     *depth = 0;
     *oldest_s = 0;
-    struct db_conn *c = NULL;
     PGresult *res = NULL;
-    int rc = db_pool_checkout(&c, pool, err);
-    if (rc == GW_OK)
-        rc = db_exec(&res, c, &stats_stmt, NULL, err);
-    db_pool_checkin(pool, c);
+    int rc = db_pool_exec(&res, pool, &stats_stmt, NULL, err);
     if (rc == GW_OK) {
         long long n = 0;
         if (gw_parse_ll(&n, PQgetvalue(res, 0, 0), 0, (long long)1 << 62) == GW_OK)

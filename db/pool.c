@@ -307,6 +307,19 @@ int db_exec(PGresult **out, struct db_conn *c, const struct db_stmt *st, const c
     return rc;
 }
 
+int db_pool_exec(PGresult **out, struct db_pool *pool, const struct db_stmt *stmt,
+                 const char *const *params, struct gw_err *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    struct db_conn *c = NULL;
+    int rc = db_pool_checkout(&c, pool, err);
+    if (rc == GW_OK)
+        rc = db_exec(out, c, stmt, params, err);
+    db_pool_checkin(pool, c);
+    return rc;
+}
+
 int db_exec_params(PGresult **out, struct db_conn *c, const char *sql, int nparams,
                    const char *const *params, struct gw_err *err)
 {

@@ -71,6 +71,11 @@ PGconn *db_conn_pg(struct db_conn *conn);
  */
 int db_exec(PGresult **out, struct db_conn *conn, const struct db_stmt *stmt,
             const char *const *params, struct gw_err *err);
+/* db_exec on a connection checked out for that one statement (the usual case
+ * outside transactions). */
+int db_pool_exec(PGresult **out, struct db_pool *pool, const struct db_stmt *stmt,
+                 const char *const *params, struct gw_err *err);
+
 /* Runs sql unprepared (planned for these values: for queries whose shape
  * varies, like filtered lists). Parameters and errors as db_exec. */
 int db_exec_params(PGresult **out, struct db_conn *conn, const char *sql, int nparams,
