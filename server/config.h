@@ -46,6 +46,12 @@ struct srv_config {
     char *input_bucket;  /* NULL when unset */
     char *output_bucket; /* NULL when unset */
     char *local_root;    /* absolute */
+    long long local_gpus;         /* -1: detect */
+    long long local_vcpus;        /* 0: the cores */
+    long long local_memory;       /* MiB; 0: available at start */
+    long long local_term_grace_s; /* SIGTERM → SIGKILL */
+    char *local_python;
+    char *local_entrypoint; /* absolute */
     char *cors_origins;  /* comma-separated, "*" for any; NULL when unset */
     long long idempotency_ttl_hours;
     long long auth_cache_seconds;
@@ -62,6 +68,7 @@ struct srv_config {
     long long dispatch_lease_s;
     long long reconcile_interval_s;
     long long reconcile_after_s;
+    char *batch_log_group;
     long long aws_timeout_ms;
 
     /* callbacks and notifications */

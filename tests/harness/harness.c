@@ -193,7 +193,7 @@ void th_pg_start(struct th_pg *pg)
         snprintf(pg->dir, sizeof(pg->dir), "/tmp/mlgw-pg-XXXXXX");
         cr_assert(mkdtemp(pg->dir) != NULL, "mkdtemp: %s", strerror(errno));
     }
-    char cmd[1024];
+    char cmd[4096];
     snprintf(cmd, sizeof(cmd), "MLGW_PG_FAST=1 '%s' start '%s'",
              th_source_path("deploy/local/pg.sh"), pg->dir);
     cr_assert(system(cmd) == 0, "cannot start PostgreSQL in %s", pg->dir);
@@ -208,7 +208,7 @@ void th_pg_start(struct th_pg *pg)
 
 void th_pg_stop(struct th_pg *pg)
 {
-    char cmd[1024];
+    char cmd[4096];
     snprintf(cmd, sizeof(cmd), "'%s' stop '%s'", th_source_path("deploy/local/pg.sh"), pg->dir);
     cr_assert(system(cmd) == 0, "cannot stop PostgreSQL in %s", pg->dir);
 }
@@ -217,7 +217,7 @@ void th_pg_destroy(struct th_pg *pg)
 {
     if (pg->dir[0] == '\0')
         return;
-    char cmd[1024];
+    char cmd[4096];
     snprintf(cmd, sizeof(cmd), "'%s' destroy '%s' >/dev/null 2>&1",
              th_source_path("deploy/local/pg.sh"), pg->dir);
     if (system(cmd) != 0)

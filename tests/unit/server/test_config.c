@@ -461,7 +461,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 59, "one field per setting");
+    cr_assert_eq(json_object_size(obj), 66, "one field per setting");
     json_decref(obj);
 }
 
@@ -513,6 +513,12 @@ Test(server_config, markdown_lists_every_variable_once)
         "ML_INPUT_BUCKET",
         "ML_OUTPUT_BUCKET",
         "MLGW_LOCAL_ROOT",
+        "MLGW_LOCAL_GPUS",
+        "MLGW_LOCAL_VCPUS",
+        "MLGW_LOCAL_MEMORY",
+        "MLGW_LOCAL_TERM_GRACE",
+        "MLGW_LOCAL_PYTHON",
+        "MLGW_LOCAL_ENTRYPOINT",
         "MLGW_CORS_ORIGINS",
         "MLGW_IDEMPOTENCY_TTL_HOURS",
         "MLGW_AUTH_CACHE_SECONDS",
@@ -529,6 +535,7 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_DISPATCH_LEASE",
         "MLGW_RECONCILE_INTERVAL",
         "MLGW_RECONCILE_AFTER",
+        "MLGW_BATCH_LOG_GROUP",
         "MLGW_AWS_TIMEOUT_MS",
         "MLGW_CALLBACK_SECRET",
         "MLGW_CALLBACK_HEADER",
