@@ -16,8 +16,8 @@ static const struct db_stmt apply_stmt = {
     "$21::text[], $22)",
     22};
 
-int db_job_event_apply(struct db_job_event_result *out, struct db_pool *pool,
-                       const struct db_job_event *ev, struct gw_err *err)
+int db_job_event_apply_on(struct db_job_event_result *out, struct db_conn *c,
+                          const struct db_job_event *ev, struct gw_err *err)
 {
     memset(out, 0, sizeof(*out));
     char exit_code[16], attempts[16], started[24], stopped[24], vcpus[24], memory[24], gpus[24];
@@ -52,23 +52,31 @@ int db_job_event_apply(struct db_job_event_result *out, struct db_pool *pool,
         ev->global_emails ? ev->global_emails : "{}",
         ev->topic,
     };
+    PGresult *res = NULL;
+    int rc = db_exec(&res, c, &apply_stmt, params, err);
+    if (rc == GW_OK) {
+        gw_fmt(out->result, sizeof(out->result), "%s", PQgetvalue(res, 0, 0));
+        gw_fmt(out->job_id, sizeof(out->job_id), "%s", PQgetvalue(res, 0, 1));
+        gw_fmt(out->status, sizeof(out->status), "%s", PQgetvalue(res, 0, 2));
+    }
+    PQclear(res);
+    return rc;
+}
+
+int db_job_event_apply(struct db_job_event_result *out, struct db_pool *pool,
+                       const struct db_job_event *ev, struct gw_err *err)
+{
+    memset(out, 0, sizeof(*out));
     int rc = GW_OK;
     /* Two first events for one unknown job race to create it: the loser's
      * unique violation means the job now exists, so it tries once more. */
     for (int attempt = 0; attempt < 2; attempt++) {
         struct db_conn *c = NULL;
-        PGresult *res = NULL;
         rc = db_pool_checkout(&c, pool, err);
         if (rc == GW_OK)
-            rc = db_exec(&res, c, &apply_stmt, params, err);
+            rc = db_job_event_apply_on(out, c, ev, err);
         int retry = rc == GW_ECONFLICT && strcmp(db_conn_sqlstate(c), "23505") == 0;
         db_pool_checkin(pool, c);
-        if (rc == GW_OK) {
-            gw_fmt(out->result, sizeof(out->result), "%s", PQgetvalue(res, 0, 0));
-            gw_fmt(out->job_id, sizeof(out->job_id), "%s", PQgetvalue(res, 0, 1));
-            gw_fmt(out->status, sizeof(out->status), "%s", PQgetvalue(res, 0, 2));
-        }
-        PQclear(res);
         if (!retry)
             break;
     }

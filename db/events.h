@@ -37,6 +37,10 @@ struct db_job_event_result {
 int db_job_event_apply(struct db_job_event_result *out, struct db_pool *pool,
                        const struct db_job_event *ev, struct gw_err *err);
 
+/* The same on a connection the caller holds (inside its transaction). */
+int db_job_event_apply_on(struct db_job_event_result *out, struct db_conn *c,
+                          const struct db_job_event *ev, struct gw_err *err);
+
 /* "a, b,c" → "{a,b,c}" (quoted elements); NULL stays NULL (new: free). */
 char *db_pg_array_from_csv(const char *csv);
 

@@ -271,11 +271,17 @@ int db_job_list(char **items, char next_id[37], struct db_pool *pool, const stru
 static const struct db_stmt cancel_stmt = {
     "job_cancel",
     "WITH u AS (UPDATE jobs SET status = 'CANCELLED', status_reason = $2, updated_at = now(), "
-    "stopped_at = now() WHERE id = $1 AND status = 'QUEUED' RETURNING id), "
-    "o AS (DELETE FROM dispatch_outbox WHERE job_id = $1 AND action = 'submit') "
-    "INSERT INTO job_history (job_id, status, source, reason) "
-    "SELECT id, 'CANCELLED', 'api', $2 FROM u RETURNING job_id",
+    "stopped_at = now() WHERE id = $1 AND (status = 'QUEUED' OR "
+    " (dispatch = 'local' AND mlgw_status_rank(status) < 7)) RETURNING id, dispatch), "
+    "o AS (DELETE FROM dispatch_outbox WHERE job_id = $1 AND action = 'submit'), "
+    "h AS (INSERT INTO job_history (job_id, status, source, reason) "
+    " SELECT id, 'CANCELLED', 'api', $2 FROM u) "
+    "SELECT id, dispatch FROM u",
     2};
+
+/* Wakes the local executors: one of them stops the job's processes. */
+static const struct db_stmt wake_local_stmt = {
+    "job_cancel_wake_local", "SELECT pg_notify('mlgw_outbox', 'cancel')", 0};
 
 static const struct db_stmt status_stmt = {
     "job_status", "SELECT status, batch_job_id IS NOT NULL FROM jobs WHERE id = $1", 1};
@@ -304,7 +310,10 @@ static int cancel_tx(struct db_conn *c, void *arg, struct gw_err *err)
     if (rc != GW_OK)
         return rc;
     int cancelled = PQntuples(res) == 1;
+    int local = cancelled && strcmp(PQgetvalue(res, 0, 1), "local") == 0;
     PQclear(res);
+    if (local && (rc = db_exec(NULL, c, &wake_local_stmt, NULL, err)) != GW_OK)
+        return rc;
     if (!cancelled) {
         rc = db_exec(&res, c, &status_stmt, params, err);
         if (rc != GW_OK)

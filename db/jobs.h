@@ -65,8 +65,11 @@ struct db_job_filter {
 int db_job_list(char **items, char next_id[37], struct db_pool *pool, const struct db_job_filter *f,
                 struct gw_err *err);
 
-/* QUEUED → CANCELLED. GW_ENOTFOUND; GW_ECONFLICT when the job is terminal or
- * already handed on. *out is the job with history (new: free()). */
+/* QUEUED (or any local job not yet ended) → CANCELLED, at once; the local
+ * executor then stops its processes. A Batch job gets a cancel action for
+ * the dispatcher. GW_ENOTFOUND; GW_ECONFLICT when the job has ended or was
+ * handed to SNS and has no Batch id yet. *out is the job with history (new:
+ * free()). */
 int db_job_cancel(char **out, struct db_pool *pool, const char *id, const char *reason,
                   struct gw_err *err);
 

@@ -92,6 +92,19 @@ static const struct db_stmt queue_cancel_stmt = {
     "ON CONFLICT DO NOTHING",
     1};
 
+int db_outbox_release_on(int *owned, struct db_conn *c, const struct db_outbox_item *it,
+                         struct gw_err *err)
+{
+    PGresult *res = NULL;
+    const char *rel[] = {it->job_id, it->action, it->lease_owner};
+    int rc = db_exec(&res, c, &release_stmt, rel, err);
+    *owned = rc == GW_OK && PQntuples(res) == 1;
+    PQclear(res);
+    if (rc == GW_OK && !*owned)
+        rc = gw_err_set(err, GW_ECONFLICT, "lease on job %s was lost", it->job_id);
+    return rc;
+}
+
 struct submitted_ctx {
     int *cancelled;
     const struct db_outbox_item *it;
@@ -102,14 +115,10 @@ static int submitted_tx(struct db_conn *c, void *arg, struct gw_err *err)
 {
     struct submitted_ctx *x = arg;
     PGresult *res = NULL;
-    const char *rel[] = {x->it->job_id, x->it->action, x->it->lease_owner};
-    int rc = db_exec(&res, c, &release_stmt, rel, err);
+    int owned;
+    int rc = db_outbox_release_on(&owned, c, x->it, err);
     if (rc != GW_OK)
         return rc;
-    int owned = PQntuples(res) == 1;
-    PQclear(res);
-    if (!owned)
-        return gw_err_set(err, GW_ECONFLICT, "lease on job %s was lost", x->it->job_id);
     char attempts[16];
     gw_fmt(attempts, sizeof(attempts), "%d", x->it->attempts);
     const char *mark[] = {x->it->job_id, x->status, x->batch_job_id, x->message_id, attempts};

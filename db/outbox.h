@@ -45,6 +45,11 @@ int db_outbox_retry_later(struct db_pool *pool, const struct db_outbox_item *it,
 int db_outbox_failed(struct db_pool *pool, const struct db_outbox_item *it, const char *reason,
                      struct gw_err *err);
 
+/* Removes the claimed row inside the caller's transaction; GW_ECONFLICT
+ * (and *owned = 0) when the lease was lost to another dispatcher. */
+int db_outbox_release_on(int *owned, struct db_conn *c, const struct db_outbox_item *it,
+                         struct gw_err *err);
+
 /* A cancel action was carried out (or is moot): remove it. */
 int db_outbox_done(struct db_pool *pool, const struct db_outbox_item *it, struct gw_err *err);
 

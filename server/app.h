@@ -13,6 +13,8 @@
 #include "../db/pool.h"
 #include "config.h"
 
+struct srv_executor;
+
 struct srv_app {
     const struct srv_config *cfg;
     struct db_pool *pool;
@@ -23,6 +25,7 @@ struct srv_app {
     char *notify_emails_pg;                /* NULL when no global recipients */
     struct aws_sns_verifier *sns_verifier; /* POST /events/sns */
     struct aws_sns_verifier_opts sns_opts; /* its URL rules, for SubscribeURL too */
+    struct srv_executor *executor;         /* NULL when local jobs do not run here */
 };
 
 #endif

@@ -117,8 +117,8 @@ static void count(const char *target, const char *result, const char *reason)
     srv_metrics_add("mlgw_dispatch_total", labels, 1);
 }
 
-/* The environment contract of API.md plus the job's own env (new). */
-static json_t *job_environment(const struct srv_config *cfg, const json_t *job, const char *region)
+json_t *srv_job_environment(const struct srv_config *cfg, const json_t *job, const char *region,
+                            const char *output_dir)
 {
     json_t *env = json_object();
     const json_t *meta = json_object_get(job, "metadata");
@@ -141,8 +141,9 @@ static json_t *job_environment(const struct srv_config *cfg, const json_t *job, 
                         json_string(jstr(meta, "experiment") ? jstr(meta, "experiment") : ""));
     if (jstr(job, "operation") != NULL)
         json_object_set_new(env, "OPERATION", json_string(jstr(job, "operation")));
-    json_object_set_new(env, "AWS_DEFAULT_REGION", json_string(region));
-    json_object_set_new(env, "ML_OUTPUT_DIR", json_string("/workspace/output"));
+    if (region != NULL)
+        json_object_set_new(env, "AWS_DEFAULT_REGION", json_string(region));
+    json_object_set_new(env, "ML_OUTPUT_DIR", json_string(output_dir));
     json_object_update_missing(env, json_object_get(job, "env"));
     return env;
 }
@@ -248,7 +249,7 @@ static void submit_batch(struct srv_dispatcher *d, const struct db_outbox_item *
             return;
         }
     }
-    json_t *env = job_environment(cfg, job, aws_client_region(d->aws));
+    json_t *env = srv_job_environment(cfg, job, aws_client_region(d->aws), "/workspace/output");
     json_t *tags = json_pack("{s:s}", "mlgw:job-id", jstr(job, "id"));
     const json_t *meta = json_object_get(job, "metadata");
     const char *mk[] = {"user", "project", "experiment"};

@@ -7,6 +7,8 @@
 #ifndef MLGW_DISPATCHER_H
 #define MLGW_DISPATCHER_H
 
+#include <jansson.h>
+
 #include "../aws/transport.h"
 #include "app.h"
 
@@ -23,5 +25,13 @@ void srv_dispatcher_stop(struct srv_dispatcher *d);
  * (≤ 128 of [A-Za-z0-9_-], starting alphanumeric); "mlgw-<id>" without a
  * project. out: 129 bytes. */
 void srv_batch_job_name(char *out, const char *project, const char *job_id);
+
+/* The job's environment contract of API.md (new object): ML_* buckets,
+ * OUTPUT_PREFIX, COMPUTE_TYPE, SCRIPT_KEY, JOB_ID, TRIGGER_*, OPERATION,
+ * AWS_DEFAULT_REGION (when region is not NULL), ML_OUTPUT_DIR = output_dir,
+ * then the job's own env where it does not clash. Batch and the local
+ * executor both use it. */
+json_t *srv_job_environment(const struct srv_config *cfg, const json_t *job, const char *region,
+                            const char *output_dir);
 
 #endif

@@ -23,6 +23,7 @@
 #include "../routes/routes.h"
 #include "app.h"
 #include "dispatcher.h"
+#include "executor.h"
 #include "http.h"
 #include "keys_cmd.h"
 #include "log.h"
@@ -186,6 +187,7 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
     struct aws_creds_provider *creds = NULL;
     struct aws_client *aws = NULL;
     struct srv_dispatcher *dispatcher = NULL;
+    struct srv_executor *executor = NULL;
     struct srv_notifier *notifier = NULL;
     struct srv_app app = {0};
     int status = 1;
@@ -272,6 +274,11 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
         LOG_ERROR("cannot start the dispatchers: %s", err.msg);
         goto cleanup;
     }
+    if (cfg->dispatch_workers > 0) {
+        if (srv_executor_start(&executor, &app, &err) != GW_OK)
+            LOG_ERROR("local jobs will wait: the local executor cannot start: %s", err.msg);
+        app.executor = executor;
+    }
     if (srv_notifier_start(&notifier, &app, aws, &err) != GW_OK) {
         LOG_ERROR("cannot start the notifiers: %s", err.msg);
         goto cleanup;
@@ -311,6 +318,7 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
 
 cleanup:
     srv_http_stop(http);
+    srv_executor_stop(executor);
     srv_dispatcher_stop(dispatcher);
     srv_notifier_stop(notifier);
     srv_worker_stop(janitor);

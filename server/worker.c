@@ -25,17 +25,19 @@ struct srv_worker {
     void *arg;
     int stop;
     int woken;
+    int run_woken; /* the current run was asked for (worker thread only) */
 };
 
 static void *worker_main(void *p)
 {
     struct srv_worker *w = p;
+    int64_t wait_ms = w->interval_ms;
     for (;;) {
         pthread_mutex_lock(&w->mu);
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += (time_t)(w->interval_ms / 1000);
-        until.tv_nsec += (long)(w->interval_ms % 1000) * 1000000L;
+        until.tv_sec += (time_t)(wait_ms / 1000);
+        until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
@@ -44,12 +46,15 @@ static void *worker_main(void *p)
                pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT) {
         }
         int stop = w->stop;
+        w->run_woken = w->woken;
         w->woken = 0;
         pthread_mutex_unlock(&w->mu);
         if (stop)
             break;
-        if (w->fn(w->arg) < 0)
+        int next = w->fn(w->arg);
+        if (next < 0)
             LOG_WARN("worker %s: run failed", w->name);
+        wait_ms = next > 0 ? next : w->interval_ms;
     }
     return NULL;
 }
@@ -101,4 +106,9 @@ void srv_worker_stop(struct srv_worker *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);
+}
+
+int srv_worker_run_was_woken(const struct srv_worker *w)
+{
+    return w->run_woken;
 }

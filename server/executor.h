@@ -1,0 +1,37 @@
+/*
+ * executor.h — the local executor, dispatch "local": jobs run on this
+ * machine through the same job entrypoint as the containers.
+ *
+ * One thread accepts local submits from the outbox into a first-in
+ * first-out queue (RUNNABLE), starts the head whenever its vCPUs, memory
+ * and GPUs fit what is free, supervises the attempts (timeout, cancel,
+ * retries, per-job log files) and reports every state change through
+ * mlgw_apply_job_event with source "local". Each attempt runs in its own
+ * session; a restarted gateway stops what a crashed one left behind before
+ * it retries or fails those jobs ("gateway restarted").
+ */
+#ifndef MLGW_EXECUTOR_H
+#define MLGW_EXECUTOR_H
+
+#include "app.h"
+
+struct srv_executor;
+
+struct srv_executor_capacity {
+    long long vcpus, memory_mib, gpus;
+};
+
+/* Takes the lock of cfg->local_root (one executor per root), detects the
+ * machine's resources and starts the thread. GW_ECONFLICT when another
+ * process holds the root. */
+int srv_executor_start(struct srv_executor **out, struct srv_app *app, struct gw_err *err);
+
+/* What jobs may ask of this executor at most. */
+void srv_executor_capacity(const struct srv_executor *e, struct srv_executor_capacity *out);
+
+/* Stops accepting work, sends SIGTERM to running attempts, waits up to
+ * MLGW_LOCAL_TERM_GRACE (+5 s) for them, records how they ended (retried at
+ * the next start while attempts remain), and releases the root. NULL: no-op. */
+void srv_executor_stop(struct srv_executor *e);
+
+#endif
