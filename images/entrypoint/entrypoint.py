@@ -2,17 +2,21 @@
 """Job entrypoint shared by the job containers (ENTRYPOINT) and the local executor.
 
 It fetches the job's script (``SCRIPT_KEY``) from ``$MLGW_INPUT_DIR`` or
-``s3://$ML_INPUT_BUCKET``, runs it as ``sys.executable script args...`` in its own
+``s3://$ML_INPUT_BUCKET``; on a retried attempt (``MLGW_ATTEMPT`` > 1) restores what an
+earlier attempt published at the output URI into ``ML_OUTPUT_DIR`` (so that the script can
+resume from its checkpoint); runs it as ``sys.executable script args...`` in its own
 process group with its output streamed line by line, forwards SIGTERM/SIGINT to it
 (SIGKILL after ``MLGW_TERM_GRACE`` seconds), then ALWAYS publishes ``ML_OUTPUT_DIR``
 to the output URI with ``manifest.json`` written last, and exits with the script's
 own exit code (128+signal when a signal killed it; 127 when the script could not
-be fetched; 1 when the script succeeded but its outputs could not be published).
+be fetched or an earlier attempt's outputs could not be restored; 1 when the script
+succeeded but its outputs could not be published).
 
 Standard library only; boto3 is imported lazily, and only for s3:// locations.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -54,6 +58,10 @@ class FetchError(Exception):
 
 class PublishError(Exception):
     """The outputs could not be published."""
+
+
+class RestoreError(Exception):
+    """An earlier attempt's outputs could not be restored."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,10 +299,19 @@ def list_outputs(output_dir: str) -> list[tuple[str, str]]:
 
 
 class Destination:
+    """The output URI: where the outputs go, and where a retried attempt finds them again."""
+
     def put_file(self, rel: str, path: str) -> None:
         raise NotImplementedError
 
     def put_manifest(self, body: bytes) -> None:
+        raise NotImplementedError
+
+    def list_files(self) -> list[str]:
+        """The relative paths ('/'-separated) of every file there; [] when there is none."""
+        raise NotImplementedError
+
+    def get_file(self, rel: str, path: str) -> None:
         raise NotImplementedError
 
 
@@ -302,8 +319,13 @@ class FileDestination(Destination):
     def __init__(self, root: str) -> None:
         self.root = root
 
+    def _path(self, rel: str) -> str:
+        return os.path.join(self.root, *rel.split("/"))
+
     def put_file(self, rel: str, path: str) -> None:
-        target = os.path.join(self.root, *rel.split("/"))
+        target = self._path(rel)
+        if os.path.exists(target) and os.path.samefile(path, target):
+            return  # ML_OUTPUT_DIR is the output directory itself
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(path, target)
 
@@ -316,6 +338,20 @@ class FileDestination(Destination):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
+
+    def list_files(self) -> list[str]:
+        found: list[str] = []
+        if not os.path.isdir(self.root):
+            return found
+        for root, _dirs, files in os.walk(self.root):
+            for name in files:
+                path = os.path.join(root, name)
+                if not os.path.islink(path) and os.path.isfile(path):
+                    found.append(os.path.relpath(path, self.root).replace(os.sep, "/"))
+        return sorted(found)
+
+    def get_file(self, rel: str, path: str) -> None:
+        shutil.copyfile(self._path(rel), path)
 
 
 class S3Destination(Destination):
@@ -332,6 +368,24 @@ class S3Destination(Destination):
     def put_manifest(self, body: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.prefix + MANIFEST_NAME, Body=body,
                                ContentType="application/json")
+
+    def list_files(self) -> list[str]:
+        found: list[str] = []
+        request: dict[str, str] = {"Bucket": self.bucket, "Prefix": self.prefix}
+        while True:
+            page = self.client.list_objects_v2(**request)
+            for entry in page.get("Contents", []):
+                key = entry["Key"]
+                if not key.endswith("/"):  # "folder" marker objects hold no file
+                    found.append(key[len(self.prefix):])
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                break
+            request["ContinuationToken"] = token
+        return sorted(found)
+
+    def get_file(self, rel: str, path: str) -> None:
+        self.client.download_file(self.bucket, self.prefix + rel, path)
 
 
 def open_destination(uri: str | None) -> Destination:
@@ -350,21 +404,89 @@ def open_destination(uri: str | None) -> Destination:
     raise PublishError(f"output URI {uri!r}: only file:// and s3:// are supported")
 
 
-def publish(output_dir: str, uri: str | None, manifest: dict[str, Any]) -> None:
-    """Copy/upload every output file, then write the manifest last."""
+def publish(output_dir: str, uri: str | None, manifest: dict[str, Any],
+            unchanged: Mapping[str, str] | None = None) -> None:
+    """Copy/upload every output file, then write the manifest last.
+
+    ``unchanged`` maps the files restored from ``uri`` to their SHA-256: those whose content
+    is still the same are already there and are listed in the manifest without a new copy.
+    """
+    unchanged = unchanged or {}
     try:
         destination = open_destination(uri)
         files = []
+        skipped = 0
         for rel, path in list_outputs(output_dir):
-            files.append({"path": rel, "size": os.path.getsize(path), "sha256": sha256_file(path)})
-            destination.put_file(rel, path)
+            digest = sha256_file(path)
+            files.append({"path": rel, "size": os.path.getsize(path), "sha256": digest})
+            if unchanged.get(rel) == digest:
+                skipped += 1
+            else:
+                destination.put_file(rel, path)
         body = json.dumps({**manifest, "files": files}, indent=2).encode() + b"\n"
         destination.put_manifest(body)
     except PublishError:
         raise
     except Exception as exc:  # OSError, ImportError, botocore errors, ...
         raise PublishError(f"{type(exc).__name__}: {exc}") from exc
-    log(f"published {len(files)} file(s) and {MANIFEST_NAME} to {uri}")
+    note = f" ({skipped} restored and unchanged, not copied again)" if skipped else ""
+    log(f"published {len(files)} file(s) and {MANIFEST_NAME} to {uri}{note}")
+
+
+# --- restoring an earlier attempt's outputs ----------------------------------------------------
+
+
+def plain_relative(rel: str) -> bool:
+    """True for a relative path of named segments: no '', '.', '..', NUL or leading '/'."""
+    if not rel or "\x00" in rel or rel.startswith("/"):
+        return False
+    return all(segment not in ("", ".", "..") for segment in rel.split("/"))
+
+
+def restore(output_dir: str, uri: str | None, restored: dict[str, str]) -> None:
+    """Copy every file an earlier attempt published at ``uri`` (``manifest.json`` aside)
+    into ``output_dir``, adding {relative path: SHA-256} of each to ``restored``.
+
+    Nothing published yet is not an error. Files already in ``output_dir`` are kept: they
+    are this machine's own, at least as new as the published copies. Raises RestoreError
+    when the location cannot be listed or a file cannot be copied.
+    """
+    try:
+        location = open_destination(uri)
+        rels = location.list_files()
+    except PublishError as exc:
+        raise RestoreError(str(exc)) from exc
+    except Exception as exc:  # OSError, ImportError, botocore errors, ...
+        raise RestoreError(f"cannot list {uri}: {type(exc).__name__}: {exc}") from exc
+    rels = [rel for rel in rels
+            if rel != MANIFEST_NAME and not rel.startswith(f"{MANIFEST_NAME}.tmp")]
+    if not rels:
+        log(f"attempt > 1, but nothing was published at {uri} yet: starting afresh")
+        return
+    root = os.path.realpath(output_dir)
+    kept = 0
+    for rel in rels:
+        target = os.path.join(output_dir, *rel.split("/"))
+        if not plain_relative(rel) or os.path.commonpath(
+                [root, os.path.realpath(os.path.dirname(target))]) != root:
+            log(f"not restoring {rel!r}: not a plain path inside ML_OUTPUT_DIR")
+            continue
+        if os.path.lexists(target):
+            kept += 1
+            continue
+        temporary = f"{target}.restore{os.getpid()}"
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            location.get_file(rel, temporary)
+            os.replace(temporary, target)
+        except Exception as exc:  # OSError, botocore errors, ...
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+            message = f"cannot restore {rel} from {uri}: {type(exc).__name__}: {exc}"
+            raise RestoreError(message) from exc
+        restored[rel] = sha256_file(target)
+    note = f"; kept {kept} file(s) already in ML_OUTPUT_DIR" if kept else ""
+    log(f"restored {len(restored)} file(s) an earlier attempt published at {uri}{note}")
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -379,10 +501,13 @@ def main(argv: Sequence[str]) -> int:
     work_dir = tempfile.mkdtemp(prefix="mlgw-job-")
     output_dir = os.path.abspath(config.output_dir or os.path.join(work_dir, "output"))
     error: str | None = None
+    restored: dict[str, str] = {}
     try:
         os.makedirs(output_dir, exist_ok=True)
         script = fetch_script(config, work_dir)
-    except (FetchError, OSError) as exc:
+        if config.attempt > 1:
+            restore(output_dir, config.output_uri, restored)
+    except (FetchError, RestoreError, OSError) as exc:
         error = str(exc)
         exit_code = EXIT_FETCH_FAILED
         log(f"cannot prepare the job: {error}")
@@ -415,7 +540,7 @@ def main(argv: Sequence[str]) -> int:
     if error is not None:
         manifest["error"] = error
     try:
-        publish(output_dir, config.output_uri, manifest)
+        publish(output_dir, config.output_uri, manifest, restored)
     except PublishError as exc:
         log(f"cannot publish the outputs: {exc}")
         if exit_code == 0:

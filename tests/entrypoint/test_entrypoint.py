@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import importlib.util
 import json
 import os
 import queue
@@ -20,6 +21,7 @@ import textwrap
 import threading
 import time
 import unittest
+import unittest.mock
 from typing import Any
 
 ENTRYPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "images",
@@ -365,6 +367,249 @@ class EntrypointTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         manifest = self.manifest()  # ours, valid JSON, written last
         self.assertEqual([f["path"] for f in manifest["files"]], ["a.txt"])
+
+    # --- a retried attempt restores what an earlier one published ---
+
+    def write_published(self, rel: str, content: bytes) -> None:
+        path = os.path.join(self.published, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(content)
+
+    RESUMING_SCRIPT = """
+        import json, os
+        out = os.environ["ML_OUTPUT_DIR"]
+        seen = {}
+        for root, dirs, files in os.walk(out):
+            for name in files:
+                path = os.path.join(root, name)
+                with open(path, "rb") as f:
+                    seen[os.path.relpath(path, out)] = f.read().decode()
+        step = int(seen.get("checkpoint.txt", "step=0").split("=")[1])
+        with open(os.path.join(out, "checkpoint.txt"), "w") as f:
+            f.write(f"step={step + 1}")
+        with open(os.path.join(out, "seen.json"), "w") as f:
+            json.dump(seen, f, sort_keys=True)
+        print(f"attempt {os.environ.get('MLGW_ATTEMPT')} at step {step + 1}")
+    """
+
+    def test_retry_restores_the_published_outputs_before_the_script_runs(self) -> None:
+        self.write_script(self.RESUMING_SCRIPT)
+        first = self.run_entrypoint(MLGW_ATTEMPT="1")
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertEqual(self.read_published("checkpoint.txt"), b"step=1")
+        self.write_published("nested/dir/state.bin", b"\x00\x01state")
+
+        # A retry runs on a fresh machine: an empty ML_OUTPUT_DIR of its own.
+        second = self.run_entrypoint(MLGW_ATTEMPT="2",
+                                     ML_OUTPUT_DIR=os.path.join(self.tmp, "second-output"))
+        self.assertEqual(second.returncode, 0, second.stderr)
+        self.assertIn("attempt 2 at step 2", second.stdout)
+        self.assertIn("restored 3 file(s)", second.stderr)
+        seen = json.loads(self.read_published("seen.json"))
+        # The earlier manifest is not restored: the name is the entrypoint's.
+        self.assertEqual(sorted(seen), ["checkpoint.txt", "nested/dir/state.bin", "seen.json"])
+        self.assertEqual(seen["checkpoint.txt"], "step=1")
+        self.assertEqual(self.read_published("checkpoint.txt"), b"step=2")
+        manifest = self.manifest()
+        self.assertEqual(manifest["attempt"], 2)
+        self.assertEqual(manifest["exit_code"], 0)
+        files = {entry["path"]: entry for entry in manifest["files"]}
+        self.assertEqual(sorted(files), ["checkpoint.txt", "nested/dir/state.bin", "seen.json"])
+        self.assertEqual(files["nested/dir/state.bin"]["sha256"],
+                         hashlib.sha256(b"\x00\x01state").hexdigest())
+
+        third = self.run_entrypoint(MLGW_ATTEMPT="3",
+                                    ML_OUTPUT_DIR=os.path.join(self.tmp, "third-output"))
+        self.assertEqual(third.returncode, 0, third.stderr)
+        self.assertIn("attempt 3 at step 3", third.stdout)
+
+    def test_first_attempt_restores_nothing(self) -> None:
+        self.write_script(self.RESUMING_SCRIPT)
+        self.write_published("checkpoint.txt", b"step=7")
+        result = self.run_entrypoint(MLGW_ATTEMPT="1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(json.loads(self.read_published("seen.json")), {})
+        self.assertEqual(self.read_published("checkpoint.txt"), b"step=1")
+
+    def test_retry_with_nothing_published_starts_afresh(self) -> None:
+        self.write_script(self.RESUMING_SCRIPT)
+        for published in ("missing", "only-a-manifest"):
+            with self.subTest(published=published):
+                shutil.rmtree(self.published, ignore_errors=True)
+                shutil.rmtree(self.output_dir, ignore_errors=True)
+                if published == "only-a-manifest":
+                    self.write_published("manifest.json", b'{"files": []}')
+                result = self.run_entrypoint(MLGW_ATTEMPT="2")
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertIn("nothing was published", result.stderr)
+                self.assertIn("attempt 2 at step 1", result.stdout)
+                self.assertEqual(json.loads(self.read_published("seen.json")), {})
+
+    def test_retry_keeps_files_already_in_the_output_dir(self) -> None:
+        self.write_script(self.RESUMING_SCRIPT)
+        self.write_published("checkpoint.txt", b"step=4")
+        self.write_published("other.txt", b"published")
+        os.makedirs(self.output_dir)
+        with open(os.path.join(self.output_dir, "checkpoint.txt"), "w", encoding="utf-8") as f:
+            f.write("step=5")  # this machine's own, newer than the published copy
+        result = self.run_entrypoint(MLGW_ATTEMPT="2")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("attempt 2 at step 6", result.stdout)
+        self.assertIn("kept 1 file(s)", result.stderr)
+        seen = json.loads(self.read_published("seen.json"))
+        self.assertEqual(seen, {"checkpoint.txt": "step=5", "other.txt": "published"})
+
+    def test_retry_into_the_published_directory_itself(self) -> None:
+        self.write_script(self.RESUMING_SCRIPT)
+        self.write_published("checkpoint.txt", b"step=1")
+        result = self.run_entrypoint(MLGW_ATTEMPT="2", ML_OUTPUT_DIR=self.published)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("attempt 2 at step 2", result.stdout)
+        self.assertEqual(self.read_published("checkpoint.txt"), b"step=2")
+        self.assertEqual(self.manifest()["exit_code"], 0)
+
+    def test_restored_files_left_unchanged_are_not_copied_again(self) -> None:
+        self.write_script("""
+            import os
+            with open(os.path.join(os.environ["ML_OUTPUT_DIR"], "changed.txt"), "w") as f:
+                f.write("new")
+        """)
+        self.write_published("big-checkpoint.bin", b"weights" * 1000)
+        self.write_published("changed.txt", b"old")
+        for rel in ("big-checkpoint.bin", "changed.txt"):
+            os.utime(os.path.join(self.published, rel), (1000, 1000))
+        result = self.run_entrypoint(MLGW_ATTEMPT="2")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("1 restored and unchanged", result.stderr)
+        self.assertEqual(os.stat(os.path.join(self.published, "big-checkpoint.bin")).st_mtime,
+                         1000)
+        self.assertEqual(self.read_published("changed.txt"), b"new")
+        paths = [entry["path"] for entry in self.manifest()["files"]]
+        self.assertEqual(paths, ["big-checkpoint.bin", "changed.txt"])
+
+def load_entrypoint_module() -> Any:
+    spec = importlib.util.spec_from_file_location("mlgw_entrypoint", ENTRYPOINT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeS3Client:
+    """The two S3 calls the restore makes, over a dict of keys, in pages of two keys."""
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+        self.requests: list[dict[str, str]] = []
+
+    def list_objects_v2(self, **request: str) -> dict[str, Any]:
+        self.requests.append(dict(request))
+        keys = sorted(k for k in self.objects if k.startswith(request["Prefix"]))
+        start = int(request.get("ContinuationToken", "0"))
+        page: dict[str, Any] = {"IsTruncated": start + 2 < len(keys)}
+        if keys[start:start + 2]:
+            page["Contents"] = [{"Key": key} for key in keys[start:start + 2]]
+        if page["IsTruncated"]:
+            page["NextContinuationToken"] = str(start + 2)
+        return page
+
+    def download_file(self, bucket: str, key: str, path: str) -> None:
+        assert bucket == "out-bucket"
+        with open(path, "wb") as handle:
+            handle.write(self.objects[key])
+
+
+class RestoreInProcessTest(unittest.TestCase):
+    """The restore's S3 side with a stand-in client (boto3 is not needed), and its failures."""
+
+    def setUp(self) -> None:
+        self.entrypoint = load_entrypoint_module()
+        self.tmp = tempfile.mkdtemp(prefix="mlgw-ep-s3-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+
+    def destination(self, client: FakeS3Client) -> Any:
+        destination = self.entrypoint.S3Destination.__new__(self.entrypoint.S3Destination)
+        destination.bucket = "out-bucket"
+        destination.prefix = "outputs/job-1/"
+        destination.client = client
+        return destination
+
+    def test_lists_every_page_below_the_prefix_without_folder_markers(self) -> None:
+        client = FakeS3Client({
+            "outputs/job-1/a.txt": b"a", "outputs/job-1/dir/": b"", "outputs/job-1/dir/b.txt": b"b",
+            "outputs/job-1/manifest.json": b"{}", "outputs/job-1/z.bin": b"z",
+            "outputs/job-10/other.txt": b"not this job's",
+        })
+        rels = self.destination(client).list_files()
+        self.assertEqual(rels, ["a.txt", "dir/b.txt", "manifest.json", "z.bin"])
+        self.assertEqual(len(client.requests), 3)
+        self.assertEqual(client.requests[1]["ContinuationToken"], "2")
+
+    def test_restores_plain_paths_only_and_never_the_manifest(self) -> None:
+        client = FakeS3Client({
+            "outputs/job-1/checkpoint.pt": b"ckpt", "outputs/job-1/logs/epoch1.txt": b"log",
+            "outputs/job-1/manifest.json": b"{}", "outputs/job-1/../escape.txt": b"x",
+            "outputs/job-1/a//b.txt": b"x", "outputs/job-1/./c.txt": b"x",
+        })
+        destination = self.destination(client)
+        self.entrypoint.open_destination = lambda uri: destination
+        output_dir = os.path.join(self.tmp, "out")
+        os.makedirs(output_dir)
+        restored: dict[str, str] = {}
+        self.entrypoint.restore(output_dir, "s3://out-bucket/outputs/job-1/", restored)
+        self.assertEqual(restored, {
+            "checkpoint.pt": hashlib.sha256(b"ckpt").hexdigest(),
+            "logs/epoch1.txt": hashlib.sha256(b"log").hexdigest(),
+        })
+        found = sorted(os.path.relpath(os.path.join(root, name), self.tmp)
+                       for root, _dirs, files in os.walk(self.tmp) for name in files)
+        self.assertEqual(found, ["out/checkpoint.pt", "out/logs/epoch1.txt"])
+
+    def test_listing_failure_is_a_restore_error(self) -> None:
+        class Failing(FakeS3Client):
+            def list_objects_v2(self, **request: str) -> dict[str, Any]:
+                raise OSError("AccessDenied")
+
+        destination = self.destination(Failing({}))
+        self.entrypoint.open_destination = lambda uri: destination
+        with self.assertRaisesRegex(self.entrypoint.RestoreError, "AccessDenied"):
+            self.entrypoint.restore(self.tmp, "s3://out-bucket/outputs/job-1/", {})
+
+    def test_failed_restore_fails_the_attempt_and_loses_nothing(self) -> None:
+        published = os.path.join(self.tmp, "published")
+        os.makedirs(os.path.join(published, "sub"))
+        for rel, content in (("a.txt", b"a"), ("sub/checkpoint.pt", b"step=9")):
+            with open(os.path.join(published, rel), "wb") as out:
+                out.write(content)
+        input_dir = os.path.join(self.tmp, "input")
+        os.makedirs(input_dir)
+        with open(os.path.join(input_dir, "job.py"), "w", encoding="utf-8") as script:
+            script.write("import sys; sys.exit(0)\n")
+        destination = self.entrypoint.FileDestination(published)
+        copy = destination.get_file
+
+        def failing_on_the_checkpoint(rel: str, path: str) -> None:
+            if rel.endswith(".pt"):
+                raise OSError(5, "Input/output error")
+            copy(rel, path)
+
+        destination.get_file = failing_on_the_checkpoint
+        self.entrypoint.open_destination = lambda uri: destination
+        env = {"SCRIPT_KEY": "job.py", "MLGW_INPUT_DIR": input_dir, "MLGW_ATTEMPT": "2",
+               "ML_OUTPUT_DIR": os.path.join(self.tmp, "out"), "JOB_ID": "job-1",
+               "MLGW_OUTPUT_URI": f"file://{published}/"}
+        with unittest.mock.patch.dict(os.environ, env):
+            code = self.entrypoint.main(["entrypoint.py"])
+        self.assertEqual(code, 127)
+        with open(os.path.join(published, "manifest.json"), encoding="utf-8") as text:
+            manifest = json.load(text)
+        self.assertEqual(manifest["exit_code"], 127)
+        self.assertIn("cannot restore sub/checkpoint.pt", manifest["error"])
+        self.assertIn("Input/output error", manifest["error"])
+        with open(os.path.join(published, "sub", "checkpoint.pt"), "rb") as data:
+            self.assertEqual(data.read(), b"step=9")  # the earlier progress is still there
 
 
 if __name__ == "__main__":
