@@ -1,0 +1,650 @@
+/*
+ * The local executor, end to end: the real gateway runs real Python jobs
+ * through images/entrypoint/entrypoint.py under a private MLGW_LOCAL_ROOT.
+ * Success with outputs and manifest, failure and retries, timeout, cancel
+ * of a running job, GPU slots (MLGW_LOCAL_GPUS=2, three 1-GPU jobs),
+ * first-in first-out order, jobs too big for the machine, kill -9 of the
+ * gateway while jobs run, and notifications on local terminal states.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../harness/harness.h"
+#include "../harness/smtp.h"
+
+static char db[1024], auth[128], root[256];
+static char env_root[300], env_entry[1100], env_python[1100];
+static struct th_gw gw;
+static int gw_running;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static const char *str(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* A job script under <root>/input/jobs/<name>. */
+static void script(const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/input/jobs/%s", root, name);
+    write_file(path, text);
+}
+
+static void setup(void)
+{
+    th_db_create(db, sizeof(db), NULL);
+    char key[96];
+    th_key_create(key, sizeof(key), db, "writer", "jobs:read,jobs:write");
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+    snprintf(root, sizeof(root), "/tmp/mlgw-local-XXXXXX");
+    cr_assert(mkdtemp(root) != NULL);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/input", root);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/input/jobs", root);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    snprintf(env_root, sizeof(env_root), "MLGW_LOCAL_ROOT=%s", root);
+    snprintf(env_entry, sizeof(env_entry), "MLGW_LOCAL_ENTRYPOINT=%s",
+             th_source_path("images/entrypoint/entrypoint.py"));
+    const char *venv = getenv("MLGW_VENV");
+    snprintf(env_python, sizeof(env_python), "MLGW_LOCAL_PYTHON=%s%s", venv && *venv ? venv : "",
+             venv && *venv ? "/bin/python" : "python3");
+    gw_running = 0;
+}
+
+static void teardown(void)
+{
+    if (gw_running)
+        cr_expect_eq(th_gw_stop(&gw, SIGTERM, 30), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(local, .init = setup, .fini = teardown);
+
+/* The gateway with the executor on; more: extra NAME=VALUE settings. */
+static void start_gateway(const char *const *more)
+{
+    const char *env[24] = {env_root,
+                           env_entry,
+                           env_python,
+                           "MLGW_LOCAL_TERM_GRACE=1",
+                           "MLGW_LOCAL_VCPUS=8",
+                           "MLGW_LOCAL_MEMORY=8192",
+                           "MLGW_LOCAL_GPUS=0",
+                           "MLGW_DISPATCH_POLL_MS=200"};
+    size_t k = 8;
+    for (size_t i = 0; more != NULL && more[i] != NULL && k < 23; i++)
+        env[k++] = more[i];
+    env[k] = NULL;
+    th_gw_start(&gw, db, env);
+    gw_running = 1;
+}
+
+static void submit(char id[37], const char *body)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s/jobs", gw.base);
+    const char *h[] = {"Content-Type: application/json", auth, NULL};
+    struct th_resp r;
+    th_http(&r, "POST", url, h, body, strlen(body));
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    json_t *j = th_resp_json(&r);
+    cr_assert_str_eq(str(j, "dispatch"), "local");
+    snprintf(id, 37, "%s", str(j, "id"));
+    json_decref(j);
+    th_resp_dispose(&r);
+}
+
+static json_t *get_job(const char *id)
+{
+    char url[160];
+    snprintf(url, sizeof(url), "%s/jobs/%s", gw.base, id);
+    const char *h[] = {auth, NULL};
+    struct th_resp r;
+    th_http(&r, "GET", url, h, NULL, 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = th_resp_json(&r);
+    th_resp_dispose(&r);
+    return j;
+}
+
+/* Polls the job until its status is one of want ("A|B"); returns it. */
+static json_t *wait_job(const char *id, const char *want, int timeout_s)
+{
+    int64_t tries = (int64_t)timeout_s * 10;
+    for (int64_t i = 0; i < tries; i++) {
+        json_t *j = get_job(id);
+        char needle[40];
+        snprintf(needle, sizeof(needle), "|%s|", str(j, "status"));
+        char set[200];
+        snprintf(set, sizeof(set), "|%s|", want);
+        if (strstr(set, needle) != NULL)
+            return j;
+        json_decref(j);
+        sleep_ms(100);
+    }
+    json_t *j = get_job(id);
+    cr_assert_fail("job %s is %s after %d s, not %s (reason: %s)", id, str(j, "status"),
+                   timeout_s, want, str(j, "status_reason"));
+    return NULL;
+}
+
+/* Waits until path exists (a script's "I am running" marker). */
+static void wait_file(const char *path, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 20; i++) {
+        if (access(path, F_OK) == 0)
+            return;
+        sleep_ms(50);
+    }
+    cr_assert_fail("%s did not appear in %d s", path, timeout_s);
+}
+
+static long pid_in(const char *path)
+{
+    char *s = read_file(path);
+    cr_assert(s != NULL, "%s", path);
+    long pid = strtol(s, NULL, 10);
+    free(s);
+    return pid;
+}
+
+static int alive(long pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/* Waits up to timeout_s for pid to be gone. */
+static int gone_within(long pid, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 20; i++) {
+        if (!alive(pid))
+            return 1;
+        sleep_ms(50);
+    }
+    return 0;
+}
+
+/* Does the job's history hold status from source, applied? */
+static int has_history(const json_t *job, const char *status, const char *reason_part)
+{
+    size_t i;
+    const json_t *h;
+    json_array_foreach(json_object_get(job, "history"), i, h)
+    {
+        if (strcmp(str(h, "status"), status) == 0 && strcmp(str(h, "source"), "local") == 0 &&
+            json_is_true(json_object_get(h, "applied")) &&
+            (reason_part == NULL ||
+             (str(h, "reason") != NULL && strstr(str(h, "reason"), reason_part) != NULL)))
+            return 1;
+    }
+    return 0;
+}
+
+static const char *const running_script =
+    "import os, sys, time\n"
+    "d = os.environ['MARK_DIR']\n"
+    "open(os.path.join(d, 'pid-' + os.environ['MLGW_ATTEMPT']), 'w').write(str(os.getpid()))\n"
+    "if os.environ.get('FINISH_ON_ATTEMPT') == os.environ['MLGW_ATTEMPT']:\n"
+    "    open(os.path.join(os.environ['ML_OUTPUT_DIR'], 'done.txt'), 'w').write('ok')\n"
+    "    sys.exit(0)\n"
+    "if os.environ.get('IGNORE_TERM'):\n"
+    "    import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('running', flush=True)\n"
+    "time.sleep(3600)\n";
+
+/* ---- success, failure, retries ---------------------------------------------- */
+
+Test(local, success_publishes_outputs_manifest_and_log)
+{
+    script("hello.py", "import json, os, sys\n"
+                       "print('hello', sys.argv[1:], os.environ['COMPUTE_TYPE'], flush=True)\n"
+                       "print('to stderr', file=sys.stderr)\n"
+                       "out = os.environ['ML_OUTPUT_DIR']\n"
+                       "os.makedirs(os.path.join(out, 'sub'))\n"
+                       "open(os.path.join(out, 'result.txt'), 'w').write('42\\n')\n"
+                       "open(os.path.join(out, 'sub', 'env.json'), 'w').write(json.dumps(\n"
+                       "    {k: os.environ.get(k) for k in ('JOB_ID', 'SCRIPT_KEY', "
+                       "'TRIGGER_USER', 'CUDA_VISIBLE_DEVICES', 'DATABASE_URL', 'MLGW_ATTEMPT', "
+                       "'GREETING')}))\n");
+    start_gateway(NULL);
+    char id[37];
+    submit(id, "{\"script_key\": \"jobs/hello.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+               "\"memory\": 64, \"args\": [\"--epochs\", \"2\"], \"env\": {\"GREETING\": \"hi\"}, "
+               "\"metadata\": {\"user\": \"ann\"}}");
+    json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 1);
+    cr_assert(str(j, "started_at") != NULL && str(j, "stopped_at") != NULL);
+    cr_assert(has_history(j, "RUNNABLE", NULL) && has_history(j, "RUNNING", NULL) &&
+              has_history(j, "SUCCEEDED", NULL));
+    char expect_uri[400];
+    snprintf(expect_uri, sizeof(expect_uri), "file://%s/output/jobs/%s/", root, id);
+    cr_assert_str_eq(str(j, "output_uri"), expect_uri);
+    json_decref(j);
+
+    char path[600];
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/result.txt", root, id);
+    char *s = read_file(path);
+    cr_assert(s != NULL && strcmp(s, "42\n") == 0, "%s", s ? s : "(missing)");
+    free(s);
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/sub/env.json", root, id);
+    json_t *env = json_load_file(path, 0, NULL);
+    cr_assert(env != NULL);
+    cr_assert_str_eq(str(env, "JOB_ID"), id);
+    cr_assert_str_eq(str(env, "SCRIPT_KEY"), "jobs/hello.py");
+    cr_assert_str_eq(str(env, "TRIGGER_USER"), "ann");
+    cr_assert_str_eq(str(env, "CUDA_VISIBLE_DEVICES"), "", "a CPU job sees no GPU");
+    cr_assert_str_eq(str(env, "MLGW_ATTEMPT"), "1");
+    cr_assert_str_eq(str(env, "GREETING"), "hi");
+    cr_assert(json_is_null(json_object_get(env, "DATABASE_URL")), "no gateway secrets");
+    json_decref(env);
+
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/manifest.json", root, id);
+    json_t *m = json_load_file(path, 0, NULL);
+    cr_assert(m != NULL, "manifest.json");
+    cr_assert_str_eq(str(m, "job_id"), id);
+    cr_assert_eq(json_integer_value(json_object_get(m, "exit_code")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(m, "attempt")), 1);
+    const json_t *files = json_object_get(m, "files");
+    cr_assert_eq(json_array_size(files), 2);
+    cr_assert_str_eq(str(json_array_get(files, 0), "path"), "result.txt");
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(files, 0), "size")), 3);
+    cr_assert_str_eq(str(json_array_get(files, 0), "sha256"),
+                     "084c799cd551dd1d8d5c5f9a5d593b2e931f5e36122ee5c793c1d08a19839cc0");
+    json_decref(m);
+
+    snprintf(path, sizeof(path), "%s/logs/%s.log", root, id);
+    s = read_file(path);
+    cr_assert(s != NULL, "the job's log file");
+    cr_assert(strstr(s, "Z hello ['--epochs', '2'] cpu\n") != NULL, "%s", s);
+    cr_assert(strstr(s, "Z to stderr\n") != NULL, "%s", s);
+    cr_assert(strstr(s, "exited with code 0") != NULL, "%s", s);
+    free(s);
+    snprintf(path, sizeof(path), "%s/work/%s", root, id);
+    cr_assert_neq(access(path, F_OK), 0, "the attempt's work directory is removed");
+}
+
+Test(local, failure_records_exit_code_and_retries_while_attempts_remain)
+{
+    script("fail.py", "import os, sys\n"
+                      "print('attempt', os.environ['MLGW_ATTEMPT'], flush=True)\n"
+                      "sys.exit(3)\n");
+    script("flaky.py", "import os, sys\n"
+                       "sys.exit(0 if os.environ['MLGW_ATTEMPT'] == '2' else 5)\n");
+    start_gateway(NULL);
+    char once[37], twice[37], flaky[37];
+    submit(once, "{\"script_key\": \"jobs/fail.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+                 "\"memory\": 64}");
+    submit(twice, "{\"script_key\": \"jobs/fail.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+                  "\"memory\": 64, \"max_attempts\": 2}");
+    submit(flaky, "{\"script_key\": \"jobs/flaky.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+                  "\"memory\": 64, \"max_attempts\": 3}");
+    json_t *j = wait_job(once, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 1);
+    cr_assert(strstr(str(j, "status_reason"), "exited with code 3") != NULL, "%s",
+              str(j, "status_reason"));
+    json_decref(j);
+
+    j = wait_job(twice, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
+    cr_assert(has_history(j, "RUNNABLE", "attempt 1 of 2 exited with code 3; retrying"));
+    json_decref(j);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/logs/%s.log", root, twice);
+    char *s = read_file(path);
+    cr_assert(s != NULL && strstr(s, "attempt 1\n") && strstr(s, "attempt 2\n"), "%s", s);
+    free(s);
+
+    j = wait_job(flaky, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 0);
+    json_decref(j);
+}
+
+Test(local, a_job_larger_than_the_machine_fails_with_the_reason)
+{
+    start_gateway(NULL);
+    char id[37];
+    submit(id, "{\"script_key\": \"jobs/none.py\", \"compute_type\": \"gpu\", \"gpus\": 1, "
+               "\"vcpus\": 1, \"memory\": 64}");
+    json_t *j = wait_job(id, "FAILED", 30);
+    cr_assert(strstr(str(j, "status_reason"), "asks for 1 GPUs; this machine offers 0") != NULL,
+              "%s", str(j, "status_reason"));
+    json_decref(j);
+}
+
+Test(local, a_missing_script_fails_with_the_entrypoints_code)
+{
+    start_gateway(NULL);
+    char id[37];
+    submit(id, "{\"script_key\": \"jobs/missing.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+               "\"memory\": 64}");
+    json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 127);
+    json_decref(j);
+}
+
+/* ---- stopping attempts ------------------------------------------------------- */
+
+Test(local, timeout_terminates_the_process_group)
+{
+    script("hang.py", running_script);
+    char mark[300];
+    snprintf(mark, sizeof(mark), "%s/marks", root);
+    cr_assert_eq(mkdir(mark, 0755), 0);
+    start_gateway(NULL);
+    char id[37], body[600];
+    /* The script ignores SIGTERM: only the SIGKILL after the grace ends it. */
+    snprintf(body, sizeof(body),
+             "{\"script_key\": \"jobs/hang.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+             "\"memory\": 64, \"timeout_seconds\": 60, \"max_attempts\": 3, \"env\": "
+             "{\"MARK_DIR\": \"%s\", \"IGNORE_TERM\": \"1\"}}",
+             mark);
+    submit(id, body);
+    char pidfile[400];
+    snprintf(pidfile, sizeof(pidfile), "%s/pid-1", mark);
+    wait_file(pidfile, 30);
+    long pid = pid_in(pidfile);
+    json_t *j = wait_job(id, "SUCCEEDED|FAILED|CANCELLED", 120);
+    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert(strstr(str(j, "status_reason"), "timed out after 60 s") != NULL, "%s",
+              str(j, "status_reason"));
+    cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 1, "a timeout is not retried");
+    json_decref(j);
+    cr_assert(gone_within(pid, 5), "the script (pid %ld) was killed", pid);
+}
+
+Test(local, cancel_stops_a_running_job)
+{
+    script("hang.py", running_script);
+    char mark[300];
+    snprintf(mark, sizeof(mark), "%s/marks", root);
+    cr_assert_eq(mkdir(mark, 0755), 0);
+    start_gateway(NULL);
+    char id[37], body[600];
+    snprintf(body, sizeof(body),
+             "{\"script_key\": \"jobs/hang.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+             "\"memory\": 64, \"env\": {\"MARK_DIR\": \"%s\"}}",
+             mark);
+    submit(id, body);
+    char pidfile[400];
+    snprintf(pidfile, sizeof(pidfile), "%s/pid-1", mark);
+    wait_file(pidfile, 30);
+    long pid = pid_in(pidfile);
+    json_decref(wait_job(id, "RUNNING", 10));
+    cr_assert(alive(pid));
+
+    char url[160];
+    snprintf(url, sizeof(url), "%s/jobs/%s/cancel", gw.base, id);
+    const char *h[] = {auth, NULL};
+    struct th_resp r;
+    th_http(&r, "POST", url, h, NULL, 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    json_t *j = th_resp_json(&r);
+    cr_assert_str_eq(str(j, "status"), "CANCELLED");
+    json_decref(j);
+    th_resp_dispose(&r);
+    cr_assert(gone_within(pid, 10), "the script (pid %ld) was stopped", pid);
+
+    /* The process tree is gone and the job stays CANCELLED; cancelling again is 409. */
+    sleep_ms(500);
+    j = get_job(id);
+    cr_assert_str_eq(str(j, "status"), "CANCELLED");
+    json_decref(j);
+    th_http(&r, "POST", url, h, NULL, 0);
+    cr_assert_eq(r.status, 409, "%s", r.body);
+    th_resp_dispose(&r);
+}
+
+/* ---- scheduling ---------------------------------------------------------------- */
+
+Test(local, two_gpus_three_one_gpu_jobs)
+{
+    /* Each job appends "start|end <time> <CUDA_VISIBLE_DEVICES> <job>" lines. */
+    char trace[300];
+    snprintf(trace, sizeof(trace), "%s/trace.txt", root);
+    char text[1200];
+    snprintf(text, sizeof(text),
+             "import os, time\n"
+             "def note(what):\n"
+             "    with open('%s', 'a') as f:\n"
+             "        f.write('%%s %%.6f %%s %%s\\n' %% (what, time.time(), "
+             "os.environ['CUDA_VISIBLE_DEVICES'], os.environ['JOB_ID']))\n"
+             "note('start')\n"
+             "time.sleep(1.5)\n"
+             "note('end')\n",
+             trace);
+    script("gpu.py", text);
+    const char *more[] = {"MLGW_LOCAL_GPUS=2", NULL};
+    start_gateway(more);
+    char ids[3][37];
+    for (int i = 0; i < 3; i++)
+        submit(ids[i], "{\"script_key\": \"jobs/gpu.py\", \"compute_type\": \"gpu\", \"gpus\": 1, "
+                       "\"vcpus\": 1, \"memory\": 64}");
+    for (int i = 0; i < 3; i++) {
+        json_t *j = wait_job(ids[i], "SUCCEEDED|FAILED", 60);
+        cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+        json_decref(j);
+    }
+    char *s = read_file(trace);
+    cr_assert(s != NULL);
+    /* Replay the events in time order: never two jobs on one GPU, never
+     * three at once, and every job on GPU 0 or 1 alone. */
+    struct ev {
+        int start;
+        double t;
+        char gpu[16], job[40];
+    } evs[6];
+    int n = 0;
+    for (char *line = strtok(s, "\n"); line != NULL && n < 6; line = strtok(NULL, "\n")) {
+        char what[8];
+        cr_assert_eq(sscanf(line, "%7s %lf %15s %39s", what, &evs[n].t, evs[n].gpu, evs[n].job),
+                     4, "%s", line);
+        evs[n].start = strcmp(what, "start") == 0;
+        n++;
+    }
+    free(s);
+    cr_assert_eq(n, 6);
+    for (int a = 0; a < n; a++)
+        for (int b = a + 1; b < n; b++)
+            if (evs[b].t < evs[a].t) {
+                struct ev tmp = evs[a];
+                evs[a] = evs[b];
+                evs[b] = tmp;
+            }
+    int busy[2] = {0, 0}, running = 0, most = 0;
+    for (int i = 0; i < n; i++) {
+        cr_assert(strcmp(evs[i].gpu, "0") == 0 || strcmp(evs[i].gpu, "1") == 0,
+                  "one GPU per job, got '%s'", evs[i].gpu);
+        int g = evs[i].gpu[0] - '0';
+        if (evs[i].start) {
+            cr_assert_eq(busy[g], 0, "two jobs on GPU %d at once", g);
+            busy[g] = 1;
+            running++;
+        } else {
+            busy[g] = 0;
+            running--;
+        }
+        most = running > most ? running : most;
+    }
+    cr_assert_eq(most, 2, "two jobs at once at most, and two did run together");
+    /* The third waited as RUNNABLE for a free GPU. */
+    json_t *third = get_job(ids[2]);
+    cr_assert(has_history(third, "RUNNABLE", "waiting for local resources"));
+    json_decref(third);
+}
+
+Test(local, jobs_start_first_in_first_out)
+{
+    char trace[300];
+    snprintf(trace, sizeof(trace), "%s/order.txt", root);
+    char text[600];
+    snprintf(text, sizeof(text),
+             "import os, sys, time\n"
+             "open('%s', 'a').write(sys.argv[1] + '\\n')\n"
+             "time.sleep(0.3)\n",
+             trace);
+    script("order.py", text);
+    const char *more[] = {"MLGW_LOCAL_VCPUS=2", NULL};
+    start_gateway(more);
+    char ids[5][37];
+    /* A 2-vCPU job first: the 1-vCPU ones behind it must not overtake it. */
+    submit(ids[0], "{\"script_key\": \"jobs/order.py\", \"compute_type\": \"cpu\", \"vcpus\": 2, "
+                   "\"memory\": 64, \"args\": [\"0\"]}");
+    for (int i = 1; i < 5; i++) {
+        char body[300];
+        snprintf(body, sizeof(body),
+                 "{\"script_key\": \"jobs/order.py\", \"compute_type\": \"cpu\", \"vcpus\": %d, "
+                 "\"memory\": 64, \"args\": [\"%d\"]}",
+                 i == 3 ? 2 : 1, i);
+        submit(ids[i], body);
+    }
+    for (int i = 0; i < 5; i++)
+        json_decref(wait_job(ids[i], "SUCCEEDED", 60));
+    char *s = read_file(trace);
+    cr_assert(s != NULL);
+    /* 0 alone; 1 and 2 together (either order); 3 alone after both; then 4. */
+    cr_assert(strcmp(s, "0\n1\n2\n3\n4\n") == 0 || strcmp(s, "0\n2\n1\n3\n4\n") == 0, "%s", s);
+    free(s);
+}
+
+/* ---- crash safety --------------------------------------------------------------- */
+
+Test(local, kill_9_of_the_gateway_while_jobs_run)
+{
+    script("hang.py", running_script);
+    char mark[300];
+    snprintf(mark, sizeof(mark), "%s/marks", root);
+    cr_assert_eq(mkdir(mark, 0755), 0);
+    char mark2[320];
+    snprintf(mark2, sizeof(mark2), "%s/marks2", root);
+    cr_assert_eq(mkdir(mark2, 0755), 0);
+    const char *more[] = {"MLGW_LOCAL_VCPUS=2", NULL};
+    start_gateway(more);
+    char once[37], retried[37], queued[37], body[700];
+    snprintf(body, sizeof(body),
+             "{\"script_key\": \"jobs/hang.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+             "\"memory\": 64, \"env\": {\"MARK_DIR\": \"%s\"}}",
+             mark);
+    submit(once, body);
+    snprintf(body, sizeof(body),
+             "{\"script_key\": \"jobs/hang.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+             "\"memory\": 64, \"max_attempts\": 2, \"env\": {\"MARK_DIR\": \"%s\", "
+             "\"FINISH_ON_ATTEMPT\": \"2\"}}",
+             mark2);
+    submit(retried, body);
+    char p1[400], p2[400];
+    snprintf(p1, sizeof(p1), "%s/pid-1", mark);
+    snprintf(p2, sizeof(p2), "%s/pid-1", mark2);
+    wait_file(p1, 30);
+    wait_file(p2, 30);
+    long pid1 = pid_in(p1), pid2 = pid_in(p2);
+    /* Both vCPUs are taken: this one waits in the queue. */
+    submit(queued, "{\"script_key\": \"jobs/none.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+                   "\"memory\": 64}");
+    json_decref(wait_job(queued, "RUNNABLE", 10));
+
+    cr_assert_eq(kill(gw.pid, SIGKILL), 0);
+    cr_assert_eq(th_gw_stop(&gw, SIGKILL, 10), 128 + SIGKILL);
+    gw_running = 0;
+    start_gateway(more);
+
+    json_t *j = wait_job(once, "FAILED|SUCCEEDED", 30);
+    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert(strstr(str(j, "status_reason"), "gateway restarted") != NULL, "%s",
+              str(j, "status_reason"));
+    json_decref(j);
+    cr_assert(gone_within(pid1, 10), "the first gateway's attempt (pid %ld) is gone", pid1);
+
+    j = wait_job(retried, "SUCCEEDED|FAILED", 30);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
+    cr_assert(has_history(j, "RUNNABLE", "gateway restarted during attempt 1 of 2; retrying"));
+    json_decref(j);
+    cr_assert(!alive(pid2), "attempt 1 (pid %ld) ended before attempt 2 ran", pid2);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/done.txt", root, retried);
+    cr_assert_eq(access(path, F_OK), 0, "attempt 2 published its output");
+
+    /* The queued job was not lost: it ran after the restart. */
+    j = wait_job(queued, "SUCCEEDED|FAILED", 30);
+    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 127, "it ran (no script)");
+    json_decref(j);
+}
+
+/* ---- notifications ---------------------------------------------------------------- */
+
+Test(local, terminal_states_notify)
+{
+    struct th_smtp smtp;
+    th_smtp_start(&smtp, NULL, 0);
+    script("ok.py", "print('fine')\n");
+    script("bad.py", "import sys; sys.exit(9)\n");
+    char env_smtp[96];
+    snprintf(env_smtp, sizeof(env_smtp), "MLGW_SMTP_URL=%s", smtp.url);
+    const char *more[] = {env_smtp, "MLGW_SMTP_TLS=off", "MLGW_NOTIFY_RETRY_BASE_MS=100", NULL};
+    start_gateway(more);
+    char ok[37], bad[37];
+    submit(ok, "{\"script_key\": \"jobs/ok.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+               "\"memory\": 64, \"notify\": {\"emails\": [\"ok@ml.example\"]}}");
+    submit(bad, "{\"script_key\": \"jobs/bad.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+                "\"memory\": 64, \"notify\": {\"emails\": [\"bad@ml.example\"]}}");
+    json_decref(wait_job(ok, "SUCCEEDED", 60));
+    json_decref(wait_job(bad, "FAILED", 60));
+    for (int i = 0; i < 200 && (th_smtp_count(&smtp, "ok@ml.example") < 1 ||
+                                th_smtp_count(&smtp, "bad@ml.example") < 1);
+         i++)
+        sleep_ms(50);
+    cr_assert_eq(th_smtp_count(&smtp, "ok@ml.example"), 1);
+    cr_assert_eq(th_smtp_count(&smtp, "bad@ml.example"), 1);
+    char *m = th_smtp_message(&smtp, "ok@ml.example");
+    cr_assert(m != NULL && strstr(m, ok) != NULL && strstr(m, "SUCCEEDED") != NULL, "%s", m);
+    free(m);
+    m = th_smtp_message(&smtp, "bad@ml.example");
+    cr_assert(m != NULL && strstr(m, bad) != NULL && strstr(m, "FAILED") != NULL, "%s", m);
+    free(m);
+    th_smtp_stop(&smtp);
+}
