@@ -58,6 +58,7 @@ bench: build
 	@bench/run.sh
 	@bench/sigv4.sh | tee bench/results/sigv4-latest.txt
 	@bench/events.sh
+	@bench/local.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -26,12 +26,21 @@
       print "tps p50_ms p99_ms transactions" from pgbench's output and its
       per-transaction logs (-l --log-prefix), or fail when any transaction
       failed.
+  bench.py local BASE_URL API_KEY JOBS DATABASE_URL
+      POST JOBS local jobs (jobs/noop.py) one at a time, each after the
+      previous one ended; print "p50 p99" of started_at - created_at (from
+      the database), of POST -> 202, and of POST -> RUNNING seen by polling,
+      all in ms. Fails when a job does not succeed.
 """
 import glob
+import http.client
 import json
 import re
 import statistics
+import subprocess
 import sys
+import time
+import urllib.parse
 
 MACRO = "JOB_INSERT_CTE"
 
@@ -221,6 +230,58 @@ def medians(path):
     print(" ".join(f.format(v) for f, v in zip(fmt, cols)), f"{post_ratio:.2f} {get_ratio:.2f}")
 
 
+def local(base, key, jobs, db_url):
+    u = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    auth = {"Authorization": f"Bearer {key}"}
+    body = json.dumps({"script_key": "jobs/noop.py", "compute_type": "cpu", "vcpus": 1,
+                       "memory": 64, "dispatch": "local"})
+
+    def call(method, path, payload=None):
+        headers = dict(auth)
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=payload, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+
+    ids, ack, seen = [], [], []
+    for _ in range(jobs):
+        t0 = time.perf_counter()
+        status, job = call("POST", "/jobs", body)
+        t1 = time.perf_counter()
+        if status != 202:
+            die(f"POST /jobs answered {status}: {job}")
+        ids.append(job["id"])
+        ack.append((t1 - t0) * 1000)
+        deadline = t0 + 30
+        while True:
+            status, job = call("GET", f"/jobs/{ids[-1]}")
+            if job["status"] not in ("QUEUED", "RUNNABLE"):
+                seen.append((time.perf_counter() - t0) * 1000)
+                break
+            if time.perf_counter() > deadline:
+                die(f"job {ids[-1]} did not start in 30 s")
+            time.sleep(0.002)
+        while job["status"] not in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            if time.perf_counter() > deadline:
+                die(f"job {ids[-1]} did not end in 30 s")
+            time.sleep(0.02)
+            status, job = call("GET", f"/jobs/{ids[-1]}")
+        if job["status"] != "SUCCEEDED":
+            die(f"job {ids[-1]} is {job['status']}: {job.get('status_reason')}")
+    sql = ("SELECT extract(epoch FROM started_at - created_at) * 1000 FROM jobs "
+           "WHERE dispatch = 'local' AND started_at IS NOT NULL")
+    out = subprocess.run(["psql", db_url, "-X", "-t", "-A", "-c", sql], check=True,
+                         capture_output=True, text=True).stdout
+    start = sorted(float(x) for x in out.split())
+    if len(start) != jobs:
+        die(f"{len(start)} of {jobs} jobs have a start time")
+    ack.sort()
+    seen.sort()
+    print(" ".join(f"{percentile(v, p):.2f}" for v in (start, ack, seen) for p in (50, 99)))
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "insert-sql":
         print(insert_sql(argv[2])[0])
@@ -237,6 +298,8 @@ def main(argv):
         medians(argv[2])
     elif len(argv) == 4 and argv[1] == "pgbench":
         pgbench(argv[2], argv[3])
+    elif len(argv) == 6 and argv[1] == "local":
+        local(argv[2], argv[3], int(argv[4]), argv[5])
     else:
         sys.exit(__doc__)
 

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# local.sh — the local executor's accept → start latency: POST /jobs (dispatch
+# local) one job at a time to the release gateway on a private PostgreSQL with
+# fsync on, and for each job take started_at − created_at from the database:
+# from the transaction that accepted the job to the moment the executor's
+# fork of the job entrypoint returned (the interpreter's own start-up is not
+# counted). Also the 202's round trip and the whole POST → child running
+# time as the client sees it. Writes bench/results/local-latest.md.
+# Goal: p50 ≤ 20 ms.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${BENCH_LOCAL_JOBS:-200}
+dir=build/bench-local
+gw=build/ml-gateway
+mkdir -p "$dir" bench/results
+[[ -x "$gw" ]] || { echo "local.sh: build first (make)" >&2; exit 1; }
+
+gw_pid=""
+cleanup() {
+  [[ -n "$gw_pid" ]] && kill "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null
+  deploy/local/pg.sh stop "$dir/pg" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+MLGW_PG_FAST=0 deploy/local/pg.sh start "$dir/pg"
+admin=$(cat "$dir/pg/url")
+psql "$admin" -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS local" -c "CREATE DATABASE local"
+url=${admin%/mlgw}/local
+rm -rf "$dir/root"
+mkdir -p "$dir/root/input/jobs"
+# The job itself does nothing: what is measured ends before it runs.
+printf 'pass\n' >"$dir/root/input/jobs/noop.py"
+export DATABASE_URL=$url MLGW_LOG_LEVEL=warn MLGW_NOTIFY_WORKERS=0 \
+  MLGW_LOCAL_ROOT=$PWD/$dir/root MLGW_LOCAL_VCPUS=64 MLGW_LOCAL_MEMORY=65536 MLGW_LOCAL_GPUS=0
+"$gw" migrate 2>"$dir/migrate.log"
+key=$("$gw" keys create --name bench --scopes jobs:read,jobs:write 2>/dev/null)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+MLGW_LISTEN=127.0.0.1:$port "$gw" 2>"$dir/gateway.log" &
+gw_pid=$!
+for _ in $(seq 1 100); do
+  curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" && break
+  sleep 0.1
+done
+
+python3 bench/bench.py local "http://127.0.0.1:$port" "$key" "$n" "$url" >"$dir/result.txt"
+read -r p50 p99 ack50 ack99 seen50 seen99 < "$dir/result.txt"
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$gw_pid/status")
+verdict=missed
+python3 -c "import sys; sys.exit(0 if float('$p50') <= 20 else 1)" && verdict=met
+
+out=bench/results/local-latest.md
+{
+  echo "# ml-gateway local executor: accept → start — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo
+  echo "Host: \`$(uname -srm)\`, $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)."
+  echo "PostgreSQL $(psql "$url" -X -t -A -c 'SHOW server_version') with fsync on; release gateway, logs at warn."
+  echo "$n jobs (\`dispatch: local\`, a script that does nothing), posted one at a time, each after the previous one ended."
+  echo
+  echo "| | p50 (ms) | p99 (ms) |"
+  echo "|---|---:|---:|"
+  echo "| **accept → child started** (started_at − created_at, in the database) | **$p50** | $p99 |"
+  echo "| POST /jobs → 202 (client) | $ack50 | $ack99 |"
+  echo "| POST /jobs → RUNNING seen by polling GET /jobs/{id} every 2 ms (client) | $seen50 | $seen99 |"
+  echo
+  echo "Gateway peak RSS: $(awk "BEGIN {printf \"%.1f\", $rss / 1024}") MiB. Goal: accept → started p50 ≤ 20 ms: **$verdict**."
+} >"$out"
+cat "$out"
