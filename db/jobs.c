@@ -280,8 +280,8 @@ static const struct db_stmt cancel_stmt = {
     2};
 
 /* Wakes the local executors: one of them stops the job's processes. */
-static const struct db_stmt wake_local_stmt = {
-    "job_cancel_wake_local", "SELECT pg_notify('mlgw_outbox', 'cancel')", 0};
+static const struct db_stmt wake_local_stmt = {"job_cancel_wake_local",
+                                               "SELECT pg_notify('mlgw_outbox', 'cancel')", 0};
 
 static const struct db_stmt status_stmt = {
     "job_status", "SELECT status, batch_job_id IS NOT NULL FROM jobs WHERE id = $1", 1};

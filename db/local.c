@@ -36,7 +36,7 @@ static int accept_tx(struct db_conn *c, void *arg, struct gw_err *err)
     PQclear(res);
     if (!*x->accepted || strcmp(x->it->action, "submit") != 0)
         return GW_OK;
-    struct db_job_event_result r;
+    struct db_job_event_result r = {0};
     return db_job_event_apply_on(&r, c, x->ev, err);
 }
 

@@ -43,9 +43,9 @@ enum {
     MAX_GPUS = 64,
     LINE_MAX_BYTES = 16384,
     INTAKE_BATCH = 64,
-    TICK_MS = 50,          /* while attempts run: reap, logs, deadlines */
+    TICK_MS = 50,           /* while attempts run: reap, logs, deadlines */
     CANCEL_CHECK_MS = 1000, /* without a notification: how often cancellations are looked for */
-    KILL_MARGIN_S = 5,     /* after the entrypoint's own grace, SIGKILL the session */
+    KILL_MARGIN_S = 5,      /* after the entrypoint's own grace, SIGKILL the session */
 };
 
 enum stop_reason { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL, STOP_SHUTDOWN };
@@ -393,7 +393,7 @@ static struct db_job_event local_event(const struct srv_executor *e, const char 
 /* Applies a job's end (or its return to the queue); logs failures. */
 static void report(struct srv_executor *e, const struct db_job_event *ev, int requeue)
 {
-    struct db_job_event_result r;
+    struct db_job_event_result r = {0};
     struct gw_err err = {0};
     if (db_local_finish(&r, e->app->pool, ev, requeue, &err) != GW_OK)
         LOG_WARN("local job %s: recording %s failed: %s", ev->gateway_id, ev->status, err.msg);
@@ -424,8 +424,8 @@ static int intake(struct srv_executor *e)
     for (; n < INTAKE_BATCH; n++) {
         struct db_outbox_item it;
         struct gw_err err = {0};
-        int rc = db_outbox_claim(&it, e->app->pool, "{local}",
-                                 (int)e->app->cfg->dispatch_lease_s, &err);
+        int rc =
+            db_outbox_claim(&it, e->app->pool, "{local}", (int)e->app->cfg->dispatch_lease_s, &err);
         if (rc != GW_OK) {
             if (rc != GW_ENOTFOUND)
                 LOG_DEBUG("local executor: %s", err.msg);
@@ -471,8 +471,8 @@ static uint64_t take_gpus(struct srv_executor *e, long long n, char *visible, si
             continue;
         mask |= (uint64_t)1 << i;
         n--;
-        int w = snprintf(visible + off, visible_len - off, "%s%s", off > 0 ? "," : "",
-                         e->gpu_names[i]);
+        int w =
+            snprintf(visible + off, visible_len - off, "%s%s", off > 0 ? "," : "", e->gpu_names[i]);
         if (w > 0 && (size_t)w < visible_len - off)
             off += (size_t)w;
     }
@@ -490,10 +490,27 @@ static void release(struct srv_executor *e, const struct child *c)
 /* Names of the gateway's environment a job inherits; nothing secret of the
  * gateway's own (DATABASE_URL, MLGW_*) is passed on. */
 static const char *const inherited[] = {
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV",
-    "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE",
-    "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CA_BUNDLE", "SSL_CERT_FILE",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "VIRTUAL_ENV",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CA_BUNDLE",
+    "SSL_CERT_FILE",
 };
 
 struct spawn_plan {
@@ -631,7 +648,7 @@ static int start(struct srv_executor *e, const json_t *job)
            c->max_attempts, visible[0] ? " on GPU " : "", visible);
     struct db_job_event ev = local_event(e, c->job_id, "RUNNING", reason);
     ev.attempts = c->attempt - 1;
-    struct db_job_event_result r;
+    struct db_job_event_result r = {0};
     struct gw_err err = {0};
     if (db_job_event_apply(&r, e->app->pool, &ev, &err) != GW_OK ||
         strcmp(r.result, "applied") != 0) {
@@ -1017,7 +1034,7 @@ void srv_executor_stop(struct srv_executor *e)
             request_stop(e, c, STOP_SHUTDOWN);
         LOG_INFO("local executor: stopping %d running job(s)", n);
         int64_t give_up = gw_monotonic_ns() +
-                          (e->app->cfg->local_term_grace_s + 2 * KILL_MARGIN_S) * 1000000000LL;
+                          (e->app->cfg->local_term_grace_s + 2LL * KILL_MARGIN_S) * 1000000000LL;
         while (e->children != NULL && gw_monotonic_ns() < give_up) {
             (void)reap(e);
             enforce(e);

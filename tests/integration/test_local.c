@@ -159,8 +159,8 @@ static json_t *wait_job(const char *id, const char *want, int timeout_s)
         sleep_ms(100);
     }
     json_t *j = get_job(id);
-    cr_assert_fail("job %s is %s after %d s, not %s (reason: %s)", id, str(j, "status"),
-                   timeout_s, want, str(j, "status_reason"));
+    cr_assert_fail("job %s is %s after %d s, not %s (reason: %s)", id, str(j, "status"), timeout_s,
+                   want, str(j, "status_reason"));
     return NULL;
 }
 
@@ -480,8 +480,8 @@ Test(local, two_gpus_three_one_gpu_jobs)
     int n = 0;
     for (char *line = strtok(s, "\n"); line != NULL && n < 6; line = strtok(NULL, "\n")) {
         char what[8];
-        cr_assert_eq(sscanf(line, "%7s %lf %15s %39s", what, &evs[n].t, evs[n].gpu, evs[n].job),
-                     4, "%s", line);
+        cr_assert_eq(sscanf(line, "%7s %lf %15s %39s", what, &evs[n].t, evs[n].gpu, evs[n].job), 4,
+                     "%s", line);
         evs[n].start = strcmp(what, "start") == 0;
         n++;
     }
