@@ -11,11 +11,12 @@
 #include "../server/app.h"
 #include "../server/log.h"
 #include "job_request.h"
+#include "params.h"
 #include "routes.h"
 
 #include "../server/poison.h"
 
-enum { LIST_DEFAULT = 50, LIST_MAX = 200, IDEMPOTENCY_KEY_MAX = 255 };
+enum { IDEMPOTENCY_KEY_MAX = 255 };
 
 static void reply_text_json(struct srv_reply *out, unsigned status, char *json /* steals */)
 {
@@ -174,17 +175,6 @@ cleanup:
     free(canonical);
 }
 
-/* A job id in a path: anything that is not a UUID cannot name a job. */
-static const char *job_id_param(struct srv_request *req, struct srv_reply *out)
-{
-    const char *id = srv_param(req, "id");
-    if (id == NULL || !gw_uuid_valid(id)) {
-        srv_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
-        return NULL;
-    }
-    return id;
-}
-
 /* One job, looked up or acted on by fn, answered with status; 404 for an
  * unknown job, 409 with the reason for a state conflict. */
 typedef int (*job_fn)(char **out, struct db_pool *pool, const char *id, struct gw_err *err);
@@ -192,7 +182,7 @@ typedef int (*job_fn)(char **out, struct db_pool *pool, const char *id, struct g
 static void job_action(struct srv_request *req, struct srv_reply *out, job_fn fn, unsigned status,
                        const char *done)
 {
-    const char *id = job_id_param(req, out);
+    const char *id = rt_job_id_param(req, out);
     if (id == NULL)
         return;
     char *json = NULL;
@@ -270,56 +260,10 @@ static int rfc3339_ok(char *out, size_t outlen, const char *s)
 
 static const char cursor_tag[] = "j1:";
 
-static void cursor_encode(char *out, size_t outlen, const char *id)
-{
-    char raw[48];
-    int n = snprintf(raw, sizeof(raw), "%s%s", cursor_tag, id);
-    if (n < 0 || (size_t)n >= sizeof(raw) || outlen < 66) {
-        out[0] = '\0';
-        return;
-    }
-    gw_base64url(out, (const unsigned char *)raw, (size_t)n);
-}
-
-static int cursor_decode(char id[37], const char *cursor)
-{
-    unsigned char raw[64];
-    long n = gw_base64url_decode(raw, sizeof(raw) - 1, cursor);
-    size_t tag = strlen(cursor_tag);
-    if (n != (long)(tag + 36) || memcmp(raw, cursor_tag, tag) != 0)
-        return 0;
-    memcpy(id, raw + tag, 36);
-    id[36] = '\0';
-    return gw_uuid_valid(id);
-}
-
 static const char *const list_params[] = {
     "status",        "compute_type",   "user",  "project", "experiment",
     "created_after", "created_before", "limit", "cursor",  NULL,
 };
-
-struct unknown_params {
-    json_t *errors;
-};
-
-static enum MHD_Result note_unknown(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
-{
-    (void)kind;
-    (void)value;
-    struct unknown_params *u = cls;
-    for (size_t i = 0; list_params[i] != NULL; i++)
-        if (strcmp(key, list_params[i]) == 0)
-            return MHD_YES;
-    json_array_append_new(u->errors, json_pack("{s:s,s:s}", "field", key, "message",
-                                               "is not a known query parameter"));
-    return MHD_YES;
-}
-
-static void list_error(json_t *errors, const char *field, const char *message)
-{
-    json_array_append_new(errors, json_pack("{s:s,s:s}", "field", field, "message", message));
-}
 
 void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
 {
@@ -328,22 +272,21 @@ void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
         "RUNNING", "SUCCEEDED",  "FAILED",    "CANCELLED", "DISPATCH_FAILED", NULL,
     };
     json_t *errors = json_array();
-    struct unknown_params u = {errors};
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, note_unknown, &u);
+    rt_params_unknown(errors, req, list_params);
 
-    struct db_job_filter f = {.limit = LIST_DEFAULT};
+    struct db_job_filter f = {.limit = RT_LIMIT_DEFAULT};
     f.status = srv_query(req, "status");
     if (f.status != NULL) {
         int ok = 0;
         for (size_t i = 0; statuses[i] != NULL; i++)
             ok |= strcmp(f.status, statuses[i]) == 0;
         if (!ok)
-            list_error(errors, "status", "is not a job status");
+            rt_param_error(errors, "status", "is not a job status");
     }
     f.compute_type = srv_query(req, "compute_type");
     if (f.compute_type != NULL && strcmp(f.compute_type, "gpu") != 0 &&
         strcmp(f.compute_type, "cpu") != 0)
-        list_error(errors, "compute_type", "must be gpu or cpu");
+        rt_param_error(errors, "compute_type", "must be gpu or cpu");
     f.user = srv_query(req, "user");
     f.project = srv_query(req, "project");
     f.experiment = srv_query(req, "experiment");
@@ -351,22 +294,19 @@ void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
     char after[64], before[64], cursor_id[37];
     const char *v = srv_query(req, "created_after");
     if (v != NULL && !rfc3339_ok(after, sizeof(after), v))
-        list_error(errors, "created_after", "must be an RFC 3339 date-time");
+        rt_param_error(errors, "created_after", "must be an RFC 3339 date-time");
     else if (v != NULL)
         f.created_after = after;
     v = srv_query(req, "created_before");
     if (v != NULL && !rfc3339_ok(before, sizeof(before), v))
-        list_error(errors, "created_before", "must be an RFC 3339 date-time");
+        rt_param_error(errors, "created_before", "must be an RFC 3339 date-time");
     else if (v != NULL)
         f.created_before = before;
-    v = srv_query(req, "limit");
-    long long limit = LIST_DEFAULT;
-    if (v != NULL && gw_parse_ll(&limit, v, 1, LIST_MAX) != GW_OK)
-        list_error(errors, "limit", "must be an integer between 1 and 200");
-    f.limit = (int)limit;
+    rt_param_limit(&f.limit, req, errors);
     v = srv_query(req, "cursor");
-    if (v != NULL && !cursor_decode(cursor_id, v))
-        list_error(errors, "cursor", "is not a cursor this API issued");
+    if (v != NULL && (rt_cursor_decode(cursor_id, sizeof(cursor_id), cursor_tag, v) != 36 ||
+                      !gw_uuid_valid(cursor_id)))
+        rt_param_error(errors, "cursor", "is not a cursor this API issued");
     else if (v != NULL)
         f.before_id = cursor_id;
 
@@ -387,8 +327,8 @@ void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
     struct gw_buf b;
     gw_buf_init(&b, strlen(items) + 256);
     char cursor[96] = "";
-    if (next_id[0] != '\0')
-        cursor_encode(cursor, sizeof(cursor), next_id);
+    if (next_id[0] != '\0' && rt_cursor_encode(cursor, sizeof(cursor), cursor_tag, next_id) != 0)
+        cursor[0] = '\0';
     rc = gw_buf_printf(&b, "{\"items\":%s,\"next_cursor\":%s%s%s}", items, cursor[0] ? "\"" : "",
                        cursor[0] ? cursor : "null", cursor[0] ? "\"" : "");
     free(items);
