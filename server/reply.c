@@ -81,6 +81,7 @@ static const char *problem_slug(unsigned status)
     case 415: return "unsupported-media-type";
     case 422: return "validation-error";
     case 429: return "too-many-requests";
+    case 502: return "bad-gateway";
     case 503: return "service-unavailable";
     default: return status >= 500 ? "internal-error" : "client-error";
     }
@@ -121,6 +122,14 @@ void srv_reply_error(struct srv_request *req, struct srv_reply *out, int code,
     case GW_ENOTFOUND: srv_reply_problem(req, out, 404, "Not Found", msg, NULL); return;
     case GW_ECONFLICT: srv_reply_problem(req, out, 409, "Conflict", msg, NULL); return;
     case GW_ETOOBIG: srv_reply_problem(req, out, 413, "Content Too Large", msg, NULL); return;
+    case GW_EUPSTREAM:
+        /* An upstream service (AWS) refused the call; what it said stays in the log. */
+        LOG_WARN("upstream failure: %s", msg);
+        srv_reply_problem(req, out, 502, "Bad Gateway",
+                          "an upstream service failed the request; the log has details under "
+                          "this request id",
+                          NULL);
+        return;
     case GW_EUNAVAIL:
         /* The cause (which host, which timeout) stays in the log. */
         LOG_WARN("dependency unavailable: %s", msg);
