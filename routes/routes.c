@@ -17,6 +17,7 @@ static const struct srv_route table[] = {
     {"/jobs/{id}", SRV_GET, SRV_BODY_NONE, rt_jobs_get, DB_SCOPE_JOBS_READ},
     {"/jobs/{id}/cancel", SRV_POST, SRV_BODY_NONE, rt_jobs_cancel, DB_SCOPE_JOBS_WRITE},
     {"/jobs/{id}/retry", SRV_POST, SRV_BODY_NONE, rt_jobs_retry, DB_SCOPE_ADMIN},
+    {"/jobs/{id}/logs", SRV_GET, SRV_BODY_NONE, rt_jobs_logs, DB_SCOPE_JOBS_READ},
     /* Callbacks authenticate with their own schemes (routes/events.c). */
     {"/events/batch", SRV_POST, SRV_BODY_JSON, rt_events_batch, 0},
     {"/events/sns", SRV_POST, SRV_BODY_TEXT, rt_events_sns, 0},

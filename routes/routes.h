@@ -24,6 +24,9 @@ void rt_jobs_get(struct srv_request *req, struct srv_reply *out);
 void rt_jobs_cancel(struct srv_request *req, struct srv_reply *out);
 void rt_jobs_retry(struct srv_request *req, struct srv_reply *out);
 
+/* logs.c */
+void rt_jobs_logs(struct srv_request *req, struct srv_reply *out);
+
 /* events.c */
 void rt_events_batch(struct srv_request *req, struct srv_reply *out);
 void rt_events_sns(struct srv_request *req, struct srv_reply *out);
