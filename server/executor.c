@@ -319,11 +319,10 @@ static void log_write(int fd, const char *msg, size_t len)
     gw_buf_dispose(&b);
 }
 
-static void log_note(const struct child *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void log_note(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A line of the gateway's own in the job's log. */
-static void log_note(const struct child *c, const char *fmt, ...)
+static void log_note(int fd, const char *fmt, ...)
 {
     char msg[1024];
     int off = snprintf(msg, sizeof(msg), "ml-gateway: ");
@@ -334,7 +333,14 @@ static void log_note(const struct child *c, const char *fmt, ...)
     size_t len = (size_t)off + (n < 0 ? 0 : (size_t)n);
     if (len >= sizeof(msg))
         len = sizeof(msg) - 1;
-    log_write(c->log_fd, msg, len);
+    log_write(fd, msg, len);
+}
+
+static int open_job_log(const struct srv_executor *e, const char *job_id)
+{
+    char path[PATH_MAX + 64];
+    gw_fmt(path, sizeof(path), "%s/logs/%s.log", e->app->cfg->local_root, job_id);
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 }
 
 /* Reads what the attempt wrote; each complete line gets a timestamp. */
@@ -666,9 +672,7 @@ static int start(struct srv_executor *e, const json_t *job)
     ok = ok && make_dir(path) == 0;
     path_join(path, sizeof(path), c->work_dir, "tmp");
     ok = ok && make_dir(path) == 0;
-    path_join(dir, sizeof(dir), cfg->local_root, "logs");
-    gw_fmt(path, sizeof(path), "%s/%s.log", dir, c->job_id);
-    c->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    c->log_fd = open_job_log(e, c->job_id);
 
     struct spawn_plan plan;
     int pipefd[2] = {-1, -1};
@@ -698,7 +702,7 @@ static int start(struct srv_executor *e, const json_t *job)
             close(pipefd[0]);
         char why[300];
         gw_fmt(why, sizeof(why), "cannot start attempt %d: %s", c->attempt, strerror(fork_errno));
-        log_note(c, "%s", why);
+        log_note(c->log_fd, "%s", why);
         struct db_job_event fail = local_event(e, c->job_id, "FAILED", why);
         fail.attempts = c->attempt;
         fail.stopped_ms = started_ms;
@@ -721,7 +725,7 @@ static int start(struct srv_executor *e, const json_t *job)
     e->children = c;
     if (db_local_running(e->app->pool, c->job_id, (int)pid, started_ms, &err) != GW_OK)
         LOG_WARN("local job %s: recording its process failed: %s", c->job_id, err.msg);
-    log_note(c, "attempt %d of %d: %s %s (session %d%s%s)", c->attempt, c->max_attempts,
+    log_note(c->log_fd, "attempt %d of %d: %s %s (session %d%s%s)", c->attempt, c->max_attempts,
              cfg->local_python, jstr(job, "script_key"), (int)pid,
              visible[0] ? ", CUDA_VISIBLE_DEVICES=" : "", visible);
     LOG_INFO("local job %s: attempt %d started (pid %d)", c->job_id, c->attempt, (int)pid);
@@ -768,7 +772,7 @@ static void request_stop(struct srv_executor *e, struct child *c, enum stop_reas
     c->kill_ns = gw_monotonic_ns() + (grace + KILL_MARGIN_S) * 1000000000LL;
     static const char *const what[] = {"", "the job timed out", "the job was cancelled",
                                        "the gateway is stopping"};
-    log_note(c, "%s: SIGTERM, then SIGKILL after %lld s", what[why], grace);
+    log_note(c->log_fd, "%s: SIGTERM, then SIGKILL after %lld s", what[why], grace);
     if (kill(c->pid, SIGTERM) != 0 && errno != ESRCH)
         LOG_WARN("local job %s: SIGTERM: %s", c->job_id, strerror(errno));
 }
@@ -780,7 +784,7 @@ static void enforce(struct srv_executor *e)
         if (c->stop == STOP_NONE && c->deadline_ns != 0 && now >= c->deadline_ns)
             request_stop(e, c, STOP_TIMEOUT);
         if (c->kill_ns != 0 && now >= c->kill_ns) {
-            log_note(c, "still running %lld s after SIGTERM: SIGKILL",
+            log_note(c->log_fd, "still running %lld s after SIGTERM: SIGKILL",
                      e->app->cfg->local_term_grace_s + KILL_MARGIN_S);
             (void)signal_session(c->pid, c->job_id, SIGKILL);
             c->kill_ns = now + 1000000000LL;
@@ -862,7 +866,7 @@ static void finish(struct srv_executor *e, struct child *c, int wstatus)
         }
         break;
     }
-    log_note(c, "attempt %d %s: %s", c->attempt, how, status);
+    log_note(c->log_fd, "attempt %d %s: %s", c->attempt, how, status);
     struct db_job_event ev = local_event(e, c->job_id, status, reason);
     ev.exit_code = code;
     ev.attempts = c->attempt;
@@ -930,6 +934,10 @@ static int recover(struct srv_executor *e)
         if (!more)
             ev.stopped_ms = gw_now_ms();
         LOG_WARN("local job %s: %s", id, reason);
+        int fd = open_job_log(e, id);
+        log_note(fd, "%s", reason);
+        if (fd >= 0)
+            close(fd);
         report(e, &ev, more);
     }
     PQclear(res);
