@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # venv.sh DIR REQUIREMENTS — creates the Python venv of test-only tools (moto,
-# aiosmtpd, openapi-spec-validator, botocore) when missing or out of date.
+# aiosmtpd, openapi-spec-validator, botocore, and PyTorch for the example jobs)
+# when missing or out of date.
 set -euo pipefail
 dir=$1
 req=$2
