@@ -50,6 +50,19 @@ if [[ -z "$key" ]]; then
   echo "run: created a development API key (admin) in $keyfile" >&2
 fi
 
+# Local jobs (the default dispatch) read their scripts from var/local/input:
+# the examples are put there as jobs/<name>.py (a newer example replaces an
+# older copy; other files there are left alone).
+export MLGW_LOCAL_ROOT=${MLGW_LOCAL_ROOT:-$root/var/local}
+mkdir -p "$MLGW_LOCAL_ROOT/input/jobs"
+cp -u examples/*.py "$MLGW_LOCAL_ROOT/input/jobs/"
+# The training and inference examples need PyTorch: when the test venv has it
+# (make test installs it), local jobs run with that interpreter.
+if [[ -z "${MLGW_LOCAL_PYTHON:-}" && -x build/venv/bin/python ]] &&
+   build/venv/bin/python -c 'import torch' 2>/dev/null; then
+  export MLGW_LOCAL_PYTHON=$root/build/venv/bin/python
+fi
+
 base="http://${MLGW_LISTEN}"
 cat >&2 <<MSG
 run: ml-gateway on $base (Ctrl-C stops it)
@@ -57,8 +70,11 @@ run: your API key: $key
 run: try:
   curl -s $base/healthz
   curl -s -X POST $base/jobs -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \\
-       -d '{"script_key": "jobs/cpu_processing.py", "compute_type": "cpu", "metadata": {"user": "me"}}'
+       -d '{"script_key": "jobs/cpu_processing.py", "compute_type": "cpu", "vcpus": 1, "memory": 512,
+            "args": ["--groups", "4", "--signals-per-group", "50"], "metadata": {"user": "me"}}'
   curl -s "$base/jobs?limit=5" -H "Authorization: Bearer $key"
+  curl -s "$base/jobs/<id>/logs" -H "Authorization: Bearer $key"
+  ls $MLGW_LOCAL_ROOT/output/jobs/<id>/
 MSG
 
 build/ml-gateway &
