@@ -14,7 +14,6 @@
  * gateway may know Batch jobs (from callbacks) without having any other AWS
  * setting, and this is the only route that calls AWS.
  */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,28 +149,6 @@ static void reply_local(struct srv_request *req, struct srv_reply *out, const ch
 
 /* ---- Batch jobs: CloudWatch Logs ------------------------------------------ */
 
-static pthread_mutex_t aws_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct aws_creds_provider *aws_creds; /* made once, kept for the process */
-static struct aws_client *aws_logs;
-
-/* The route's AWS client (borrowed for the process), made on first use. */
-static int logs_client(struct aws_client **out, const struct srv_config *cfg, struct gw_err *err)
-{
-    int rc = GW_OK;
-    pthread_mutex_lock(&aws_mu);
-    if (aws_creds == NULL) {
-        struct aws_creds_opts co = {0};
-        rc = aws_creds_provider_new(&aws_creds, &co, err);
-    }
-    if (rc == GW_OK && aws_logs == NULL) {
-        struct aws_client_opts ao = {.creds = aws_creds, .timeout_ms = (int)cfg->aws_timeout_ms};
-        rc = aws_client_new(&aws_logs, &ao, err);
-    }
-    *out = aws_logs;
-    pthread_mutex_unlock(&aws_mu);
-    return rc;
-}
-
 /* CloudWatch events as items. */
 static json_t *items_from_events(const json_t *events)
 {
@@ -209,13 +186,9 @@ static void reply_cloud(struct srv_request *req, struct srv_reply *out, const js
     json_t *events = NULL;
     int more = 0;
     if (stream != NULL && stream[0] != '\0') {
-        struct aws_client *aws = NULL;
+        struct aws_client *aws = req->app->aws;
         struct gw_err err = {0};
-        int rc = logs_client(&aws, cfg, &err);
-        if (rc != GW_OK) {
-            srv_reply_error(req, out, rc, &err);
-            return;
-        }
+        int rc;
         struct aws_logs_get in = {
             .group = cfg->batch_log_group,
             .stream = stream,

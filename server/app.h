@@ -26,6 +26,7 @@ struct srv_app {
     struct aws_sns_verifier *sns_verifier; /* POST /events/sns */
     struct aws_sns_verifier_opts sns_opts; /* its URL rules, for SubscribeURL too */
     struct srv_executor *executor;         /* NULL when local jobs do not run here */
+    struct aws_client *aws;                /* the process's AWS client (CloudWatch Logs) */
 };
 
 #endif

@@ -255,11 +255,9 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
         .authorize = rt_authorize,
         .cors = cfg,
     };
-    if (srv_http_start(&http, &ho, &err) != GW_OK) {
-        LOG_ERROR("%s: %s", cfg->listen, err.msg);
-        goto cleanup;
-    }
-    if (aws_wanted(cfg)) {
+    /* One AWS client for the process (dispatch, notifications, Batch logs);
+     * credentials are looked up on first use. */
+    {
         struct aws_creds_opts co = {0};
         struct aws_client_opts ao = {.timeout_ms = (int)cfg->aws_timeout_ms};
         if (aws_creds_provider_new(&creds, &co, &err) != GW_OK ||
@@ -267,8 +265,13 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
             LOG_ERROR("cannot set up AWS: %s", err.msg);
             goto cleanup;
         }
-        if (aws_client_region(aws)[0] == '\0')
+        if (aws_wanted(cfg) && aws_client_region(aws)[0] == '\0')
             LOG_WARN("no AWS region (AWS_REGION): jobs for batch and sns cannot be handed on");
+        app.aws = aws;
+    }
+    if (srv_http_start(&http, &ho, &err) != GW_OK) {
+        LOG_ERROR("%s: %s", cfg->listen, err.msg);
+        goto cleanup;
     }
     if (srv_dispatcher_start(&dispatcher, &app, aws, &err) != GW_OK) {
         LOG_ERROR("cannot start the dispatchers: %s", err.msg);
