@@ -46,10 +46,13 @@ _log_lock = threading.Lock()
 
 
 def log(message: str) -> None:
-    """Write one entrypoint log line to stderr."""
+    """Write one entrypoint log line to stderr (lost, not fatal, when nobody reads it)."""
     with _log_lock:
-        sys.stderr.write(f"entrypoint: {message}\n")
-        sys.stderr.flush()
+        try:
+            sys.stderr.write(f"entrypoint: {message}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
 
 class FetchError(Exception):
@@ -223,12 +226,23 @@ def signal_group(pgid: int, signum: int) -> None:
 
 
 def pump(source: IO[bytes], sink: IO[bytes]) -> None:
-    """Copy ``source`` to ``sink`` line by line, flushing each line."""
+    """Copy ``source`` to ``sink`` line by line, flushing each line.
+
+    When the sink breaks (whoever read our output died: the local executor's
+    gateway, say) the script's output is still drained and dropped, so the
+    script never blocks on a full pipe and the job still ends and publishes.
+    """
+    broken = False
     try:
         for line in iter(lambda: source.readline(CHUNK), b""):
+            if broken:
+                continue
             with _log_lock:
-                sink.write(line)
-                sink.flush()
+                try:
+                    sink.write(line)
+                    sink.flush()
+                except (OSError, ValueError):
+                    broken = True
     except (OSError, ValueError):
         pass
     finally:
@@ -552,4 +566,10 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    status = main(sys.argv)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        os._exit(status)  # a broken stdout must not turn the script's code into 120
+    sys.exit(status)

@@ -296,6 +296,28 @@ class EntrypointTest(unittest.TestCase):
         self.assertEqual(manifest["exit_code"], 137)
         self.assertEqual([f["path"] for f in manifest["files"]], ["before.txt"])
 
+    def test_a_reader_that_goes_away_loses_neither_exit_code_nor_outputs(self) -> None:
+        # Whoever reads the job's output (the local executor) dies: the script
+        # keeps printing far past a pipe's buffer, still ends, and its outputs
+        # and exit code are published.
+        self.write_script("""
+            import os, sys
+            for i in range(20000):
+                print("line", i, "x" * 40)
+            open(os.path.join(os.environ["ML_OUTPUT_DIR"], "done.txt"), "w").write("done")
+            sys.exit(4)
+        """)
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # nobody will ever read
+        try:
+            proc = subprocess.run([sys.executable, ENTRYPOINT], env=self.env(),
+                                  stdout=write_end, stderr=write_end, timeout=TIMEOUT)
+        finally:
+            os.close(write_end)
+        self.assertEqual(proc.returncode, 4)
+        self.assertEqual(self.read_published("done.txt"), b"done")
+        self.assertEqual(self.manifest()["exit_code"], 4)
+
     def test_missing_script_exits_127_with_manifest(self) -> None:
         result = self.run_entrypoint(key="scripts/nope.py")
         self.assertEqual(result.returncode, 127)
