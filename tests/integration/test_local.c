@@ -299,6 +299,18 @@ Test(local, success_publishes_outputs_manifest_and_log)
     free(s);
     snprintf(path, sizeof(path), "%s/work/%s", root, id);
     cr_assert_neq(access(path, F_OK), 0, "the attempt's work directory is removed");
+
+    /* The same lines through the API. */
+    char url[200];
+    snprintf(url, sizeof(url), "%s/jobs/%s/logs?limit=200", gw.base, id);
+    const char *h[] = {auth, NULL};
+    struct th_resp r;
+    th_http(&r, "GET", url, h, NULL, 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert(strstr(r.body, "\"message\": \"hello ['--epochs', '2'] cpu\"") != NULL ||
+                  strstr(r.body, "\"message\":\"hello ['--epochs', '2'] cpu\"") != NULL,
+              "%s", r.body);
+    th_resp_dispose(&r);
 }
 
 Test(local, failure_records_exit_code_and_retries_while_attempts_remain)
@@ -647,4 +659,104 @@ Test(local, terminal_states_notify)
     cr_assert(m != NULL && strstr(m, bad) != NULL && strstr(m, "FAILED") != NULL, "%s", m);
     free(m);
     th_smtp_stop(&smtp);
+}
+
+/* ---- the example jobs ------------------------------------------------------------- */
+
+static json_t *load_output(const char *id, const char *rel)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/%s", root, id, rel);
+    json_t *j = json_load_file(path, 0, NULL);
+    cr_assert(j != NULL, "%s", path);
+    return j;
+}
+
+static int manifest_lists(const char *id, const char *rel)
+{
+    json_t *m = load_output(id, "manifest.json");
+    int found = 0;
+    size_t i;
+    const json_t *f;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        found |= strcmp(str(f, "path"), rel) == 0;
+    }
+    json_decref(m);
+    return found;
+}
+
+static int dir_entries(const char *path)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "ls -A '%s' | wc -l", path);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p != NULL);
+    int n = -1;
+    cr_assert_eq(fscanf(p, "%d", &n), 1);
+    pclose(p);
+    return n;
+}
+
+Test(local, the_example_jobs_run_through_the_executor)
+{
+    cr_assert(getenv("MLGW_VENV") != NULL && getenv("MLGW_VENV")[0] != '\0',
+              "the examples need the test venv (PyTorch)");
+    char cmd[1400];
+    snprintf(cmd, sizeof(cmd), "cp '%s'/*.py '%s/input/jobs/'", th_source_path("examples"), root);
+    cr_assert_eq(system(cmd), 0);
+    start_gateway(NULL);
+    char cpu[37], train[37], warm[37], infer[37], clean[37];
+    submit(cpu, "{\"script_key\": \"jobs/cpu_processing.py\", \"compute_type\": \"cpu\", "
+                "\"vcpus\": 1, \"memory\": 512, \"args\": [\"--groups\", \"3\", "
+                "\"--signals-per-group\", \"10\", \"--length\", \"256\", \"--seed\", \"11\"]}");
+    submit(train, "{\"script_key\": \"jobs/gpu_training.py\", \"compute_type\": \"cpu\", "
+                  "\"vcpus\": 2, \"memory\": 2048, \"max_attempts\": 2, \"args\": [\"--epochs\", "
+                  "\"2\", \"--samples\", \"2048\", \"--hidden\", \"64\", \"--layers\", \"2\", "
+                  "\"--batch-size\", \"128\"]}");
+    submit(warm, "{\"script_key\": \"jobs/cleanup_processor.py\", \"compute_type\": \"cpu\", "
+                 "\"vcpus\": 1, \"memory\": 256, \"operation\": \"warm-cache\", \"args\": "
+                 "[\"--models\", \"alpha\", \"beta\", \"--size-mb\", \"0.05\"]}");
+
+    json_t *j = wait_job(cpu, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    json_decref(j);
+    cr_assert(manifest_lists(cpu, "features.csv") && manifest_lists(cpu, "groups.csv") &&
+              manifest_lists(cpu, "summary.json"));
+
+    j = wait_job(train, "SUCCEEDED|FAILED", 120);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    char body[1200];
+    snprintf(body, sizeof(body),
+             "{\"script_key\": \"jobs/gpu_inference.py\", \"compute_type\": \"cpu\", \"vcpus\": "
+             "1, \"memory\": 1024, \"args\": [\"--checkpoint\", \"%scheckpoint.pt\", "
+             "\"--samples\", \"64\", \"--batch-size\", \"16\"]}",
+             str(j, "output_uri"));
+    json_decref(j);
+    cr_assert(manifest_lists(train, "checkpoint.pt") && manifest_lists(train, "metrics.json"));
+    json_t *metrics = load_output(train, "metrics.json");
+    cr_assert(json_real_value(json_object_get(metrics, "samples_per_s")) > 0);
+    json_decref(metrics);
+    submit(infer, body);
+    j = wait_job(infer, "SUCCEEDED|FAILED", 120);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    json_decref(j);
+    cr_assert(manifest_lists(infer, "predictions.csv"));
+
+    /* warm-cache fills MODEL_CACHE_DIR (<root>/cache); cleanup-cache empties it. */
+    j = wait_job(warm, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    json_decref(j);
+    char cache[300];
+    snprintf(cache, sizeof(cache), "%s/cache", root);
+    cr_assert(dir_entries(cache) > 0, "warm-cache wrote into %s", cache);
+    submit(clean, "{\"script_key\": \"jobs/cleanup_processor.py\", \"compute_type\": \"cpu\", "
+                  "\"vcpus\": 1, \"memory\": 256, \"operation\": \"cleanup-cache\"}");
+    j = wait_job(clean, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    json_decref(j);
+    cr_assert_eq(dir_entries(cache), 0, "cleanup-cache emptied %s", cache);
+    json_t *report = load_output(clean, "cleanup.json");
+    cr_assert(json_integer_value(json_object_get(report, "freed_bytes")) > 0);
+    json_decref(report);
 }
