@@ -43,16 +43,16 @@ struct srv_config {
     long long gpu_job_vcpus, gpu_job_memory, gpu_job_gpus;
     long long cpu_job_vcpus, cpu_job_memory;
     long long max_vcpus, max_memory, max_gpus;
-    char *input_bucket;  /* NULL when unset */
-    char *output_bucket; /* NULL when unset */
-    char *local_root;    /* absolute */
+    char *input_bucket;           /* NULL when unset */
+    char *output_bucket;          /* NULL when unset */
+    char *local_root;             /* absolute */
     long long local_gpus;         /* -1: detect */
     long long local_vcpus;        /* 0: the cores */
     long long local_memory;       /* MiB; 0: available at start */
     long long local_term_grace_s; /* SIGTERM → SIGKILL */
     char *local_python;
     char *local_entrypoint; /* absolute */
-    char *cors_origins;  /* comma-separated, "*" for any; NULL when unset */
+    char *cors_origins;     /* comma-separated, "*" for any; NULL when unset */
     long long idempotency_ttl_hours;
     long long auth_cache_seconds;
 
