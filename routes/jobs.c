@@ -9,6 +9,7 @@
 #include "../db/jobs.h"
 #include "../db/outbox.h"
 #include "../server/app.h"
+#include "../server/executor.h"
 #include "../server/log.h"
 #include "job_request.h"
 #include "params.h"
@@ -68,6 +69,27 @@ static void check_dispatch_configured(const struct srv_config *cfg, const struct
         json_array_append_new(errors, json_pack("{s:s,s:s}", "field", "dispatch", "message", msg));
 }
 
+/* A local job must fit this machine, or it would wait forever. */
+static void check_local_fits(const struct srv_executor *e, const struct rt_job_request *jr,
+                             json_t *errors)
+{
+    if (e == NULL || strcmp(jr->dispatch, "local") != 0)
+        return;
+    struct srv_executor_capacity cap;
+    srv_executor_capacity(e, &cap);
+    const char *field[] = {"vcpus", "memory", "gpus"};
+    const long long want[] = {jr->vcpus, jr->memory, jr->gpus};
+    const long long have[] = {cap.vcpus, cap.memory_mib, cap.gpus};
+    for (int i = 0; i < 3; i++) {
+        if (want[i] <= have[i])
+            continue;
+        char msg[160];
+        gw_fmt(msg, sizeof(msg), "is more than this machine's local executor offers (%lld)",
+               have[i]);
+        json_array_append_new(errors, json_pack("{s:s,s:s}", "field", field[i], "message", msg));
+    }
+}
+
 void rt_jobs_create(struct srv_request *req, struct srv_reply *out)
 {
     const struct srv_config *cfg = req->app->cfg;
@@ -87,8 +109,10 @@ void rt_jobs_create(struct srv_request *req, struct srv_reply *out)
     if (srv_body_json(&body, req, out) != GW_OK)
         goto cleanup;
     errors = json_array();
-    if (rt_job_request_parse(&jr, body, cfg, errors) == 0)
+    if (rt_job_request_parse(&jr, body, cfg, errors) == 0) {
         check_dispatch_configured(cfg, &jr, errors);
+        check_local_fits(req->app->executor, &jr, errors);
+    }
     if (json_array_size(errors) > 0) {
         srv_reply_problem(req, out, 422, "Unprocessable Content",
                           "the job request is invalid; see errors", errors);

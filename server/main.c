@@ -269,6 +269,12 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
             LOG_WARN("no AWS region (AWS_REGION): jobs for batch and sns cannot be handed on");
         app.aws = aws;
     }
+    /* Before the HTTP server: POST /jobs checks local jobs against its capacity. */
+    if (cfg->dispatch_workers > 0) {
+        if (srv_executor_start(&executor, &app, &err) != GW_OK)
+            LOG_ERROR("local jobs will wait: the local executor cannot start: %s", err.msg);
+        app.executor = executor;
+    }
     if (srv_http_start(&http, &ho, &err) != GW_OK) {
         LOG_ERROR("%s: %s", cfg->listen, err.msg);
         goto cleanup;
@@ -276,11 +282,6 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
     if (srv_dispatcher_start(&dispatcher, &app, aws, &err) != GW_OK) {
         LOG_ERROR("cannot start the dispatchers: %s", err.msg);
         goto cleanup;
-    }
-    if (cfg->dispatch_workers > 0) {
-        if (srv_executor_start(&executor, &app, &err) != GW_OK)
-            LOG_ERROR("local jobs will wait: the local executor cannot start: %s", err.msg);
-        app.executor = executor;
     }
     if (srv_notifier_start(&notifier, &app, aws, &err) != GW_OK) {
         LOG_ERROR("cannot start the notifiers: %s", err.msg);

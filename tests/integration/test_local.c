@@ -354,16 +354,45 @@ Test(local, failure_records_exit_code_and_retries_while_attempts_remain)
     json_decref(j);
 }
 
-Test(local, a_job_larger_than_the_machine_fails_with_the_reason)
+Test(local, a_job_larger_than_the_machine_is_refused_or_failed_with_the_reason)
 {
-    start_gateway(NULL);
+    /* Accepted by a gateway that does not run local jobs (no executor to ask)... */
+    const char *off[] = {"MLGW_DISPATCH_WORKERS=0", NULL};
+    start_gateway(off);
     char id[37];
     submit(id, "{\"script_key\": \"jobs/none.py\", \"compute_type\": \"gpu\", \"gpus\": 1, "
                "\"vcpus\": 1, \"memory\": 64}");
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 30), 0);
+    gw_running = 0;
+
+    /* ...the executor of a machine without a GPU ends it with the reason. */
+    start_gateway(NULL);
     json_t *j = wait_job(id, "FAILED", 30);
     cr_assert(strstr(str(j, "status_reason"), "asks for 1 GPUs; this machine offers 0") != NULL,
               "%s", str(j, "status_reason"));
     json_decref(j);
+
+    /* While the executor runs here, such a job is refused up front. */
+    char url[128];
+    snprintf(url, sizeof(url), "%s/jobs", gw.base);
+    const char *h[] = {"Content-Type: application/json", auth, NULL};
+    const char *body = "{\"script_key\": \"jobs/none.py\", \"compute_type\": \"gpu\", "
+                       "\"gpus\": 1, \"vcpus\": 9, \"memory\": 64}";
+    struct th_resp r;
+    th_http(&r, "POST", url, h, body, strlen(body));
+    th_assert_problem(&r, 422);
+    json_t *p = th_resp_json(&r);
+    const json_t *errors = json_object_get(p, "errors");
+    cr_assert_eq(json_array_size(errors), 2, "%s", r.body);
+    cr_assert_str_eq(str(json_array_get(errors, 0), "field"), "vcpus");
+    cr_assert_str_eq(str(json_array_get(errors, 1), "field"), "gpus");
+    cr_assert(strstr(str(json_array_get(errors, 1), "message"), "offers (0)") != NULL, "%s",
+              r.body);
+    json_decref(p);
+    th_resp_dispose(&r);
+    char *n = th_db_scalar(db, "SELECT count(*) FROM jobs");
+    cr_assert_str_eq(n, "1", "a refused job is not stored");
+    free(n);
 }
 
 Test(local, a_missing_script_fails_with_the_entrypoints_code)
