@@ -196,9 +196,14 @@ class SignalForwarder:
             signal.signal(signum, signal.SIG_DFL)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        if self.received is None:
-            self.received = signum
-            self.kill_at = time.monotonic() + self.grace
+        if self.received is not None:
+            # Once is enough: a second SIGTERM (the local executor's, after the
+            # one its death signal sent) must not interrupt the script's
+            # checkpoint; the SIGKILL deadline of the first one stands.
+            log(f"received {signal.Signals(signum).name} again; the script already has it")
+            return
+        self.received = signum
+        self.kill_at = time.monotonic() + self.grace
         if self.child is not None:
             log(f"received {signal.Signals(signum).name}; forwarding to the script "
                 f"(SIGKILL in {self.grace:g} s if it is still running)")

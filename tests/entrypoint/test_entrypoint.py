@@ -266,6 +266,39 @@ class EntrypointTest(unittest.TestCase):
         self.assertEqual(manifest["exit_code"], 0)
         self.assertEqual([f["path"] for f in manifest["files"]], ["checkpoint.pt"])
 
+    def test_a_second_sigterm_is_not_forwarded(self) -> None:
+        self.write_script("""
+            import os, signal, sys, time
+            seen = []
+            def on_term(signum, frame):
+                seen.append(signum)
+            signal.signal(signal.SIGTERM, on_term)
+            print("ready", flush=True)
+            deadline = time.monotonic() + 10
+            while not seen and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(1.0)  # "checkpointing" while the second SIGTERM arrives
+            with open(os.path.join(os.environ["ML_OUTPUT_DIR"], "terms.txt"), "w") as f:
+                f.write(str(len(seen)))
+            sys.exit(0)
+        """)
+        proc = self.start()
+        stdout = LineReader(proc.stdout)
+        stderr = LineReader(proc.stderr)
+        try:
+            stdout.wait_for("ready")
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(code, 0, stderr.rest())
+        self.assertEqual(self.read_published("terms.txt"), b"1")
+        self.assertIn("again", stderr.rest())
+
     def test_script_ignoring_sigterm_is_killed_after_grace(self) -> None:
         self.write_script("""
             import os, signal, time
