@@ -148,3 +148,19 @@ int db_local_release_leases(struct db_pool *pool, struct gw_err *err)
 {
     return db_pool_exec(NULL, pool, &release_leases_stmt, NULL, err);
 }
+
+static const struct db_stmt waiting_stmt = {
+    "local_waiting",
+    "SELECT count(*) FROM jobs WHERE dispatch = 'local' AND status IN ('QUEUED', 'RUNNABLE')", 0};
+
+int db_local_waiting(long *n, struct db_pool *pool, struct gw_err *err)
+{
+    *n = 0;
+    PGresult *res = NULL;
+    int rc = db_pool_exec(&res, pool, &waiting_stmt, NULL, err);
+    long long v = 0;
+    if (rc == GW_OK && gw_parse_ll(&v, PQgetvalue(res, 0, 0), 0, (long long)1 << 62) == GW_OK)
+        *n = (long)v;
+    PQclear(res);
+    return rc;
+}

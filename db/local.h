@@ -44,6 +44,9 @@ int db_local_orphans(PGresult **out, struct db_pool *pool, const char *node, str
  * user cancelled them): rows (id, status) (new: PQclear). */
 int db_local_ended(PGresult **out, struct db_pool *pool, const char *ids, struct gw_err *err);
 
+/* Local jobs waiting to run (QUEUED or RUNNABLE), on any executor. */
+int db_local_waiting(long *n, struct db_pool *pool, struct gw_err *err);
+
 /* Frees the leases on local submits, which a crashed gateway may hold: the
  * caller holds the executor lock of its root. */
 int db_local_release_leases(struct db_pool *pool, struct gw_err *err);

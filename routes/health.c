@@ -5,8 +5,10 @@
  */
 #include <stdlib.h>
 
+#include "../db/local.h"
 #include "../db/outbox.h"
 #include "../server/app.h"
+#include "../server/executor.h"
 #include "../server/log.h"
 #include "../server/metrics.h"
 #include "routes.h"
@@ -44,6 +46,41 @@ void rt_readyz(struct srv_request *req, struct srv_reply *out)
                              "migrations", mig);
     srv_reply_json(out, 503, body);
     srv_reply_header(out, MHD_HTTP_HEADER_RETRY_AFTER, "2");
+}
+
+/* The local executor: its capacity, what running attempts hold, the queue. */
+static int local_metrics(struct gw_buf *b, struct srv_app *app)
+{
+    struct srv_executor_capacity cap;
+    struct srv_executor_usage use;
+    srv_executor_capacity(app->executor, &cap);
+    srv_executor_usage(app->executor, &use);
+    int rc = gw_buf_printf(b,
+                           "# HELP mlgw_local_capacity What the local executor hands out.\n"
+                           "# TYPE mlgw_local_capacity gauge\n"
+                           "mlgw_local_capacity{resource=\"vcpus\"} %lld\n"
+                           "mlgw_local_capacity{resource=\"memory_mib\"} %lld\n"
+                           "mlgw_local_capacity{resource=\"gpus\"} %lld\n"
+                           "# HELP mlgw_local_in_use What running local attempts hold.\n"
+                           "# TYPE mlgw_local_in_use gauge\n"
+                           "mlgw_local_in_use{resource=\"vcpus\"} %lld\n"
+                           "mlgw_local_in_use{resource=\"memory_mib\"} %lld\n"
+                           "mlgw_local_in_use{resource=\"gpus\"} %lld\n"
+                           "# HELP mlgw_local_running Local job attempts running.\n"
+                           "# TYPE mlgw_local_running gauge\n"
+                           "mlgw_local_running %d\n",
+                           cap.vcpus, cap.memory_mib, cap.gpus, use.vcpus, use.memory_mib, use.gpus,
+                           use.running);
+    long waiting = 0;
+    struct gw_err err = {0};
+    if (rc == GW_OK && db_local_waiting(&waiting, app->pool, &err) == GW_OK)
+        rc = gw_buf_printf(b,
+                           "# HELP mlgw_local_waiting Local jobs waiting to run (QUEUED, "
+                           "RUNNABLE).\n"
+                           "# TYPE mlgw_local_waiting gauge\n"
+                           "mlgw_local_waiting %ld\n",
+                           waiting);
+    return rc;
 }
 
 void rt_metrics(struct srv_request *req, struct srv_reply *out)
@@ -91,6 +128,8 @@ void rt_metrics(struct srv_request *req, struct srv_reply *out)
                            "# TYPE mlgw_outbox_oldest_seconds gauge\n"
                            "mlgw_outbox_oldest_seconds %.3f\n",
                            depth, oldest);
+    if (rc == GW_OK && req->app->executor != NULL)
+        rc = local_metrics(&b, req->app);
     if (rc != GW_OK) {
         gw_buf_dispose(&b);
         srv_reply_error(req, out, GW_ENOMEM, NULL);

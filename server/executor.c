@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -79,6 +80,8 @@ struct srv_executor {
     uint64_t used_gpus;
     struct child *children;
     int64_t last_cancel_check_ns, last_intake_ns;
+    pthread_mutex_t usage_mu; /* guards usage, the copy other threads read */
+    struct srv_executor_usage usage;
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -948,6 +951,29 @@ static int recover(struct srv_executor *e)
 
 /* ---- the thread ------------------------------------------------------------------------- */
 
+static void publish_usage(struct srv_executor *e)
+{
+    struct srv_executor_usage u = {e->used_vcpus, e->used_memory, popcount64(e->used_gpus), 0};
+    for (const struct child *c = e->children; c != NULL; c = c->next)
+        u.running++;
+    pthread_mutex_lock(&e->usage_mu);
+    e->usage = u;
+    pthread_mutex_unlock(&e->usage_mu);
+}
+
+static void free_executor(struct srv_executor *e)
+{
+    pthread_mutex_destroy(&e->usage_mu);
+    free(e);
+}
+
+void srv_executor_usage(struct srv_executor *e, struct srv_executor_usage *out)
+{
+    pthread_mutex_lock(&e->usage_mu);
+    *out = e->usage;
+    pthread_mutex_unlock(&e->usage_mu);
+}
+
 static int exec_run(void *arg)
 {
     struct srv_executor *e = arg;
@@ -970,6 +996,7 @@ static int exec_run(void *arg)
         (void)intake(e);
         schedule(e);
     }
+    publish_usage(e);
     return e->children != NULL ? TICK_MS : 0;
 }
 
@@ -982,13 +1009,14 @@ int srv_executor_start(struct srv_executor **out, struct srv_app *app, struct gw
         return gw_err_set(err, GW_ENOMEM, "out of memory");
     e->app = app;
     e->lock_fd = -1;
+    pthread_mutex_init(&e->usage_mu, NULL);
     static const char *const dirs[] = {"", "input", "output", "logs", "work", "cache"};
     char path[PATH_MAX + 64];
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         path_join(path, sizeof(path), cfg->local_root, dirs[i]);
         if (make_dir(path) != 0) {
             int rc = gw_err_set(err, GW_EIO, "cannot create %s: %s", path, strerror(errno));
-            free(e);
+            free_executor(e);
             return rc;
         }
     }
@@ -1000,7 +1028,7 @@ int srv_executor_start(struct srv_executor **out, struct srv_app *app, struct gw
                             cfg->local_root);
         if (e->lock_fd >= 0)
             close(e->lock_fd);
-        free(e);
+        free_executor(e);
         return rc;
     }
     /* Nothing runs yet: what is under work/ is a dead gateway's. */
@@ -1016,7 +1044,7 @@ int srv_executor_start(struct srv_executor **out, struct srv_app *app, struct gw
     int rc = srv_worker_start(&e->worker, "executor", cfg->dispatch_poll_ms, exec_run, e);
     if (rc != GW_OK) {
         close(e->lock_fd);
-        free(e);
+        free_executor(e);
         return gw_err_set(err, rc, "cannot start the local executor thread");
     }
     srv_worker_wake(e->worker);
@@ -1063,5 +1091,5 @@ void srv_executor_stop(struct srv_executor *e)
         }
     }
     close(e->lock_fd);
-    free(e);
+    free_executor(e);
 }

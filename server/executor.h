@@ -29,6 +29,13 @@ int srv_executor_start(struct srv_executor **out, struct srv_app *app, struct gw
 /* What jobs may ask of this executor at most. */
 void srv_executor_capacity(const struct srv_executor *e, struct srv_executor_capacity *out);
 
+/* What the running attempts hold now (for /metrics; any thread). */
+struct srv_executor_usage {
+    long long vcpus, memory_mib, gpus;
+    int running;
+};
+void srv_executor_usage(struct srv_executor *e, struct srv_executor_usage *out);
+
 /* Stops accepting work, sends SIGTERM to running attempts, waits up to
  * MLGW_LOCAL_TERM_GRACE (+5 s) for them, records how they ended (retried at
  * the next start while attempts remain), and releases the root. NULL: no-op. */

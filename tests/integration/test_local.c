@@ -457,6 +457,21 @@ Test(local, cancel_stops_a_running_job)
     json_decref(wait_job(id, "RUNNING", 10));
     cr_assert(alive(pid));
 
+    /* /metrics shows the running attempt and what it holds. */
+    char murl[128];
+    snprintf(murl, sizeof(murl), "%s/metrics", gw.base);
+    const char *mh[] = {auth, NULL};
+    struct th_resp m;
+    th_http(&m, "GET", murl, mh, NULL, 0);
+    cr_assert_eq(m.status, 200);
+    cr_assert(strstr(m.body, "\nmlgw_local_running 1\n") != NULL, "%s", m.body);
+    cr_assert(strstr(m.body, "\nmlgw_local_in_use{resource=\"vcpus\"} 1\n") != NULL, "%s",
+              m.body);
+    cr_assert(strstr(m.body, "\nmlgw_local_capacity{resource=\"vcpus\"} 8\n") != NULL, "%s",
+              m.body);
+    cr_assert(strstr(m.body, "\nmlgw_local_waiting 0\n") != NULL, "%s", m.body);
+    th_resp_dispose(&m);
+
     char url[160];
     snprintf(url, sizeof(url), "%s/jobs/%s/cancel", gw.base, id);
     const char *h[] = {auth, NULL};
