@@ -465,8 +465,7 @@ Test(local, cancel_stops_a_running_job)
     th_http(&m, "GET", murl, mh, NULL, 0);
     cr_assert_eq(m.status, 200);
     cr_assert(strstr(m.body, "\nmlgw_local_running 1\n") != NULL, "%s", m.body);
-    cr_assert(strstr(m.body, "\nmlgw_local_in_use{resource=\"vcpus\"} 1\n") != NULL, "%s",
-              m.body);
+    cr_assert(strstr(m.body, "\nmlgw_local_in_use{resource=\"vcpus\"} 1\n") != NULL, "%s", m.body);
     cr_assert(strstr(m.body, "\nmlgw_local_capacity{resource=\"vcpus\"} 8\n") != NULL, "%s",
               m.body);
     cr_assert(strstr(m.body, "\nmlgw_local_waiting 0\n") != NULL, "%s", m.body);
