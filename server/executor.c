@@ -253,17 +253,21 @@ static int carries_job(const char *pid, const char *job_id)
     return 0;
 }
 
-/* Sends sig to every process of session sid that belongs to job_id (the
- * entrypoint, the script, whatever they started); returns how many. */
-static int signal_session(pid_t sid, const char *job_id, int sig)
+/* Sends sig to every process of job_id: the entrypoint, the script and
+ * whatever they started, in the attempt's session or one they made (each
+ * carries JOB_ID=<its id> in its environment, and ids are UUIDs); never to
+ * this process. Returns how many. */
+static int signal_job(const char *job_id, int sig)
 {
     DIR *d = opendir("/proc");
     if (d == NULL)
         return 0;
     int n = 0;
+    pid_t self = getpid();
     const struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+        long long pid = 0;
+        if (gw_parse_ll(&pid, de->d_name, 1, INT_MAX) != GW_OK || pid == self)
             continue;
         char path[64], stat[1024];
         gw_fmt(path, sizeof(path), "/proc/%s/stat", de->d_name);
@@ -276,23 +280,19 @@ static int signal_session(pid_t sid, const char *job_id, int sig)
             continue;
         stat[len] = '\0';
         const char *rp = strrchr(stat, ')');
-        char state;
-        int ppid, pgrp, session;
-        if (rp == NULL || sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4 ||
-            session != sid || state == 'Z' || !carries_job(de->d_name, job_id))
+        if (rp == NULL || rp[1] != ' ' || rp[2] == 'Z' || !carries_job(de->d_name, job_id))
             continue;
-        long long pid = 0;
-        if (gw_parse_ll(&pid, de->d_name, 1, INT_MAX) == GW_OK && kill((pid_t)pid, sig) == 0)
+        if (kill((pid_t)pid, sig) == 0)
             n++;
     }
     closedir(d);
     return n;
 }
 
-/* Stops what a dead gateway left of an attempt; waits up to 2 s. */
-static void kill_leftovers(pid_t sid, const char *job_id)
+/* Stops what a dead gateway left of a job's attempt; waits up to 2 s. */
+static void kill_leftovers(const char *job_id)
 {
-    for (int i = 0; i < 40 && signal_session(sid, job_id, SIGKILL) > 0; i++) {
+    for (int i = 0; i < 40 && signal_job(job_id, SIGKILL) > 0; i++) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -789,7 +789,7 @@ static void enforce(struct srv_executor *e)
         if (c->kill_ns != 0 && now >= c->kill_ns) {
             log_note(c->log_fd, "still running %lld s after SIGTERM: SIGKILL",
                      e->app->cfg->local_term_grace_s + KILL_MARGIN_S);
-            (void)signal_session(c->pid, c->job_id, SIGKILL);
+            (void)signal_job(c->job_id, SIGKILL);
             c->kill_ns = now + 1000000000LL;
         }
     }
@@ -896,7 +896,7 @@ static int reap(struct srv_executor *e)
         if (w < 0) /* not our child any more: cannot happen; do not spin */
             wstatus = 255 << 8;
         /* Whatever the attempt left running must not outlive it. */
-        (void)signal_session(c->pid, c->job_id, SIGKILL);
+        (void)signal_job(c->job_id, SIGKILL);
         pump(c, 1);
         finish(e, c, wstatus);
         if (c->out_fd >= 0)
@@ -922,9 +922,8 @@ static int recover(struct srv_executor *e)
         return -1;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *id = PQgetvalue(res, i, 0);
-        long long pid = 0, attempts = 0, max_attempts = 1;
-        if (gw_parse_ll(&pid, PQgetvalue(res, i, 1), 1, INT_MAX) == GW_OK)
-            kill_leftovers((pid_t)pid, id);
+        long long attempts = 0, max_attempts = 1;
+        kill_leftovers(id);
         (void)gw_parse_ll(&attempts, PQgetvalue(res, i, 2), 0, 1000);
         (void)gw_parse_ll(&max_attempts, PQgetvalue(res, i, 3), 1, 1000);
         int attempt = (int)attempts + 1;

@@ -493,6 +493,33 @@ Test(local, cancel_stops_a_running_job)
     th_resp_dispose(&r);
 }
 
+Test(local, nothing_a_job_started_outlives_it)
+{
+    /* The script leaves a daemon behind in a session of its own, then exits. */
+    char mark[300];
+    snprintf(mark, sizeof(mark), "%s/marks", root);
+    cr_assert_eq(mkdir(mark, 0755), 0);
+    script("daemon.py", "import os, subprocess, sys\n"
+                        "p = subprocess.Popen([sys.executable, '-c', 'import time; "
+                        "time.sleep(3600)'], start_new_session=True)\n"
+                        "open(os.path.join(os.environ['MARK_DIR'], 'daemon'), 'w')"
+                        ".write(str(p.pid))\n");
+    start_gateway(NULL);
+    char id[37], body[600];
+    snprintf(body, sizeof(body),
+             "{\"script_key\": \"jobs/daemon.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+             "\"memory\": 64, \"env\": {\"MARK_DIR\": \"%s\"}}",
+             mark);
+    submit(id, body);
+    json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    json_decref(j);
+    char pidfile[400];
+    snprintf(pidfile, sizeof(pidfile), "%s/daemon", mark);
+    long pid = pid_in(pidfile);
+    cr_assert(gone_within(pid, 5), "the job's daemon (pid %ld) was stopped with the job", pid);
+}
+
 /* ---- scheduling ---------------------------------------------------------------- */
 
 Test(local, two_gpus_three_one_gpu_jobs)
