@@ -598,6 +598,27 @@ Test(local, two_gpus_three_one_gpu_jobs)
     json_decref(third);
 }
 
+Test(local, gpu_slots_are_the_gateways_own_visible_devices)
+{
+    /* A gateway given devices 5 and 7 hands out those, not 0 and 1. */
+    script("which.py", "import os\n"
+                       "open(os.path.join(os.environ['ML_OUTPUT_DIR'], 'gpus.txt'), 'w')"
+                       ".write(os.environ['CUDA_VISIBLE_DEVICES'])\n");
+    const char *more[] = {"MLGW_LOCAL_GPUS=2", "CUDA_VISIBLE_DEVICES=5,7", NULL};
+    start_gateway(more);
+    char id[37];
+    submit(id, "{\"script_key\": \"jobs/which.py\", \"compute_type\": \"gpu\", \"gpus\": 2, "
+               "\"vcpus\": 1, \"memory\": 64}");
+    json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    json_decref(j);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/gpus.txt", root, id);
+    char *s = read_file(path);
+    cr_assert(s != NULL && strcmp(s, "5,7") == 0, "%s", s ? s : "(missing)");
+    free(s);
+}
+
 Test(local, jobs_start_first_in_first_out)
 {
     char trace[300];
