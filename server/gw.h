@@ -99,4 +99,10 @@ long gw_base64url_decode(unsigned char *out, size_t outlen, const char *in);
 
 #define GW_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Length of the well-formed UTF-8 sequence at p (1..4; left > 0 bytes
+ * there); 0 when there is none (overlong forms, surrogates and code points
+ * past U+10FFFF are not), with *bad (when not NULL) the length of the
+ * maximal ill-formed subpart to replace with one U+FFFD (≥ 1). */
+size_t gw_utf8_seq(const unsigned char *p, size_t left, size_t *bad);
+
 #endif

@@ -36,39 +36,6 @@ enum {
     MAX_HOSTPORT = 300,
 };
 
-/* Length of the valid UTF-8 sequence at p (1..4), 0 when it is not one
- * (overlong forms, surrogates and code points past U+10FFFF are not). */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xbf;
-    size_t n;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (left < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return n;
-}
-
 /* Header text (subject, display name): no line breaks, no controls but TAB,
  * valid UTF-8, at most max bytes. */
 static int check_text(const char *what, const char *s, size_t n, size_t max, struct gw_err *err)
@@ -81,7 +48,7 @@ static int check_text(const char *what, const char *s, size_t n, size_t max, str
             return gw_err_set(err, GW_EINVAL, "mail %s contains a line break", what);
         if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
             return gw_err_set(err, GW_EINVAL, "mail %s contains a control character", what);
-        size_t l = utf8_seq(p + i, n - i);
+        size_t l = gw_utf8_seq(p + i, n - i, NULL);
         if (l == 0)
             return gw_err_set(err, GW_EINVAL, "mail %s is not valid UTF-8", what);
         i += l;
@@ -221,7 +188,7 @@ static int add_encoded_words(struct gw_buf *b, const char *s, size_t n, size_t *
     for (size_t i = 0; i < n && rc == GW_OK;) {
         size_t take = 0;
         while (i + take < n) {
-            size_t l = utf8_seq(p + i + take, n - i - take);
+            size_t l = gw_utf8_seq(p + i + take, n - i - take, NULL);
             if (l == 0 || take + l > WORD_BYTES)
                 break;
             take += l;
@@ -399,7 +366,7 @@ static int add_body(struct gw_buf *b, const char *body)
     int rc = GW_OK;
     while (i < n && rc == GW_OK) {
         int eol = p[i] == '\r' || p[i] == '\n';
-        size_t l = eol ? 0 : utf8_seq(p + i, n - i), width = l > 0 ? l : 3;
+        size_t l = eol ? 0 : gw_utf8_seq(p + i, n - i, NULL), width = l > 0 ? l : 3;
         if (eol || l == 0 || line + width > LINE_HARD) {
             if (run > 0)
                 rc = gw_buf_add(b, body + i - run, run);

@@ -494,3 +494,30 @@ Test(server_gw, jitter_stays_below_the_doubling_ceiling_and_the_cap)
     cr_assert_gt(max_seen[4], 100);
     cr_assert_gt(max_seen[5], 500);
 }
+
+Test(server_gw, utf8_sequences_and_their_ill_formed_parts)
+{
+    size_t bad = 0;
+    const unsigned char ascii[] = "a";
+    cr_assert_eq(gw_utf8_seq(ascii, 1, &bad), 1);
+    const unsigned char e_acute[] = {0xc3, 0xa9};
+    cr_assert_eq(gw_utf8_seq(e_acute, 2, NULL), 2);
+    const unsigned char euro[] = {0xe2, 0x82, 0xac};
+    cr_assert_eq(gw_utf8_seq(euro, 3, &bad), 3);
+    const unsigned char emoji[] = {0xf0, 0x9f, 0x99, 0x82};
+    cr_assert_eq(gw_utf8_seq(emoji, 4, &bad), 4);
+    /* Cut short: the two bytes present form one ill-formed part. */
+    cr_assert_eq(gw_utf8_seq(euro, 2, &bad), 0);
+    cr_assert_eq(bad, 2);
+    /* Overlong, surrogate, past U+10FFFF, a lone continuation byte. */
+    const unsigned char overlong[] = {0xc0, 0xaf};
+    cr_assert_eq(gw_utf8_seq(overlong, 2, &bad), 0);
+    cr_assert_eq(bad, 1);
+    const unsigned char surrogate[] = {0xed, 0xa0, 0x80};
+    cr_assert_eq(gw_utf8_seq(surrogate, 3, &bad), 0);
+    cr_assert_eq(bad, 1);
+    const unsigned char too_big[] = {0xf4, 0x90, 0x80, 0x80};
+    cr_assert_eq(gw_utf8_seq(too_big, 4, &bad), 0);
+    const unsigned char cont[] = {0x80};
+    cr_assert_eq(gw_utf8_seq(cont, 1, NULL), 0);
+}
