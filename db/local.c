@@ -70,27 +70,23 @@ int db_local_head(json_t **job, struct db_pool *pool, const char *node, struct g
     return rc;
 }
 
-static const struct db_stmt running_stmt = {
-    "local_running",
-    "UPDATE jobs SET local_pid = $2::int, "
-    "started_at = coalesce(started_at, to_timestamp($3::bigint / 1000.0)) WHERE id = $1",
-    3};
+static const struct db_stmt started_stmt = {
+    "local_started",
+    "UPDATE jobs SET started_at = coalesce(started_at, to_timestamp($2::bigint / 1000.0)) "
+    "WHERE id = $1",
+    2};
 
-int db_local_running(struct db_pool *pool, const char *job_id, int pid, long long started_ms,
+int db_local_started(struct db_pool *pool, const char *job_id, long long started_ms,
                      struct gw_err *err)
 {
-    char p[16], t[24];
-    gw_fmt(p, sizeof(p), "%d", pid);
+    char t[24];
     gw_fmt(t, sizeof(t), "%lld", started_ms);
-    const char *params[] = {job_id, p, t};
-    return db_pool_exec(NULL, pool, &running_stmt, params, err);
+    const char *params[] = {job_id, t};
+    return db_pool_exec(NULL, pool, &started_stmt, params, err);
 }
 
-static const struct db_stmt forget_stmt = {
-    "local_forget",
-    "UPDATE jobs SET local_pid = NULL, local_queued_at = CASE WHEN $2::boolean "
-    "THEN clock_timestamp() ELSE local_queued_at END WHERE id = $1",
-    2};
+static const struct db_stmt requeue_stmt = {
+    "local_requeue", "UPDATE jobs SET local_queued_at = clock_timestamp() WHERE id = $1", 1};
 
 struct finish_ctx {
     struct db_job_event_result *out;
@@ -101,8 +97,8 @@ struct finish_ctx {
 static int finish_tx(struct db_conn *c, void *arg, struct gw_err *err)
 {
     struct finish_ctx *x = arg;
-    const char *params[] = {x->ev->gateway_id, x->requeue ? "t" : "f"};
-    int rc = db_exec(NULL, c, &forget_stmt, params, err);
+    const char *params[] = {x->ev->gateway_id};
+    int rc = x->requeue ? db_exec(NULL, c, &requeue_stmt, params, err) : GW_OK;
     if (rc != GW_OK)
         return rc;
     return db_job_event_apply_on(x->out, c, x->ev, err);
@@ -117,7 +113,7 @@ int db_local_finish(struct db_job_event_result *out, struct db_pool *pool,
 
 static const struct db_stmt orphans_stmt = {
     "local_orphans",
-    "SELECT id, coalesce(local_pid::text, ''), attempts, max_attempts FROM jobs "
+    "SELECT id, attempts, max_attempts FROM jobs "
     "WHERE dispatch = 'local' AND status IN ('STARTING', 'RUNNING') AND local_node = $1 "
     "ORDER BY local_queued_at, id",
     1};

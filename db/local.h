@@ -1,7 +1,7 @@
 /*
  * local.h — the local executor's rows: a job joins one executor's
- * first-in first-out queue (local_node, local_queued_at), runs with its
- * process recorded (local_pid), and leaves it. Every status change goes
+ * first-in first-out queue (local_node, local_queued_at), runs, and leaves
+ * it. Every status change goes
  * through mlgw_apply_job_event, as AWS's reports do, so history and
  * notifications behave the same for local jobs.
  */
@@ -25,19 +25,19 @@ int db_local_accept(int *accepted, struct db_pool *pool, const struct db_outbox_
 /* The job at the head of node's queue as a JSON object (new), or NULL. */
 int db_local_head(json_t **job, struct db_pool *pool, const char *node, struct gw_err *err);
 
-/* The attempt's process runs: its session id, and the job's start time
- * unless an earlier attempt set it. */
-int db_local_running(struct db_pool *pool, const char *job_id, int pid, long long started_ms,
+/* The first attempt's process was started at started_ms: the job's
+ * started_at (later attempts keep it). */
+int db_local_started(struct db_pool *pool, const char *job_id, long long started_ms,
                      struct gw_err *err);
 
 /* An attempt ended (or never started): ev is applied (a terminal status, or
- * RUNNABLE for the next attempt, which goes to the back of the queue) and
- * the process is forgotten, in one transaction. */
+ * RUNNABLE for the next attempt, which goes to the back of the queue), in
+ * one transaction. */
 int db_local_finish(struct db_job_event_result *out, struct db_pool *pool,
                     const struct db_job_event *ev, int requeue, struct gw_err *err);
 
-/* Jobs node had running when its last gateway stopped: rows (id, local_pid
- * or "", attempts, max_attempts) (new: PQclear). */
+/* Jobs node had running when its last gateway stopped: rows (id, attempts,
+ * max_attempts) (new: PQclear). */
 int db_local_orphans(PGresult **out, struct db_pool *pool, const char *node, struct gw_err *err);
 
 /* Which of ids (a PostgreSQL array text of uuids) have ended meanwhile (a

@@ -75,18 +75,13 @@ static void check_local_fits(const struct srv_executor *e, const struct rt_job_r
 {
     if (e == NULL || strcmp(jr->dispatch, "local") != 0)
         return;
-    struct srv_executor_capacity cap;
-    srv_executor_capacity(e, &cap);
-    const char *field[] = {"vcpus", "memory", "gpus"};
-    const long long want[] = {jr->vcpus, jr->memory, jr->gpus};
-    const long long have[] = {cap.vcpus, cap.memory_mib, cap.gpus};
-    for (int i = 0; i < 3; i++) {
-        if (want[i] <= have[i])
-            continue;
+    struct srv_executor_misfit m[3];
+    int n = srv_executor_misfits(e, jr->vcpus, jr->memory, jr->gpus, m);
+    for (int i = 0; i < n; i++) {
         char msg[160];
         gw_fmt(msg, sizeof(msg), "is more than this machine's local executor offers (%lld)",
-               have[i]);
-        json_array_append_new(errors, json_pack("{s:s,s:s}", "field", field[i], "message", msg));
+               m[i].have);
+        json_array_append_new(errors, json_pack("{s:s,s:s}", "field", m[i].field, "message", msg));
     }
 }
 

@@ -4,10 +4,11 @@
  * The database is the queue: a job accepted here is RUNNABLE with this
  * executor's node name and the time it joined; the head of that queue
  * starts when it fits. Before an attempt is forked the job is RUNNING in
- * the database, so a second executor can never start it too; after the
- * fork its session id is recorded so that a restarted gateway can stop the
- * attempt's whole process tree. Everything about a running attempt (its
- * pipe, deadline, resources) lives in this file's one thread.
+ * the database, so a second executor can never start it too; every process
+ * of an attempt carries the job's JOB_ID, so that the attempt's end, and a
+ * gateway restarted after a crash, can stop all of them. Everything about a
+ * running attempt (its pipe, deadline, resources) lives in this file's one
+ * thread.
  */
 #define _GNU_SOURCE /* execvpe, pipe2, close_range, F_SETPIPE_SZ */
 
@@ -410,19 +411,28 @@ static void report(struct srv_executor *e, const struct db_job_event *ev, int re
         LOG_INFO("local job %s is %s: %s", ev->gateway_id, ev->status, ev->reason);
 }
 
+int srv_executor_misfits(const struct srv_executor *e, long long vcpus, long long memory_mib,
+                         long long gpus, struct srv_executor_misfit out[3])
+{
+    static const char *const field[] = {"vcpus", "memory", "gpus"};
+    static const char *const unit[] = {"vCPUs", "MiB of memory", "GPUs"};
+    const long long want[] = {vcpus, memory_mib, gpus};
+    const long long have[] = {e->cap.vcpus, e->cap.memory_mib, e->cap.gpus};
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        if (want[i] > have[i])
+            out[n++] = (struct srv_executor_misfit){field[i], unit[i], want[i], have[i]};
+    return n;
+}
+
 /* Why a job can never run here, or "" when it can. */
 static void misfit(char *out, size_t outlen, const struct srv_executor *e, const json_t *job)
 {
+    struct srv_executor_misfit m[3];
     out[0] = '\0';
-    if (jint(job, "vcpus") > e->cap.vcpus)
-        gw_fmt(out, outlen, "the job asks for %lld vCPUs; this machine offers %lld",
-               jint(job, "vcpus"), e->cap.vcpus);
-    else if (jint(job, "memory") > e->cap.memory_mib)
-        gw_fmt(out, outlen, "the job asks for %lld MiB of memory; this machine offers %lld",
-               jint(job, "memory"), e->cap.memory_mib);
-    else if (jint(job, "gpus") > e->cap.gpus)
-        gw_fmt(out, outlen, "the job asks for %lld GPUs; this machine offers %lld",
-               jint(job, "gpus"), e->cap.gpus);
+    if (srv_executor_misfits(e, jint(job, "vcpus"), jint(job, "memory"), jint(job, "gpus"), m) > 0)
+        gw_fmt(out, outlen, "the job asks for %lld %s; this machine offers %lld", m[0].want,
+               m[0].unit, m[0].have);
 }
 
 /* ---- intake ------------------------------------------------------------------------- */
@@ -726,8 +736,8 @@ static int start(struct srv_executor *e, const json_t *job)
     c->deadline_ns = c->timeout_s > 0 ? now + c->timeout_s * 1000000000LL : 0;
     c->next = e->children;
     e->children = c;
-    if (db_local_running(e->app->pool, c->job_id, (int)pid, started_ms, &err) != GW_OK)
-        LOG_WARN("local job %s: recording its process failed: %s", c->job_id, err.msg);
+    if (db_local_started(e->app->pool, c->job_id, started_ms, &err) != GW_OK)
+        LOG_WARN("local job %s: recording its start failed: %s", c->job_id, err.msg);
     log_note(c->log_fd, "attempt %d of %d: %s %s (session %d%s%s)", c->attempt, c->max_attempts,
              cfg->local_python, jstr(job, "script_key"), (int)pid,
              visible[0] ? ", CUDA_VISIBLE_DEVICES=" : "", visible);
@@ -767,7 +777,6 @@ static void schedule(struct srv_executor *e)
 
 static void request_stop(struct srv_executor *e, struct child *c, enum stop_reason why)
 {
-    (void)e;
     if (c->stop != STOP_NONE)
         return;
     c->stop = why;
@@ -924,8 +933,8 @@ static int recover(struct srv_executor *e)
         const char *id = PQgetvalue(res, i, 0);
         long long attempts = 0, max_attempts = 1;
         kill_leftovers(id);
-        (void)gw_parse_ll(&attempts, PQgetvalue(res, i, 2), 0, 1000);
-        (void)gw_parse_ll(&max_attempts, PQgetvalue(res, i, 3), 1, 1000);
+        (void)gw_parse_ll(&attempts, PQgetvalue(res, i, 1), 0, 1000);
+        (void)gw_parse_ll(&max_attempts, PQgetvalue(res, i, 2), 1, 1000);
         int attempt = (int)attempts + 1;
         int more = attempt < max_attempts;
         char reason[200];

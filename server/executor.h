@@ -29,6 +29,17 @@ int srv_executor_start(struct srv_executor **out, struct srv_app *app, struct gw
 /* What jobs may ask of this executor at most. */
 void srv_executor_capacity(const struct srv_executor *e, struct srv_executor_capacity *out);
 
+/* The resources a job asks for beyond what this executor has at all, in
+ * the order vcpus, memory, gpus; returns how many (0: it fits an idle
+ * machine). */
+struct srv_executor_misfit {
+    const char *field; /* the job request's field */
+    const char *unit;  /* "vCPUs", "MiB of memory", "GPUs" */
+    long long want, have;
+};
+int srv_executor_misfits(const struct srv_executor *e, long long vcpus, long long memory_mib,
+                         long long gpus, struct srv_executor_misfit out[3]);
+
 /* What the running attempts hold now (for /metrics; any thread). */
 struct srv_executor_usage {
     long long vcpus, memory_mib, gpus;
