@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void sleep_ms(long ms)
+void th_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -287,7 +287,7 @@ void th_gw_start(struct th_gw *gw, const char *db_url, const char *const *env)
                            log ? log : "");
         }
         free(log);
-        sleep_ms(50);
+        th_sleep_ms(50);
     }
     kill(pid, SIGKILL);
     cr_assert_fail("gateway did not start listening within 30 s");
@@ -305,7 +305,7 @@ static int wait_exit(pid_t pid, int timeout_s)
                 return 128 + WTERMSIG(status);
             return -1;
         }
-        sleep_ms(20);
+        th_sleep_ms(20);
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
@@ -526,7 +526,7 @@ long th_wait_status(const char *url, long want, int timeout_s)
         th_resp_dispose(&r);
         if (last == want)
             return last;
-        sleep_ms(100);
+        th_sleep_ms(100);
     }
     return last;
 }
@@ -550,4 +550,21 @@ void th_assert_problem(const struct th_resp *r, long want)
               "request_id in the body matches X-Request-Id");
     free(hrid);
     json_decref(j);
+}
+
+const char *th_str(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+json_t *th_get_json(const char *url, const char *auth_header)
+{
+    const char *h[] = {auth_header, NULL};
+    struct th_resp r;
+    cr_assert_eq(th_http(&r, "GET", url, auth_header != NULL ? h : NULL, NULL, 0), 0);
+    cr_assert_eq(r.status, 200, "GET %s: %ld %s", url, r.status, r.body);
+    json_t *j = th_resp_json(&r);
+    cr_assert(j != NULL, "GET %s: not JSON: %s", url, r.body);
+    th_resp_dispose(&r);
+    return j;
 }

@@ -88,6 +88,15 @@ const char *th_source_path(const char *rel);
 /* Polls GET url until it returns want (or timeout_s); returns the last status. */
 long th_wait_status(const char *url, long want, int timeout_s);
 
+/* GET url with an "Authorization: ..." header (or none); asserts 200 and
+ * returns the JSON body (new: json_decref it). */
+json_t *th_get_json(const char *url, const char *auth_header);
+
+/* A string member of o, or NULL. */
+const char *th_str(const json_t *o, const char *k);
+
+void th_sleep_ms(long ms);
+
 /* A problem+json body must have type, title, status == want, request_id and instance. */
 void th_assert_problem(const struct th_resp *r, long want);
 

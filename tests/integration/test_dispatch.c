@@ -71,24 +71,7 @@ static json_t *get_job(const struct th_gw *gw, const char *id)
 {
     char url[256];
     snprintf(url, sizeof(url), "%s/jobs/%s", gw->base, id);
-    const char *h[] = {writer, NULL};
-    struct th_resp r;
-    cr_assert_eq(th_http(&r, "GET", url, h, NULL, 0), 0);
-    cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = th_resp_json(&r);
-    th_resp_dispose(&r);
-    return j;
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    return th_get_json(url, writer);
 }
 
 /* Polls until the job has status; returns the job (json_decref it). */
@@ -98,9 +81,9 @@ static json_t *wait_status(const struct th_gw *gw, const char *id, const char *s
     for (int i = 0; i < secs * 10; i++) {
         json_decref(j);
         j = get_job(gw, id);
-        if (strcmp(str(j, "status"), status) == 0)
+        if (strcmp(th_str(j, "status"), status) == 0)
             return j;
-        sleep_ms(100);
+        th_sleep_ms(100);
     }
     char *dump = json_dumps(j, 0);
     char *log = th_gw_log(gw);
@@ -138,13 +121,13 @@ Test(dispatch, a_batch_job_is_submitted_with_exactly_the_requested_overrides)
                               "\"model training!\", \"experiment\": \"e7\"}, \"dispatch\": "
                               "\"batch\"}");
     char id[37];
-    snprintf(id, sizeof(id), "%s", str(j, "id"));
+    snprintf(id, sizeof(id), "%s", th_str(j, "id"));
     json_decref(j);
     j = wait_status(&gw, id, "SUBMITTED", 20);
-    cr_assert_str_eq(str(j, "batch_job_id"), "b-1");
+    cr_assert_str_eq(th_str(j, "batch_job_id"), "b-1");
     json_t *h = json_object_get(j, "history");
     cr_assert_eq(json_array_size(h), 2);
-    cr_assert_str_eq(str(json_array_get(h, 1), "source"), "dispatcher");
+    cr_assert_str_eq(th_str(json_array_get(h, 1), "source"), "dispatcher");
     json_decref(j);
 
     cr_assert_eq(th_mock_count(mock), 1, "submitted exactly once");
@@ -154,15 +137,15 @@ Test(dispatch, a_batch_job_is_submitted_with_exactly_the_requested_overrides)
     json_t *b = json_loads(r.body, 0, NULL);
     char name[80];
     snprintf(name, sizeof(name), "model-training--%s", id);
-    cr_assert_str_eq(str(b, "jobName"), name, "project sanitised, id kept");
-    cr_assert_str_eq(str(b, "jobQueue"), th_moto_resource("gpu_queue"));
-    cr_assert_str_eq(str(b, "jobDefinition"), th_moto_resource("job_definition"));
+    cr_assert_str_eq(th_str(b, "jobName"), name, "project sanitised, id kept");
+    cr_assert_str_eq(th_str(b, "jobQueue"), th_moto_resource("gpu_queue"));
+    cr_assert_str_eq(th_str(b, "jobDefinition"), th_moto_resource("job_definition"));
     json_t *co = json_object_get(b, "containerOverrides");
     json_t *rr = json_object_get(co, "resourceRequirements");
-    cr_assert_str_eq(str(json_array_get(rr, 0), "value"), "8");
-    cr_assert_str_eq(str(json_array_get(rr, 1), "value"), "32768");
-    cr_assert_str_eq(str(json_array_get(rr, 2), "type"), "GPU");
-    cr_assert_str_eq(str(json_array_get(rr, 2), "value"), "2");
+    cr_assert_str_eq(th_str(json_array_get(rr, 0), "value"), "8");
+    cr_assert_str_eq(th_str(json_array_get(rr, 1), "value"), "32768");
+    cr_assert_str_eq(th_str(json_array_get(rr, 2), "type"), "GPU");
+    cr_assert_str_eq(th_str(json_array_get(rr, 2), "value"), "2");
     cr_assert_str_eq(json_string_value(json_array_get(json_object_get(co, "command"), 0)),
                      "--epochs");
     json_t *envs = json_object_get(co, "environment");
@@ -178,8 +161,8 @@ Test(dispatch, a_batch_job_is_submitted_with_exactly_the_requested_overrides)
         json_t *e;
         json_array_foreach(envs, i, e)
         {
-            if (strcmp(str(e, "name"), want[k][0]) == 0)
-                got = str(e, "value");
+            if (strcmp(th_str(e, "name"), want[k][0]) == 0)
+                got = th_str(e, "value");
         }
         cr_assert(got != NULL && strcmp(got, want[k][1]) == 0, "%s=%s, got %s", want[k][0],
                   want[k][1], got ? got : "(absent)");
@@ -190,10 +173,10 @@ Test(dispatch, a_batch_job_is_submitted_with_exactly_the_requested_overrides)
     json_t *rs = json_object_get(b, "retryStrategy");
     cr_assert_eq(json_integer_value(json_object_get(rs, "attempts")), 3);
     cr_assert_str_eq(
-        str(json_array_get(json_object_get(rs, "evaluateOnExit"), 0), "onStatusReason"),
+        th_str(json_array_get(json_object_get(rs, "evaluateOnExit"), 0), "onStatusReason"),
         "Host EC2*");
-    cr_assert_str_eq(str(json_object_get(b, "tags"), "mlgw:job-id"), id);
-    cr_assert_str_eq(str(json_object_get(b, "tags"), "mlgw:project"), "model training!");
+    cr_assert_str_eq(th_str(json_object_get(b, "tags"), "mlgw:job-id"), id);
+    cr_assert_str_eq(th_str(json_object_get(b, "tags"), "mlgw:project"), "model training!");
     cr_assert(json_is_true(json_object_get(b, "propagateTags")));
     json_decref(b);
     th_mock_request_dispose(&r);
@@ -244,7 +227,7 @@ Test(dispatch, a_batch_job_lands_on_the_right_moto_queue)
                               "\"cpu\", \"dispatch\": \"batch\", \"metadata\": {\"project\": "
                               "\"data-pipeline\"}}");
     char id[37], name[80];
-    snprintf(id, sizeof(id), "%s", str(j, "id"));
+    snprintf(id, sizeof(id), "%s", th_str(j, "id"));
     json_decref(j);
     j = wait_status(&gw, id, "SUBMITTED", 20);
     snprintf(name, sizeof(name), "data-pipeline-%s", id);
@@ -266,10 +249,10 @@ Test(dispatch, an_sns_job_publishes_the_seeds_trigger_message_with_the_job_id)
                               "8, \"memory\": 16384, \"dispatch\": \"sns\"}, \"metadata\": "
                               "{\"user\": \"ml-engineer\", \"project\": \"data-pipeline\"}}");
     char id[37];
-    snprintf(id, sizeof(id), "%s", str(j, "id"));
+    snprintf(id, sizeof(id), "%s", th_str(j, "id"));
     json_decref(j);
     j = wait_status(&gw, id, "DISPATCHED", 20);
-    cr_assert(str(j, "sns_message_id") != NULL);
+    cr_assert(th_str(j, "sns_message_id") != NULL);
     json_decref(j);
 
     char cmd[1024];
@@ -289,12 +272,12 @@ Test(dispatch, an_sns_job_publishes_the_seeds_trigger_message_with_the_job_id)
         json_t *m;
         json_array_foreach(msgs, i, m)
         {
-            json_t *body = json_loads(str(m, "body"), 0, NULL);
-            const char *jid = str(json_object_get(body, "data"), "job_id");
+            json_t *body = json_loads(th_str(m, "body"), 0, NULL);
+            const char *jid = th_str(json_object_get(body, "data"), "job_id");
             if (jid != NULL && strcmp(jid, id) == 0) {
                 found = body;
-                cr_assert_str_eq(str(json_object_get(m, "attributes"), "compute_type"), "cpu");
-                cr_assert_str_eq(str(json_object_get(m, "attributes"), "trigger_type"),
+                cr_assert_str_eq(th_str(json_object_get(m, "attributes"), "compute_type"), "cpu");
+                cr_assert_str_eq(th_str(json_object_get(m, "attributes"), "trigger_type"),
                                  "batch_job");
             } else {
                 json_decref(body);
@@ -330,13 +313,13 @@ Test(dispatch, an_aws_outage_keeps_jobs_queued_then_each_is_submitted_once)
     for (int i = 0; i < 6; i++) {
         json_t *j = post_job(&gw, "{\"script_key\": \"a.py\", \"compute_type\": \"cpu\", "
                                   "\"dispatch\": \"batch\"}");
-        snprintf(ids[i], 37, "%s", str(j, "id"));
+        snprintf(ids[i], 37, "%s", th_str(j, "id"));
         json_decref(j);
     }
-    sleep_ms(1500);
+    th_sleep_ms(1500);
     for (int i = 0; i < 6; i++) {
         json_t *j = get_job(&gw, ids[i]);
-        cr_assert_str_eq(str(j, "status"), "QUEUED", "still queued during the outage");
+        cr_assert_str_eq(th_str(j, "status"), "QUEUED", "still queued during the outage");
         json_decref(j);
     }
     cr_assert_gt(scalar("SELECT min(dispatch_attempts) FROM jobs"), 0, "every job was tried");
@@ -367,11 +350,11 @@ Test(dispatch, a_permanent_error_is_dispatch_failed_and_an_admin_retry_requeues)
     json_t *j = post_job(&gw, "{\"script_key\": \"a.py\", \"compute_type\": \"cpu\", "
                               "\"dispatch\": \"batch\"}");
     char id[37];
-    snprintf(id, sizeof(id), "%s", str(j, "id"));
+    snprintf(id, sizeof(id), "%s", th_str(j, "id"));
     json_decref(j);
     j = wait_status(&gw, id, "DISPATCH_FAILED", 20);
-    cr_assert(strstr(str(j, "status_reason"), "ClientException") != NULL, "%s",
-              str(j, "status_reason"));
+    cr_assert(strstr(th_str(j, "status_reason"), "ClientException") != NULL, "%s",
+              th_str(j, "status_reason"));
     json_decref(j);
     cr_assert_eq(th_gw_stop(&gw, SIGTERM, 15), 0);
 
@@ -440,10 +423,10 @@ Test(dispatch, kill_9_during_a_burst_then_restart_submits_every_job_exactly_once
         json_t *j = post_job(&gw, "{\"script_key\": \"a.py\", \"compute_type\": \"cpu\", "
                                   "\"dispatch\": \"batch\", \"metadata\": {\"project\": "
                                   "\"burst\"}}");
-        snprintf(ids[i], 37, "%s", str(j, "id"));
+        snprintf(ids[i], 37, "%s", th_str(j, "id"));
         json_decref(j);
         if (i == N / 2)
-            sleep_ms(150);
+            th_sleep_ms(150);
     }
     kill(gw.pid, SIGKILL);
     th_gw_stop(&gw, 0, 10);
@@ -469,7 +452,7 @@ Test(dispatch, two_gateways_on_one_database_never_submit_a_job_twice)
         json_t *j = post_job(i % 2 ? &a : &b, "{\"script_key\": \"a.py\", \"compute_type\": "
                                               "\"cpu\", \"dispatch\": \"batch\", \"metadata\": "
                                               "{\"project\": \"burst\"}}");
-        snprintf(ids[i], 37, "%s", str(j, "id"));
+        snprintf(ids[i], 37, "%s", th_str(j, "id"));
         json_decref(j);
     }
     for (int i = 0; i < N; i++)
@@ -491,7 +474,7 @@ Test(dispatch, the_reconciler_brings_a_quiet_batch_job_up_to_date)
     json_t *j = post_job(&gw, "{\"script_key\": \"a.py\", \"compute_type\": \"cpu\", "
                               "\"dispatch\": \"batch\"}");
     char id[37];
-    snprintf(id, sizeof(id), "%s", str(j, "id"));
+    snprintf(id, sizeof(id), "%s", th_str(j, "id"));
     json_decref(j);
     /* moto runs the job without Docker and reports SUCCEEDED; nobody calls back. */
     j = wait_status(&gw, id, "SUCCEEDED", 90);
@@ -501,7 +484,7 @@ Test(dispatch, the_reconciler_brings_a_quiet_batch_job_up_to_date)
     json_t *e;
     json_array_foreach(h, i, e)
     {
-        by_reconciler |= strcmp(str(e, "source"), "reconciler") == 0;
+        by_reconciler |= strcmp(th_str(e, "source"), "reconciler") == 0;
     }
     cr_assert(by_reconciler, "the reconciler recorded it");
     cr_assert(json_is_string(json_object_get(j, "stopped_at")));
@@ -523,7 +506,7 @@ Test(dispatch, cancel_after_dispatch_goes_to_aws_batch)
     json_t *j = post_job(&gw, "{\"script_key\": \"a.py\", \"compute_type\": \"cpu\", "
                               "\"dispatch\": \"batch\"}");
     char id[37];
-    snprintf(id, sizeof(id), "%s", str(j, "id"));
+    snprintf(id, sizeof(id), "%s", th_str(j, "id"));
     json_decref(j);
     json_decref(wait_status(&gw, id, "SUBMITTED", 20));
     char url[256];
@@ -533,17 +516,17 @@ Test(dispatch, cancel_after_dispatch_goes_to_aws_batch)
     th_http(&r, "POST", url, h, NULL, 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     j = th_resp_json(&r);
-    cr_assert_str_eq(str(j, "status"), "SUBMITTED", "the final state comes from AWS");
+    cr_assert_str_eq(th_str(j, "status"), "SUBMITTED", "the final state comes from AWS");
     json_decref(j);
     th_resp_dispose(&r);
     for (int i = 0; i < 100 && th_mock_count(mock) < 2; i++)
-        sleep_ms(100);
+        th_sleep_ms(100);
     cr_assert_eq(th_mock_count(mock), 2);
     struct th_mock_request req;
     th_mock_request(&req, mock, 1);
     cr_assert_str_eq(req.path, "/v1/canceljob", "CancelJob for a SUBMITTED job");
     json_t *b = json_loads(req.body, 0, NULL);
-    cr_assert_str_eq(str(b, "jobId"), "b-1");
+    cr_assert_str_eq(th_str(b, "jobId"), "b-1");
     json_decref(b);
     th_mock_request_dispose(&req);
     cr_assert_eq(th_gw_stop(&gw, SIGTERM, 15), 0);
@@ -558,7 +541,7 @@ Test(dispatch, metrics_show_the_outbox_and_dispatch_outcomes)
     json_t *j = post_job(&gw, "{\"script_key\": \"a.py\", \"compute_type\": \"cpu\", "
                               "\"dispatch\": \"batch\"}");
     char id[37];
-    snprintf(id, sizeof(id), "%s", str(j, "id"));
+    snprintf(id, sizeof(id), "%s", th_str(j, "id"));
     json_decref(j);
     json_decref(wait_status(&gw, id, "SUBMITTED", 20));
     char url[256];

@@ -68,17 +68,6 @@ static void teardown(void)
 
 TestSuite(events, .init = setup, .fini = teardown);
 
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* A job as the API would hold it after SubmitJob (the dispatcher is off). */
 static void make_dispatched_job(char id[37], const char *batch_id)
 {
@@ -95,7 +84,7 @@ static void make_dispatched_job(char id[37], const char *batch_id)
     th_http(&r, "POST", url, h, body, strlen(body));
     cr_assert_eq(r.status, 202, "%s", r.body);
     json_t *j = th_resp_json(&r);
-    snprintf(id, 37, "%s", str(j, "id"));
+    snprintf(id, 37, "%s", th_str(j, "id"));
     json_decref(j);
     th_resp_dispose(&r);
     char sql[256];
@@ -149,7 +138,7 @@ static long post_event(const char *body, const char *key, char *result, size_t r
     long status = r.status;
     if (result != NULL) {
         json_t *j = th_resp_json(&r);
-        snprintf(result, rlen, "%s", j ? (str(j, "result") ? str(j, "result") : "") : "");
+        snprintf(result, rlen, "%s", j ? (th_str(j, "result") ? th_str(j, "result") : "") : "");
         json_decref(j);
     }
     th_resp_dispose(&r);
@@ -160,13 +149,7 @@ static json_t *get_job(const char *id)
 {
     char url[256];
     snprintf(url, sizeof(url), "%s/jobs/%s", gw.base, id);
-    const char *h[] = {writer, NULL};
-    struct th_resp r;
-    th_http(&r, "GET", url, h, NULL, 0);
-    cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = th_resp_json(&r);
-    th_resp_dispose(&r);
-    return j;
+    return th_get_json(url, writer);
 }
 
 static void wait_sent(const char *id, size_t want)
@@ -177,12 +160,12 @@ static void wait_sent(const char *id, size_t want)
         json_t *n;
         json_array_foreach(json_object_get(j, "notifications"), k, n)
         {
-            sent += strcmp(str(n, "state"), "sent") == 0;
+            sent += strcmp(th_str(n, "state"), "sent") == 0;
         }
         json_decref(j);
         if (sent >= want)
             return;
-        sleep_ms(100);
+        th_sleep_ms(100);
     }
     char *log = th_gw_log(&gw);
     cr_assert_fail("notifications of %s not all sent; log:\n%s", id, log);
@@ -223,10 +206,10 @@ Test(events, in_order_duplicated_and_out_of_order_events_leave_a_true_history)
         free(ev);
     }
     json_t *j = get_job(id);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED");
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED");
     cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 0);
-    cr_assert_str_eq(str(j, "log_stream"), "ml-job/default/abc");
-    cr_assert(str(j, "stopped_at") != NULL);
+    cr_assert_str_eq(th_str(j, "log_stream"), "ml-job/default/abc");
+    cr_assert(th_str(j, "stopped_at") != NULL);
     json_t *h = json_object_get(j, "history");
     /* QUEUED (api) + 8 reports, of which 4 were applied. */
     cr_assert_eq(json_array_size(h), 9);
@@ -269,8 +252,8 @@ Test(events, in_order_duplicated_and_out_of_order_events_leave_a_true_history)
     gw_hex(hex, mac, 32);
     cr_assert_str_eq(v1 + 4, hex, "the signature verifies");
     json_t *body = json_loads(r.body, 0, NULL);
-    cr_assert_str_eq(str(body, "id"), id);
-    cr_assert_str_eq(str(body, "status"), "SUCCEEDED");
+    cr_assert_str_eq(th_str(body, "id"), id);
+    cr_assert_str_eq(th_str(body, "status"), "SUCCEEDED");
     json_decref(body);
     free(sig);
     th_mock_request_dispose(&r);
@@ -353,7 +336,7 @@ Test(events, concurrent_terminal_callbacks_on_one_job_notify_once)
     cr_assert_str_eq(st, "SUCCEEDED");
     free(st);
     wait_sent(id, 3);
-    sleep_ms(300);
+    th_sleep_ms(300);
     cr_assert_eq(th_smtp_count(&smtp, "ann@ml.example"), 1);
     cr_assert_eq(th_mock_count(hook), 1);
 }
@@ -371,14 +354,14 @@ Test(events, a_failing_mail_server_is_retried_and_mails_once_when_it_recovers)
     wait_sent(id, 3);
     cr_assert_eq(th_smtp_count(&smtp, "ann@ml.example"), 1);
     json_t *j = get_job(id);
-    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert_str_eq(th_str(j, "status"), "FAILED");
     cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 3);
     size_t k;
     json_t *n;
     int retried = 0;
     json_array_foreach(json_object_get(j, "notifications"), k, n)
     {
-        retried |= strcmp(str(n, "channel"), "email") == 0 &&
+        retried |= strcmp(th_str(n, "channel"), "email") == 0 &&
                    json_integer_value(json_object_get(n, "attempts")) > 1;
     }
     cr_assert(retried, "an email needed more than one attempt");
@@ -402,14 +385,14 @@ Test(events, a_permanently_refused_webhook_is_recorded_as_failed_on_the_job)
         json_t *n;
         json_array_foreach(json_object_get(j, "notifications"), k, n)
         {
-            if (strcmp(str(n, "channel"), "webhook") == 0 &&
-                strcmp(str(n, "state"), "failed") == 0) {
+            if (strcmp(th_str(n, "channel"), "webhook") == 0 &&
+                strcmp(th_str(n, "state"), "failed") == 0) {
                 failed = 1;
-                cr_assert(strstr(str(n, "error"), "410") != NULL);
+                cr_assert(strstr(th_str(n, "error"), "410") != NULL);
             }
         }
         json_decref(j);
-        sleep_ms(100);
+        th_sleep_ms(100);
     }
     cr_assert(failed, "the webhook failure shows on the job");
     cr_assert_eq(th_mock_count(hook), 1, "a 4xx is not retried");
@@ -428,8 +411,8 @@ Test(events, the_gateway_job_id_in_tags_matches_a_job_submitted_through_sns)
     cr_assert_str_eq(result, "applied");
     free(ev);
     json_t *j = get_job(id);
-    cr_assert_str_eq(str(j, "status"), "RUNNING");
-    cr_assert_str_eq(str(j, "batch_job_id"), "b-new-from-lambda");
+    cr_assert_str_eq(th_str(j, "status"), "RUNNING");
+    cr_assert_str_eq(th_str(j, "batch_job_id"), "b-new-from-lambda");
     json_decref(j);
 }
 
@@ -446,7 +429,7 @@ Test(events, a_mail_server_that_is_down_gets_the_mail_once_it_is_back)
     char *ev = event("e-600", "b-600", "SUCCEEDED", NULL);
     cr_assert_eq(post_event(ev, SECRET, NULL, 0), 200, "the callback does not wait for mail");
     free(ev);
-    sleep_ms(800); /* a few failed tries */
+    th_sleep_ms(800); /* a few failed tries */
     th_smtp_start(&smtp, NULL, port);
     wait_sent(id, 3);
     cr_assert_eq(th_smtp_count(&smtp, "ann@ml.example"), 1);
@@ -482,16 +465,16 @@ Test(events, a_job_dispatched_to_batch_on_moto_is_driven_to_success_by_callbacks
     cr_assert_eq(r.status, 202, "%s", r.body);
     json_t *j = th_resp_json(&r);
     char id[37];
-    snprintf(id, sizeof(id), "%s", str(j, "id"));
+    snprintf(id, sizeof(id), "%s", th_str(j, "id"));
     json_decref(j);
     th_resp_dispose(&r);
     char batch_id[128] = "";
     for (int i = 0; i < 100 && batch_id[0] == '\0'; i++) {
         j = get_job(id);
-        if (str(j, "batch_job_id") != NULL)
-            snprintf(batch_id, sizeof(batch_id), "%s", str(j, "batch_job_id"));
+        if (th_str(j, "batch_job_id") != NULL)
+            snprintf(batch_id, sizeof(batch_id), "%s", th_str(j, "batch_job_id"));
         json_decref(j);
-        sleep_ms(100);
+        th_sleep_ms(100);
     }
     cr_assert(batch_id[0] != '\0', "dispatched to moto");
     /* EventBridge: in order, a duplicate, one out of order, one with a wrong key. */
@@ -505,7 +488,7 @@ Test(events, a_job_dispatched_to_batch_on_moto_is_driven_to_success_by_callbacks
         free(ev);
     }
     j = get_job(id);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED");
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED");
     json_t *hist = json_object_get(j, "history");
     const char *want_status[] = {"QUEUED",    "SUBMITTED", "RUNNABLE", "RUNNING",
                                  "SUCCEEDED", "SUCCEEDED", "RUNNING"};
@@ -513,7 +496,7 @@ Test(events, a_job_dispatched_to_batch_on_moto_is_driven_to_success_by_callbacks
     cr_assert_eq(json_array_size(hist), GW_ARRAY_LEN(want_status), "a true history");
     for (size_t i = 0; i < GW_ARRAY_LEN(want_status); i++) {
         json_t *e = json_array_get(hist, i);
-        cr_assert_str_eq(str(e, "status"), want_status[i], "history[%zu]", i);
+        cr_assert_str_eq(th_str(e, "status"), want_status[i], "history[%zu]", i);
         cr_assert_eq(json_is_true(json_object_get(e, "applied")), want_applied[i], "history[%zu]",
                      i);
     }

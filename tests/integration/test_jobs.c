@@ -104,11 +104,6 @@ static long res(json_t *job, const char *k)
     return (long)json_integer_value(json_object_get(json_object_get(job, "resources"), k));
 }
 
-static const char *str(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 /* ---- the seed's messages ---------------------------------------------------------------- */
 
 Test(jobs, the_seeds_four_trigger_messages_are_accepted_with_the_seeds_defaults)
@@ -137,21 +132,21 @@ Test(jobs, the_seeds_four_trigger_messages_are_accepted_with_the_seeds_defaults)
     };
     for (size_t i = 0; i < 4; i++) {
         json_t *j = submit(cases[i].body);
-        cr_assert_str_eq(str(j, "status"), "QUEUED");
-        cr_assert_str_eq(str(j, "compute_type"), cases[i].compute);
+        cr_assert_str_eq(th_str(j, "status"), "QUEUED");
+        cr_assert_str_eq(th_str(j, "compute_type"), cases[i].compute);
         cr_assert_eq(res(j, "vcpus"), cases[i].vcpus, "case %zu", i);
         cr_assert_eq(res(j, "memory"), cases[i].memory, "case %zu", i);
         cr_assert_eq(res(j, "gpus"), cases[i].gpus, "case %zu", i);
-        cr_assert_str_eq(str(json_object_get(j, "metadata"), "user"), "ml-engineer");
+        cr_assert_str_eq(th_str(json_object_get(j, "metadata"), "user"), "ml-engineer");
         cr_assert(json_is_null(json_object_get(json_object_get(j, "metadata"), "experiment")));
-        cr_assert_str_eq(str(j, "dispatch"), "local", "the configured default");
+        cr_assert_str_eq(th_str(j, "dispatch"), "local", "the configured default");
         char want[128];
-        snprintf(want, sizeof(want), "s3://ml-outputs/jobs/%s/", str(j, "id"));
-        cr_assert_str_eq(str(j, "output_uri"), want);
+        snprintf(want, sizeof(want), "s3://ml-outputs/jobs/%s/", th_str(j, "id"));
+        cr_assert_str_eq(th_str(j, "output_uri"), want);
         json_t *h = json_object_get(j, "history");
         cr_assert_eq(json_array_size(h), 1);
-        cr_assert_str_eq(str(json_array_get(h, 0), "status"), "QUEUED");
-        cr_assert_str_eq(str(json_array_get(h, 0), "source"), "api");
+        cr_assert_str_eq(th_str(json_array_get(h, 0), "status"), "QUEUED");
+        cr_assert_str_eq(th_str(json_array_get(h, 0), "source"), "api");
         json_decref(j);
     }
     cr_assert_eq(job_count(), 4);
@@ -162,8 +157,8 @@ Test(jobs, the_seeds_cache_cleanup_message_maps_data_operation)
     json_t *j = submit("{\"trigger_type\": \"batch_job\", \"data\": {\"script_key\": "
                        "\"jobs/cleanup_processor.py\", \"compute_type\": \"cpu\", "
                        "\"operation\": \"cleanup-cache\"}}");
-    cr_assert_str_eq(str(j, "operation"), "cleanup-cache");
-    cr_assert_str_eq(str(j, "compute_type"), "cpu");
+    cr_assert_str_eq(th_str(j, "operation"), "cleanup-cache");
+    cr_assert_str_eq(th_str(j, "compute_type"), "cpu");
     json_decref(j);
 }
 
@@ -179,22 +174,22 @@ Test(jobs, the_native_body_round_trips_and_get_shows_it_with_history)
         "\"batch\"}";
     json_t *j = submit(body);
     char path[64];
-    snprintf(path, sizeof(path), "/jobs/%s", str(j, "id"));
+    snprintf(path, sizeof(path), "/jobs/%s", th_str(j, "id"));
     json_decref(j);
     struct th_resp r;
     get_as(&r, reader, path);
     cr_assert_eq(r.status, 200, "%s", r.body);
     j = th_resp_json(&r);
-    cr_assert_str_eq(str(j, "script_key"), "jobs/train.py");
+    cr_assert_str_eq(th_str(j, "script_key"), "jobs/train.py");
     cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "args"), 1)), "3");
-    cr_assert_str_eq(str(json_object_get(j, "env"), "LEARNING_RATE"), "0.001");
+    cr_assert_str_eq(th_str(json_object_get(j, "env"), "LEARNING_RATE"), "0.001");
     cr_assert_eq(json_integer_value(json_object_get(j, "timeout_seconds")), 3600);
     cr_assert_eq(json_integer_value(json_object_get(j, "max_attempts")), 3);
-    cr_assert_str_eq(str(json_object_get(j, "metadata"), "experiment"), "exp-7");
+    cr_assert_str_eq(th_str(json_object_get(j, "metadata"), "experiment"), "exp-7");
     cr_assert_str_eq(json_string_value(json_array_get(
                          json_object_get(json_object_get(j, "notify"), "webhooks"), 0)),
                      "https://hooks.example.com/ml");
-    cr_assert_str_eq(str(j, "dispatch"), "batch");
+    cr_assert_str_eq(th_str(j, "dispatch"), "batch");
     cr_assert(json_is_null(json_object_get(j, "batch_job_id")));
     cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 0);
     cr_assert_eq(json_array_size(json_object_get(j, "history")), 1);
@@ -211,9 +206,9 @@ Test(jobs, sql_metacharacters_are_stored_verbatim)
              "{\"user\": \"%s\", \"project\": \"p\\\\q\\\"r\"}, \"args\": [\"%s\", \"$1\"]}",
              evil, evil, evil);
     json_t *j = submit(body);
-    cr_assert_str_eq(str(json_object_get(j, "env"), "NOTE"), evil);
-    cr_assert_str_eq(str(json_object_get(j, "metadata"), "user"), evil);
-    cr_assert_str_eq(str(json_object_get(j, "metadata"), "project"), "p\\q\"r");
+    cr_assert_str_eq(th_str(json_object_get(j, "env"), "NOTE"), evil);
+    cr_assert_str_eq(th_str(json_object_get(j, "metadata"), "user"), evil);
+    cr_assert_str_eq(th_str(json_object_get(j, "metadata"), "project"), "p\\q\"r");
     json_decref(j);
     char *stored = th_db_scalar(db, "SELECT meta_user FROM jobs");
     cr_assert_str_eq(stored, evil);
@@ -236,7 +231,7 @@ static void expect_422_field(const char *body, const char *field)
     json_t *e;
     json_array_foreach(errs, i, e)
     {
-        found |= strcmp(str(e, "field"), field) == 0;
+        found |= strcmp(th_str(e, "field"), field) == 0;
     }
     cr_assert(found, "%s: no error for %s in %s", body, field, r.body);
     json_decref(j);
@@ -477,7 +472,7 @@ static void ids_of(char ids[][37], size_t *n, const struct th_resp *r, char *cur
     for (size_t i = 0; i < *n; i++) {
         json_t *it = json_array_get(items, i);
         cr_assert_null(json_object_get(it, "history"), "lists omit history");
-        snprintf(ids[i], 37, "%s", str(it, "id"));
+        snprintf(ids[i], 37, "%s", th_str(it, "id"));
     }
     json_t *nc = json_object_get(j, "next_cursor");
     snprintf(cursor, cursor_len, "%s", json_is_string(nc) ? json_string_value(nc) : "");
@@ -489,7 +484,7 @@ Test(jobs, pages_are_newest_first_and_stable_when_jobs_arrive_between_pages)
     char made[5][37];
     for (size_t i = 0; i < 5; i++) {
         json_t *j = submit(one_job);
-        snprintf(made[i], 37, "%s", str(j, "id"));
+        snprintf(made[i], 37, "%s", th_str(j, "id"));
         json_decref(j);
     }
     struct th_resp r;
@@ -532,7 +527,7 @@ Test(jobs, filters_select_by_status_compute_type_metadata_and_creation_time)
                        "\"project\": \"p1\"}}"));
     json_t *c = submit("{\"script_key\": \"c.py\", \"metadata\": {\"user\": \"bob\"}}");
     char cancel[80];
-    snprintf(cancel, sizeof(cancel), "/jobs/%s/cancel", str(c, "id"));
+    snprintf(cancel, sizeof(cancel), "/jobs/%s/cancel", th_str(c, "id"));
     json_decref(c);
     struct th_resp r;
     post_as(&r, writer, cancel, NULL, NULL);
@@ -602,17 +597,17 @@ Test(jobs, cancel_before_dispatch_ends_the_job_and_a_second_cancel_is_409)
 {
     json_t *j = submit(one_job);
     char path[80];
-    snprintf(path, sizeof(path), "/jobs/%s/cancel", str(j, "id"));
+    snprintf(path, sizeof(path), "/jobs/%s/cancel", th_str(j, "id"));
     json_decref(j);
     struct th_resp r;
     post_as(&r, writer, path, NULL, NULL);
     cr_assert_eq(r.status, 202, "%s", r.body);
     j = th_resp_json(&r);
-    cr_assert_str_eq(str(j, "status"), "CANCELLED");
+    cr_assert_str_eq(th_str(j, "status"), "CANCELLED");
     cr_assert(json_is_string(json_object_get(j, "stopped_at")));
     json_t *h = json_object_get(j, "history");
     cr_assert_eq(json_array_size(h), 2);
-    cr_assert_str_eq(str(json_array_get(h, 1), "status"), "CANCELLED");
+    cr_assert_str_eq(th_str(json_array_get(h, 1), "status"), "CANCELLED");
     json_decref(j);
     th_resp_dispose(&r);
     post_as(&r, writer, path, NULL, NULL);

@@ -24,17 +24,6 @@ static char env_root[300], env_entry[1100], env_python[1100];
 static struct th_gw gw;
 static int gw_running;
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -124,8 +113,8 @@ static void submit(char id[37], const char *body)
     th_http(&r, "POST", url, h, body, strlen(body));
     cr_assert_eq(r.status, 202, "%s", r.body);
     json_t *j = th_resp_json(&r);
-    cr_assert_str_eq(str(j, "dispatch"), "local");
-    snprintf(id, 37, "%s", str(j, "id"));
+    cr_assert_str_eq(th_str(j, "dispatch"), "local");
+    snprintf(id, 37, "%s", th_str(j, "id"));
     json_decref(j);
     th_resp_dispose(&r);
 }
@@ -134,13 +123,7 @@ static json_t *get_job(const char *id)
 {
     char url[160];
     snprintf(url, sizeof(url), "%s/jobs/%s", gw.base, id);
-    const char *h[] = {auth, NULL};
-    struct th_resp r;
-    th_http(&r, "GET", url, h, NULL, 0);
-    cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = th_resp_json(&r);
-    th_resp_dispose(&r);
-    return j;
+    return th_get_json(url, auth);
 }
 
 /* Polls the job until its status is one of want ("A|B"); returns it. */
@@ -150,17 +133,17 @@ static json_t *wait_job(const char *id, const char *want, int timeout_s)
     for (int64_t i = 0; i < tries; i++) {
         json_t *j = get_job(id);
         char needle[40];
-        snprintf(needle, sizeof(needle), "|%s|", str(j, "status"));
+        snprintf(needle, sizeof(needle), "|%s|", th_str(j, "status"));
         char set[200];
         snprintf(set, sizeof(set), "|%s|", want);
         if (strstr(set, needle) != NULL)
             return j;
         json_decref(j);
-        sleep_ms(100);
+        th_sleep_ms(100);
     }
     json_t *j = get_job(id);
-    cr_assert_fail("job %s is %s after %d s, not %s (reason: %s)", id, str(j, "status"), timeout_s,
-                   want, str(j, "status_reason"));
+    cr_assert_fail("job %s is %s after %d s, not %s (reason: %s)", id, th_str(j, "status"),
+                   timeout_s, want, th_str(j, "status_reason"));
     return NULL;
 }
 
@@ -170,7 +153,7 @@ static void wait_file(const char *path, int timeout_s)
     for (int i = 0; i < timeout_s * 20; i++) {
         if (access(path, F_OK) == 0)
             return;
-        sleep_ms(50);
+        th_sleep_ms(50);
     }
     cr_assert_fail("%s did not appear in %d s", path, timeout_s);
 }
@@ -195,7 +178,7 @@ static int gone_within(long pid, int timeout_s)
     for (int i = 0; i < timeout_s * 20; i++) {
         if (!alive(pid))
             return 1;
-        sleep_ms(50);
+        th_sleep_ms(50);
     }
     return 0;
 }
@@ -207,10 +190,10 @@ static int has_history(const json_t *job, const char *status, const char *reason
     const json_t *h;
     json_array_foreach(json_object_get(job, "history"), i, h)
     {
-        if (strcmp(str(h, "status"), status) == 0 && strcmp(str(h, "source"), "local") == 0 &&
+        if (strcmp(th_str(h, "status"), status) == 0 && strcmp(th_str(h, "source"), "local") == 0 &&
             json_is_true(json_object_get(h, "applied")) &&
             (reason_part == NULL ||
-             (str(h, "reason") != NULL && strstr(str(h, "reason"), reason_part) != NULL)))
+             (th_str(h, "reason") != NULL && strstr(th_str(h, "reason"), reason_part) != NULL)))
             return 1;
     }
     return 0;
@@ -248,15 +231,15 @@ Test(local, success_publishes_outputs_manifest_and_log)
                "\"memory\": 64, \"args\": [\"--epochs\", \"2\"], \"env\": {\"GREETING\": \"hi\"}, "
                "\"metadata\": {\"user\": \"ann\"}}");
     json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 0);
     cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 1);
-    cr_assert(str(j, "started_at") != NULL && str(j, "stopped_at") != NULL);
+    cr_assert(th_str(j, "started_at") != NULL && th_str(j, "stopped_at") != NULL);
     cr_assert(has_history(j, "RUNNABLE", NULL) && has_history(j, "RUNNING", NULL) &&
               has_history(j, "SUCCEEDED", NULL));
     char expect_uri[400];
     snprintf(expect_uri, sizeof(expect_uri), "file://%s/output/jobs/%s/", root, id);
-    cr_assert_str_eq(str(j, "output_uri"), expect_uri);
+    cr_assert_str_eq(th_str(j, "output_uri"), expect_uri);
     json_decref(j);
 
     char path[600];
@@ -267,26 +250,26 @@ Test(local, success_publishes_outputs_manifest_and_log)
     snprintf(path, sizeof(path), "%s/output/jobs/%s/sub/env.json", root, id);
     json_t *env = json_load_file(path, 0, NULL);
     cr_assert(env != NULL);
-    cr_assert_str_eq(str(env, "JOB_ID"), id);
-    cr_assert_str_eq(str(env, "SCRIPT_KEY"), "jobs/hello.py");
-    cr_assert_str_eq(str(env, "TRIGGER_USER"), "ann");
-    cr_assert_str_eq(str(env, "CUDA_VISIBLE_DEVICES"), "", "a CPU job sees no GPU");
-    cr_assert_str_eq(str(env, "MLGW_ATTEMPT"), "1");
-    cr_assert_str_eq(str(env, "GREETING"), "hi");
+    cr_assert_str_eq(th_str(env, "JOB_ID"), id);
+    cr_assert_str_eq(th_str(env, "SCRIPT_KEY"), "jobs/hello.py");
+    cr_assert_str_eq(th_str(env, "TRIGGER_USER"), "ann");
+    cr_assert_str_eq(th_str(env, "CUDA_VISIBLE_DEVICES"), "", "a CPU job sees no GPU");
+    cr_assert_str_eq(th_str(env, "MLGW_ATTEMPT"), "1");
+    cr_assert_str_eq(th_str(env, "GREETING"), "hi");
     cr_assert(json_is_null(json_object_get(env, "DATABASE_URL")), "no gateway secrets");
     json_decref(env);
 
     snprintf(path, sizeof(path), "%s/output/jobs/%s/manifest.json", root, id);
     json_t *m = json_load_file(path, 0, NULL);
     cr_assert(m != NULL, "manifest.json");
-    cr_assert_str_eq(str(m, "job_id"), id);
+    cr_assert_str_eq(th_str(m, "job_id"), id);
     cr_assert_eq(json_integer_value(json_object_get(m, "exit_code")), 0);
     cr_assert_eq(json_integer_value(json_object_get(m, "attempt")), 1);
     const json_t *files = json_object_get(m, "files");
     cr_assert_eq(json_array_size(files), 2);
-    cr_assert_str_eq(str(json_array_get(files, 0), "path"), "result.txt");
+    cr_assert_str_eq(th_str(json_array_get(files, 0), "path"), "result.txt");
     cr_assert_eq(json_integer_value(json_object_get(json_array_get(files, 0), "size")), 3);
-    cr_assert_str_eq(str(json_array_get(files, 0), "sha256"),
+    cr_assert_str_eq(th_str(json_array_get(files, 0), "sha256"),
                      "084c799cd551dd1d8d5c5f9a5d593b2e931f5e36122ee5c793c1d08a19839cc0");
     json_decref(m);
 
@@ -329,15 +312,15 @@ Test(local, failure_records_exit_code_and_retries_while_attempts_remain)
     submit(flaky, "{\"script_key\": \"jobs/flaky.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
                   "\"memory\": 64, \"max_attempts\": 3}");
     json_t *j = wait_job(once, "SUCCEEDED|FAILED", 60);
-    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert_str_eq(th_str(j, "status"), "FAILED");
     cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 3);
     cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 1);
-    cr_assert(strstr(str(j, "status_reason"), "exited with code 3") != NULL, "%s",
-              str(j, "status_reason"));
+    cr_assert(strstr(th_str(j, "status_reason"), "exited with code 3") != NULL, "%s",
+              th_str(j, "status_reason"));
     json_decref(j);
 
     j = wait_job(twice, "SUCCEEDED|FAILED", 60);
-    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert_str_eq(th_str(j, "status"), "FAILED");
     cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
     cr_assert(has_history(j, "RUNNABLE", "attempt 1 of 2 exited with code 3; retrying"));
     json_decref(j);
@@ -348,7 +331,7 @@ Test(local, failure_records_exit_code_and_retries_while_attempts_remain)
     free(s);
 
     j = wait_job(flaky, "SUCCEEDED|FAILED", 60);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
     cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 0);
     json_decref(j);
@@ -368,8 +351,8 @@ Test(local, a_job_larger_than_the_machine_is_refused_or_failed_with_the_reason)
     /* ...the executor of a machine without a GPU ends it with the reason. */
     start_gateway(NULL);
     json_t *j = wait_job(id, "FAILED", 30);
-    cr_assert(strstr(str(j, "status_reason"), "asks for 1 GPUs; this machine offers 0") != NULL,
-              "%s", str(j, "status_reason"));
+    cr_assert(strstr(th_str(j, "status_reason"), "asks for 1 GPUs; this machine offers 0") != NULL,
+              "%s", th_str(j, "status_reason"));
     json_decref(j);
 
     /* While the executor runs here, such a job is refused up front. */
@@ -384,9 +367,9 @@ Test(local, a_job_larger_than_the_machine_is_refused_or_failed_with_the_reason)
     json_t *p = th_resp_json(&r);
     const json_t *errors = json_object_get(p, "errors");
     cr_assert_eq(json_array_size(errors), 2, "%s", r.body);
-    cr_assert_str_eq(str(json_array_get(errors, 0), "field"), "vcpus");
-    cr_assert_str_eq(str(json_array_get(errors, 1), "field"), "gpus");
-    cr_assert(strstr(str(json_array_get(errors, 1), "message"), "offers (0)") != NULL, "%s",
+    cr_assert_str_eq(th_str(json_array_get(errors, 0), "field"), "vcpus");
+    cr_assert_str_eq(th_str(json_array_get(errors, 1), "field"), "gpus");
+    cr_assert(strstr(th_str(json_array_get(errors, 1), "message"), "offers (0)") != NULL, "%s",
               r.body);
     json_decref(p);
     th_resp_dispose(&r);
@@ -402,7 +385,7 @@ Test(local, a_missing_script_fails_with_the_entrypoints_code)
     submit(id, "{\"script_key\": \"jobs/missing.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
                "\"memory\": 64}");
     json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
-    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert_str_eq(th_str(j, "status"), "FAILED");
     cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 127);
     json_decref(j);
 }
@@ -429,9 +412,9 @@ Test(local, timeout_terminates_the_process_group)
     wait_file(pidfile, 30);
     long pid = pid_in(pidfile);
     json_t *j = wait_job(id, "SUCCEEDED|FAILED|CANCELLED", 120);
-    cr_assert_str_eq(str(j, "status"), "FAILED");
-    cr_assert(strstr(str(j, "status_reason"), "timed out after 60 s") != NULL, "%s",
-              str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "FAILED");
+    cr_assert(strstr(th_str(j, "status_reason"), "timed out after 60 s") != NULL, "%s",
+              th_str(j, "status_reason"));
     cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 1, "a timeout is not retried");
     json_decref(j);
     cr_assert(gone_within(pid, 5), "the script (pid %ld) was killed", pid);
@@ -478,15 +461,15 @@ Test(local, cancel_stops_a_running_job)
     th_http(&r, "POST", url, h, NULL, 0);
     cr_assert_eq(r.status, 202, "%s", r.body);
     json_t *j = th_resp_json(&r);
-    cr_assert_str_eq(str(j, "status"), "CANCELLED");
+    cr_assert_str_eq(th_str(j, "status"), "CANCELLED");
     json_decref(j);
     th_resp_dispose(&r);
     cr_assert(gone_within(pid, 10), "the script (pid %ld) was stopped", pid);
 
     /* The process tree is gone and the job stays CANCELLED; cancelling again is 409. */
-    sleep_ms(500);
+    th_sleep_ms(500);
     j = get_job(id);
-    cr_assert_str_eq(str(j, "status"), "CANCELLED");
+    cr_assert_str_eq(th_str(j, "status"), "CANCELLED");
     json_decref(j);
     th_http(&r, "POST", url, h, NULL, 0);
     cr_assert_eq(r.status, 409, "%s", r.body);
@@ -512,7 +495,7 @@ Test(local, nothing_a_job_started_outlives_it)
              mark);
     submit(id, body);
     json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
     char pidfile[400];
     snprintf(pidfile, sizeof(pidfile), "%s/daemon", mark);
@@ -547,7 +530,7 @@ Test(local, two_gpus_three_one_gpu_jobs)
                        "\"vcpus\": 1, \"memory\": 64}");
     for (int i = 0; i < 3; i++) {
         json_t *j = wait_job(ids[i], "SUCCEEDED|FAILED", 60);
-        cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+        cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
         json_decref(j);
     }
     char *s = read_file(trace);
@@ -610,7 +593,7 @@ Test(local, gpu_slots_are_the_gateways_own_visible_devices)
     submit(id, "{\"script_key\": \"jobs/which.py\", \"compute_type\": \"gpu\", \"gpus\": 2, "
                "\"vcpus\": 1, \"memory\": 64}");
     json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
     char path[600];
     snprintf(path, sizeof(path), "%s/output/jobs/%s/gpus.txt", root, id);
@@ -695,14 +678,14 @@ Test(local, kill_9_of_the_gateway_while_jobs_run)
     start_gateway(more);
 
     json_t *j = wait_job(once, "FAILED|SUCCEEDED", 30);
-    cr_assert_str_eq(str(j, "status"), "FAILED");
-    cr_assert(strstr(str(j, "status_reason"), "gateway restarted") != NULL, "%s",
-              str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "FAILED");
+    cr_assert(strstr(th_str(j, "status_reason"), "gateway restarted") != NULL, "%s",
+              th_str(j, "status_reason"));
     json_decref(j);
     cr_assert(gone_within(pid1, 10), "the first gateway's attempt (pid %ld) is gone", pid1);
 
     j = wait_job(retried, "SUCCEEDED|FAILED", 30);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
     cr_assert(has_history(j, "RUNNABLE", "gateway restarted during attempt 1 of 2; retrying"));
     json_decref(j);
@@ -713,7 +696,7 @@ Test(local, kill_9_of_the_gateway_while_jobs_run)
 
     /* The queued job was not lost: it ran after the restart. */
     j = wait_job(queued, "SUCCEEDED|FAILED", 30);
-    cr_assert_str_eq(str(j, "status"), "FAILED");
+    cr_assert_str_eq(th_str(j, "status"), "FAILED");
     cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 127, "it ran (no script)");
     json_decref(j);
 }
@@ -740,7 +723,7 @@ Test(local, terminal_states_notify)
     for (int i = 0; i < 200 && (th_smtp_count(&smtp, "ok@ml.example") < 1 ||
                                 th_smtp_count(&smtp, "bad@ml.example") < 1);
          i++)
-        sleep_ms(50);
+        th_sleep_ms(50);
     cr_assert_eq(th_smtp_count(&smtp, "ok@ml.example"), 1);
     cr_assert_eq(th_smtp_count(&smtp, "bad@ml.example"), 1);
     char *m = th_smtp_message(&smtp, "ok@ml.example");
@@ -771,7 +754,7 @@ static int manifest_lists(const char *id, const char *rel)
     const json_t *f;
     json_array_foreach(json_object_get(m, "files"), i, f)
     {
-        found |= strcmp(str(f, "path"), rel) == 0;
+        found |= strcmp(th_str(f, "path"), rel) == 0;
     }
     json_decref(m);
     return found;
@@ -810,19 +793,19 @@ Test(local, the_example_jobs_run_through_the_executor)
                  "[\"--models\", \"alpha\", \"beta\", \"--size-mb\", \"0.05\"]}");
 
     json_t *j = wait_job(cpu, "SUCCEEDED|FAILED", 60);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
     cr_assert(manifest_lists(cpu, "features.csv") && manifest_lists(cpu, "groups.csv") &&
               manifest_lists(cpu, "summary.json"));
 
     j = wait_job(train, "SUCCEEDED|FAILED", 120);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     char body[1200];
     snprintf(body, sizeof(body),
              "{\"script_key\": \"jobs/gpu_inference.py\", \"compute_type\": \"cpu\", \"vcpus\": "
              "1, \"memory\": 1024, \"args\": [\"--checkpoint\", \"%scheckpoint.pt\", "
              "\"--samples\", \"64\", \"--batch-size\", \"16\"]}",
-             str(j, "output_uri"));
+             th_str(j, "output_uri"));
     json_decref(j);
     cr_assert(manifest_lists(train, "checkpoint.pt") && manifest_lists(train, "metrics.json"));
     json_t *metrics = load_output(train, "metrics.json");
@@ -830,13 +813,13 @@ Test(local, the_example_jobs_run_through_the_executor)
     json_decref(metrics);
     submit(infer, body);
     j = wait_job(infer, "SUCCEEDED|FAILED", 120);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
     cr_assert(manifest_lists(infer, "predictions.csv"));
 
     /* warm-cache fills MODEL_CACHE_DIR (<root>/cache); cleanup-cache empties it. */
     j = wait_job(warm, "SUCCEEDED|FAILED", 60);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
     char cache[300];
     snprintf(cache, sizeof(cache), "%s/cache", root);
@@ -844,7 +827,7 @@ Test(local, the_example_jobs_run_through_the_executor)
     submit(clean, "{\"script_key\": \"jobs/cleanup_processor.py\", \"compute_type\": \"cpu\", "
                   "\"vcpus\": 1, \"memory\": 256, \"operation\": \"cleanup-cache\"}");
     j = wait_job(clean, "SUCCEEDED|FAILED", 60);
-    cr_assert_str_eq(str(j, "status"), "SUCCEEDED", "%s", str(j, "status_reason"));
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
     cr_assert_eq(dir_entries(cache), 0, "cleanup-cache emptied %s", cache);
     json_t *report = load_output(clean, "cleanup.json");
