@@ -211,6 +211,31 @@ static const char *const running_script =
     "print('running', flush=True)\n"
     "time.sleep(3600)\n";
 
+/* A job running script_key with MARK_DIR=<root>/<mark> (made here) in its
+ * environment; fields and env: more JSON members, each with a leading ", ". */
+static void submit_marked(char id[37], const char *script_key, const char *mark, const char *fields,
+                          const char *env)
+{
+    char dir[300];
+    snprintf(dir, sizeof(dir), "%s/%s", root, mark);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    char body[1000];
+    snprintf(body, sizeof(body),
+             "{\"script_key\": \"%s\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+             "\"memory\": 64%s, \"env\": {\"MARK_DIR\": \"%s\"%s}}",
+             script_key, fields, dir, env);
+    submit(id, body);
+}
+
+/* The pid a marked job's script wrote to <root>/<mark>/<name>, once it has. */
+static long marked_pid(const char *mark, const char *name)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s/%s", root, mark, name);
+    wait_file(path, 30);
+    return pid_in(path);
+}
+
 /* ---- success, failure, retries ---------------------------------------------- */
 
 Test(local, success_publishes_outputs_manifest_and_log)
@@ -395,22 +420,12 @@ Test(local, a_missing_script_fails_with_the_entrypoints_code)
 Test(local, timeout_terminates_the_process_group)
 {
     script("hang.py", running_script);
-    char mark[300];
-    snprintf(mark, sizeof(mark), "%s/marks", root);
-    cr_assert_eq(mkdir(mark, 0755), 0);
     start_gateway(NULL);
-    char id[37], body[600];
+    char id[37];
     /* The script ignores SIGTERM: only the SIGKILL after the grace ends it. */
-    snprintf(body, sizeof(body),
-             "{\"script_key\": \"jobs/hang.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
-             "\"memory\": 64, \"timeout_seconds\": 60, \"max_attempts\": 3, \"env\": "
-             "{\"MARK_DIR\": \"%s\", \"IGNORE_TERM\": \"1\"}}",
-             mark);
-    submit(id, body);
-    char pidfile[400];
-    snprintf(pidfile, sizeof(pidfile), "%s/pid-1", mark);
-    wait_file(pidfile, 30);
-    long pid = pid_in(pidfile);
+    submit_marked(id, "jobs/hang.py", "marks", ", \"timeout_seconds\": 60, \"max_attempts\": 3",
+                  ", \"IGNORE_TERM\": \"1\"");
+    long pid = marked_pid("marks", "pid-1");
     json_t *j = wait_job(id, "SUCCEEDED|FAILED|CANCELLED", 120);
     cr_assert_str_eq(th_str(j, "status"), "FAILED");
     cr_assert(strstr(th_str(j, "status_reason"), "timed out after 60 s") != NULL, "%s",
@@ -423,20 +438,10 @@ Test(local, timeout_terminates_the_process_group)
 Test(local, cancel_stops_a_running_job)
 {
     script("hang.py", running_script);
-    char mark[300];
-    snprintf(mark, sizeof(mark), "%s/marks", root);
-    cr_assert_eq(mkdir(mark, 0755), 0);
     start_gateway(NULL);
-    char id[37], body[600];
-    snprintf(body, sizeof(body),
-             "{\"script_key\": \"jobs/hang.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
-             "\"memory\": 64, \"env\": {\"MARK_DIR\": \"%s\"}}",
-             mark);
-    submit(id, body);
-    char pidfile[400];
-    snprintf(pidfile, sizeof(pidfile), "%s/pid-1", mark);
-    wait_file(pidfile, 30);
-    long pid = pid_in(pidfile);
+    char id[37];
+    submit_marked(id, "jobs/hang.py", "marks", "", "");
+    long pid = marked_pid("marks", "pid-1");
     json_decref(wait_job(id, "RUNNING", 10));
     cr_assert(alive(pid));
 
@@ -479,27 +484,18 @@ Test(local, cancel_stops_a_running_job)
 Test(local, nothing_a_job_started_outlives_it)
 {
     /* The script leaves a daemon behind in a session of its own, then exits. */
-    char mark[300];
-    snprintf(mark, sizeof(mark), "%s/marks", root);
-    cr_assert_eq(mkdir(mark, 0755), 0);
     script("daemon.py", "import os, subprocess, sys\n"
                         "p = subprocess.Popen([sys.executable, '-c', 'import time; "
                         "time.sleep(3600)'], start_new_session=True)\n"
                         "open(os.path.join(os.environ['MARK_DIR'], 'daemon'), 'w')"
                         ".write(str(p.pid))\n");
     start_gateway(NULL);
-    char id[37], body[600];
-    snprintf(body, sizeof(body),
-             "{\"script_key\": \"jobs/daemon.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
-             "\"memory\": 64, \"env\": {\"MARK_DIR\": \"%s\"}}",
-             mark);
-    submit(id, body);
+    char id[37];
+    submit_marked(id, "jobs/daemon.py", "marks", "", "");
     json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
     cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
-    char pidfile[400];
-    snprintf(pidfile, sizeof(pidfile), "%s/daemon", mark);
-    long pid = pid_in(pidfile);
+    long pid = marked_pid("marks", "daemon");
     cr_assert(gone_within(pid, 5), "the job's daemon (pid %ld) was stopped with the job", pid);
 }
 
@@ -641,32 +637,13 @@ Test(local, jobs_start_first_in_first_out)
 Test(local, kill_9_of_the_gateway_while_jobs_run)
 {
     script("hang.py", running_script);
-    char mark[300];
-    snprintf(mark, sizeof(mark), "%s/marks", root);
-    cr_assert_eq(mkdir(mark, 0755), 0);
-    char mark2[320];
-    snprintf(mark2, sizeof(mark2), "%s/marks2", root);
-    cr_assert_eq(mkdir(mark2, 0755), 0);
     const char *more[] = {"MLGW_LOCAL_VCPUS=2", NULL};
     start_gateway(more);
-    char once[37], retried[37], queued[37], body[700];
-    snprintf(body, sizeof(body),
-             "{\"script_key\": \"jobs/hang.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
-             "\"memory\": 64, \"env\": {\"MARK_DIR\": \"%s\"}}",
-             mark);
-    submit(once, body);
-    snprintf(body, sizeof(body),
-             "{\"script_key\": \"jobs/hang.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
-             "\"memory\": 64, \"max_attempts\": 2, \"env\": {\"MARK_DIR\": \"%s\", "
-             "\"FINISH_ON_ATTEMPT\": \"2\"}}",
-             mark2);
-    submit(retried, body);
-    char p1[400], p2[400];
-    snprintf(p1, sizeof(p1), "%s/pid-1", mark);
-    snprintf(p2, sizeof(p2), "%s/pid-1", mark2);
-    wait_file(p1, 30);
-    wait_file(p2, 30);
-    long pid1 = pid_in(p1), pid2 = pid_in(p2);
+    char once[37], retried[37], queued[37];
+    submit_marked(once, "jobs/hang.py", "marks", "", "");
+    submit_marked(retried, "jobs/hang.py", "marks2", ", \"max_attempts\": 2",
+                  ", \"FINISH_ON_ATTEMPT\": \"2\"");
+    long pid1 = marked_pid("marks", "pid-1"), pid2 = marked_pid("marks2", "pid-1");
     /* Both vCPUs are taken: this one waits in the queue. */
     submit(queued, "{\"script_key\": \"jobs/none.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
                    "\"memory\": 64}");
