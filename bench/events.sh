@@ -18,19 +18,12 @@ mkdir -p "$dir" bench/results
 [[ -x "$gw" ]] || { echo "events.sh: build first (make)" >&2; exit 1; }
 log() { echo "bench-events: $*" >&2; }
 
-gw_pid=""
-cleanup() {
-  [[ -n "$gw_pid" ]] && kill "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null
-  deploy/local/pg.sh stop "$dir/pg" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-MLGW_PG_FAST=0 deploy/local/pg.sh start "$dir/pg"
-admin=$(cat "$dir/pg/url")
-psql "$admin" -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS events" -c "CREATE DATABASE events"
-url=${admin%/mlgw}/events
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_database events
+url=$DATABASE_URL
 secret=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
-export DATABASE_URL=$url MLGW_LOG_LEVEL=warn MLGW_CALLBACK_SECRET=$secret \
+export MLGW_LOG_LEVEL=warn MLGW_CALLBACK_SECRET=$secret \
   MLGW_THREADS=$threads MLGW_DB_POOL_SIZE=$threads \
   MLGW_DISPATCH_WORKERS=0 MLGW_NOTIFY_WORKERS=0 MLGW_LOCAL_ROOT=$PWD/$dir/local
 "$gw" migrate 2>"$dir/migrate.log"
@@ -41,13 +34,7 @@ psql "$url" -X -q -v ON_ERROR_STOP=1 -c "
          'bench-' || n, 's3://bench/jobs/' || n || '/'
   FROM generate_series(1, $jobs) AS n"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-MLGW_LISTEN=127.0.0.1:$port "$gw" 2>"$dir/gateway.log" &
-gw_pid=$!
-for _ in $(seq 1 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" && break
-  sleep 0.1
-done
+bench_start_gateway
 
 log "wrk -t2 -c$conns -d${duration}s (events for $jobs jobs)"
 BENCH_CALLBACK_SECRET=$secret BENCH_EVENT_JOBS=$jobs wrk -t2 -c"$conns" -d"${duration}s" --latency \

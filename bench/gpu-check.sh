@@ -36,30 +36,16 @@ if [[ -z "$peak" ]]; then
   esac
 fi
 
-gw_pid=""
-cleanup() {
-  [[ -n "$gw_pid" ]] && kill "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null
-  deploy/local/pg.sh stop "$dir/pg" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-deploy/local/pg.sh start "$dir/pg"
-admin=$(cat "$dir/pg/url")
-psql "$admin" -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS gpucheck" -c "CREATE DATABASE gpucheck"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_database gpucheck
 rm -rf "$dir/root"
 mkdir -p "$dir/root/input/jobs"
 cp examples/*.py "$dir/root/input/jobs/"
-export DATABASE_URL=${admin%/mlgw}/gpucheck MLGW_LOG_LEVEL=warn MLGW_NOTIFY_WORKERS=0 \
-  MLGW_LOCAL_ROOT=$PWD/$dir/root MLGW_LOCAL_PYTHON=$python
-"$gw" migrate 2>"$dir/migrate.log"
+export MLGW_LOG_LEVEL=warn MLGW_NOTIFY_WORKERS=0 MLGW_LOCAL_ROOT=$PWD/$dir/root \
+  MLGW_LOCAL_PYTHON=$python
+bench_start_gateway
 key=$("$gw" keys create --name gpu-check --scopes jobs:read,jobs:write 2>/dev/null)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-MLGW_LISTEN=127.0.0.1:$port "$gw" 2>"$dir/gateway.log" &
-gw_pid=$!
-for _ in $(seq 1 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" && break
-  sleep 0.1
-done
 
 if [[ "$device" == cpu ]]; then
   shape='"--hidden", "256", "--layers", "2", "--batch-size", "1024", "--precision", "fp32"'

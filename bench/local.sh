@@ -15,32 +15,18 @@ gw=build/ml-gateway
 mkdir -p "$dir" bench/results
 [[ -x "$gw" ]] || { echo "local.sh: build first (make)" >&2; exit 1; }
 
-gw_pid=""
-cleanup() {
-  [[ -n "$gw_pid" ]] && kill "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null
-  deploy/local/pg.sh stop "$dir/pg" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-MLGW_PG_FAST=0 deploy/local/pg.sh start "$dir/pg"
-admin=$(cat "$dir/pg/url")
-psql "$admin" -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS local" -c "CREATE DATABASE local"
-url=${admin%/mlgw}/local
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_database local
+url=$DATABASE_URL
 rm -rf "$dir/root"
 mkdir -p "$dir/root/input/jobs"
 # The job itself does nothing: what is measured ends before it runs.
 printf 'pass\n' >"$dir/root/input/jobs/noop.py"
-export DATABASE_URL=$url MLGW_LOG_LEVEL=warn MLGW_NOTIFY_WORKERS=0 \
+export MLGW_LOG_LEVEL=warn MLGW_NOTIFY_WORKERS=0 \
   MLGW_LOCAL_ROOT=$PWD/$dir/root MLGW_LOCAL_VCPUS=64 MLGW_LOCAL_MEMORY=65536 MLGW_LOCAL_GPUS=0
-"$gw" migrate 2>"$dir/migrate.log"
+bench_start_gateway
 key=$("$gw" keys create --name bench --scopes jobs:read,jobs:write 2>/dev/null)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-MLGW_LISTEN=127.0.0.1:$port "$gw" 2>"$dir/gateway.log" &
-gw_pid=$!
-for _ in $(seq 1 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" && break
-  sleep 0.1
-done
 
 python3 bench/bench.py local "http://127.0.0.1:$port" "$key" "$n" "$url" >"$dir/result.txt"
 read -r p50 p99 ack50 ack99 seen50 seen99 < "$dir/result.txt"
