@@ -52,6 +52,14 @@ enum {
 
 enum stop_reason { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL, STOP_SHUTDOWN };
 
+/* A job's end (or return to the queue) the database has not taken yet. */
+struct pending {
+    struct pending *next;
+    char job_id[37], status[16], reason[700];
+    int exit_code, attempts, requeue;
+    long long stopped_ms;
+};
+
 struct child {
     struct child *next;
     char job_id[37];
@@ -80,7 +88,8 @@ struct srv_executor {
     long long used_vcpus, used_memory;
     uint64_t used_gpus;
     struct child *children;
-    int64_t last_cancel_check_ns, last_intake_ns;
+    struct pending *pending, **pending_tail; /* oldest first */
+    int64_t last_cancel_check_ns, last_intake_ns, last_flush_ns;
     pthread_mutex_t usage_mu; /* guards usage, the copy other threads read */
     struct srv_executor_usage usage;
 };
@@ -400,15 +409,64 @@ static struct db_job_event local_event(const struct srv_executor *e, const char 
     return ev;
 }
 
-/* Applies a job's end (or its return to the queue); logs failures. */
-static void report(struct srv_executor *e, const struct db_job_event *ev, int requeue)
+static int apply_end(struct srv_executor *e, const struct db_job_event *ev, int requeue)
 {
     struct db_job_event_result r = {0};
     struct gw_err err = {0};
-    if (db_local_finish(&r, e->app->pool, ev, requeue, &err) != GW_OK)
-        LOG_WARN("local job %s: recording %s failed: %s", ev->gateway_id, ev->status, err.msg);
-    else if (strcmp(r.result, "applied") == 0)
+    if (db_local_finish(&r, e->app->pool, ev, requeue, &err) != GW_OK) {
+        LOG_WARN("local job %s: recording %s failed (kept, tried again): %s", ev->gateway_id,
+                 ev->status, err.msg);
+        return -1;
+    }
+    if (strcmp(r.result, "applied") == 0)
         LOG_INFO("local job %s is %s: %s", ev->gateway_id, ev->status, ev->reason);
+    return 0;
+}
+
+/* Applies a job's end (or its return to the queue). While the database
+ * cannot take it, it waits in e->pending (in order) and is tried again: an
+ * attempt that ended during an outage is not lost. */
+static void report(struct srv_executor *e, const struct db_job_event *ev, int requeue)
+{
+    if (e->pending == NULL && apply_end(e, ev, requeue) == 0)
+        return;
+    struct pending *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        LOG_ERROR("local job %s: out of memory: %s is lost until a restart", ev->gateway_id,
+                  ev->status);
+        return;
+    }
+    gw_fmt(p->job_id, sizeof(p->job_id), "%s", ev->gateway_id);
+    gw_fmt(p->status, sizeof(p->status), "%s", ev->status);
+    gw_fmt(p->reason, sizeof(p->reason), "%s", ev->reason ? ev->reason : "");
+    p->exit_code = ev->exit_code;
+    p->attempts = ev->attempts;
+    p->stopped_ms = ev->stopped_ms;
+    p->requeue = requeue;
+    *e->pending_tail = p;
+    e->pending_tail = &p->next;
+}
+
+/* Tries the waiting reports again, oldest first, at most once a second. */
+static void flush_pending(struct srv_executor *e, int now)
+{
+    int64_t t = gw_monotonic_ns();
+    if (e->pending == NULL || (!now && t - e->last_flush_ns < 1000000000LL))
+        return;
+    e->last_flush_ns = t;
+    while (e->pending != NULL) {
+        struct pending *p = e->pending;
+        struct db_job_event ev = local_event(e, p->job_id, p->status, p->reason);
+        ev.exit_code = p->exit_code;
+        ev.attempts = p->attempts;
+        ev.stopped_ms = p->stopped_ms;
+        if (apply_end(e, &ev, p->requeue) != 0)
+            return;
+        e->pending = p->next;
+        if (e->pending == NULL)
+            e->pending_tail = &e->pending;
+        free(p);
+    }
 }
 
 int srv_executor_misfits(const struct srv_executor *e, long long vcpus, long long memory_mib,
@@ -990,6 +1048,7 @@ static int exec_run(void *arg)
             return 0; /* the database is not there yet: next interval */
         e->recovered = 1;
     }
+    flush_pending(e, 0);
     int woken = srv_worker_run_was_woken(e->worker);
     int freed = reap(e);
     check_cancelled(e, woken);
@@ -1005,7 +1064,7 @@ static int exec_run(void *arg)
         schedule(e);
     }
     publish_usage(e);
-    return e->children != NULL ? TICK_MS : 0;
+    return e->children != NULL || e->pending != NULL ? TICK_MS : 0;
 }
 
 int srv_executor_start(struct srv_executor **out, struct srv_app *app, struct gw_err *err)
@@ -1017,6 +1076,7 @@ int srv_executor_start(struct srv_executor **out, struct srv_app *app, struct gw
         return gw_err_set(err, GW_ENOMEM, "out of memory");
     e->app = app;
     e->lock_fd = -1;
+    e->pending_tail = &e->pending;
     pthread_mutex_init(&e->usage_mu, NULL);
     static const char *const dirs[] = {"", "input", "output", "logs", "work", "cache"};
     char path[PATH_MAX + 64];
@@ -1097,6 +1157,14 @@ void srv_executor_stop(struct srv_executor *e)
             e->children = c->next;
             free(c);
         }
+    }
+    flush_pending(e, 1);
+    for (struct pending *p = e->pending, *next; p != NULL; p = next) {
+        next = p->next;
+        LOG_ERROR("local job %s: %s could not be recorded; the next start treats the job as "
+                  "interrupted",
+                  p->job_id, p->status);
+        free(p);
     }
     close(e->lock_fd);
     free_executor(e);

@@ -678,6 +678,56 @@ Test(local, kill_9_of_the_gateway_while_jobs_run)
     json_decref(j);
 }
 
+Test(local, an_attempt_that_ends_while_postgresql_is_down_is_recorded_when_it_returns)
+{
+    struct th_pg pg = {0};
+    th_pg_start(&pg);
+    snprintf(db, sizeof(db), "%s", pg.url);
+    char key[96];
+    th_key_create(key, sizeof(key), db, "writer", "jobs:read,jobs:write");
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+    script("slow.py",
+           "import os, time\n"
+           "time.sleep(3)\n"
+           "open(os.path.join(os.environ['ML_OUTPUT_DIR'], 'late.txt'), 'w').write('x')\n");
+    const char *more[] = {"MLGW_DB_CONNECT_TIMEOUT=1", NULL};
+    start_gateway(more);
+    char id[37];
+    submit(id, "{\"script_key\": \"jobs/slow.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+               "\"memory\": 64}");
+    json_decref(wait_job(id, "RUNNING", 30));
+    th_pg_stop(&pg);
+
+    /* The attempt ends while the database is away (its log says so)... */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/logs/%s.log", root, id);
+    int ended = 0;
+    for (int i = 0; i < 200 && !ended; i++) {
+        char *log = read_file(path);
+        ended = log != NULL && strstr(log, "attempt 1 exited with code 0") != NULL;
+        free(log);
+        if (!ended)
+            th_sleep_ms(100);
+    }
+    cr_assert(ended, "the attempt ended during the outage");
+    th_sleep_ms(1500); /* and the executor tries to record it, in vain */
+
+    /* ...and is recorded once it is back. */
+    th_pg_start(&pg);
+    char ready[160];
+    snprintf(ready, sizeof(ready), "%s/readyz", gw.base);
+    cr_assert_eq(th_wait_status(ready, 200, 30), 200);
+    json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
+    cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 0);
+    json_decref(j);
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/late.txt", root, id);
+    cr_assert_eq(access(path, F_OK), 0);
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 30), 0);
+    gw_running = 0;
+    th_pg_destroy(&pg);
+}
+
 /* ---- notifications ---------------------------------------------------------------- */
 
 Test(local, terminal_states_notify)
