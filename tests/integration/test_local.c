@@ -415,6 +415,27 @@ Test(local, a_missing_script_fails_with_the_entrypoints_code)
     json_decref(j);
 }
 
+Test(local, an_interpreter_that_cannot_run_fails_the_job_with_the_reason)
+{
+    script("ok.py", "print('never')\n");
+    const char *more[] = {"MLGW_LOCAL_PYTHON=/nonexistent/python3", NULL};
+    start_gateway(more); /* later settings win: this replaces the venv's */
+    char id[37];
+    submit(id, "{\"script_key\": \"jobs/ok.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
+               "\"memory\": 64, \"max_attempts\": 2}");
+    json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
+    cr_assert_str_eq(th_str(j, "status"), "FAILED");
+    cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 127);
+    cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
+    json_decref(j);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/logs/%s.log", root, id);
+    char *log = read_file(path);
+    cr_assert(log != NULL && strstr(log, "cannot execute the job's interpreter") != NULL, "%s",
+              log ? log : "(no log)");
+    free(log);
+}
+
 /* ---- stopping attempts ------------------------------------------------------- */
 
 Test(local, timeout_terminates_the_process_group)
