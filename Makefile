@@ -22,20 +22,20 @@ CMAKE_ARGS ?=
 all: build
 
 deps:
-	@deploy/local/deps.sh build
+	@scripts/deps.sh build
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DMLGW_TESTS=OFF $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	@deploy/local/run.sh
+	@scripts/run.sh
 
 venv:
-	@deploy/local/venv.sh $(VENV) tests/requirements.txt
+	@scripts/venv.sh $(VENV) tests/requirements.txt
 
 test:
-	@deploy/local/deps.sh test
+	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory venv
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMLGW_SANITIZE=ON \
 	  -DMLGW_VENV=$(abspath $(VENV)) $(CMAKE_ARGS) >/dev/null
@@ -43,18 +43,18 @@ test:
 	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 
 lint:
-	@deploy/local/deps.sh lint
+	@scripts/deps.sh lint
 	@cmake -S . -B build/lint -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	@deploy/local/lint.sh build/lint
+	@scripts/lint.sh build/lint
 
 docs: build
-	@deploy/local/docs.sh $(BUILD)/ml-gateway
+	@scripts/docs.sh $(BUILD)/ml-gateway
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 bench: build
-	@deploy/local/deps.sh bench
+	@scripts/deps.sh bench
 	@bench/run.sh
 	@bench/sigv4.sh | tee bench/results/sigv4-latest.txt
 	@bench/events.sh
@@ -64,5 +64,5 @@ clean:
 	rm -rf $(BUILD)
 
 distclean: clean
-	@if [ -d var/pg ]; then deploy/local/pg.sh stop var/pg || true; fi
+	@if [ -d var/pg ]; then scripts/pg.sh stop var/pg || true; fi
 	rm -rf var

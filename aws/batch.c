@@ -1,12 +1,15 @@
 /*
  * batch.c — AWS Batch over REST-JSON: POST /v1/<operation> with a JSON body.
  */
-#include "batch.h"
+#include "aws/batch.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/err.h"
+
+#include "common/poison.h"
 
 static int batch_call(json_t **out, struct aws_client *c, const char *op, json_t *body,
                       int idempotent, struct aws_error *err)

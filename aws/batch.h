@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "transport.h"
+#include "aws/transport.h"
 
 struct aws_batch_submit {
     const char *job_name; /* ≤ 128 of [A-Za-z0-9_-], starting alphanumeric */

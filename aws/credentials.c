@@ -21,7 +21,7 @@
  * when it nears its end or a GET answers 401. A failed token request is an
  * error (GW_EUNAVAIL), not a fall back to IMDSv1 as some SDK versions do.
  */
-#include "credentials.h"
+#include "aws/credentials.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -40,9 +40,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../server/log.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/time.h"
 
-#include "../server/poison.h"
+#include "common/poison.h"
 
 enum {
     CREDS_FILE_MAX = 1024 * 1024,  /* shared credentials / config file */
@@ -243,78 +247,15 @@ cleanup:
 
 /* ---- ISO 8601 ----------------------------------------------------------- */
 
-static int digits(int *out, const char **s, int n)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*s)[i];
-        if (c < '0' || c > '9')
-            return -1;
-        v = v * 10 + (c - '0');
-    }
-    *s += n;
-    *out = v;
-    return 0;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
-static long long days_from_civil(long long y, long long m, long long d)
-{
-    y -= m <= 2;
-    long long era = (y >= 0 ? y : y - 399) / 400;
-    long long yoe = y - era * 400;
-    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* "2026-11-28T22:00:00Z", with optional fractional seconds and a Z or ±HH:MM
- * offset, to UNIX milliseconds. GW_EINVAL when malformed. */
+/* An RFC 3339 time ("2026-11-28T22:00:00Z", fraction and offset allowed),
+ * the whole of s, to UNIX milliseconds. GW_EINVAL when malformed. */
 static int parse_iso8601_ms(long long *out, const char *s)
 {
-    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h, mi, sec, ms = 0, off_min = 0;
-
-    if (digits(&y, &s, 4) || *s++ != '-' || digits(&mo, &s, 2) || *s++ != '-' || digits(&d, &s, 2))
+    int64_t ms;
+    size_t n = strlen(s);
+    if (n == 0 || gw_parse_rfc3339(&ms, s, n) != n)
         return GW_EINVAL;
-    if (*s != 'T' && *s != 't' && *s != ' ')
-        return GW_EINVAL;
-    s++;
-    if (digits(&h, &s, 2) || *s++ != ':' || digits(&mi, &s, 2) || *s++ != ':' ||
-        digits(&sec, &s, 2))
-        return GW_EINVAL;
-    if (*s == '.') {
-        s++;
-        int scale = 100, any = 0;
-        while (*s >= '0' && *s <= '9') {
-            ms += (*s - '0') * scale;
-            scale /= 10;
-            s++;
-            any = 1;
-        }
-        if (!any)
-            return GW_EINVAL;
-    }
-    if (*s == 'Z' || *s == 'z') {
-        s++;
-    } else if (*s == '+' || *s == '-') {
-        int sign = *s == '-' ? -1 : 1, oh, om;
-        s++;
-        if (digits(&oh, &s, 2) || *s++ != ':' || digits(&om, &s, 2) || oh > 23 || om > 59)
-            return GW_EINVAL;
-        off_min = sign * (oh * 60 + om);
-    } else {
-        return GW_EINVAL;
-    }
-    if (*s != '\0')
-        return GW_EINVAL;
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
-        h > 23 || mi > 59 || sec > 60)
-        return GW_EINVAL;
-    long long days = days_from_civil(y, mo, d);
-    long long secs = days * 86400 + h * 3600LL + mi * 60LL + sec - off_min * 60LL;
-    *out = secs * 1000 + ms;
+    *out = ms;
     return GW_OK;
 }
 
@@ -574,10 +515,11 @@ static int from_files(struct aws_credentials *out, int *found, const struct aws_
         goto cleanup;
     }
     if (rc_cred->section_found || rc_conf->section_found)
-        LOG_INFO("AWS credentials: profile %s has no aws_access_key_id and aws_secret_access_key "
-                 "(role_arn, sso_* and credential_process are not supported); trying the next "
-                 "source",
-                 profile);
+        GW_LOG_INFO(
+            "AWS credentials: profile %s has no aws_access_key_id and aws_secret_access_key "
+            "(role_arn, sso_* and credential_process are not supported); trying the next "
+            "source",
+            profile);
 
 cleanup:
     if (rc_cred != NULL)
@@ -1286,10 +1228,10 @@ int aws_creds_get(struct aws_credentials *out, struct aws_creds_provider *p, str
         else
             gw_fmt(left, sizeof(left), "expire in %lld s",
                    (long long)((p->cached.expiration_ms - now) / 1000));
-        LOG_WARN("AWS credentials: refresh failed (%s: %s); still serving the %s credentials "
-                 "(%s); next attempt in %lld s",
-                 gw_code_name(rc), ferr.msg, source_names[p->source], left,
-                 CREDS_RETRY_AFTER_MS / 1000);
+        GW_LOG_WARN("AWS credentials: refresh failed (%s: %s); still serving the %s credentials "
+                    "(%s); next attempt in %lld s",
+                    gw_code_name(rc), ferr.msg, source_names[p->source], left,
+                    CREDS_RETRY_AFTER_MS / 1000);
         p->retry_after_mono_ms = mono_ms() + CREDS_RETRY_AFTER_MS;
         *out = p->cached;
         rc = GW_OK;

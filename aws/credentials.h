@@ -10,8 +10,8 @@
 #ifndef MLGW_AWS_CREDENTIALS_H
 #define MLGW_AWS_CREDENTIALS_H
 
-#include "../server/gw.h"
-#include "sigv4.h"
+#include "aws/sigv4.h"
+#include "common/err.h"
 
 /* Looks up an environment variable (borrowed, may return NULL). */
 typedef const char *(*aws_env_getter)(const char *name, void *ctx);

@@ -2,12 +2,15 @@
  * logs.c — CloudWatch Logs: POST / with X-Amz-Target and an
  * application/x-amz-json-1.1 body.
  */
-#include "logs.h"
+#include "aws/logs.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/err.h"
+
+#include "common/poison.h"
 
 int aws_logs_get_events(json_t **events, char next_forward[512], struct aws_client *c,
                         const struct aws_logs_get *in, struct aws_error *err)

@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "transport.h"
+#include "aws/transport.h"
 
 struct aws_logs_get {
     const char *group;

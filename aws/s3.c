@@ -1,13 +1,16 @@
 /*
  * s3.c — S3 object calls (REST, XML errors) and presigned URLs.
  */
-#include "s3.h"
+#include "aws/s3.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/err.h"
+
+#include "common/poison.h"
 
 enum { S3_DEFAULT_MAX = 64 * 1024 * 1024 };
 

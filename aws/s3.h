@@ -5,7 +5,7 @@
 #ifndef MLGW_AWS_S3_H
 #define MLGW_AWS_S3_H
 
-#include "transport.h"
+#include "aws/transport.h"
 
 /* GetObject into out (reset first, bounded by max_bytes; 0: 64 MiB).
  * GW_ENOTFOUND for NoSuchKey / NoSuchBucket (err says which). */

@@ -21,7 +21,7 @@
  *     order and are joined with ','), values trimmed with inner runs of
  *     white space (obs-fold line breaks included) collapsed to one space.
  */
-#include "sigv4.h"
+#include "aws/sigv4.h"
 
 #include <assert.h>
 #include <openssl/core_names.h>
@@ -32,7 +32,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/encode.h"
+#include "common/err.h"
+
+#include "common/poison.h"
 
 #define ALGORITHM        "AWS4-HMAC-SHA256"
 #define UNSIGNED         "UNSIGNED-PAYLOAD"

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "../server/gw.h"
+#include "common/buf.h"
 
 /* Limits on one request: more is GW_ETOOBIG. */
 #define AWS_SIGV4_MAX_HEADERS       64

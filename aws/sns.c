@@ -1,11 +1,14 @@
 /*
  * sns.c — SNS over the query protocol: a form-encoded POST answered in XML.
  */
-#include "sns.h"
+#include "aws/sns.h"
 
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/err.h"
+
+#include "common/poison.h"
 
 enum { SNS_MAX_MESSAGE = 256 * 1024 };
 

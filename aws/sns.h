@@ -5,7 +5,7 @@
 #ifndef MLGW_AWS_SNS_H
 #define MLGW_AWS_SNS_H
 
-#include "transport.h"
+#include "aws/transport.h"
 
 struct aws_sns_attribute {
     const char *name;

@@ -14,7 +14,7 @@
  * does not do: confirm subscriptions, decide which topics are welcome, reject
  * old or replayed messages, or log anything (err says what failed).
  */
-#include "sns_verify.h"
+#include "aws/sns_verify.h"
 
 #include <assert.h>
 #include <curl/curl.h>
@@ -33,7 +33,11 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/time.h"
+
+#include "common/poison.h"
 
 enum {
     CERT_MAX_BYTES = 64 * 1024, /* a fetched certificate file */

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "../server/gw.h"
+#include "common/err.h"
 
 /* Largest body aws_sns_message_parse accepts (SNS messages are at most 256 KiB,
  * JSON escaping can grow them). */

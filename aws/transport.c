@@ -7,7 +7,7 @@
  * knows of the services is only how they spell errors; building requests and
  * reading answers is the clients' business.
  */
-#include "transport.h"
+#include "aws/transport.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -20,10 +20,15 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
-#include "../server/log.h"
-#include "sigv4.h"
+#include "aws/sigv4.h"
+#include "common/buf.h"
+#include "common/encode.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/time.h"
 
-#include "../server/poison.h"
+#include "common/poison.h"
 
 enum { DEFAULT_MAX_RESPONSE = 8 * 1024 * 1024, MAX_HEADERS = 24 };
 
@@ -598,16 +603,16 @@ int aws_call(struct aws_response *out, struct aws_client *c, const struct aws_re
         if (!err->retryable)
             break;
         if (err->ambiguous && !req->idempotent) {
-            LOG_WARN("AWS %s %s: %s after sending; not retried (not idempotent)", req->service,
-                     req->path, err->message);
+            GW_LOG_WARN("AWS %s %s: %s after sending; not retried (not idempotent)", req->service,
+                        req->path, err->message);
             break;
         }
         if (attempt >= c->max_attempts) {
             rc = GW_EUNAVAIL;
             break;
         }
-        LOG_INFO("AWS %s %s: %s (%s), retry %d of %d", req->service, req->path, err->code,
-                 err->message, attempt, c->max_attempts - 1);
+        GW_LOG_INFO("AWS %s %s: %s (%s), retry %d of %d", req->service, req->path, err->code,
+                    err->message, attempt, c->max_attempts - 1);
         backoff(c, attempt);
     }
     if (rc == GW_EUPSTREAM && err->retryable)

@@ -12,8 +12,9 @@
 
 #include <stddef.h>
 
-#include "../server/gw.h"
-#include "credentials.h"
+#include "aws/credentials.h"
+#include "common/buf.h"
+#include "common/err.h"
 
 /* One AWS error, whatever the protocol said it in. */
 struct aws_error {

@@ -9,14 +9,14 @@
 gw_pid=""
 bench_cleanup() {
   [[ -n "$gw_pid" ]] && kill "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null
-  deploy/local/pg.sh stop "$dir/pg" >/dev/null 2>&1 || true
+  scripts/pg.sh stop "$dir/pg" >/dev/null 2>&1 || true
 }
 trap bench_cleanup EXIT
 
 # bench_database NAME: starts "$dir/pg" (fsync on), makes NAME afresh there
 # and exports DATABASE_URL for it.
 bench_database() {
-  MLGW_PG_FAST=0 deploy/local/pg.sh start "$dir/pg"
+  MLGW_PG_FAST=0 scripts/pg.sh start "$dir/pg"
   local admin
   admin=$(cat "$dir/pg/url")
   psql "$admin" -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"

@@ -95,7 +95,7 @@ cleanup() {
   stop_pid "$bare_pid" "bare handler"
   stop_pid "$gw_pid" "gateway"
   if [[ $pg_started -eq 1 ]]; then
-    deploy/local/pg.sh stop "$pgdir" || log "could not stop PostgreSQL in $pgdir"
+    scripts/pg.sh stop "$pgdir" || log "could not stop PostgreSQL in $pgdir"
   fi
   [[ $rc -eq 0 ]] || log "FAILED (exit $rc); logs in $dir/"
   exit "$rc"
@@ -138,7 +138,7 @@ cc -O2 -Wall -Wextra -o "$dir/bare_mhd" bench/bare_mhd.c $(pkg-config --cflags -
 
 log "starting PostgreSQL in $pgdir (fsync on)"
 pg_started=1
-MLGW_PG_FAST=0 deploy/local/pg.sh start "$pgdir"
+MLGW_PG_FAST=0 scripts/pg.sh start "$pgdir"
 # Every run starts from a fresh database (this cluster is the benchmark's own),
 # migrated by the binary under test.
 admin_url=$(cat "$pgdir/url")
@@ -235,7 +235,7 @@ pg_version=$(psql_q "SHOW server_version")
 pg_settings=$(psql_q "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name)
   FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers',
   'wal_level', 'max_wal_size', 'checkpoint_timeout')")
-deploy/local/pg.sh stop "$pgdir"
+scripts/pg.sh stop "$pgdir"
 pg_started=0
 
 # --- the report --------------------------------------------------------------

@@ -14,9 +14,12 @@
 #include <time.h>
 
 #include "aws/sigv4.h"
-#include "server/gw.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/parse.h"
+#include "common/time.h"
 
-#include "server/poison.h"
+#include "common/poison.h"
 
 #define BODY_LEN 1024
 

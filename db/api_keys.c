@@ -2,11 +2,15 @@
  * api_keys.c — SQL for the api_keys table. Hashes travel as hex text and are
  * decoded by PostgreSQL, so every statement stays a text-parameter one.
  */
-#include "api_keys.h"
+#include "db/api_keys.h"
 
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/encode.h"
+#include "common/err.h"
+
+#include "common/poison.h"
 
 static const struct {
     const char *name;

@@ -6,7 +6,7 @@
 #ifndef MLGW_DB_API_KEYS_H
 #define MLGW_DB_API_KEYS_H
 
-#include "pool.h"
+#include "db/pool.h"
 
 enum db_scope { DB_SCOPE_JOBS_READ = 1, DB_SCOPE_JOBS_WRITE = 2, DB_SCOPE_ADMIN = 4 };
 

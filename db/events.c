@@ -1,12 +1,15 @@
 /*
  * events.c — the C side of mlgw_apply_job_event (migrations/0004).
  */
-#include "events.h"
+#include "db/events.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/err.h"
+
+#include "common/poison.h"
 
 static const struct db_stmt apply_stmt = {
     "job_event_apply",

@@ -7,7 +7,7 @@
 #ifndef MLGW_DB_EVENTS_H
 #define MLGW_DB_EVENTS_H
 
-#include "pool.h"
+#include "db/pool.h"
 
 struct db_job_event {
     const char *event_id;     /* NULL: no dedup (reconciler, local) */

@@ -1,12 +1,17 @@
 /*
  * jobs.c — SQL for jobs, job_history and idempotency_keys.
  */
-#include "jobs.h"
+#include "db/jobs.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/encode.h"
+#include "common/err.h"
+#include "common/parse.h"
+
+#include "common/poison.h"
 
 #define JOB_INSERT_CTE                                                                             \
     "WITH j AS (INSERT INTO jobs (id, status, script_key, compute_type, vcpus, memory, gpus, "     \

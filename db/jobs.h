@@ -9,7 +9,7 @@
 #ifndef MLGW_DB_JOBS_H
 #define MLGW_DB_JOBS_H
 
-#include "pool.h"
+#include "db/pool.h"
 
 struct db_job_new {
     char id[37];

@@ -1,11 +1,15 @@
 /*
  * local.c — SQL of the local executor (see local.h).
  */
-#include "local.h"
+#include "db/local.h"
 
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/parse.h"
+
+#include "common/poison.h"
 
 static const struct db_stmt join_stmt = {
     "local_join",

@@ -10,9 +10,9 @@
 
 #include <jansson.h>
 
-#include "events.h"
-#include "outbox.h"
-#include "pool.h"
+#include "db/events.h"
+#include "db/outbox.h"
+#include "db/pool.h"
 
 /* A claimed local submit: the job, still QUEUED, joins node's queue and ev
  * (RUNNABLE, or FAILED when it can never run here) is applied; the outbox

@@ -2,7 +2,7 @@
  * migrate.c — the migration runner. It owns the schema_migrations table and
  * nothing else; what the schema holds is the business of migrations/.
  */
-#include "migrate.h"
+#include "db/migrate.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,9 +12,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../server/log.h"
+#include "common/buf.h"
+#include "common/encode.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/parse.h"
 
-#include "../server/poison.h"
+#include "common/poison.h"
 
 /* "mlgw" in ASCII: the advisory lock key of the migration runner. */
 #define MIGRATE_LOCK_KEY "1835820919"
@@ -260,7 +264,7 @@ int db_migrate(PGconn *pg, const struct db_migration_set *set, int *applied, str
         }
         rc = apply_one(pg, m, err);
         if (rc == GW_OK) {
-            LOG_INFO("applied migration %s", m->file);
+            GW_LOG_INFO("applied migration %s", m->file);
             if (applied != NULL)
                 (*applied)++;
         }

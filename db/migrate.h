@@ -13,8 +13,8 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
-#include "../server/gw.h"
-#include "pool.h"
+#include "common/err.h"
+#include "db/pool.h"
 
 struct db_migration {
     int version;

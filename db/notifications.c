@@ -1,12 +1,16 @@
 /*
  * notifications.c — SQL for the notifications table.
  */
-#include "notifications.h"
+#include "db/notifications.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/parse.h"
+
+#include "common/poison.h"
 
 void db_notification_dispose(struct db_notification *n)
 {

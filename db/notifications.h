@@ -5,7 +5,7 @@
 #ifndef MLGW_DB_NOTIFICATIONS_H
 #define MLGW_DB_NOTIFICATIONS_H
 
-#include "pool.h"
+#include "db/pool.h"
 
 struct db_notification {
     char id[24];

@@ -3,12 +3,16 @@
  * in-doubt mark of a submit) before the caller talks to AWS, so a crash at any
  * point leaves a row that the next dispatcher can finish safely.
  */
-#include "outbox.h"
+#include "db/outbox.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/parse.h"
+
+#include "common/poison.h"
 
 void db_outbox_item_dispose(struct db_outbox_item *it)
 {

@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "pool.h"
+#include "db/pool.h"
 
 struct db_outbox_item {
     char job_id[37];

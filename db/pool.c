@@ -8,7 +8,7 @@
  * become readable, PostgreSQL has said something (usually "terminating
  * connection" on a restart) and the connection is replaced.
  */
-#include "pool.h"
+#include "db/pool.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -19,9 +19,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "../server/log.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
 
-#include "../server/poison.h"
+#include "common/poison.h"
 
 enum { DB_MAX_PREPARED = 128 };
 
@@ -185,7 +187,7 @@ int db_pool_checkout(struct db_conn **out, struct db_pool *p, struct gw_err *err
     pthread_mutex_unlock(&p->mu);
 
     if (c->pg != NULL && !conn_healthy(c)) {
-        LOG_WARN("replacing a broken database connection");
+        GW_LOG_WARN("replacing a broken database connection");
         conn_close(c);
         pthread_mutex_lock(&p->mu);
         p->reconnects++;

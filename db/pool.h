@@ -14,7 +14,7 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
-#include "../server/gw.h"
+#include "common/err.h"
 
 struct db_pool;
 struct db_conn;

@@ -9,12 +9,16 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../db/api_keys.h"
-#include "../server/app.h"
-#include "../server/log.h"
-#include "routes.h"
+#include "common/buf.h"
+#include "common/encode.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "db/api_keys.h"
+#include "jobs/app.h"
+#include "routes/routes.h"
 
-#include "../server/poison.h"
+#include "common/poison.h"
 
 enum { CACHE_SLOTS = 256, MAX_KEY_LEN = 256 };
 
@@ -62,10 +66,10 @@ void rt_auth_cache_clear(void)
     pthread_mutex_unlock(&cache_mu);
 }
 
-static int unauthorized(struct srv_request *req, struct srv_reply *out, const char *detail)
+static int unauthorized(struct rt_request *req, struct rt_reply *out, const char *detail)
 {
-    srv_reply_problem(req, out, 401, "Unauthorized", detail, NULL);
-    srv_reply_header(out, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"ml-gateway\"");
+    rt_reply_problem(req, out, 401, "Unauthorized", detail, NULL);
+    rt_reply_header(out, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"ml-gateway\"");
     return 1;
 }
 
@@ -78,9 +82,9 @@ static const char *scope_name(unsigned scope)
     }
 }
 
-int rt_authorize(struct srv_request *req, unsigned scope, struct srv_reply *out)
+int rt_authorize(struct rt_request *req, unsigned scope, struct rt_reply *out)
 {
-    const char *h = srv_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *h = rt_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
     if (h == NULL)
         return unauthorized(req, out, "an API key is required (Authorization: Bearer <key>)");
     if (strncasecmp(h, "Bearer ", 7) != 0)
@@ -96,7 +100,7 @@ int rt_authorize(struct srv_request *req, unsigned scope, struct srv_reply *out)
     gw_sha256(hash, key, len);
     struct cached_key k;
     if (!cache_get(&k, hash)) {
-        struct srv_app *app = req->app;
+        struct jobs_app *app = req->app;
         struct gw_err err = {0};
         struct db_conn *c = NULL;
         struct db_api_key_auth a;
@@ -104,12 +108,12 @@ int rt_authorize(struct srv_request *req, unsigned scope, struct srv_reply *out)
         if (rc == GW_OK)
             rc = db_api_key_lookup(&a, c, hash, &err);
         if (rc == GW_OK && !a.revoked && a.touch_due && db_api_key_touch(c, a.id, &err) != GW_OK)
-            LOG_WARN("could not record the use of API key %s: %s", a.id, err.msg);
+            GW_LOG_WARN("could not record the use of API key %s: %s", a.id, err.msg);
         db_pool_checkin(app->pool, c);
         if (rc == GW_ENOTFOUND)
             return unauthorized(req, out, "unknown API key");
         if (rc != GW_OK) {
-            srv_reply_error(req, out, rc, &err);
+            rt_reply_error(req, out, rc, &err);
             return 1;
         }
         if (a.revoked)
@@ -124,6 +128,6 @@ int rt_authorize(struct srv_request *req, unsigned scope, struct srv_reply *out)
         return 0;
     char detail[96];
     gw_fmt(detail, sizeof(detail), "this API key lacks the %s scope", scope_name(scope));
-    srv_reply_problem(req, out, 403, "Forbidden", detail, NULL);
+    rt_reply_problem(req, out, 403, "Forbidden", detail, NULL);
     return 1;
 }

@@ -10,14 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../aws/sns_verify.h"
-#include "../db/events.h"
-#include "../server/app.h"
-#include "../server/log.h"
-#include "../server/metrics.h"
-#include "routes.h"
+#include "aws/sns_verify.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/id.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/parse.h"
+#include "db/events.h"
+#include "jobs/app.h"
+#include "routes/routes.h"
 
-#include "../server/poison.h"
+#include "common/poison.h"
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -74,15 +78,15 @@ static void count_callback(const char *source, const char *result)
 {
     char labels[96];
     gw_fmt(labels, sizeof(labels), "source=\"%s\",result=\"%s\"", source, result);
-    srv_metrics_add("mlgw_callbacks_total", labels, 1);
+    gw_metrics_add("mlgw_callbacks_total", labels, 1);
 }
 
-int rt_apply_batch_event(struct srv_request *req, struct srv_reply *out, json_t *event,
+int rt_apply_batch_event(struct rt_request *req, struct rt_reply *out, json_t *event,
                          const char *source)
 {
     static const char *const statuses[] = {"SUBMITTED", "PENDING",   "RUNNABLE", "STARTING",
                                            "RUNNING",   "SUCCEEDED", "FAILED",   NULL};
-    const struct srv_config *cfg = req->app->cfg;
+    const struct gw_config *cfg = req->app->cfg;
     json_t *errors = json_array();
     const char *id = jstr(event, "id");
     const char *dtype = jstr(event, "detail-type");
@@ -110,8 +114,8 @@ int rt_apply_batch_event(struct srv_request *req, struct srv_reply *out, json_t 
     if (json_array_size(errors) > 0) {
         count_callback(source, "invalid");
         /* 422: EventBridge does not retry it, and nothing is stored. */
-        srv_reply_problem(req, out, 422, "Unprocessable Content",
-                          "not a Batch Job State Change event; see errors", errors);
+        rt_reply_problem(req, out, 422, "Unprocessable Content",
+                         "not a Batch Job State Change event; see errors", errors);
         return GW_EINVAL;
     }
     json_decref(errors);
@@ -128,7 +132,7 @@ int rt_apply_batch_event(struct srv_request *req, struct srv_reply *out, json_t 
 
     char new_id[37], uri[512];
     if (gw_uuid7(new_id) != GW_OK) {
-        srv_reply_error(req, out, GW_ENOMEM, NULL);
+        rt_reply_error(req, out, GW_ENOMEM, NULL);
         return GW_ENOMEM;
     }
     if (cfg->output_bucket != NULL)
@@ -165,36 +169,36 @@ int rt_apply_batch_event(struct srv_request *req, struct srv_reply *out, json_t 
     if (rc != GW_OK) {
         count_callback(source, "error");
         /* 503 with Retry-After: EventBridge tries again later. */
-        srv_reply_error(req, out, rc == GW_EUNAVAIL ? rc : GW_EUNAVAIL, &err);
+        rt_reply_error(req, out, rc == GW_EUNAVAIL ? rc : GW_EUNAVAIL, &err);
         return rc;
     }
     count_callback(source, r.result);
     if (strcmp(r.result, "applied") == 0 || strcmp(r.result, "created") == 0)
-        LOG_INFO("job %s is %s (%s event %s)", r.job_id, r.status, source, id);
-    srv_reply_json(out, 200,
-                   json_pack("{s:s,s:s?,s:s?}", "result", r.result, "job_id",
-                             r.job_id[0] ? r.job_id : NULL, "status",
-                             r.status[0] ? r.status : NULL));
+        GW_LOG_INFO("job %s is %s (%s event %s)", r.job_id, r.status, source, id);
+    rt_reply_json(out, 200,
+                  json_pack("{s:s,s:s?,s:s?}", "result", r.result, "job_id",
+                            r.job_id[0] ? r.job_id : NULL, "status",
+                            r.status[0] ? r.status : NULL));
     return GW_OK;
 }
 
-void rt_events_batch(struct srv_request *req, struct srv_reply *out)
+void rt_events_batch(struct rt_request *req, struct rt_reply *out)
 {
-    const struct srv_config *cfg = req->app->cfg;
-    const char *given = srv_header(req, cfg->callback_header);
+    const struct gw_config *cfg = req->app->cfg;
+    const char *given = rt_header(req, cfg->callback_header);
     const char *secret = cfg->callback_secret;
     /* Never 401: EventBridge retries 401 for a day. */
     if (secret == NULL || given == NULL || strlen(given) != strlen(secret) ||
         CRYPTO_memcmp(given, secret, strlen(secret)) != 0) {
         count_callback("eventbridge", "forbidden");
-        srv_reply_problem(req, out, 403, "Forbidden",
-                          secret == NULL ? "callbacks are not configured on this gateway"
-                                         : "wrong or missing callback key",
-                          NULL);
+        rt_reply_problem(req, out, 403, "Forbidden",
+                         secret == NULL ? "callbacks are not configured on this gateway"
+                                        : "wrong or missing callback key",
+                         NULL);
         return;
     }
     json_t *event = NULL;
-    if (srv_body_json(&event, req, out) != GW_OK) {
+    if (rt_body_json(&event, req, out) != GW_OK) {
         count_callback("eventbridge", "invalid");
         return;
     }
@@ -212,7 +216,7 @@ static size_t discard(char *p, size_t s, size_t n, void *ud)
 /* Confirms a subscription by fetching its SubscribeURL, which must pass the
  * same host rules as a signing certificate URL (so a forged-but-signed
  * message cannot make the gateway fetch anything else). */
-static int confirm_subscription(const struct srv_app *app, const char *url, struct gw_err *err)
+static int confirm_subscription(const struct jobs_app *app, const char *url, struct gw_err *err)
 {
     struct gw_err uerr = {0};
     /* The certificate rule wants ".pem"; the confirmation is a query on "/". */
@@ -259,26 +263,25 @@ static int topic_allowed(const char *csv, const char *topic)
     return 0;
 }
 
-void rt_events_sns(struct srv_request *req, struct srv_reply *out)
+void rt_events_sns(struct rt_request *req, struct rt_reply *out)
 {
     struct aws_sns_message m;
     struct gw_err err = {0};
     int rc = aws_sns_message_parse(&m, req->body.data ? req->body.data : "", req->body.len, &err);
     if (rc != GW_OK) {
         count_callback("sns", "invalid");
-        srv_reply_problem(req, out, rc == GW_ETOOBIG ? 413 : 400, "Bad Request",
-                          "not an SNS message", NULL);
+        rt_reply_problem(req, out, rc == GW_ETOOBIG ? 413 : 400, "Bad Request",
+                         "not an SNS message", NULL);
         return;
     }
     rc = aws_sns_verify(req->app->sns_verifier, &m, &err);
     if (rc != GW_OK) {
         count_callback("sns", rc == GW_EUNAVAIL ? "error" : "forbidden");
-        LOG_WARN("SNS message %s refused: %s", m.message_id, err.msg);
+        GW_LOG_WARN("SNS message %s refused: %s", m.message_id, err.msg);
         if (rc == GW_EUNAVAIL)
-            srv_reply_error(req, out, GW_EUNAVAIL, &err);
+            rt_reply_error(req, out, GW_EUNAVAIL, &err);
         else
-            srv_reply_problem(req, out, 403, "Forbidden", "the SNS signature does not verify",
-                              NULL);
+            rt_reply_problem(req, out, 403, "Forbidden", "the SNS signature does not verify", NULL);
         aws_sns_message_dispose(&m);
         return;
     }
@@ -286,32 +289,32 @@ void rt_events_sns(struct srv_request *req, struct srv_reply *out)
      * topic at this endpoint. Only the configured topics are listened to. */
     if (!topic_allowed(req->app->cfg->sns_topic_arns, m.topic_arn)) {
         count_callback("sns", "forbidden");
-        LOG_WARN("SNS message from topic %s refused: not in MLGW_SNS_TOPIC_ARNS", m.topic_arn);
-        srv_reply_problem(req, out, 403, "Forbidden", "this topic is not accepted here", NULL);
+        GW_LOG_WARN("SNS message from topic %s refused: not in MLGW_SNS_TOPIC_ARNS", m.topic_arn);
+        rt_reply_problem(req, out, 403, "Forbidden", "this topic is not accepted here", NULL);
         aws_sns_message_dispose(&m);
         return;
     }
     if (strcmp(m.type, "SubscriptionConfirmation") == 0) {
         rc = confirm_subscription(req->app, m.subscribe_url, &err);
         if (rc == GW_OK) {
-            LOG_INFO("confirmed the SNS subscription to %s", m.topic_arn);
-            srv_reply_json(out, 200, json_pack("{s:s}", "result", "confirmed"));
+            GW_LOG_INFO("confirmed the SNS subscription to %s", m.topic_arn);
+            rt_reply_json(out, 200, json_pack("{s:s}", "result", "confirmed"));
         } else {
-            srv_reply_error(req, out, rc == GW_EINVAL ? GW_EINVAL : GW_EUNAVAIL, &err);
+            rt_reply_error(req, out, rc == GW_EINVAL ? GW_EINVAL : GW_EUNAVAIL, &err);
         }
     } else if (strcmp(m.type, "Notification") == 0) {
         json_error_t je;
         json_t *event = json_loads(m.message, JSON_REJECT_DUPLICATES, &je);
         if (event == NULL || !json_is_object(event)) {
             count_callback("sns", "invalid");
-            srv_reply_problem(req, out, 422, "Unprocessable Content",
-                              "the SNS message is not a Batch Job State Change event", NULL);
+            rt_reply_problem(req, out, 422, "Unprocessable Content",
+                             "the SNS message is not a Batch Job State Change event", NULL);
         } else {
             rt_apply_batch_event(req, out, event, "sns");
         }
         json_decref(event);
     } else {
-        srv_reply_json(out, 200, json_pack("{s:s}", "result", "ignored"));
+        rt_reply_json(out, 200, json_pack("{s:s}", "result", "ignored"));
     }
     aws_sns_message_dispose(&m);
 }

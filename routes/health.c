@@ -5,25 +5,27 @@
  */
 #include <stdlib.h>
 
-#include "../db/local.h"
-#include "../db/outbox.h"
-#include "../server/app.h"
-#include "../server/executor.h"
-#include "../server/log.h"
-#include "../server/metrics.h"
-#include "routes.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "db/local.h"
+#include "db/outbox.h"
+#include "jobs/app.h"
+#include "jobs/executor.h"
+#include "routes/routes.h"
 
-#include "../server/poison.h"
+#include "common/poison.h"
 
-void rt_healthz(struct srv_request *req, struct srv_reply *out)
+void rt_healthz(struct rt_request *req, struct rt_reply *out)
 {
     (void)req;
-    srv_reply_json(out, 200, json_pack("{s:s}", "status", "ok"));
+    rt_reply_json(out, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-void rt_readyz(struct srv_request *req, struct srv_reply *out)
+void rt_readyz(struct rt_request *req, struct rt_reply *out)
 {
-    struct srv_app *app = req->app;
+    struct jobs_app *app = req->app;
     struct gw_err err = {0};
     struct db_conn *c = NULL;
     int pending = -1;
@@ -34,27 +36,27 @@ void rt_readyz(struct srv_request *req, struct srv_reply *out)
 
     const char *db = rc == GW_OK || rc == GW_ECONFLICT ? "ok" : "unavailable";
     if (rc == GW_OK && pending == 0) {
-        srv_reply_json(out, 200,
-                       json_pack("{s:s,s:{s:s,s:s}}", "status", "ready", "checks", "database", db,
-                                 "migrations", "current"));
+        rt_reply_json(out, 200,
+                      json_pack("{s:s,s:{s:s,s:s}}", "status", "ready", "checks", "database", db,
+                                "migrations", "current"));
         return;
     }
     const char *mig = rc == GW_ECONFLICT ? "changed" : (rc == GW_OK ? "pending" : "unknown");
-    LOG_WARN("not ready: database %s, migrations %s%s%s", db, mig, rc != GW_OK ? ": " : "",
-             rc != GW_OK ? err.msg : "");
+    GW_LOG_WARN("not ready: database %s, migrations %s%s%s", db, mig, rc != GW_OK ? ": " : "",
+                rc != GW_OK ? err.msg : "");
     json_t *body = json_pack("{s:s,s:{s:s,s:s}}", "status", "not ready", "checks", "database", db,
                              "migrations", mig);
-    srv_reply_json(out, 503, body);
-    srv_reply_header(out, MHD_HTTP_HEADER_RETRY_AFTER, "2");
+    rt_reply_json(out, 503, body);
+    rt_reply_header(out, MHD_HTTP_HEADER_RETRY_AFTER, "2");
 }
 
 /* The local executor: its capacity, what running attempts hold, the queue. */
-static int local_metrics(struct gw_buf *b, struct srv_app *app)
+static int local_metrics(struct gw_buf *b, struct jobs_app *app)
 {
-    struct srv_executor_capacity cap;
-    struct srv_executor_usage use;
-    srv_executor_capacity(app->executor, &cap);
-    srv_executor_usage(app->executor, &use);
+    struct jobs_executor_capacity cap;
+    struct jobs_executor_usage use;
+    jobs_executor_capacity(app->executor, &cap);
+    jobs_executor_usage(app->executor, &use);
     int rc = gw_buf_printf(b,
                            "# HELP mlgw_local_capacity What the local executor hands out.\n"
                            "# TYPE mlgw_local_capacity gauge\n"
@@ -83,11 +85,11 @@ static int local_metrics(struct gw_buf *b, struct srv_app *app)
     return rc;
 }
 
-void rt_metrics(struct srv_request *req, struct srv_reply *out)
+void rt_metrics(struct rt_request *req, struct rt_reply *out)
 {
     struct gw_buf b;
     gw_buf_init(&b, (size_t)4 << 20);
-    int rc = srv_metrics_render(&b);
+    int rc = gw_metrics_render(&b);
     struct db_pool_stats st;
     db_pool_stats(req->app->pool, &st);
     if (rc == GW_OK)
@@ -132,9 +134,9 @@ void rt_metrics(struct srv_request *req, struct srv_reply *out)
         rc = local_metrics(&b, req->app);
     if (rc != GW_OK) {
         gw_buf_dispose(&b);
-        srv_reply_error(req, out, GW_ENOMEM, NULL);
+        rt_reply_error(req, out, GW_ENOMEM, NULL);
         return;
     }
     size_t len = b.len;
-    srv_reply_bytes(out, 200, "text/plain; version=0.0.4; charset=utf-8", gw_buf_steal(&b), len);
+    rt_reply_bytes(out, 200, "text/plain; version=0.0.4; charset=utf-8", gw_buf_steal(&b), len);
 }

@@ -5,12 +5,16 @@
  * field's name as the client wrote it ("vcpus", "data.vcpus", "env.AWS_X",
  * "args[2]"), so a client learns every problem in one round trip.
  */
-#include "job_request.h"
+#include "routes/job_request.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/parse.h"
+
+#include "common/poison.h"
 
 const char *const rt_reserved_env[] = {
     "ML_INPUT_BUCKET",
@@ -470,7 +474,7 @@ static int known(const char *key, const char *const *list)
 
 /* The job fields of obj (the body, or the envelope's data). */
 static void check_fields(struct ctx *c, json_t *obj, json_t *metadata, const char *meta_field,
-                         const struct srv_config *cfg, struct rt_job_request *out)
+                         const struct gw_config *cfg, struct rt_job_request *out)
 {
     static const char *const computes[] = {"gpu", "cpu", NULL};
     static const char *const dispatches[] = {"local", "batch", "sns", NULL};
@@ -498,7 +502,7 @@ static void check_fields(struct ctx *c, json_t *obj, json_t *metadata, const cha
     check_operation(c, json_object_get(obj, "operation"), out);
     check_notify(c, json_object_get(obj, "notify"), out);
     out->dispatch = check_enum(c, "dispatch", json_object_get(obj, "dispatch"), dispatches,
-                               srv_dispatch_names[cfg->dispatch]);
+                               gw_dispatch_names[cfg->dispatch]);
     /* metadata reports under its own name: "metadata" in both shapes */
     const char *saved = c->prefix;
     c->prefix = "";
@@ -506,7 +510,7 @@ static void check_fields(struct ctx *c, json_t *obj, json_t *metadata, const cha
     c->prefix = saved;
 }
 
-int rt_job_request_parse(struct rt_job_request *out, json_t *body, const struct srv_config *cfg,
+int rt_job_request_parse(struct rt_job_request *out, json_t *body, const struct gw_config *cfg,
                          json_t *errors)
 {
     memset(out, 0, sizeof(*out));

@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "../server/config.h"
+#include "common/config.h"
 
 struct rt_job_request {
     const char *script_key;   /* borrowed from the body */
@@ -27,7 +27,7 @@ struct rt_job_request {
  * Each problem is appended to errors as {"field": ..., "message": ...}.
  * Returns the number of problems (0: out is complete).
  */
-int rt_job_request_parse(struct rt_job_request *out, json_t *body, const struct srv_config *cfg,
+int rt_job_request_parse(struct rt_job_request *out, json_t *body, const struct gw_config *cfg,
                          json_t *errors);
 void rt_job_request_dispose(struct rt_job_request *req);
 

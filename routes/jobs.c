@@ -6,22 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../db/jobs.h"
-#include "../db/outbox.h"
-#include "../server/app.h"
-#include "../server/executor.h"
-#include "../server/log.h"
-#include "job_request.h"
-#include "params.h"
-#include "routes.h"
+#include "common/buf.h"
+#include "common/encode.h"
+#include "common/err.h"
+#include "common/id.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "db/jobs.h"
+#include "db/outbox.h"
+#include "jobs/app.h"
+#include "jobs/executor.h"
+#include "routes/job_request.h"
+#include "routes/params.h"
+#include "routes/routes.h"
 
-#include "../server/poison.h"
+#include "common/poison.h"
 
 enum { IDEMPOTENCY_KEY_MAX = 255 };
 
-static void reply_text_json(struct srv_reply *out, unsigned status, char *json /* steals */)
+static void reply_text_json(struct rt_reply *out, unsigned status, char *json /* steals */)
 {
-    srv_reply_bytes(out, status, "application/json; charset=utf-8", json, json ? strlen(json) : 0);
+    rt_reply_bytes(out, status, "application/json; charset=utf-8", json, json ? strlen(json) : 0);
 }
 
 /* 1–255 printable ASCII characters. */
@@ -36,7 +41,7 @@ static int idempotency_key_ok(const char *k)
     return 1;
 }
 
-static char *output_uri(const struct srv_config *cfg, const char *id)
+static char *output_uri(const struct gw_config *cfg, const char *id)
 {
     struct gw_buf b;
     gw_buf_init(&b, 8192);
@@ -51,7 +56,7 @@ static char *output_uri(const struct srv_config *cfg, const char *id)
 }
 
 /* A job can only be accepted for a target this gateway can hand it to. */
-static void check_dispatch_configured(const struct srv_config *cfg, const struct rt_job_request *jr,
+static void check_dispatch_configured(const struct gw_config *cfg, const struct rt_job_request *jr,
                                       json_t *errors)
 {
     const char *msg = NULL;
@@ -70,13 +75,13 @@ static void check_dispatch_configured(const struct srv_config *cfg, const struct
 }
 
 /* A local job must fit this machine, or it would wait forever. */
-static void check_local_fits(const struct srv_executor *e, const struct rt_job_request *jr,
+static void check_local_fits(const struct jobs_executor *e, const struct rt_job_request *jr,
                              json_t *errors)
 {
     if (e == NULL || strcmp(jr->dispatch, "local") != 0)
         return;
-    struct srv_executor_misfit m[3];
-    int n = srv_executor_misfits(e, jr->vcpus, jr->memory, jr->gpus, m);
+    struct jobs_executor_misfit m[3];
+    int n = jobs_executor_misfits(e, jr->vcpus, jr->memory, jr->gpus, m);
     for (int i = 0; i < n; i++) {
         char msg[160];
         gw_fmt(msg, sizeof(msg), "is more than this machine's local executor offers (%lld)",
@@ -85,23 +90,23 @@ static void check_local_fits(const struct srv_executor *e, const struct rt_job_r
     }
 }
 
-void rt_jobs_create(struct srv_request *req, struct srv_reply *out)
+void rt_jobs_create(struct rt_request *req, struct rt_reply *out)
 {
-    const struct srv_config *cfg = req->app->cfg;
+    const struct gw_config *cfg = req->app->cfg;
     json_t *body = NULL, *errors = NULL;
     char *uri = NULL, *canonical = NULL;
     struct rt_job_request jr;
     memset(&jr, 0, sizeof(jr));
 
-    const char *ikey = srv_header(req, "Idempotency-Key");
+    const char *ikey = rt_header(req, "Idempotency-Key");
     if (ikey != NULL && !idempotency_key_ok(ikey)) {
-        srv_reply_problem(req, out, 400, "Bad Request",
-                          "Idempotency-Key must be 1 to 255 printable ASCII characters",
-                          json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message",
-                                    "must be 1 to 255 printable ASCII characters"));
+        rt_reply_problem(req, out, 400, "Bad Request",
+                         "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                         json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message",
+                                   "must be 1 to 255 printable ASCII characters"));
         goto cleanup;
     }
-    if (srv_body_json(&body, req, out) != GW_OK)
+    if (rt_body_json(&body, req, out) != GW_OK)
         goto cleanup;
     errors = json_array();
     if (rt_job_request_parse(&jr, body, cfg, errors) == 0) {
@@ -109,8 +114,8 @@ void rt_jobs_create(struct srv_request *req, struct srv_reply *out)
         check_local_fits(req->app->executor, &jr, errors);
     }
     if (json_array_size(errors) > 0) {
-        srv_reply_problem(req, out, 422, "Unprocessable Content",
-                          "the job request is invalid; see errors", errors);
+        rt_reply_problem(req, out, 422, "Unprocessable Content",
+                         "the job request is invalid; see errors", errors);
         errors = NULL;
         goto cleanup;
     }
@@ -133,7 +138,7 @@ void rt_jobs_create(struct srv_request *req, struct srv_reply *out)
     };
     struct gw_err err = {0};
     if (gw_uuid7(job.id) != GW_OK || (uri = output_uri(cfg, job.id)) == NULL) {
-        srv_reply_error(req, out, GW_ENOMEM, NULL);
+        rt_reply_error(req, out, GW_ENOMEM, NULL);
         goto cleanup;
     }
     job.output_uri = uri;
@@ -147,14 +152,14 @@ void rt_jobs_create(struct srv_request *req, struct srv_reply *out)
         /* The same request is the same JSON, whatever its spacing or key order. */
         canonical = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
         if (canonical == NULL) {
-            srv_reply_error(req, out, GW_ENOMEM, NULL);
+            rt_reply_error(req, out, GW_ENOMEM, NULL);
             goto cleanup;
         }
         struct gw_buf h;
         gw_buf_init(&h, strlen(canonical) + 64);
         if (gw_buf_printf(&h, "POST /jobs\n%s", canonical) != GW_OK) {
             gw_buf_dispose(&h);
-            srv_reply_error(req, out, GW_ENOMEM, NULL);
+            rt_reply_error(req, out, GW_ENOMEM, NULL);
             goto cleanup;
         }
         gw_sha256(idem.request_hash, h.data, h.len);
@@ -164,12 +169,12 @@ void rt_jobs_create(struct srv_request *req, struct srv_reply *out)
     struct db_job_created created;
     int rc = db_job_create(&created, req->app->pool, &job, ikey ? &idem : NULL, &err);
     if (rc == GW_EINVAL) { /* the key was used for another request */
-        srv_reply_problem(req, out, 422, "Unprocessable Content", err.msg,
-                          json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message", err.msg));
+        rt_reply_problem(req, out, 422, "Unprocessable Content", err.msg,
+                         json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message", err.msg));
         goto cleanup;
     }
     if (rc != GW_OK) {
-        srv_reply_error(req, out, rc, &err);
+        rt_reply_error(req, out, rc, &err);
         goto cleanup;
     }
     /* A replay answers with the original job, whose id is in its own body. */
@@ -179,12 +184,12 @@ void rt_jobs_create(struct srv_request *req, struct srv_reply *out)
     gw_fmt(location, sizeof(location), "/jobs/%s", id ? id : job.id);
     json_decref(parsed);
     reply_text_json(out, created.status, created.json);
-    srv_reply_header(out, MHD_HTTP_HEADER_LOCATION, location);
+    rt_reply_header(out, MHD_HTTP_HEADER_LOCATION, location);
     if (created.replayed)
-        srv_reply_header(out, "Idempotent-Replayed", "true");
+        rt_reply_header(out, "Idempotent-Replayed", "true");
     else
-        LOG_INFO("job %s queued: %s on %s (%s)", job.id, jr.script_key, jr.compute_type,
-                 jr.dispatch);
+        GW_LOG_INFO("job %s queued: %s on %s (%s)", job.id, jr.script_key, jr.compute_type,
+                    jr.dispatch);
 
 cleanup:
     rt_job_request_dispose(&jr);
@@ -198,7 +203,7 @@ cleanup:
  * unknown job, 409 with the reason for a state conflict. */
 typedef int (*job_fn)(char **out, struct db_pool *pool, const char *id, struct gw_err *err);
 
-static void job_action(struct srv_request *req, struct srv_reply *out, job_fn fn, unsigned status,
+static void job_action(struct rt_request *req, struct rt_reply *out, job_fn fn, unsigned status,
                        const char *done)
 {
     const char *id = rt_job_id_param(req, out);
@@ -208,19 +213,19 @@ static void job_action(struct srv_request *req, struct srv_reply *out, job_fn fn
     struct gw_err err = {0};
     int rc = fn(&json, req->app->pool, id, &err);
     if (rc == GW_ENOTFOUND) {
-        srv_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
+        rt_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
         return;
     }
     if (rc == GW_ECONFLICT) {
-        srv_reply_problem(req, out, 409, "Conflict", err.msg, NULL);
+        rt_reply_problem(req, out, 409, "Conflict", err.msg, NULL);
         return;
     }
     if (rc != GW_OK) {
-        srv_reply_error(req, out, rc, &err);
+        rt_reply_error(req, out, rc, &err);
         return;
     }
     if (done != NULL)
-        LOG_INFO("job %s %s (API key %s)", id, done, req->auth_key_id);
+        GW_LOG_INFO("job %s %s (API key %s)", id, done, req->auth_key_id);
     reply_text_json(out, status, json);
 }
 
@@ -229,52 +234,36 @@ static int cancel_by_user(char **out, struct db_pool *pool, const char *id, stru
     return db_job_cancel(out, pool, id, "cancelled by user", err);
 }
 
-void rt_jobs_get(struct srv_request *req, struct srv_reply *out)
+void rt_jobs_get(struct rt_request *req, struct rt_reply *out)
 {
     job_action(req, out, db_job_get, 200, NULL);
 }
 
-void rt_jobs_cancel(struct srv_request *req, struct srv_reply *out)
+void rt_jobs_cancel(struct rt_request *req, struct rt_reply *out)
 {
     job_action(req, out, cancel_by_user, 202, "cancelled");
 }
 
-void rt_jobs_retry(struct srv_request *req, struct srv_reply *out)
+void rt_jobs_retry(struct rt_request *req, struct rt_reply *out)
 {
     job_action(req, out, db_job_requeue, 202, "queued again for dispatch");
 }
 
-/* YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM), copied into out with a space in
- * the offset (a '+' decoded from a query string) turned back into '+'. */
+/* An RFC 3339 time (gw_parse_rfc3339, the whole value), copied into out for
+ * PostgreSQL with a space after the seconds (a '+' decoded from a query
+ * string) turned back into '+'. */
 static int rfc3339_ok(char *out, size_t outlen, const char *s)
 {
-    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    enum { SECONDS_END = 19 }; /* "YYYY-MM-DDTHH:MM:SS" */
     size_t n = strlen(s);
-    if (n < 20 || n >= outlen)
+    int64_t ms;
+    if (n >= outlen)
         return 0;
     memcpy(out, s, n + 1);
-    for (size_t i = 0; i < sizeof(shape) - 1; i++) {
-        char want = shape[i], c = out[i];
-        if (want == 'd' ? !(c >= '0' && c <= '9') : (c != want && !(want == 'T' && c == 't')))
-            return 0;
-    }
-    size_t i = sizeof(shape) - 1;
-    if (out[i] == '.') {
-        size_t start = ++i;
-        while (out[i] >= '0' && out[i] <= '9')
-            i++;
-        if (i == start)
-            return 0;
-    }
-    if ((out[i] == 'Z' || out[i] == 'z') && out[i + 1] == '\0')
-        return 1;
-    if (out[i] == ' ')
-        out[i] = '+';
-    if ((out[i] != '+' && out[i] != '-') || strlen(out + i) != 6)
-        return 0;
-    return out[i + 1] >= '0' && out[i + 1] <= '9' && out[i + 2] >= '0' && out[i + 2] <= '9' &&
-           out[i + 3] == ':' && out[i + 4] >= '0' && out[i + 4] <= '9' && out[i + 5] >= '0' &&
-           out[i + 5] <= '9';
+    for (size_t i = SECONDS_END; i < n; i++)
+        if (out[i] == ' ')
+            out[i] = '+';
+    return n > SECONDS_END && gw_parse_rfc3339(&ms, out, n) == n;
 }
 
 static const char cursor_tag[] = "j1:";
@@ -284,7 +273,7 @@ static const char *const list_params[] = {
     "created_after", "created_before", "limit", "cursor",  NULL,
 };
 
-void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
+void rt_jobs_list(struct rt_request *req, struct rt_reply *out)
 {
     static const char *const statuses[] = {
         "QUEUED",  "DISPATCHED", "SUBMITTED", "PENDING",   "RUNNABLE",        "STARTING",
@@ -294,7 +283,7 @@ void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
     rt_params_unknown(errors, req, list_params);
 
     struct db_job_filter f = {.limit = RT_LIMIT_DEFAULT};
-    f.status = srv_query(req, "status");
+    f.status = rt_query(req, "status");
     if (f.status != NULL) {
         int ok = 0;
         for (size_t i = 0; statuses[i] != NULL; i++)
@@ -302,27 +291,27 @@ void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
         if (!ok)
             rt_param_error(errors, "status", "is not a job status");
     }
-    f.compute_type = srv_query(req, "compute_type");
+    f.compute_type = rt_query(req, "compute_type");
     if (f.compute_type != NULL && strcmp(f.compute_type, "gpu") != 0 &&
         strcmp(f.compute_type, "cpu") != 0)
         rt_param_error(errors, "compute_type", "must be gpu or cpu");
-    f.user = srv_query(req, "user");
-    f.project = srv_query(req, "project");
-    f.experiment = srv_query(req, "experiment");
+    f.user = rt_query(req, "user");
+    f.project = rt_query(req, "project");
+    f.experiment = rt_query(req, "experiment");
 
     char after[64], before[64], cursor_id[37];
-    const char *v = srv_query(req, "created_after");
+    const char *v = rt_query(req, "created_after");
     if (v != NULL && !rfc3339_ok(after, sizeof(after), v))
         rt_param_error(errors, "created_after", "must be an RFC 3339 date-time");
     else if (v != NULL)
         f.created_after = after;
-    v = srv_query(req, "created_before");
+    v = rt_query(req, "created_before");
     if (v != NULL && !rfc3339_ok(before, sizeof(before), v))
         rt_param_error(errors, "created_before", "must be an RFC 3339 date-time");
     else if (v != NULL)
         f.created_before = before;
     rt_param_limit(&f.limit, req, errors);
-    v = srv_query(req, "cursor");
+    v = rt_query(req, "cursor");
     if (v != NULL && (rt_cursor_decode(cursor_id, sizeof(cursor_id), cursor_tag, v) != 36 ||
                       !gw_uuid_valid(cursor_id)))
         rt_param_error(errors, "cursor", "is not a cursor this API issued");
@@ -330,8 +319,8 @@ void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
         f.before_id = cursor_id;
 
     if (json_array_size(errors) > 0) {
-        srv_reply_problem(req, out, 400, "Bad Request", "invalid query parameters; see errors",
-                          errors);
+        rt_reply_problem(req, out, 400, "Bad Request", "invalid query parameters; see errors",
+                         errors);
         return;
     }
     json_decref(errors);
@@ -340,7 +329,7 @@ void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
     struct gw_err err = {0};
     int rc = db_job_list(&items, next_id, req->app->pool, &f, &err);
     if (rc != GW_OK) {
-        srv_reply_error(req, out, rc, &err);
+        rt_reply_error(req, out, rc, &err);
         return;
     }
     struct gw_buf b;
@@ -353,7 +342,7 @@ void rt_jobs_list(struct srv_request *req, struct srv_reply *out)
     free(items);
     if (rc != GW_OK) {
         gw_buf_dispose(&b);
-        srv_reply_error(req, out, GW_ENOMEM, NULL);
+        rt_reply_error(req, out, GW_ENOMEM, NULL);
         return;
     }
     reply_text_json(out, 200, gw_buf_steal(&b));

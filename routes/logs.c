@@ -19,15 +19,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../aws/logs.h"
-#include "../db/jobs.h"
-#include "../server/app.h"
-#include "../server/log.h"
-#include "log_file.h"
-#include "params.h"
-#include "routes.h"
+#include "aws/logs.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/time.h"
+#include "db/jobs.h"
+#include "jobs/app.h"
+#include "jobs/joblog.h"
+#include "routes/params.h"
+#include "routes/routes.h"
 
-#include "../server/poison.h"
+#include "common/poison.h"
 
 static const char tag_local[] = "l1:";
 static const char tag_cloud[] = "c1:";
@@ -43,14 +47,14 @@ static const long long MS_MAX = 253402300799999LL;
 
 struct logs_cursor {
     char kind; /* 0: none (the first page), 'l' local, 'c' CloudWatch */
-    struct rt_log_pos pos;
+    struct jobs_log_pos pos;
     char token[TOKEN_MAX + 1]; /* "": from the head */
 };
 
 /* ---- cursors ------------------------------------------------------------ */
 
 /* "<offset>:<ms>", both whole decimal numbers, ms -1 for none. */
-static int parse_local(struct rt_log_pos *pos, const char *payload)
+static int parse_local(struct jobs_log_pos *pos, const char *payload)
 {
     const char *colon = strchr(payload, ':');
     char offset[24];
@@ -85,7 +89,7 @@ static int cursor_parse(struct logs_cursor *c, const char *text)
     return 1;
 }
 
-static int cursor_local(char out[CURSOR_MAX], const struct rt_log_pos *pos)
+static int cursor_local(char out[CURSOR_MAX], const struct jobs_log_pos *pos)
 {
     char payload[48];
     gw_fmt(payload, sizeof(payload), "%lld:%lld", (long long)pos->offset, (long long)pos->last_ms);
@@ -94,23 +98,23 @@ static int cursor_local(char out[CURSOR_MAX], const struct rt_log_pos *pos)
 
 /* ---- replies ------------------------------------------------------------ */
 
-static void reply_bad_cursor(struct srv_request *req, struct srv_reply *out, const char *why)
+static void reply_bad_cursor(struct rt_request *req, struct rt_reply *out, const char *why)
 {
     json_t *errors = json_array();
     rt_param_error(errors, "cursor", why);
-    srv_reply_problem(req, out, 400, "Bad Request", "invalid query parameters; see errors", errors);
+    rt_reply_problem(req, out, 400, "Bad Request", "invalid query parameters; see errors", errors);
 }
 
 /* {"items": items, "next_cursor": cursor or null}; steals items. */
-static void reply_page(struct srv_reply *out, json_t *items, const char *cursor)
+static void reply_page(struct rt_reply *out, json_t *items, const char *cursor)
 {
     json_t *body = json_pack("{s:o,s:s?}", "items", items, "next_cursor", cursor);
-    srv_reply_json(out, 200, body); /* NULL falls back to a 500 */
+    rt_reply_json(out, 200, body); /* NULL falls back to a 500 */
 }
 
 /* ---- local jobs --------------------------------------------------------- */
 
-static void reply_local(struct srv_request *req, struct srv_reply *out, const char *id,
+static void reply_local(struct rt_request *req, struct rt_reply *out, const char *id,
                         const struct logs_cursor *cur, int limit, int finished)
 {
     if (cur->kind == 'c') {
@@ -122,26 +126,26 @@ static void reply_local(struct srv_request *req, struct srv_reply *out, const ch
     struct gw_err err = {0};
     if (n < 0 || (size_t)n >= sizeof(path)) {
         gw_err_set(&err, GW_EIO, "the log path of job %s is too long", id);
-        srv_reply_error(req, out, GW_EIO, &err);
+        rt_reply_error(req, out, GW_EIO, &err);
         return;
     }
-    struct rt_log_pos from = cur->kind == 'l' ? cur->pos : (struct rt_log_pos){0, -1};
-    struct rt_log_page page;
-    int rc = rt_log_file_read(&page, path, from, limit, finished, &err);
+    struct jobs_log_pos from = cur->kind == 'l' ? cur->pos : (struct jobs_log_pos){0, -1};
+    struct jobs_log_page page;
+    int rc = jobs_log_read(&page, path, from, limit, finished, &err);
     if (rc == GW_EINVAL) {
-        LOG_INFO("job %s: %s", id, err.msg);
+        GW_LOG_INFO("job %s: %s", id, err.msg);
         reply_bad_cursor(req, out, "does not point into this job's log");
         return;
     }
     if (rc != GW_OK) {
-        srv_reply_error(req, out, rc, &err);
+        rt_reply_error(req, out, rc, &err);
         return;
     }
     char cursor[CURSOR_MAX];
     int more = page.more || !finished;
     if (more && cursor_local(cursor, &page.next) != 0) {
         json_decref(page.items);
-        srv_reply_error(req, out, GW_ENOMEM, NULL);
+        rt_reply_error(req, out, GW_ENOMEM, NULL);
         return;
     }
     reply_page(out, page.items, more ? cursor : NULL);
@@ -171,14 +175,14 @@ static json_t *items_from_events(const json_t *events)
     return items;
 }
 
-static void reply_cloud(struct srv_request *req, struct srv_reply *out, const json_t *job,
+static void reply_cloud(struct rt_request *req, struct rt_reply *out, const json_t *job,
                         const struct logs_cursor *cur, int limit, int finished)
 {
     if (cur->kind == 'l') {
         reply_bad_cursor(req, out, "is a cursor of a local job's log, not of this Batch job");
         return;
     }
-    const struct srv_config *cfg = req->app->cfg;
+    const struct gw_config *cfg = req->app->cfg;
     const char *id = json_string_value(json_object_get(job, "id"));
     const char *stream = json_string_value(json_object_get(job, "log_stream"));
     const char *sent = cur->kind == 'c' ? cur->token : "";
@@ -202,14 +206,14 @@ static void reply_cloud(struct srv_request *req, struct srv_reply *out, const js
             next[0] = '\0'; /* no stream yet: nothing to read, same place next time */
         } else if (rc == GW_EUPSTREAM && sent[0] != '\0' &&
                    strcmp(aerr.code, "InvalidParameterException") == 0) {
-            LOG_INFO("job %s: CloudWatch Logs refused the cursor's token: %s", id ? id : "?",
-                     aerr.message);
+            GW_LOG_INFO("job %s: CloudWatch Logs refused the cursor's token: %s", id ? id : "?",
+                        aerr.message);
             reply_bad_cursor(req, out, "is not a cursor this API issued");
             return;
         } else if (rc != GW_OK) {
             gw_err_set(&err, rc, "CloudWatch Logs GetLogEvents (%s %s): HTTP %ld %s: %s",
                        cfg->batch_log_group, stream, aerr.http_status, aerr.code, aerr.message);
-            srv_reply_error(req, out, rc == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EUPSTREAM, &err);
+            rt_reply_error(req, out, rc == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EUPSTREAM, &err);
             return;
         }
         /* A forward token that comes back unchanged means: at the end for now. */
@@ -222,7 +226,7 @@ static void reply_cloud(struct srv_request *req, struct srv_reply *out, const js
     if (items == NULL ||
         (give && rt_cursor_encode(cursor, sizeof(cursor), tag_cloud, next[0] ? next : sent) != 0)) {
         json_decref(items);
-        srv_reply_error(req, out, GW_ENOMEM, NULL);
+        rt_reply_error(req, out, GW_ENOMEM, NULL);
         return;
     }
     reply_page(out, items, give ? cursor : NULL);
@@ -240,7 +244,7 @@ static int status_terminal(const char *status)
     return 0;
 }
 
-void rt_jobs_logs(struct srv_request *req, struct srv_reply *out)
+void rt_jobs_logs(struct rt_request *req, struct rt_reply *out)
 {
     const char *id = rt_job_id_param(req, out);
     if (id == NULL)
@@ -251,12 +255,12 @@ void rt_jobs_logs(struct srv_request *req, struct srv_reply *out)
     rt_param_limit(&limit, req, errors);
     struct logs_cursor cur;
     memset(&cur, 0, sizeof(cur));
-    const char *v = srv_query(req, "cursor");
+    const char *v = rt_query(req, "cursor");
     if (v != NULL && !cursor_parse(&cur, v))
         rt_param_error(errors, "cursor", "is not a cursor this API issued");
     if (json_array_size(errors) > 0) {
-        srv_reply_problem(req, out, 400, "Bad Request", "invalid query parameters; see errors",
-                          errors);
+        rt_reply_problem(req, out, 400, "Bad Request", "invalid query parameters; see errors",
+                         errors);
         return;
     }
     json_decref(errors);
@@ -265,11 +269,11 @@ void rt_jobs_logs(struct srv_request *req, struct srv_reply *out)
     struct gw_err err = {0};
     int rc = db_job_get(&text, req->app->pool, id, &err);
     if (rc == GW_ENOTFOUND) {
-        srv_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
+        rt_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
         return;
     }
     if (rc != GW_OK) {
-        srv_reply_error(req, out, rc, &err);
+        rt_reply_error(req, out, rc, &err);
         return;
     }
     json_t *job = json_loads(text, 0, NULL);
@@ -277,7 +281,7 @@ void rt_jobs_logs(struct srv_request *req, struct srv_reply *out)
     const char *dispatch = json_string_value(json_object_get(job, "dispatch"));
     if (dispatch == NULL) {
         gw_err_set(&err, GW_EDB, "job %s: the database's JSON has no dispatch", id);
-        srv_reply_error(req, out, GW_EDB, &err);
+        rt_reply_error(req, out, GW_EDB, &err);
     } else {
         int finished = status_terminal(json_string_value(json_object_get(job, "status")));
         if (strcmp(dispatch, "local") == 0)

@@ -3,21 +3,27 @@
  * params.h). Problems are collected into a caller's errors array so that a
  * 400 lists every bad parameter, not just the first.
  */
-#include "params.h"
+#include "routes/params.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/poison.h"
+#include "common/buf.h"
+#include "common/encode.h"
+#include "common/err.h"
+#include "common/id.h"
+#include "common/parse.h"
+
+#include "common/poison.h"
 
 enum { CURSOR_RAW_MAX = 1024 };
 
-const char *rt_job_id_param(struct srv_request *req, struct srv_reply *out)
+const char *rt_job_id_param(struct rt_request *req, struct rt_reply *out)
 {
-    const char *id = srv_param(req, "id");
+    const char *id = rt_param(req, "id");
     if (id == NULL || !gw_uuid_valid(id)) {
-        srv_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
+        rt_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
         return NULL;
     }
     return id;
@@ -46,16 +52,16 @@ static enum MHD_Result note_unknown(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-void rt_params_unknown(json_t *errors, struct srv_request *req, const char *const *known)
+void rt_params_unknown(json_t *errors, struct rt_request *req, const char *const *known)
 {
     struct unknown_params u = {errors, known};
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, note_unknown, &u);
 }
 
-void rt_param_limit(int *out, struct srv_request *req, json_t *errors)
+void rt_param_limit(int *out, struct rt_request *req, json_t *errors)
 {
     *out = RT_LIMIT_DEFAULT;
-    const char *v = srv_query(req, "limit");
+    const char *v = rt_query(req, "limit");
     long long limit = RT_LIMIT_DEFAULT;
     if (v != NULL && gw_parse_ll(&limit, v, 1, RT_LIMIT_MAX) != GW_OK) {
         char msg[64];

@@ -10,7 +10,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "../server/http.h"
+#include "routes/http.h"
 
 /* API.md, "Pagination": ?limit= is 1–200, 50 when absent. */
 enum { RT_LIMIT_DEFAULT = 50, RT_LIMIT_MAX = 200 };
@@ -18,18 +18,18 @@ enum { RT_LIMIT_DEFAULT = 50, RT_LIMIT_MAX = 200 };
 /* The {id} path parameter when it is a canonical UUID (borrowed for the
  * request). Anything else cannot name a job: out gets a 404 and NULL is
  * returned. */
-const char *rt_job_id_param(struct srv_request *req, struct srv_reply *out);
+const char *rt_job_id_param(struct rt_request *req, struct rt_reply *out);
 
 /* Appends {"field": field, "message": message} to errors. */
 void rt_param_error(json_t *errors, const char *field, const char *message);
 
 /* Appends one error to errors for every query parameter whose name is not
  * in known (a NULL-terminated list). */
-void rt_params_unknown(json_t *errors, struct srv_request *req, const char *const *known);
+void rt_params_unknown(json_t *errors, struct rt_request *req, const char *const *known);
 
 /* ?limit= into *out: RT_LIMIT_DEFAULT when absent; an error appended to
  * errors when it is not a whole number in 1..RT_LIMIT_MAX. */
-void rt_param_limit(int *out, struct srv_request *req, json_t *errors);
+void rt_param_limit(int *out, struct rt_request *req, json_t *errors);
 
 /*
  * Cursors are base64url (no padding) of tag + payload, where the tag names

@@ -8,36 +8,36 @@
 
 #include <stddef.h>
 
-#include "../server/http.h"
+#include "routes/http.h"
 
 /* The whole table (borrowed, static). */
-const struct srv_route *rt_table(size_t *n);
+const struct rt_route *rt_table(size_t *n);
 
-/* auth.c: the srv_authorize_fn of the gateway */
-int rt_authorize(struct srv_request *req, unsigned scope, struct srv_reply *out);
+/* auth.c: the rt_authorize_fn of the gateway */
+int rt_authorize(struct rt_request *req, unsigned scope, struct rt_reply *out);
 void rt_auth_cache_clear(void);
 
 /* jobs.c */
-void rt_jobs_create(struct srv_request *req, struct srv_reply *out);
-void rt_jobs_list(struct srv_request *req, struct srv_reply *out);
-void rt_jobs_get(struct srv_request *req, struct srv_reply *out);
-void rt_jobs_cancel(struct srv_request *req, struct srv_reply *out);
-void rt_jobs_retry(struct srv_request *req, struct srv_reply *out);
+void rt_jobs_create(struct rt_request *req, struct rt_reply *out);
+void rt_jobs_list(struct rt_request *req, struct rt_reply *out);
+void rt_jobs_get(struct rt_request *req, struct rt_reply *out);
+void rt_jobs_cancel(struct rt_request *req, struct rt_reply *out);
+void rt_jobs_retry(struct rt_request *req, struct rt_reply *out);
 
 /* logs.c */
-void rt_jobs_logs(struct srv_request *req, struct srv_reply *out);
+void rt_jobs_logs(struct rt_request *req, struct rt_reply *out);
 
 /* events.c */
-void rt_events_batch(struct srv_request *req, struct srv_reply *out);
-void rt_events_sns(struct srv_request *req, struct srv_reply *out);
+void rt_events_batch(struct rt_request *req, struct rt_reply *out);
+void rt_events_sns(struct rt_request *req, struct rt_reply *out);
 /* Applies one Batch Job State Change event (from EventBridge or SNS) and
  * replies; 422 when it is not one. */
-int rt_apply_batch_event(struct srv_request *req, struct srv_reply *out, json_t *event,
+int rt_apply_batch_event(struct rt_request *req, struct rt_reply *out, json_t *event,
                          const char *source);
 
 /* health.c */
-void rt_healthz(struct srv_request *req, struct srv_reply *out);
-void rt_readyz(struct srv_request *req, struct srv_reply *out);
-void rt_metrics(struct srv_request *req, struct srv_reply *out);
+void rt_healthz(struct rt_request *req, struct rt_reply *out);
+void rt_readyz(struct rt_request *req, struct rt_reply *out);
+void rt_metrics(struct rt_request *req, struct rt_reply *out);
 
 #endif

@@ -15,11 +15,17 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "http.h"
-#include "log.h"
-#include "metrics.h"
+#include "common/buf.h"
+#include "common/encode.h"
+#include "common/err.h"
+#include "common/id.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/parse.h"
+#include "common/time.h"
+#include "server/http.h"
 
-#include "poison.h"
+#include "common/poison.h"
 
 struct srv_http {
     struct MHD_Daemon *d;
@@ -33,44 +39,22 @@ static const char unmatched_route[] = "unmatched";
 
 enum { SRV_DRAIN_MAX = 8 * 1024 * 1024 };
 
-const char *srv_param(const struct srv_request *req, const char *name)
-{
-    size_t len = strlen(name);
-    for (int i = 0; i < req->nparams; i++) {
-        const char *n = req->params[i].name; /* points into the pattern: "id}/..." */
-        if (n != NULL && strncmp(n, name, len) == 0 && n[len] == '}')
-            return req->params[i].value;
-    }
-    return NULL;
-}
-
-const char *srv_query(const struct srv_request *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-const char *srv_header(const struct srv_request *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
 /* ≤ 128 chars of [A-Za-z0-9._-], as API.md says. */
 static int request_id_sane(const char *s)
 {
     size_t n = 0;
     for (; s[n] != '\0'; n++) {
         char c = s[n];
-        if (n >= SRV_REQUEST_ID_MAX ||
-            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
+        if (n >= RT_REQUEST_ID_MAX || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
             return 0;
     }
     return n > 0;
 }
 
-static void assign_request_id(struct srv_request *req)
+static void assign_request_id(struct rt_request *req)
 {
-    const char *given = srv_header(req, "X-Request-Id");
+    const char *given = rt_header(req, "X-Request-Id");
     if (given != NULL && request_id_sane(given)) {
         memcpy(req->request_id, given, strlen(given) + 1);
         return;
@@ -99,10 +83,10 @@ static int is_media_type(const char *ctype, const char *want)
     return next == '\0' || next == ';' || next == ' ';
 }
 
-static int body_present(const struct srv_request *req)
+static int body_present(const struct rt_request *req)
 {
-    const char *cl = srv_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = srv_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl = rt_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = rt_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     return (cl != NULL && strcmp(cl, "0") != 0) || te != NULL;
 }
 
@@ -113,21 +97,21 @@ static int body_present(const struct srv_request *req)
  * Clients that asked "Expect: 100-continue" have sent nothing yet, and bodies
  * over SRV_DRAIN_MAX are not worth reading: those get the answer at once.
  */
-static int may_drain(const struct srv_request *req)
+static int may_drain(const struct rt_request *req)
 {
-    const char *expect = srv_header(req, MHD_HTTP_HEADER_EXPECT);
+    const char *expect = rt_header(req, MHD_HTTP_HEADER_EXPECT);
     if (expect != NULL && strcasecmp(expect, "100-continue") == 0)
         return 0;
-    const char *cl = srv_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = rt_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     long long n;
     if (cl == NULL)
         return 1; /* chunked: drained up to SRV_DRAIN_MAX, then answered */
     return gw_parse_ll(&n, cl, 0, SRV_DRAIN_MAX) == GW_OK;
 }
 
-static void log_access(const struct srv_request *req, double seconds)
+static void log_access(const struct rt_request *req, double seconds)
 {
-    if (srv_log_min_level > SRV_LOG_INFO)
+    if (gw_log_min_level > GW_LOG_LEVEL_INFO)
         return;
     struct gw_buf f;
     gw_buf_init(&f, 2048);
@@ -138,23 +122,22 @@ static void log_access(const struct srv_request *req, double seconds)
     gw_buf_adds(&f, "\",\"path\":\"");
     gw_buf_add_json_escaped(&f, req->path);
     gw_buf_printf(&f, "\",\"status\":%u,\"duration_ms\":%.3f", req->status, seconds * 1000.0);
-    srv_log_fields(SRV_LOG_INFO, "request", f.data);
+    gw_log_fields(GW_LOG_LEVEL_INFO, "request", f.data);
     gw_buf_dispose(&f);
 }
 
 /* Access-Control-* for an allowed Origin; preflights also get the methods,
  * headers and max age. Nothing for other origins: the browser then refuses. */
-static void add_cors(const struct srv_http *h, const struct srv_request *req, struct srv_reply *r)
+static void add_cors(const struct srv_http *h, const struct rt_request *req, struct rt_reply *r)
 {
-    const char *origin = srv_header(req, "Origin");
-    if (h->opts.cors == NULL || origin == NULL || !srv_config_origin_allowed(h->opts.cors, origin))
+    const char *origin = rt_header(req, "Origin");
+    if (h->opts.cors == NULL || origin == NULL || !gw_config_origin_allowed(h->opts.cors, origin))
         return;
     MHD_add_response_header(r->resp, "Access-Control-Allow-Origin", origin);
     MHD_add_response_header(r->resp, "Vary", "Origin");
     MHD_add_response_header(r->resp, "Access-Control-Expose-Headers",
                             "Location, X-Request-Id, Idempotent-Replayed, Retry-After");
-    if (req->method_bit == SRV_OPTIONS &&
-        srv_header(req, "Access-Control-Request-Method") != NULL) {
+    if (req->method_bit == RT_OPTIONS && rt_header(req, "Access-Control-Request-Method") != NULL) {
         const char *allow = MHD_get_response_header(r->resp, MHD_HTTP_HEADER_ALLOW);
         MHD_add_response_header(r->resp, "Access-Control-Allow-Methods", allow ? allow : "GET");
         MHD_add_response_header(r->resp, "Access-Control-Allow-Headers",
@@ -164,10 +147,10 @@ static void add_cors(const struct srv_http *h, const struct srv_request *req, st
 }
 
 /* Adds the common headers, counts and logs the request, and queues the reply. */
-static enum MHD_Result finish(struct srv_http *h, struct srv_request *req, struct srv_reply *r)
+static enum MHD_Result finish(struct srv_http *h, struct rt_request *req, struct rt_reply *r)
 {
     if (r->resp == NULL)
-        srv_reply_problem(req, r, 500, "Internal Server Error", "no response", NULL);
+        rt_reply_problem(req, r, 500, "Internal Server Error", "no response", NULL);
     MHD_add_response_header(r->resp, "X-Request-Id", req->request_id);
     add_cors(h, req, r);
     MHD_add_response_header(r->resp, "X-Content-Type-Options", "nosniff");
@@ -176,7 +159,7 @@ static enum MHD_Result finish(struct srv_http *h, struct srv_request *req, struc
     req->responded = 1;
     double secs = (double)(gw_monotonic_ns() - req->start_ns) / 1e9;
     /* Labels are static strings: unknown methods fold into "OTHER". */
-    srv_metrics_observe(req->route_label, srv_method_name(req->method_bit), r->status, secs);
+    gw_metrics_observe(req->route_label, srv_method_name(req->method_bit), r->status, secs);
     log_access(req, secs);
     enum MHD_Result ret = MHD_queue_response(req->conn, r->status, r->resp);
     MHD_destroy_response(r->resp);
@@ -185,7 +168,7 @@ static enum MHD_Result finish(struct srv_http *h, struct srv_request *req, struc
 }
 
 /* The checks that need only the headers. Returns 1 when r holds an error reply. */
-static int precheck(struct srv_http *h, struct srv_request *req, struct srv_reply *r)
+static int precheck(struct srv_http *h, struct rt_request *req, struct rt_reply *r)
 {
     struct srv_match m;
     enum srv_match_result mr =
@@ -193,21 +176,21 @@ static int precheck(struct srv_http *h, struct srv_request *req, struct srv_repl
     if (m.path_route != NULL)
         req->route_label = m.path_route->pattern;
     if (mr == SRV_MATCH_NO_ROUTE) {
-        srv_reply_problem(req, r, 404, "Not Found", "no such resource", NULL);
+        rt_reply_problem(req, r, 404, "Not Found", "no such resource", NULL);
         return 1;
     }
     if (mr == SRV_MATCH_NO_METHOD) {
         char allow[96];
-        srv_methods_format(allow, sizeof(allow), m.allowed | SRV_OPTIONS);
-        if (req->method_bit == SRV_OPTIONS) {
-            srv_reply_bytes(r, 204, NULL, calloc(1, 1), 0);
+        srv_methods_format(allow, sizeof(allow), m.allowed | RT_OPTIONS);
+        if (req->method_bit == RT_OPTIONS) {
+            rt_reply_bytes(r, 204, NULL, calloc(1, 1), 0);
         } else {
             char detail[160];
             gw_fmt(detail, sizeof(detail), "%s is not allowed here; allowed: %s",
                    req->method_bit ? req->method : "this method", allow);
-            srv_reply_problem(req, r, 405, "Method Not Allowed", detail, NULL);
+            rt_reply_problem(req, r, 405, "Method Not Allowed", detail, NULL);
         }
-        srv_reply_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+        rt_reply_header(r, MHD_HTTP_HEADER_ALLOW, allow);
         return 1;
     }
     req->route = m.route;
@@ -219,41 +202,41 @@ static int precheck(struct srv_http *h, struct srv_request *req, struct srv_repl
 
     if (m.route->scope != 0) {
         if (h->opts.authorize == NULL) {
-            srv_reply_problem(req, r, 500, "Internal Server Error", "no authorizer", NULL);
+            rt_reply_problem(req, r, 500, "Internal Server Error", "no authorizer", NULL);
             return 1;
         }
         if (h->opts.authorize(req, m.route->scope, r) != 0)
             return 1;
     }
 
-    const char *cl = srv_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = rt_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {
         long long n;
         if (gw_parse_ll(&n, cl, 0, (long long)1 << 62) != GW_OK) {
-            srv_reply_problem(req, r, 400, "Bad Request", "invalid Content-Length", NULL);
+            rt_reply_problem(req, r, 400, "Bad Request", "invalid Content-Length", NULL);
             return 1;
         }
         if ((unsigned long long)n > h->opts.max_body_bytes) {
             char detail[128];
             gw_fmt(detail, sizeof(detail), "request body is larger than %zu bytes",
                    h->opts.max_body_bytes);
-            srv_reply_problem(req, r, 413, "Content Too Large", detail, NULL);
+            rt_reply_problem(req, r, 413, "Content Too Large", detail, NULL);
             return 1;
         }
     }
     if (body_present(req)) {
-        const char *ct = srv_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+        const char *ct = rt_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
         int ok = 1;
-        if (m.route->body == SRV_BODY_JSON)
+        if (m.route->body == RT_BODY_JSON)
             ok = is_media_type(ct, "application/json");
-        else if (m.route->body == SRV_BODY_TEXT)
+        else if (m.route->body == RT_BODY_TEXT)
             ok = is_media_type(ct, "text/plain") || is_media_type(ct, "application/json");
         if (!ok) {
-            srv_reply_problem(req, r, 415, "Unsupported Media Type",
-                              m.route->body == SRV_BODY_JSON
-                                  ? "the body must be application/json"
-                                  : "the body must be text/plain or application/json",
-                              NULL);
+            rt_reply_problem(req, r, 415, "Unsupported Media Type",
+                             m.route->body == RT_BODY_JSON
+                                 ? "the body must be application/json"
+                                 : "the body must be text/plain or application/json",
+                             NULL);
             return 1;
         }
     }
@@ -266,8 +249,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     (void)version;
     struct srv_http *h = cls;
-    struct srv_request *req = *con_cls;
-    struct srv_reply r = {0, NULL};
+    struct rt_request *req = *con_cls;
+    struct rt_reply r = {0, NULL};
     enum MHD_Result ret = MHD_YES;
 
     if (req == NULL) {
@@ -285,7 +268,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->route_label = unmatched_route;
         gw_buf_init(&req->body, h->opts.max_body_bytes);
         assign_request_id(req);
-        srv_log_set_request_id(req->request_id);
+        gw_log_set_request_id(req->request_id);
         if (precheck(h, req, &r)) {
             if (!body_present(req) || may_drain(req)) {
                 /* Answer after the body: the connection stays usable. */
@@ -295,11 +278,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 ret = finish(h, req, &r); /* answer now; the body is never read */
             }
         }
-        srv_log_set_request_id(NULL);
+        gw_log_set_request_id(NULL);
         return ret;
     }
 
-    srv_log_set_request_id(req->request_id);
+    gw_log_set_request_id(req->request_id);
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
@@ -318,8 +301,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             if (rc == GW_ETOOBIG) {
                 /* A chunked body without Content-Length grew past the limit:
                  * drain the rest (within bounds) and answer 413 after it. */
-                srv_reply_problem(req, &r, 413, "Content Too Large",
-                                  "request body is over the limit", NULL);
+                rt_reply_problem(req, &r, 413, "Content Too Large",
+                                 "request body is over the limit", NULL);
                 req->early = r.resp;
                 req->early_status = r.status;
                 r.resp = NULL;
@@ -335,13 +318,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r.status = req->early_status;
             req->early = NULL;
         } else if (req->route->handler == NULL) {
-            srv_reply_problem(req, &r, 501, "Not Implemented", NULL, NULL);
+            rt_reply_problem(req, &r, 501, "Not Implemented", NULL, NULL);
         } else {
             req->route->handler(req, &r);
         }
         ret = finish(h, req, &r);
     }
-    srv_log_set_request_id(NULL);
+    gw_log_set_request_id(NULL);
     return ret;
 }
 
@@ -351,7 +334,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     (void)toe;
     struct srv_http *h = cls;
-    struct srv_request *req = *con_cls;
+    struct rt_request *req = *con_cls;
     if (req == NULL)
         return;
     gw_buf_dispose(&req->body);
@@ -379,7 +362,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     size_t len = strlen(msg);
     while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
         msg[--len] = '\0';
-    LOG_WARN("libmicrohttpd: %s", msg);
+    GW_LOG_WARN("libmicrohttpd: %s", msg);
 }
 
 int srv_http_start(struct srv_http **out, const struct srv_http_opts *opts, struct gw_err *err)

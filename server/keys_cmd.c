@@ -4,15 +4,18 @@
  * stdout; everything else goes to stderr. The key is shown once: only its
  * SHA-256 is stored.
  */
-#include "keys_cmd.h"
+#include "server/keys_cmd.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "../db/api_keys.h"
-#include "log.h"
+#include "common/encode.h"
+#include "common/err.h"
+#include "common/id.h"
+#include "common/log.h"
+#include "db/api_keys.h"
 
-#include "poison.h"
+#include "common/poison.h"
 
 static int usage(void)
 {
@@ -64,12 +67,12 @@ static int key_create(struct db_conn *c, int argc, char **argv)
     int rc = db_api_key_create(c, id, name, prefix, hash, scopes, &err);
     memset(secret, 0, sizeof(secret));
     if (rc != GW_OK) {
-        LOG_ERROR("cannot create the API key: %s", err.msg);
+        GW_LOG_ERROR("cannot create the API key: %s", err.msg);
         return 1;
     }
     char arr[64];
     db_scopes_array(arr, sizeof(arr), scopes);
-    LOG_INFO("created API key %s (%s, prefix %s, scopes %s)", id, name, prefix, arr);
+    GW_LOG_INFO("created API key %s (%s, prefix %s, scopes %s)", id, name, prefix, arr);
     int ok = printf("%s\n", key) > 0 && fflush(stdout) == 0;
     memset(key, 0, sizeof(key));
     return ok ? 0 : 1;
@@ -80,7 +83,7 @@ static int key_list(struct db_conn *c)
     PGresult *res = NULL;
     struct gw_err err = {0};
     if (db_api_key_list(&res, c, &err) != GW_OK) {
-        LOG_ERROR("cannot list API keys: %s", err.msg);
+        GW_LOG_ERROR("cannot list API keys: %s", err.msg);
         return 1;
     }
     int ok = printf("%-17s %-24s %-13s %-26s %-24s %-24s %s\n", "ID", "NAME", "PREFIX", "SCOPES",
@@ -105,14 +108,14 @@ static int key_revoke(struct db_conn *c, const char *which)
         return 1;
     }
     if (rc != GW_OK) {
-        LOG_ERROR("cannot revoke: %s", err.msg);
+        GW_LOG_ERROR("cannot revoke: %s", err.msg);
         return 1;
     }
-    LOG_INFO("revoked API key %s", which);
+    GW_LOG_INFO("revoked API key %s", which);
     return 0;
 }
 
-int srv_cmd_keys(const struct srv_config *cfg, int argc, char **argv)
+int srv_cmd_keys(const struct gw_config *cfg, int argc, char **argv)
 {
     if (argc < 1)
         return usage();
@@ -132,7 +135,7 @@ int srv_cmd_keys(const struct srv_config *cfg, int argc, char **argv)
                               .application_name = "ml-gateway-keys"};
     int status = 1;
     if (db_pool_new(&pool, &po, &err) != GW_OK || db_pool_checkout(&c, pool, &err) != GW_OK) {
-        LOG_ERROR("%s", err.msg);
+        GW_LOG_ERROR("%s", err.msg);
         goto cleanup;
     }
     if (strcmp(sub, "create") == 0)

@@ -17,20 +17,23 @@
 
 #include <curl/curl.h>
 
-#include "../aws/credentials.h"
-#include "../db/events.h"
-#include "../db/jobs.h"
-#include "../routes/routes.h"
-#include "app.h"
-#include "dispatcher.h"
-#include "executor.h"
-#include "http.h"
-#include "keys_cmd.h"
-#include "log.h"
-#include "notifier.h"
-#include "worker.h"
+#include "aws/credentials.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "common/worker.h"
+#include "db/events.h"
+#include "db/jobs.h"
+#include "jobs/app.h"
+#include "jobs/dispatcher.h"
+#include "jobs/executor.h"
+#include "jobs/notifier.h"
+#include "routes/routes.h"
+#include "server/http.h"
+#include "server/keys_cmd.h"
 
-#include "poison.h"
+#include "common/poison.h"
 
 #ifndef MLGW_VERSION
 #define MLGW_VERSION "0.1.0"
@@ -72,11 +75,11 @@ static int install_signals(void)
 }
 
 /* Loads and validates configuration; prints one line per problem. */
-static int load_config(struct srv_config *cfg)
+static int load_config(struct gw_config *cfg)
 {
     struct gw_buf errors;
     gw_buf_init(&errors, (size_t)64 << 10);
-    int bad = srv_config_load(cfg, NULL, NULL, &errors);
+    int bad = gw_config_load(cfg, NULL, NULL, &errors);
     /* One line per invalid setting, each naming its variable. */
     for (char *line = errors.data; bad > 0 && line != NULL && *line != '\0';) {
         char *nl = strchr(line, '\n');
@@ -87,11 +90,11 @@ static int load_config(struct srv_config *cfg)
     }
     gw_buf_dispose(&errors);
     if (bad == 0)
-        srv_log_set_level(cfg->log_level);
+        gw_log_set_level(cfg->log_level);
     return bad;
 }
 
-static int migrate_once(const struct srv_config *cfg, const struct db_migration_set *set,
+static int migrate_once(const struct gw_config *cfg, const struct db_migration_set *set,
                         int *applied, struct gw_err *err)
 {
     PGconn *pg = NULL;
@@ -111,14 +114,14 @@ struct migrator {
     pthread_cond_t cv;
     int stop;
     int running;
-    const struct srv_config *cfg;
+    const struct gw_config *cfg;
     const struct db_migration_set *set;
 };
 
 static void *migrator_main(void *arg)
 {
     struct migrator *m = arg;
-    srv_log_set_request_id(NULL);
+    gw_log_set_request_id(NULL);
     for (;;) {
         pthread_mutex_lock(&m->mu);
         struct timespec until;
@@ -134,14 +137,14 @@ static void *migrator_main(void *arg)
         int applied = 0;
         int rc = migrate_once(m->cfg, m->set, &applied, &err);
         if (rc == GW_OK) {
-            LOG_INFO("database reachable: migrations current (%d applied)", applied);
+            GW_LOG_INFO("database reachable: migrations current (%d applied)", applied);
             break;
         }
         if (rc != GW_EUNAVAIL) {
-            LOG_ERROR("migrations failed: %s", err.msg);
+            GW_LOG_ERROR("migrations failed: %s", err.msg);
             break;
         }
-        LOG_DEBUG("still waiting for PostgreSQL: %s", err.msg);
+        GW_LOG_DEBUG("still waiting for PostgreSQL: %s", err.msg);
     }
     return NULL;
 }
@@ -161,35 +164,35 @@ static void migrator_stop(struct migrator *m)
 /* Periodic housekeeping: forget idempotency keys past their TTL. */
 static int janitor_run(void *arg)
 {
-    const struct srv_app *app = arg;
+    const struct jobs_app *app = arg;
     long deleted = 0;
     struct gw_err err = {0};
     if (db_idempotency_purge(&deleted, app->pool, app->cfg->idempotency_ttl_hours, &err) != GW_OK) {
-        LOG_DEBUG("janitor: %s", err.msg);
+        GW_LOG_DEBUG("janitor: %s", err.msg);
         return 0; /* the database may be down: try again next time */
     }
     if (deleted > 0)
-        LOG_INFO("janitor: forgot %ld expired idempotency key(s)", deleted);
+        GW_LOG_INFO("janitor: forgot %ld expired idempotency key(s)", deleted);
     return 0;
 }
 
 /* AWS is needed when anything AWS is configured. */
-static int aws_wanted(const struct srv_config *cfg)
+static int aws_wanted(const struct gw_config *cfg)
 {
     return cfg->gpu_job_queue || cfg->cpu_job_queue || cfg->trigger_topic_arn ||
-           cfg->notify_topic_arn || cfg->dispatch == SRV_DISPATCH_BATCH ||
-           cfg->dispatch == SRV_DISPATCH_SNS;
+           cfg->notify_topic_arn || cfg->dispatch == GW_DISPATCH_BATCH ||
+           cfg->dispatch == GW_DISPATCH_SNS;
 }
 
-static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
+static int cmd_serve(struct gw_config *cfg, const struct db_migration_set *set)
 {
-    struct srv_worker *janitor = NULL;
+    struct gw_worker *janitor = NULL;
     struct aws_creds_provider *creds = NULL;
     struct aws_client *aws = NULL;
-    struct srv_dispatcher *dispatcher = NULL;
-    struct srv_executor *executor = NULL;
-    struct srv_notifier *notifier = NULL;
-    struct srv_app app = {0};
+    struct jobs_dispatcher *dispatcher = NULL;
+    struct jobs_executor *executor = NULL;
+    struct jobs_notifier *notifier = NULL;
+    struct jobs_app app = {0};
     int status = 1;
     struct db_pool *pool = NULL;
     struct srv_http *http = NULL;
@@ -201,16 +204,16 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
     int applied = 0;
     int rc = migrate_once(cfg, set, &applied, &err);
     if (rc == GW_EUNAVAIL) {
-        LOG_WARN("PostgreSQL is unavailable (%s); serving anyway, /readyz stays 503 until "
-                 "migrations are applied",
-                 err.msg);
+        GW_LOG_WARN("PostgreSQL is unavailable (%s); serving anyway, /readyz stays 503 until "
+                    "migrations are applied",
+                    err.msg);
         if (pthread_create(&mig.thread, NULL, migrator_main, &mig) == 0)
             mig.running = 1;
     } else if (rc != GW_OK) {
-        LOG_ERROR("cannot apply migrations: %s", err.msg);
+        GW_LOG_ERROR("cannot apply migrations: %s", err.msg);
         goto cleanup;
     } else {
-        LOG_INFO("migrations current (%d applied now, %zu known)", applied, set->n);
+        GW_LOG_INFO("migrations current (%d applied now, %zu known)", applied, set->n);
     }
 
     struct db_pool_opts po = {
@@ -221,7 +224,7 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
         .application_name = "ml-gateway",
     };
     if (db_pool_new(&pool, &po, &err) != GW_OK) {
-        LOG_ERROR("cannot create the database pool: %s", err.msg);
+        GW_LOG_ERROR("cannot create the database pool: %s", err.msg);
         goto cleanup;
     }
 
@@ -237,11 +240,11 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
         .allow_http_cert_url = cfg->sns_cert_host_suffix != NULL,
     };
     if (aws_sns_verifier_new(&app.sns_verifier, &app.sns_opts, &err) != GW_OK) {
-        LOG_ERROR("cannot set up SNS signature checks: %s", err.msg);
+        GW_LOG_ERROR("cannot set up SNS signature checks: %s", err.msg);
         goto cleanup;
     }
     size_t nroutes = 0;
-    const struct srv_route *routes = rt_table(&nroutes);
+    const struct rt_route *routes = rt_table(&nroutes);
     struct srv_http_opts ho = {
         .addr = (const struct sockaddr *)&cfg->listen_addr,
         .addrlen = (unsigned)cfg->listen_addrlen,
@@ -262,38 +265,38 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
         struct aws_client_opts ao = {.timeout_ms = (int)cfg->aws_timeout_ms};
         if (aws_creds_provider_new(&creds, &co, &err) != GW_OK ||
             (ao.creds = creds, aws_client_new(&aws, &ao, &err)) != GW_OK) {
-            LOG_ERROR("cannot set up AWS: %s", err.msg);
+            GW_LOG_ERROR("cannot set up AWS: %s", err.msg);
             goto cleanup;
         }
         if (aws_wanted(cfg) && aws_client_region(aws)[0] == '\0')
-            LOG_WARN("no AWS region (AWS_REGION): jobs for batch and sns cannot be handed on");
+            GW_LOG_WARN("no AWS region (AWS_REGION): jobs for batch and sns cannot be handed on");
         app.aws = aws;
     }
     /* Before the HTTP server: POST /jobs checks local jobs against its capacity. */
     if (cfg->dispatch_workers > 0) {
-        if (srv_executor_start(&executor, &app, &err) != GW_OK)
-            LOG_ERROR("local jobs will wait: the local executor cannot start: %s", err.msg);
+        if (jobs_executor_start(&executor, &app, &err) != GW_OK)
+            GW_LOG_ERROR("local jobs will wait: the local executor cannot start: %s", err.msg);
         app.executor = executor;
     }
     if (srv_http_start(&http, &ho, &err) != GW_OK) {
-        LOG_ERROR("%s: %s", cfg->listen, err.msg);
+        GW_LOG_ERROR("%s: %s", cfg->listen, err.msg);
         goto cleanup;
     }
-    if (srv_dispatcher_start(&dispatcher, &app, aws, &err) != GW_OK) {
-        LOG_ERROR("cannot start the dispatchers: %s", err.msg);
+    if (jobs_dispatcher_start(&dispatcher, &app, aws, &err) != GW_OK) {
+        GW_LOG_ERROR("cannot start the dispatchers: %s", err.msg);
         goto cleanup;
     }
-    if (srv_notifier_start(&notifier, &app, aws, &err) != GW_OK) {
-        LOG_ERROR("cannot start the notifiers: %s", err.msg);
+    if (jobs_notifier_start(&notifier, &app, aws, &err) != GW_OK) {
+        GW_LOG_ERROR("cannot start the notifiers: %s", err.msg);
         goto cleanup;
     }
-    if (srv_worker_start(&janitor, "janitor", (int64_t)10 * 60 * 1000, janitor_run, &app) != GW_OK)
-        LOG_WARN("cannot start the janitor: expired idempotency keys stay until restart");
+    if (gw_worker_start(&janitor, "janitor", (int64_t)10 * 60 * 1000, janitor_run, &app) != GW_OK)
+        GW_LOG_WARN("cannot start the janitor: expired idempotency keys stay until restart");
     {
         char fields[160];
         gw_fmt(fields, sizeof(fields), "\"port\":%u,\"version\":\"%s\"", srv_http_port(http),
                MLGW_VERSION);
-        srv_log_fields(SRV_LOG_INFO, "listening", fields);
+        gw_log_fields(GW_LOG_LEVEL_INFO, "listening", fields);
     }
 
     /* Wait for a signal. */
@@ -306,9 +309,9 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
             break;
     }
 
-    LOG_INFO("shutting down: no new connections, waiting up to %llds for %ld in-flight "
-             "request(s)",
-             cfg->shutdown_timeout_s, srv_http_inflight(http));
+    GW_LOG_INFO("shutting down: no new connections, waiting up to %llds for %ld in-flight "
+                "request(s)",
+                cfg->shutdown_timeout_s, srv_http_inflight(http));
     srv_http_quiesce(http);
     int64_t deadline = gw_monotonic_ns() + cfg->shutdown_timeout_s * 1000000000LL;
     while (srv_http_inflight(http) > 0 && gw_monotonic_ns() < deadline) {
@@ -317,15 +320,15 @@ static int cmd_serve(struct srv_config *cfg, const struct db_migration_set *set)
     }
     long left = srv_http_inflight(http);
     if (left > 0)
-        LOG_WARN("shutdown deadline reached with %ld request(s) still in flight", left);
+        GW_LOG_WARN("shutdown deadline reached with %ld request(s) still in flight", left);
     status = 0;
 
 cleanup:
     srv_http_stop(http);
-    srv_executor_stop(executor);
-    srv_dispatcher_stop(dispatcher);
-    srv_notifier_stop(notifier);
-    srv_worker_stop(janitor);
+    jobs_executor_stop(executor);
+    jobs_dispatcher_stop(dispatcher);
+    jobs_notifier_stop(notifier);
+    gw_worker_stop(janitor);
     migrator_stop(&mig);
     db_pool_free(pool);
     aws_client_free(aws);
@@ -336,20 +339,20 @@ cleanup:
     pthread_mutex_destroy(&mig.mu);
     pthread_cond_destroy(&mig.cv);
     if (status == 0)
-        LOG_INFO("stopped");
+        GW_LOG_INFO("stopped");
     return status;
 }
 
-static int cmd_migrate(struct srv_config *cfg, const struct db_migration_set *set)
+static int cmd_migrate(struct gw_config *cfg, const struct db_migration_set *set)
 {
     struct gw_err err = {0};
     int applied = 0;
     int rc = migrate_once(cfg, set, &applied, &err);
     if (rc != GW_OK) {
-        LOG_ERROR("migrate failed: %s", err.msg);
+        GW_LOG_ERROR("migrate failed: %s", err.msg);
         return 1;
     }
-    LOG_INFO("migrations current: %d applied now, %zu known", applied, set->n);
+    GW_LOG_INFO("migrations current: %d applied now, %zu known", applied, set->n);
     return 0;
 }
 
@@ -379,7 +382,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "config") == 0) {
         struct gw_buf b;
         gw_buf_init(&b, 1 << 20);
-        int rc = srv_config_markdown(&b);
+        int rc = gw_config_markdown(&b);
         if (rc == GW_OK)
             rc = fputs(b.data, stdout) < 0 ? GW_EIO : GW_OK;
         gw_buf_dispose(&b);
@@ -396,38 +399,39 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct srv_config cfg;
+    struct gw_config cfg;
     if (load_config(&cfg) > 0) {
-        srv_config_dispose(&cfg);
+        gw_config_dispose(&cfg);
         return 2;
     }
     if (install_signals() != 0) {
         (void)fprintf(stderr, "ml-gateway: cannot install signal handlers: %s\n", strerror(errno));
-        srv_config_dispose(&cfg);
+        gw_config_dispose(&cfg);
         return 1;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         (void)fprintf(stderr, "ml-gateway: cannot initialise libcurl\n");
-        srv_config_dispose(&cfg);
+        gw_config_dispose(&cfg);
         return 1;
     }
-    char *described = srv_config_describe(&cfg);
+    char *described = gw_config_describe(&cfg);
     if (!is_keys)
-        srv_log_fields(SRV_LOG_INFO, strcmp(cmd, "serve") == 0 ? "starting" : "migrate", described);
+        gw_log_fields(GW_LOG_LEVEL_INFO, strcmp(cmd, "serve") == 0 ? "starting" : "migrate",
+                      described);
     free(described);
 
     int status = 1;
     struct db_migration_set set = {0};
     struct gw_err err = {0};
     if (db_migrations_load(&set, cfg.migrations_dir, &err) != GW_OK) {
-        LOG_ERROR("%s", err.msg);
+        GW_LOG_ERROR("%s", err.msg);
     } else if (strcmp(cmd, "migrate") == 0) {
         status = cmd_migrate(&cfg, &set);
     } else if (is_keys) {
         /* Keys live in the schema: make sure it is there first. */
         int applied = 0;
         if (migrate_once(&cfg, &set, &applied, &err) != GW_OK) {
-            LOG_ERROR("migrations failed: %s", err.msg);
+            GW_LOG_ERROR("migrations failed: %s", err.msg);
         } else {
             status = srv_cmd_keys(&cfg, argc - 2, argv + 2);
         }
@@ -435,7 +439,7 @@ int main(int argc, char **argv)
         status = cmd_serve(&cfg, &set);
     }
     db_migrations_dispose(&set);
-    srv_config_dispose(&cfg);
+    gw_config_dispose(&cfg);
     curl_global_cleanup();
     return status;
 }

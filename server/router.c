@@ -8,16 +8,17 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http.h"
+#include "common/err.h"
+#include "server/http.h"
 
-#include "poison.h"
+#include "common/poison.h"
 
 static const struct {
     const char *name;
     unsigned bit;
 } methods[] = {
-    {"GET", SRV_GET},       {"HEAD", SRV_HEAD},   {"POST", SRV_POST},       {"PUT", SRV_PUT},
-    {"DELETE", SRV_DELETE}, {"PATCH", SRV_PATCH}, {"OPTIONS", SRV_OPTIONS},
+    {"GET", RT_GET},       {"HEAD", RT_HEAD},   {"POST", RT_POST},       {"PUT", RT_PUT},
+    {"DELETE", RT_DELETE}, {"PATCH", RT_PATCH}, {"OPTIONS", RT_OPTIONS},
 };
 
 const char *srv_method_name(unsigned bit)
@@ -65,7 +66,7 @@ static int match_one(struct srv_match *m, const char *pattern, const char *path)
         size_t plen = strcspn(p, "/");
         size_t slen = strcspn(s, "/");
         if (plen >= 2 && p[0] == '{' && p[plen - 1] == '}') {
-            if (slen == 0 || slen > SRV_PARAM_MAX || m->nparams >= SRV_MAX_PARAMS)
+            if (slen == 0 || slen > RT_PARAM_MAX || m->nparams >= RT_MAX_PARAMS)
                 return 0;
             m->params[m->nparams].name = NULL;
             memcpy(m->params[m->nparams].value, s, slen);
@@ -80,7 +81,7 @@ static int match_one(struct srv_match *m, const char *pattern, const char *path)
     return *p == '\0' && *s == '\0';
 }
 
-enum srv_match_result srv_route_match(struct srv_match *out, const struct srv_route *routes,
+enum srv_match_result srv_route_match(struct srv_match *out, const struct rt_route *routes,
                                       size_t nroutes, unsigned method, const char *path)
 {
     memset(out, 0, sizeof(*out));
@@ -90,8 +91,8 @@ enum srv_match_result srv_route_match(struct srv_match *out, const struct srv_ro
         if (!match_one(&m, routes[i].pattern, path))
             continue;
         unsigned allowed = routes[i].methods;
-        if (allowed & SRV_GET)
-            allowed |= SRV_HEAD; /* HEAD is GET without the body */
+        if (allowed & RT_GET)
+            allowed |= RT_HEAD; /* HEAD is GET without the body */
         if (!path_found)
             out->path_route = &routes[i];
         path_found = 1;
@@ -99,7 +100,7 @@ enum srv_match_result srv_route_match(struct srv_match *out, const struct srv_ro
         if (!(allowed & method))
             continue;
         unsigned keep = out->allowed;
-        const struct srv_route *first = out->path_route;
+        const struct rt_route *first = out->path_route;
         *out = m;
         out->allowed = keep;
         out->path_route = first;

@@ -194,8 +194,8 @@ void th_pg_start(struct th_pg *pg)
         cr_assert(mkdtemp(pg->dir) != NULL, "mkdtemp: %s", strerror(errno));
     }
     char cmd[4096];
-    snprintf(cmd, sizeof(cmd), "MLGW_PG_FAST=1 '%s' start '%s'",
-             th_source_path("deploy/local/pg.sh"), pg->dir);
+    snprintf(cmd, sizeof(cmd), "MLGW_PG_FAST=1 '%s' start '%s'", th_source_path("scripts/pg.sh"),
+             pg->dir);
     cr_assert(system(cmd) == 0, "cannot start PostgreSQL in %s", pg->dir);
     char path[300];
     snprintf(path, sizeof(path), "%s/url", pg->dir);
@@ -209,7 +209,7 @@ void th_pg_start(struct th_pg *pg)
 void th_pg_stop(struct th_pg *pg)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof(cmd), "'%s' stop '%s'", th_source_path("deploy/local/pg.sh"), pg->dir);
+    snprintf(cmd, sizeof(cmd), "'%s' stop '%s'", th_source_path("scripts/pg.sh"), pg->dir);
     cr_assert(system(cmd) == 0, "cannot stop PostgreSQL in %s", pg->dir);
 }
 
@@ -218,8 +218,8 @@ void th_pg_destroy(struct th_pg *pg)
     if (pg->dir[0] == '\0')
         return;
     char cmd[4096];
-    snprintf(cmd, sizeof(cmd), "'%s' destroy '%s' >/dev/null 2>&1",
-             th_source_path("deploy/local/pg.sh"), pg->dir);
+    snprintf(cmd, sizeof(cmd), "'%s' destroy '%s' >/dev/null 2>&1", th_source_path("scripts/pg.sh"),
+             pg->dir);
     if (system(cmd) != 0)
         cr_log_warn("could not remove %s", pg->dir);
     pg->dir[0] = '\0';

@@ -6,6 +6,6 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 for d in /tmp/mlgw-pg-*; do
   [[ -d "$d" ]] || continue
-  "$here/../../deploy/local/pg.sh" destroy "$d" >/dev/null 2>&1 || true
+  "$here/../../scripts/pg.sh" destroy "$d" >/dev/null 2>&1 || true
 done
 exit 0

@@ -14,6 +14,10 @@
 #include "aws/logs.h"
 #include "aws/s3.h"
 #include "aws/sns.h"
+#include "common/buf.h"
+#include "common/encode.h"
+#include "common/err.h"
+#include "common/id.h"
 
 static const char *test_env(const char *name, void *ctx)
 {

@@ -17,6 +17,7 @@
 #include "aws/batch.h"
 #include "aws/credentials.h"
 #include "aws/sns.h"
+#include "common/err.h"
 
 static struct th_mock *mock;
 static char endpoint_batch[128] = "";

@@ -10,41 +10,42 @@
 #include <string.h>
 
 #include "../harness/harness.h"
+#include "common/err.h"
 #include "server/http.h"
 
-static void echo(struct srv_request *req, struct srv_reply *out)
+static void echo(struct rt_request *req, struct rt_reply *out)
 {
     json_t *body = NULL;
-    if (srv_body_json(&body, req, out) != GW_OK)
+    if (rt_body_json(&body, req, out) != GW_OK)
         return;
-    srv_reply_json(out, 200, json_pack("{s:o,s:s?}", "echo", body, "id", srv_param(req, "id")));
+    rt_reply_json(out, 200, json_pack("{s:o,s:s?}", "echo", body, "id", rt_param(req, "id")));
 }
 
-static void fail_conflict(struct srv_request *req, struct srv_reply *out)
+static void fail_conflict(struct rt_request *req, struct rt_reply *out)
 {
     struct gw_err err = {0};
     gw_err_set(&err, GW_ECONFLICT, "job is already finished");
-    srv_reply_error(req, out, GW_ECONFLICT, &err);
+    rt_reply_error(req, out, GW_ECONFLICT, &err);
 }
 
-static void fail_db(struct srv_request *req, struct srv_reply *out)
+static void fail_db(struct rt_request *req, struct rt_reply *out)
 {
     struct gw_err err = {0};
     gw_err_set(&err, GW_EDB, "SELECT secret_internal_detail FROM t");
-    srv_reply_error(req, out, GW_EDB, &err);
+    rt_reply_error(req, out, GW_EDB, &err);
 }
 
-static void fail_unavail(struct srv_request *req, struct srv_reply *out)
+static void fail_unavail(struct rt_request *req, struct rt_reply *out)
 {
-    srv_reply_error(req, out, GW_EUNAVAIL, NULL);
+    rt_reply_error(req, out, GW_EUNAVAIL, NULL);
 }
 
-static const struct srv_route routes[] = {
-    {"/echo", SRV_POST, SRV_BODY_JSON, echo, 0},
-    {"/things/{id}/echo", SRV_POST | SRV_PUT, SRV_BODY_JSON, echo, 0},
-    {"/conflict", SRV_POST, SRV_BODY_NONE, fail_conflict, 0},
-    {"/dberror", SRV_GET, SRV_BODY_NONE, fail_db, 0},
-    {"/unavailable", SRV_GET, SRV_BODY_NONE, fail_unavail, 0},
+static const struct rt_route routes[] = {
+    {"/echo", RT_POST, RT_BODY_JSON, echo, 0},
+    {"/things/{id}/echo", RT_POST | RT_PUT, RT_BODY_JSON, echo, 0},
+    {"/conflict", RT_POST, RT_BODY_NONE, fail_conflict, 0},
+    {"/dberror", RT_GET, RT_BODY_NONE, fail_db, 0},
+    {"/unavailable", RT_GET, RT_BODY_NONE, fail_unavail, 0},
 };
 
 static struct srv_http *http;

@@ -14,7 +14,7 @@
 #include "../harness/mock_http.h"
 #include "aws/batch.h"
 #include "aws/credentials.h"
-#include "server/gw.h"
+#include "common/err.h"
 
 static char db[1024];
 static char writer[128], admin[128];

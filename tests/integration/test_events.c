@@ -16,7 +16,8 @@
 #include "../harness/harness.h"
 #include "../harness/mock_http.h"
 #include "../harness/smtp.h"
-#include "server/gw.h"
+#include "common/encode.h"
+#include "common/err.h"
 
 static char db[1024], writer[128];
 static struct th_gw gw;

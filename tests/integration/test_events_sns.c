@@ -12,6 +12,7 @@
 #include "../harness/harness.h"
 #include "../harness/mock_http.h"
 #include "aws/sns_verify.h"
+#include "common/err.h"
 
 static char db[1024], dir[64], env_ca[160], env_host[64];
 static struct th_gw gw;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../harness/harness.h"
-#include "server/gw.h"
+#include "common/err.h"
 
 #include <libpq-fe.h>
 

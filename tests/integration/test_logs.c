@@ -14,7 +14,10 @@
 
 #include "../harness/harness.h"
 #include "../harness/mock_http.h"
-#include "server/gw.h"
+#include "common/encode.h"
+#include "common/err.h"
+#include "common/id.h"
+#include "common/time.h"
 
 #define SECRET "logs-callback-secret"
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "../harness/harness.h"
+#include "common/err.h"
 #include "db/pool.h"
 
 static char db[1024];

@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "aws/credentials.h"
-#include "server/log.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/time.h"
 
 /* ---- the environment table ------------------------------------------------ */
 
@@ -955,7 +957,7 @@ Test(aws_credentials, a_failed_refresh_serves_still_valid_credentials_and_logs_n
     cr_assert_geq(logfd, 0);
     cr_assert_geq(saved, 0);
     cr_assert_eq(dup2(logfd, STDERR_FILENO), STDERR_FILENO);
-    srv_log_set_level(SRV_LOG_INFO);
+    gw_log_set_level(GW_LOG_LEVEL_INFO);
     int rc = aws_creds_get(&c, p, &err);
     int rc3 = aws_creds_get(&c, p, &err);
     cr_assert_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);

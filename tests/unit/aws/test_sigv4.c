@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "aws/sigv4.h"
+#include "common/buf.h"
+#include "common/err.h"
 
 #define SUITE_DIR "../shared/testdata/sigv4"
 #define MAX_FILE  (64 * 1024)

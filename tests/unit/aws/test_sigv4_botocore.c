@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 #include "aws/sigv4.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/parse.h"
 
 #define VECTORS_SCRIPT "tests/tools/sigv4_vectors.py"
 #define N_VECTORS      3000

@@ -27,6 +27,8 @@
 #include <openssl/x509v3.h>
 
 #include "aws/sns_verify.h"
+#include "common/buf.h"
+#include "common/err.h"
 
 #define SNS_CERT_PATH "/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem"
 #define DAY           (24L * 3600L)

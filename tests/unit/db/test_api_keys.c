@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "db/api_keys.h"
 
 static void assert_parses(const char *text, unsigned want)

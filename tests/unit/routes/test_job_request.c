@@ -14,8 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+#include "common/config.h"
 #include "routes/job_request.h"
-#include "server/config.h"
 
 /* ---- fixture ------------------------------------------------------------ */
 
@@ -35,18 +36,18 @@ static const char *test_get(const char *name, void *ctx)
     return NULL;
 }
 
-static struct srv_config cfg;
+static struct gw_config cfg;
 static struct rt_job_request req;
 static json_t *body, *errors;
 static char *dumped;
 
 static void load_config(struct kv *overrides)
 {
-    srv_config_dispose(&cfg);
+    gw_config_dispose(&cfg);
     memset(&cfg, 0, sizeof(cfg));
     struct gw_buf problems;
     gw_buf_init(&problems, 4096);
-    int n = srv_config_load(&cfg, test_get, overrides, &problems);
+    int n = gw_config_load(&cfg, test_get, overrides, &problems);
     cr_assert_eq(n, 0, "config rejected: %s", problems.data ? problems.data : "");
     gw_buf_dispose(&problems);
 }
@@ -65,7 +66,7 @@ static void teardown(void)
     json_decref(body);
     json_decref(errors);
     free(dumped);
-    srv_config_dispose(&cfg);
+    gw_config_dispose(&cfg);
 }
 
 TestSuite(job_request, .init = setup, .fini = teardown);

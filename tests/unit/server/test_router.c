@@ -1,22 +1,23 @@
 /*
  * test_router.c — unit tests for server/router.c: path matching against a
- * static route table, parameter extraction and lookup by name (srv_param in
+ * static route table, parameter extraction and lookup by name (rt_param in
  * server/http.c), 405 method sets and the method name/bit helpers.
  */
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "server/http.h"
 
-static const struct srv_route routes[] = {
-    {"/healthz", SRV_GET, SRV_BODY_NONE, NULL, 0},                    /* 0 */
-    {"/jobs", SRV_GET, SRV_BODY_NONE, NULL, 0},                       /* 1 */
-    {"/jobs", SRV_POST, SRV_BODY_JSON, NULL, 0},                      /* 2 */
-    {"/jobs/{id}", SRV_GET | SRV_DELETE, SRV_BODY_NONE, NULL, 0},     /* 3 */
-    {"/jobs/{id}/cancel", SRV_POST, SRV_BODY_NONE, NULL, 0},          /* 4 */
-    {"/jobs/{id}/runs/{run}", SRV_GET, SRV_BODY_NONE, NULL, 0},       /* 5 */
-    {"/", SRV_GET, SRV_BODY_NONE, NULL, 0},                           /* 6 */
-    {"/sns/{topic}", SRV_POST | SRV_OPTIONS, SRV_BODY_TEXT, NULL, 0}, /* 7 */
+static const struct rt_route routes[] = {
+    {"/healthz", RT_GET, RT_BODY_NONE, NULL, 0},                   /* 0 */
+    {"/jobs", RT_GET, RT_BODY_NONE, NULL, 0},                      /* 1 */
+    {"/jobs", RT_POST, RT_BODY_JSON, NULL, 0},                     /* 2 */
+    {"/jobs/{id}", RT_GET | RT_DELETE, RT_BODY_NONE, NULL, 0},     /* 3 */
+    {"/jobs/{id}/cancel", RT_POST, RT_BODY_NONE, NULL, 0},         /* 4 */
+    {"/jobs/{id}/runs/{run}", RT_GET, RT_BODY_NONE, NULL, 0},      /* 5 */
+    {"/", RT_GET, RT_BODY_NONE, NULL, 0},                          /* 6 */
+    {"/sns/{topic}", RT_POST | RT_OPTIONS, RT_BODY_TEXT, NULL, 0}, /* 7 */
 };
 
 static struct srv_match m;
@@ -26,24 +27,24 @@ static enum srv_match_result match(unsigned method, const char *path)
     return srv_route_match(&m, routes, GW_ARRAY_LEN(routes), method, path);
 }
 
-/* srv_param reads a request: copy the match into one, as the daemon does. */
+/* rt_param reads a request: copy the match into one, as the daemon does. */
 static const char *param(const char *name)
 {
-    static struct srv_request req;
+    static struct rt_request req;
     memset(&req, 0, sizeof(req));
     req.nparams = m.nparams;
     for (int i = 0; i < m.nparams; i++) {
         req.params[i].name = m.params[i].name;
         memcpy(req.params[i].value, m.params[i].value, sizeof(req.params[i].value));
     }
-    return srv_param(&req, name);
+    return rt_param(&req, name);
 }
 
 /* ---- matches ------------------------------------------------------------ */
 
 Test(server_router, literal_path_matches_its_route_exactly)
 {
-    cr_assert_eq(match(SRV_GET, "/healthz"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_GET, "/healthz"), SRV_MATCH_OK);
     cr_assert_eq(m.route, &routes[0]);
     cr_assert_eq(m.path_route, &routes[0]);
     cr_assert_eq(m.nparams, 0);
@@ -51,31 +52,31 @@ Test(server_router, literal_path_matches_its_route_exactly)
 
 Test(server_router, root_path_matches_only_the_root_route)
 {
-    cr_assert_eq(match(SRV_GET, "/"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_GET, "/"), SRV_MATCH_OK);
     cr_assert_eq(m.route, &routes[6]);
 }
 
 Test(server_router, head_is_accepted_wherever_get_is)
 {
-    cr_assert_eq(match(SRV_HEAD, "/healthz"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_HEAD, "/healthz"), SRV_MATCH_OK);
     cr_assert_eq(m.route, &routes[0]);
-    cr_assert_eq(match(SRV_HEAD, "/jobs/j1"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_HEAD, "/jobs/j1"), SRV_MATCH_OK);
     cr_assert_eq(m.route, &routes[3]);
 }
 
 Test(server_router, same_pattern_with_another_method_picks_the_later_route)
 {
-    cr_assert_eq(match(SRV_POST, "/jobs"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_POST, "/jobs"), SRV_MATCH_OK);
     cr_assert_eq(m.route, &routes[2]);
     /* path_route is the first route whose pattern fits, whatever the method. */
     cr_assert_eq(m.path_route, &routes[1]);
-    cr_assert_eq(match(SRV_GET, "/jobs"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_GET, "/jobs"), SRV_MATCH_OK);
     cr_assert_eq(m.route, &routes[1]);
 }
 
 Test(server_router, parameter_segment_matches_one_nonempty_segment)
 {
-    cr_assert_eq(match(SRV_GET, "/jobs/abc-123"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_GET, "/jobs/abc-123"), SRV_MATCH_OK);
     cr_assert_eq(m.route, &routes[3]);
     cr_assert_eq(m.nparams, 1);
     cr_assert_str_eq(m.params[0].value, "abc-123");
@@ -84,7 +85,7 @@ Test(server_router, parameter_segment_matches_one_nonempty_segment)
 
 Test(server_router, parameter_names_point_into_the_pattern)
 {
-    cr_assert_eq(match(SRV_POST, "/jobs/j-42/cancel"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_POST, "/jobs/j-42/cancel"), SRV_MATCH_OK);
     cr_assert_eq(m.route, &routes[4]);
     cr_assert_eq(m.nparams, 1);
     cr_assert_str_eq(m.params[0].value, "j-42");
@@ -94,7 +95,7 @@ Test(server_router, parameter_names_point_into_the_pattern)
 
 Test(server_router, parameters_are_found_by_their_exact_name)
 {
-    cr_assert_eq(match(SRV_POST, "/jobs/j-42/cancel"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_POST, "/jobs/j-42/cancel"), SRV_MATCH_OK);
     cr_assert_str_eq(param("id"), "j-42");
     cr_assert_null(param("i"), "a prefix of the name must not match");
     cr_assert_null(param("id}"));
@@ -104,7 +105,7 @@ Test(server_router, parameters_are_found_by_their_exact_name)
 
 Test(server_router, two_parameters_are_extracted_in_order_and_by_name)
 {
-    cr_assert_eq(match(SRV_GET, "/jobs/j1/runs/r7"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_GET, "/jobs/j1/runs/r7"), SRV_MATCH_OK);
     cr_assert_eq(m.route, &routes[5]);
     cr_assert_eq(m.nparams, 2);
     cr_assert_str_eq(m.params[0].value, "j1");
@@ -117,50 +118,50 @@ Test(server_router, two_parameters_are_extracted_in_order_and_by_name)
 
 Test(server_router, parameter_values_are_copied_verbatim_without_decoding)
 {
-    cr_assert_eq(match(SRV_GET, "/jobs/a%2Fb.c~d"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_GET, "/jobs/a%2Fb.c~d"), SRV_MATCH_OK);
     cr_assert_str_eq(m.params[0].value, "a%2Fb.c~d");
 }
 
 Test(server_router, parameter_of_exactly_256_characters_matches)
 {
-    char path[6 + SRV_PARAM_MAX + 1];
+    char path[6 + RT_PARAM_MAX + 1];
     memcpy(path, "/jobs/", 6);
-    memset(path + 6, 'x', SRV_PARAM_MAX);
-    path[6 + SRV_PARAM_MAX] = '\0';
-    cr_assert_eq(match(SRV_GET, path), SRV_MATCH_OK);
-    cr_assert_eq(strlen(m.params[0].value), SRV_PARAM_MAX);
+    memset(path + 6, 'x', RT_PARAM_MAX);
+    path[6 + RT_PARAM_MAX] = '\0';
+    cr_assert_eq(match(RT_GET, path), SRV_MATCH_OK);
+    cr_assert_eq(strlen(m.params[0].value), RT_PARAM_MAX);
     cr_assert_str_eq(m.params[0].value, path + 6);
 }
 
 Test(server_router, parameter_longer_than_256_characters_does_not_match)
 {
-    char path[6 + SRV_PARAM_MAX + 2];
+    char path[6 + RT_PARAM_MAX + 2];
     memcpy(path, "/jobs/", 6);
-    memset(path + 6, 'x', SRV_PARAM_MAX + 1);
-    path[6 + SRV_PARAM_MAX + 1] = '\0';
-    cr_assert_eq(match(SRV_GET, path), SRV_MATCH_NO_ROUTE);
+    memset(path + 6, 'x', RT_PARAM_MAX + 1);
+    path[6 + RT_PARAM_MAX + 1] = '\0';
+    cr_assert_eq(match(RT_GET, path), SRV_MATCH_NO_ROUTE);
     cr_assert_null(m.route);
 }
 
 Test(server_router, more_parameters_than_the_limit_do_not_match)
 {
-    static const struct srv_route many[] = {
-        {"/{a}/{b}/{c}/{d}", SRV_GET, SRV_BODY_NONE, NULL, 0},
-        {"/{a}/{b}/{c}/{d}/{e}", SRV_GET, SRV_BODY_NONE, NULL, 0},
+    static const struct rt_route many[] = {
+        {"/{a}/{b}/{c}/{d}", RT_GET, RT_BODY_NONE, NULL, 0},
+        {"/{a}/{b}/{c}/{d}/{e}", RT_GET, RT_BODY_NONE, NULL, 0},
     };
-    cr_assert_eq(srv_route_match(&m, many, 2, SRV_GET, "/1/2/3/4"), SRV_MATCH_OK);
-    cr_assert_eq(m.nparams, SRV_MAX_PARAMS);
+    cr_assert_eq(srv_route_match(&m, many, 2, RT_GET, "/1/2/3/4"), SRV_MATCH_OK);
+    cr_assert_eq(m.nparams, RT_MAX_PARAMS);
     cr_assert_str_eq(m.params[3].value, "4");
-    cr_assert_eq(srv_route_match(&m, many, 2, SRV_GET, "/1/2/3/4/5"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(srv_route_match(&m, many, 2, RT_GET, "/1/2/3/4/5"), SRV_MATCH_NO_ROUTE);
 }
 
 Test(server_router, the_first_fitting_route_wins_over_a_later_literal)
 {
-    static const struct srv_route order[] = {
-        {"/jobs/{id}", SRV_GET, SRV_BODY_NONE, NULL, 0},
-        {"/jobs/latest", SRV_GET, SRV_BODY_NONE, NULL, 0},
+    static const struct rt_route order[] = {
+        {"/jobs/{id}", RT_GET, RT_BODY_NONE, NULL, 0},
+        {"/jobs/latest", RT_GET, RT_BODY_NONE, NULL, 0},
     };
-    cr_assert_eq(srv_route_match(&m, order, 2, SRV_GET, "/jobs/latest"), SRV_MATCH_OK);
+    cr_assert_eq(srv_route_match(&m, order, 2, RT_GET, "/jobs/latest"), SRV_MATCH_OK);
     cr_assert_eq(m.route, &order[0]);
     cr_assert_str_eq(m.params[0].value, "latest");
 }
@@ -169,23 +170,23 @@ Test(server_router, the_first_fitting_route_wins_over_a_later_literal)
 
 Test(server_router, trailing_slash_does_not_match)
 {
-    cr_assert_eq(match(SRV_GET, "/healthz/"), SRV_MATCH_NO_ROUTE);
-    cr_assert_eq(match(SRV_GET, "/jobs/"), SRV_MATCH_NO_ROUTE);
-    cr_assert_eq(match(SRV_GET, "/jobs/j1/"), SRV_MATCH_NO_ROUTE);
-    cr_assert_eq(match(SRV_POST, "/jobs/j1/cancel/"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(match(RT_GET, "/healthz/"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(match(RT_GET, "/jobs/"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(match(RT_GET, "/jobs/j1/"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(match(RT_POST, "/jobs/j1/cancel/"), SRV_MATCH_NO_ROUTE);
 }
 
 Test(server_router, empty_segment_does_not_match_a_parameter)
 {
-    cr_assert_eq(match(SRV_POST, "/jobs//cancel"), SRV_MATCH_NO_ROUTE);
-    cr_assert_eq(match(SRV_GET, "/jobs//runs/r1"), SRV_MATCH_NO_ROUTE);
-    cr_assert_eq(match(SRV_GET, "/jobs/j1/runs/"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(match(RT_POST, "/jobs//cancel"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(match(RT_GET, "/jobs//runs/r1"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(match(RT_GET, "/jobs/j1/runs/"), SRV_MATCH_NO_ROUTE);
 }
 
 Test(server_router, parameter_does_not_span_a_slash)
 {
-    cr_assert_eq(match(SRV_GET, "/jobs/a/b"), SRV_MATCH_NO_ROUTE);
-    cr_assert_eq(match(SRV_DELETE, "/jobs/a/b"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(match(RT_GET, "/jobs/a/b"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(match(RT_DELETE, "/jobs/a/b"), SRV_MATCH_NO_ROUTE);
 }
 
 Test(server_router, unknown_paths_are_no_route_with_nothing_allowed)
@@ -195,7 +196,7 @@ Test(server_router, unknown_paths_are_no_route_with_nothing_allowed)
         "",      "jobs",      "/jobs/j1/cancelx",
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(paths); i++) {
-        cr_assert_eq(match(SRV_GET, paths[i]), SRV_MATCH_NO_ROUTE, "path \"%s\"", paths[i]);
+        cr_assert_eq(match(RT_GET, paths[i]), SRV_MATCH_NO_ROUTE, "path \"%s\"", paths[i]);
         cr_assert_null(m.route, "path \"%s\"", paths[i]);
         cr_assert_null(m.path_route, "path \"%s\"", paths[i]);
         cr_assert_eq(m.allowed, 0, "path \"%s\"", paths[i]);
@@ -205,7 +206,7 @@ Test(server_router, unknown_paths_are_no_route_with_nothing_allowed)
 
 Test(server_router, empty_route_table_matches_nothing)
 {
-    cr_assert_eq(srv_route_match(&m, routes, 0, SRV_GET, "/healthz"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(srv_route_match(&m, routes, 0, RT_GET, "/healthz"), SRV_MATCH_NO_ROUTE);
     cr_assert_null(m.route);
 }
 
@@ -213,44 +214,44 @@ Test(server_router, empty_route_table_matches_nothing)
 
 Test(server_router, wrong_method_reports_the_allowed_methods_with_head_implied)
 {
-    cr_assert_eq(match(SRV_DELETE, "/healthz"), SRV_MATCH_NO_METHOD);
+    cr_assert_eq(match(RT_DELETE, "/healthz"), SRV_MATCH_NO_METHOD);
     cr_assert_null(m.route);
     cr_assert_eq(m.path_route, &routes[0]);
-    cr_assert_eq(m.allowed, SRV_GET | SRV_HEAD);
+    cr_assert_eq(m.allowed, RT_GET | RT_HEAD);
 }
 
 Test(server_router, wrong_method_allows_the_union_over_every_route_of_the_path)
 {
-    cr_assert_eq(match(SRV_PUT, "/jobs"), SRV_MATCH_NO_METHOD);
-    cr_assert_eq(m.allowed, SRV_GET | SRV_HEAD | SRV_POST);
+    cr_assert_eq(match(RT_PUT, "/jobs"), SRV_MATCH_NO_METHOD);
+    cr_assert_eq(m.allowed, RT_GET | RT_HEAD | RT_POST);
     cr_assert_eq(m.path_route, &routes[1]);
-    cr_assert_eq(match(SRV_PATCH, "/jobs/j1"), SRV_MATCH_NO_METHOD);
-    cr_assert_eq(m.allowed, SRV_GET | SRV_HEAD | SRV_DELETE);
+    cr_assert_eq(match(RT_PATCH, "/jobs/j1"), SRV_MATCH_NO_METHOD);
+    cr_assert_eq(m.allowed, RT_GET | RT_HEAD | RT_DELETE);
 }
 
 Test(server_router, head_is_not_implied_without_get)
 {
-    cr_assert_eq(match(SRV_GET, "/jobs/j1/cancel"), SRV_MATCH_NO_METHOD);
-    cr_assert_eq(m.allowed, SRV_POST);
-    cr_assert_eq(match(SRV_HEAD, "/jobs/j1/cancel"), SRV_MATCH_NO_METHOD);
-    cr_assert_eq(m.allowed, SRV_POST);
-    cr_assert_eq(match(SRV_GET, "/sns/t"), SRV_MATCH_NO_METHOD);
-    cr_assert_eq(m.allowed, SRV_POST | SRV_OPTIONS);
+    cr_assert_eq(match(RT_GET, "/jobs/j1/cancel"), SRV_MATCH_NO_METHOD);
+    cr_assert_eq(m.allowed, RT_POST);
+    cr_assert_eq(match(RT_HEAD, "/jobs/j1/cancel"), SRV_MATCH_NO_METHOD);
+    cr_assert_eq(m.allowed, RT_POST);
+    cr_assert_eq(match(RT_GET, "/sns/t"), SRV_MATCH_NO_METHOD);
+    cr_assert_eq(m.allowed, RT_POST | RT_OPTIONS);
 }
 
 Test(server_router, unknown_method_is_no_method_on_a_known_path)
 {
     cr_assert_eq(match(0, "/healthz"), SRV_MATCH_NO_METHOD);
-    cr_assert_eq(m.allowed, SRV_GET | SRV_HEAD);
+    cr_assert_eq(m.allowed, RT_GET | RT_HEAD);
 }
 
 Test(server_router, a_match_leaves_no_stale_state_from_an_earlier_call)
 {
-    cr_assert_eq(match(SRV_GET, "/jobs/j1/runs/r7"), SRV_MATCH_OK);
-    cr_assert_eq(match(SRV_GET, "/nope"), SRV_MATCH_NO_ROUTE);
+    cr_assert_eq(match(RT_GET, "/jobs/j1/runs/r7"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_GET, "/nope"), SRV_MATCH_NO_ROUTE);
     cr_assert_eq(m.nparams, 0);
     cr_assert_null(m.route);
-    cr_assert_eq(match(SRV_GET, "/healthz"), SRV_MATCH_OK);
+    cr_assert_eq(match(RT_GET, "/healthz"), SRV_MATCH_OK);
     cr_assert_eq(m.nparams, 0);
 }
 
@@ -259,13 +260,12 @@ Test(server_router, a_match_leaves_no_stale_state_from_an_earlier_call)
 Test(server_router, methods_format_lists_bits_in_canonical_order)
 {
     char out[128];
-    srv_methods_format(out, sizeof(out), SRV_OPTIONS | SRV_HEAD | SRV_GET);
+    srv_methods_format(out, sizeof(out), RT_OPTIONS | RT_HEAD | RT_GET);
     cr_assert_str_eq(out, "GET, HEAD, OPTIONS");
-    srv_methods_format(out, sizeof(out), SRV_POST);
+    srv_methods_format(out, sizeof(out), RT_POST);
     cr_assert_str_eq(out, "POST");
     srv_methods_format(out, sizeof(out),
-                       SRV_GET | SRV_HEAD | SRV_POST | SRV_PUT | SRV_DELETE | SRV_PATCH |
-                           SRV_OPTIONS);
+                       RT_GET | RT_HEAD | RT_POST | RT_PUT | RT_DELETE | RT_PATCH | RT_OPTIONS);
     cr_assert_str_eq(out, "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
 }
 
@@ -283,11 +283,11 @@ Test(server_router, methods_format_never_writes_past_outlen)
 {
     char out[8];
     memset(out, 'X', sizeof(out));
-    srv_methods_format(out, 0, SRV_GET);
+    srv_methods_format(out, 0, RT_GET);
     cr_assert_eq(out[0], 'X', "outlen 0 must not write");
     char small[9] = {0};
     memset(small, 'X', sizeof(small));
-    srv_methods_format(small, 6, SRV_GET | SRV_HEAD | SRV_POST);
+    srv_methods_format(small, 6, RT_GET | RT_HEAD | RT_POST);
     cr_assert_lt(strlen(small), 6);
     cr_assert_eq(small[6], 'X');
     cr_assert_eq(strncmp(small, "GET", 3), 0);
@@ -305,8 +305,8 @@ Test(server_router, method_bit_and_name_round_trip)
         seen |= bit;
         cr_assert_str_eq(srv_method_name(bit), names[i]);
     }
-    cr_assert_eq(srv_method_bit("GET"), SRV_GET);
-    cr_assert_eq(srv_method_bit("OPTIONS"), SRV_OPTIONS);
+    cr_assert_eq(srv_method_bit("GET"), RT_GET);
+    cr_assert_eq(srv_method_bit("OPTIONS"), RT_OPTIONS);
 }
 
 Test(server_router, unknown_methods_have_no_bit_and_other_name)
@@ -315,6 +315,6 @@ Test(server_router, unknown_methods_have_no_bit_and_other_name)
     for (size_t i = 0; i < GW_ARRAY_LEN(names); i++)
         cr_assert_eq(srv_method_bit(names[i]), 0, "\"%s\"", names[i]);
     cr_assert_str_eq(srv_method_name(0), "OTHER");
-    cr_assert_str_eq(srv_method_name(SRV_GET | SRV_POST), "OTHER");
+    cr_assert_str_eq(srv_method_name(RT_GET | RT_POST), "OTHER");
     cr_assert_str_eq(srv_method_name(1u << 20), "OTHER");
 }

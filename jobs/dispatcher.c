@@ -1,0 +1,538 @@
+/*
+ * dispatcher.c — turns outbox rows into AWS calls, exactly once.
+ *
+ * A claimed submit is leased and marked in doubt before AWS is called, so a
+ * crash at any point leaves a row the next dispatcher finishes: it first
+ * looks the job up by name (ListJobs, JOB_NAME), because SubmitJob has no
+ * client token. Transient failures back off with full jitter while the job
+ * stays QUEUED; permanent ones end in DISPATCH_FAILED. A token bucket keeps
+ * SubmitJob under the account's rate limit. Its own connection LISTENs for
+ * the outbox trigger so work starts the moment it commits.
+ */
+#include "jobs/dispatcher.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aws/batch.h"
+#include "aws/sns.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/time.h"
+#include "common/worker.h"
+#include "db/events.h"
+#include "db/jobs.h"
+#include "db/outbox.h"
+#include "jobs/listener.h"
+
+#include "common/poison.h"
+
+enum { MAX_WORKERS = 32, RECONCILE_BATCH = 100 };
+
+struct bucket {
+    pthread_mutex_t mu;
+    double tokens, rate;
+    int64_t last_ns;
+};
+
+struct jobs_dispatcher {
+    struct jobs_app *app;
+    struct aws_client *aws;
+    struct gw_worker *workers[MAX_WORKERS];
+    int nworkers;
+    struct gw_worker *reconciler;
+    struct jobs_listener *listener;
+    struct bucket submit_rate;
+    char targets[32]; /* "{batch,sns}" */
+};
+
+/* ---- rate ---------------------------------------------------------------- */
+
+static void bucket_take(struct bucket *b)
+{
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        int64_t now = gw_monotonic_ns();
+        b->tokens += (double)(now - b->last_ns) / 1e9 * b->rate;
+        if (b->tokens > b->rate)
+            b->tokens = b->rate; /* at most one second's burst */
+        b->last_ns = now;
+        double wait_s = b->tokens >= 1 ? 0 : (1 - b->tokens) / b->rate;
+        if (wait_s == 0)
+            b->tokens -= 1;
+        pthread_mutex_unlock(&b->mu);
+        if (wait_s == 0)
+            return;
+        struct timespec ts = {(time_t)wait_s, (long)((wait_s - (double)(time_t)wait_s) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static int alnum(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+void jobs_batch_job_name(char *out, const char *project, const char *job_id)
+{
+    /* 90 of the project + '-' + a 36-character id stays within Batch's 128. */
+    char clean[91];
+    size_t o = 0;
+    for (const char *p = project ? project : ""; *p != '\0' && o < sizeof(clean) - 1; p++) {
+        if (o == 0 && !alnum(*p))
+            continue; /* a name starts alphanumeric */
+        char ch = *p;
+        if (!alnum(ch) && ch != '_' && ch != '-')
+            ch = '-';
+        clean[o++] = ch;
+    }
+    clean[o] = '\0';
+    gw_fmt(out, 129, "%s-%s", o > 0 ? clean : "mlgw", job_id);
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static long long jint(const json_t *o, const char *k)
+{
+    return (long long)json_integer_value(json_object_get(o, k));
+}
+
+/* Before the next try: full jitter over base * 2^(attempt-1), at most 5 min. */
+static long retry_delay_ms(const struct gw_config *cfg, int attempt)
+{
+    return 100 + (long)gw_jitter_ms(cfg->dispatch_retry_base_ms, 300000, attempt);
+}
+
+static void count(const char *target, const char *result, const char *reason)
+{
+    char labels[160];
+    gw_fmt(labels, sizeof(labels), "target=\"%s\",result=\"%s\",reason=\"%s\"", target, result,
+           reason);
+    gw_metrics_add("mlgw_dispatch_total", labels, 1);
+}
+
+json_t *jobs_environment(const struct gw_config *cfg, const json_t *job, const char *region,
+                         const char *output_dir)
+{
+    json_t *env = json_object();
+    const json_t *meta = json_object_get(job, "metadata");
+    const char *id = jstr(job, "id");
+    char prefix[64];
+    gw_fmt(prefix, sizeof(prefix), "jobs/%s", id);
+    json_object_set_new(env, "ML_INPUT_BUCKET",
+                        json_string(cfg->input_bucket ? cfg->input_bucket : ""));
+    json_object_set_new(env, "ML_OUTPUT_BUCKET",
+                        json_string(cfg->output_bucket ? cfg->output_bucket : ""));
+    json_object_set_new(env, "OUTPUT_PREFIX", json_string(prefix));
+    json_object_set_new(env, "COMPUTE_TYPE", json_string(jstr(job, "compute_type")));
+    json_object_set_new(env, "SCRIPT_KEY", json_string(jstr(job, "script_key")));
+    json_object_set_new(env, "JOB_ID", json_string(id));
+    json_object_set_new(env, "TRIGGER_USER",
+                        json_string(jstr(meta, "user") ? jstr(meta, "user") : ""));
+    json_object_set_new(env, "TRIGGER_PROJECT",
+                        json_string(jstr(meta, "project") ? jstr(meta, "project") : ""));
+    json_object_set_new(env, "TRIGGER_EXPERIMENT",
+                        json_string(jstr(meta, "experiment") ? jstr(meta, "experiment") : ""));
+    if (jstr(job, "operation") != NULL)
+        json_object_set_new(env, "OPERATION", json_string(jstr(job, "operation")));
+    if (region != NULL)
+        json_object_set_new(env, "AWS_DEFAULT_REGION", json_string(region));
+    json_object_set_new(env, "ML_OUTPUT_DIR", json_string(output_dir));
+    json_object_update_missing(env, json_object_get(job, "env"));
+    return env;
+}
+
+/* ---- submit to Batch --------------------------------------------------- */
+
+/* Finds a job we may already have submitted; 1 with its id when found. */
+static int lookup_by_name(char id[128], struct aws_client *aws, const char *queue, const char *name,
+                          struct aws_error *err, int *rc)
+{
+    json_t *jobs = NULL;
+    struct aws_batch_list l = {.job_queue = queue, .job_name = name};
+    *rc = aws_batch_list_jobs(&jobs, aws, &l, err);
+    int found = 0;
+    if (*rc == GW_OK && json_array_size(jobs) > 0) {
+        const char *jid = jstr(json_array_get(jobs, 0), "jobId");
+        if (jid != NULL) {
+            gw_fmt(id, 128, "%s", jid);
+            found = 1;
+        }
+    }
+    json_decref(jobs);
+    return found;
+}
+
+static void finish_failure(struct jobs_dispatcher *d, const struct db_outbox_item *it, int rc,
+                           const struct aws_error *err)
+{
+    const struct gw_config *cfg = d->app->cfg;
+    char reason[700];
+    gw_fmt(reason, sizeof(reason), "%s: %s", err->code, err->message);
+    struct gw_err derr = {0};
+    int permanent = rc == GW_EUPSTREAM || rc == GW_EINVAL;
+    if (!permanent && it->attempts >= cfg->dispatch_max_attempts) {
+        char gave_up[800];
+        gw_fmt(gave_up, sizeof(gave_up), "gave up after %d attempts: %s", it->attempts, reason);
+        permanent = 1;
+        gw_fmt(reason, sizeof(reason), "%s", gave_up);
+    }
+    if (permanent) {
+        GW_LOG_WARN("job %s cannot be dispatched to %s: %s", it->job_id, it->target, reason);
+        count(it->target, "failed", err->code);
+        if (db_outbox_failed(d->app->pool, it, reason, &derr) != GW_OK)
+            GW_LOG_WARN("job %s: recording the failure: %s", it->job_id, derr.msg);
+        return;
+    }
+    long delay = retry_delay_ms(cfg, it->attempts);
+    GW_LOG_INFO("job %s: dispatch attempt %d failed (%s); retrying in %ld ms%s", it->job_id,
+                it->attempts, reason, delay, err->ambiguous ? " after a look-up by name" : "");
+    count(it->target, "retry", err->code);
+    if (db_outbox_retry_later(d->app->pool, it, reason, err->ambiguous, delay, &derr) != GW_OK)
+        GW_LOG_WARN("job %s: scheduling the retry: %s", it->job_id, derr.msg);
+}
+
+static void record_submitted(struct jobs_dispatcher *d, const struct db_outbox_item *it,
+                             const char *status, const char *batch_id, const char *message_id)
+{
+    int cancelled = 0;
+    struct gw_err derr = {0};
+    int rc = db_outbox_submitted(&cancelled, d->app->pool, it, status, batch_id, message_id, &derr);
+    if (rc != GW_OK) {
+        /* The lease ran out or the database failed: the row stays in doubt
+         * and the next dispatcher finds our job by name. */
+        GW_LOG_WARN("job %s was handed on (%s) but recording it failed: %s", it->job_id,
+                    batch_id ? batch_id : message_id, derr.msg);
+        return;
+    }
+    count(it->target, "ok", "none");
+    GW_LOG_INFO("job %s %s (%s)", it->job_id, status, batch_id ? batch_id : message_id);
+    if (cancelled)
+        GW_LOG_INFO("job %s was cancelled while it was submitted: cancelling %s at AWS", it->job_id,
+                    batch_id);
+}
+
+static void submit_batch(struct jobs_dispatcher *d, const struct db_outbox_item *it)
+{
+    const struct gw_config *cfg = d->app->cfg;
+    const json_t *job = it->job;
+    int gpu = strcmp(jstr(job, "compute_type"), "gpu") == 0;
+    const char *queue = gpu ? cfg->gpu_job_queue : cfg->cpu_job_queue;
+    const char *def = gpu ? cfg->gpu_job_definition : cfg->cpu_job_definition;
+    struct aws_error err = {0};
+    if (d->aws == NULL || queue == NULL || def == NULL) {
+        gw_fmt(err.code, sizeof(err.code), "%s", "NotConfigured");
+        gw_fmt(err.message, sizeof(err.message),
+               "no AWS Batch queue or job definition for %s jobs on this gateway",
+               jstr(job, "compute_type"));
+        finish_failure(d, it, GW_EINVAL, &err);
+        return;
+    }
+    char name[160], batch_id[128] = "", arn[512];
+    jobs_batch_job_name(name, jstr(json_object_get(job, "metadata"), "project"), jstr(job, "id"));
+    int rc;
+    if (it->was_in_doubt) {
+        if (lookup_by_name(batch_id, d->aws, queue, name, &err, &rc)) {
+            GW_LOG_INFO("job %s was already submitted as %s (found by name)", it->job_id, batch_id);
+            record_submitted(d, it, "SUBMITTED", batch_id, NULL);
+            return;
+        }
+        if (rc != GW_OK) { /* cannot tell: never submit blindly */
+            err.ambiguous = 1;
+            finish_failure(d, it, GW_EUNAVAIL, &err);
+            return;
+        }
+    }
+    json_t *env = jobs_environment(cfg, job, aws_client_region(d->aws), "/workspace/output");
+    json_t *tags = json_pack("{s:s}", "mlgw:job-id", jstr(job, "id"));
+    const json_t *meta = json_object_get(job, "metadata");
+    const char *mk[] = {"user", "project", "experiment"};
+    for (size_t i = 0; i < 3; i++)
+        if (jstr(meta, mk[i]) != NULL) {
+            char k[32];
+            gw_fmt(k, sizeof(k), "mlgw:%s", mk[i]);
+            json_object_set_new(tags, k, json_string(jstr(meta, mk[i])));
+        }
+    struct aws_batch_submit in = {
+        .job_name = name,
+        .job_queue = queue,
+        .job_definition = def,
+        .vcpus = jint(job, "vcpus"),
+        .memory_mib = jint(job, "memory"),
+        .gpus = jint(job, "gpus"),
+        .environment = env,
+        .command = json_object_get(job, "args"),
+        .attempt_duration_s = json_is_integer(json_object_get(job, "timeout_seconds"))
+                                  ? jint(job, "timeout_seconds")
+                                  : 0,
+        .attempts = jint(job, "max_attempts"),
+        .retry_spot_only = 1,
+        .tags = tags,
+        .propagate_tags = 1,
+    };
+    bucket_take(&d->submit_rate);
+    int64_t t0 = gw_monotonic_ns();
+    rc = aws_batch_submit_job(batch_id, arn, d->aws, &in, &err);
+    gw_metrics_time("mlgw_batch_submit_seconds", "", (double)(gw_monotonic_ns() - t0) / 1e9);
+    json_decref(env);
+    json_decref(tags);
+    if (rc == GW_OK)
+        record_submitted(d, it, "SUBMITTED", batch_id, NULL);
+    else
+        finish_failure(d, it, rc, &err);
+}
+
+/* ---- publish to SNS ------------------------------------------------------ */
+
+/* The original pipeline's trigger message, with the gateway's job id (new). */
+static char *trigger_message(const json_t *job)
+{
+    json_t *data =
+        json_pack("{s:s,s:s,s:I,s:I}", "script_key", jstr(job, "script_key"), "compute_type",
+                  jstr(job, "compute_type"), "vcpus", (json_int_t)jint(job, "vcpus"), "memory",
+                  (json_int_t)jint(job, "memory"));
+    if (strcmp(jstr(job, "compute_type"), "gpu") == 0)
+        json_object_set_new(data, "gpus", json_integer(jint(job, "gpus")));
+    if (jstr(job, "operation") != NULL)
+        json_object_set_new(data, "operation", json_string(jstr(job, "operation")));
+    json_object_set_new(data, "job_id", json_string(jstr(job, "id")));
+    /* What the seed's message cannot say is carried only when set. */
+    if (json_array_size(json_object_get(job, "args")) > 0)
+        json_object_set(data, "args", json_object_get(job, "args"));
+    if (json_object_size(json_object_get(job, "env")) > 0)
+        json_object_set(data, "env", json_object_get(job, "env"));
+    if (json_is_integer(json_object_get(job, "timeout_seconds")))
+        json_object_set(data, "timeout_seconds", json_object_get(job, "timeout_seconds"));
+    if (jint(job, "max_attempts") > 1)
+        json_object_set(data, "max_attempts", json_object_get(job, "max_attempts"));
+    json_t *meta = json_object();
+    const json_t *m = json_object_get(job, "metadata");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)(uintptr_t)m, k, v)
+    {
+        if (json_is_string(v))
+            json_object_set(meta, k, v);
+    }
+    json_t *msg =
+        json_pack("{s:s,s:o,s:o}", "trigger_type", "batch_job", "data", data, "metadata", meta);
+    char *s = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    return s;
+}
+
+static void publish_sns(struct jobs_dispatcher *d, const struct db_outbox_item *it)
+{
+    const struct gw_config *cfg = d->app->cfg;
+    struct aws_error err = {0};
+    if (d->aws == NULL || cfg->trigger_topic_arn == NULL) {
+        gw_fmt(err.code, sizeof(err.code), "%s", "NotConfigured");
+        gw_fmt(err.message, sizeof(err.message), "%s",
+               "no SNS trigger topic (MLGW_TRIGGER_TOPIC_ARN) on this gateway");
+        finish_failure(d, it, GW_EINVAL, &err);
+        return;
+    }
+    char *msg = trigger_message(it->job);
+    struct aws_sns_attribute attrs[] = {{"trigger_type", "batch_job"},
+                                        {"compute_type", jstr(it->job, "compute_type")}};
+    struct aws_sns_publish in = {.topic_arn = cfg->trigger_topic_arn,
+                                 .message = msg ? msg : "",
+                                 .attributes = attrs,
+                                 .nattributes = 2};
+    char message_id[128];
+    int rc = aws_sns_publish(message_id, d->aws, &in, &err);
+    free(msg);
+    if (rc == GW_OK)
+        record_submitted(d, it, "DISPATCHED", NULL, message_id);
+    else
+        finish_failure(d, it, rc, &err);
+}
+
+/* ---- cancel at Batch ----------------------------------------------------- */
+
+static void cancel_batch(struct jobs_dispatcher *d, const struct db_outbox_item *it)
+{
+    const char *status = jstr(it->job, "status");
+    const char *batch_id = jstr(it->job, "batch_job_id");
+    struct gw_err derr = {0};
+    struct aws_error err = {0};
+    int rc = GW_OK;
+    if (batch_id != NULL && d->aws != NULL) {
+        int early = strcmp(status, "SUBMITTED") == 0 || strcmp(status, "PENDING") == 0 ||
+                    strcmp(status, "RUNNABLE") == 0 || strcmp(status, "CANCELLED") == 0;
+        int running = strcmp(status, "STARTING") == 0 || strcmp(status, "RUNNING") == 0;
+        /* CancelJob does nothing once a job is STARTING: TerminateJob then. */
+        if (early)
+            rc = aws_batch_cancel_job(d->aws, batch_id, "cancelled through ml-gateway", &err);
+        else if (running)
+            rc = aws_batch_terminate_job(d->aws, batch_id, "cancelled through ml-gateway", &err);
+    }
+    if (rc == GW_EUNAVAIL && it->attempts < d->app->cfg->dispatch_max_attempts) {
+        (void)db_outbox_retry_later(d->app->pool, it, err.message, 0,
+                                    retry_delay_ms(d->app->cfg, it->attempts), &derr);
+        return;
+    }
+    if (rc != GW_OK)
+        GW_LOG_WARN("job %s: cancelling %s at AWS failed: %s %s", it->job_id, batch_id, err.code,
+                    err.message);
+    else
+        GW_LOG_INFO("job %s: cancellation sent to AWS Batch (%s)", it->job_id, batch_id);
+    count("batch", rc == GW_OK ? "cancel-sent" : "cancel-failed", rc == GW_OK ? "none" : err.code);
+    if (db_outbox_done(d->app->pool, it, &derr) != GW_OK)
+        GW_LOG_WARN("job %s: %s", it->job_id, derr.msg);
+}
+
+/* ---- the workers ----------------------------------------------------------- */
+
+static int dispatch_run(void *arg)
+{
+    struct jobs_dispatcher *d = arg;
+    for (int n = 0; n < 1000; n++) { /* then yield to the stop check */
+        struct db_outbox_item it;
+        struct gw_err err = {0};
+        int rc = db_outbox_claim(&it, d->app->pool, d->targets, (int)d->app->cfg->dispatch_lease_s,
+                                 &err);
+        if (rc == GW_ENOTFOUND)
+            return 0;
+        if (rc != GW_OK) {
+            GW_LOG_DEBUG("dispatcher: %s", err.msg);
+            return 0;
+        }
+        if (strcmp(it.action, "cancel") == 0)
+            cancel_batch(d, &it);
+        else if (strcmp(it.target, "batch") == 0)
+            submit_batch(d, &it);
+        else
+            publish_sns(d, &it);
+        db_outbox_item_dispose(&it);
+    }
+    return 0;
+}
+
+/* Waits for the outbox trigger's NOTIFY and wakes every dispatcher. */
+static int reconcile_run(void *arg)
+{
+    struct jobs_dispatcher *d = arg;
+    PGresult *res = NULL;
+    struct gw_err err = {0};
+    if (d->aws == NULL || db_jobs_stale_batch(&res, d->app->pool, d->app->cfg->reconcile_after_s,
+                                              RECONCILE_BATCH, &err) != GW_OK)
+        return 0;
+    int n = PQntuples(res);
+    if (n == 0) {
+        PQclear(res);
+        return 0;
+    }
+    const char *ids[RECONCILE_BATCH];
+    for (int i = 0; i < n; i++)
+        ids[i] = PQgetvalue(res, i, 1);
+    json_t *jobs = NULL;
+    struct aws_error aerr;
+    if (aws_batch_describe_jobs(&jobs, d->aws, ids, (size_t)n, &aerr) != GW_OK) {
+        GW_LOG_WARN("reconciler: DescribeJobs failed: %s %s", aerr.code, aerr.message);
+        PQclear(res);
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        const json_t *bj = NULL;
+        size_t k;
+        json_t *v;
+        json_array_foreach(jobs, k, v)
+        {
+            if (jstr(v, "jobId") != NULL && strcmp(jstr(v, "jobId"), ids[i]) == 0)
+                bj = v;
+        }
+        if (bj == NULL)
+            continue; /* Batch forgot it (jobs are kept ~7 days): leave it to a human */
+        const json_t *attempts = json_object_get(bj, "attempts");
+        const json_t *last = json_array_get(attempts, json_array_size(attempts) - 1);
+        const json_t *ctr = json_object_get(bj, "container");
+        const json_t *ec = json_object_get(json_object_get(last, "container"), "exitCode");
+        if (ec == NULL)
+            ec = json_object_get(ctr, "exitCode");
+        struct db_job_event ev = {
+            .source = "reconciler",
+            .batch_job_id = ids[i],
+            .gateway_id = PQgetvalue(res, i, 0),
+            .status = jstr(bj, "status"),
+            .reason = jstr(bj, "statusReason"),
+            .exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1,
+            .attempts = (int)json_array_size(attempts),
+            .log_stream = jstr(ctr, "logStreamName"),
+            .started_ms = jint(bj, "startedAt"),
+            .stopped_ms = jint(bj, "stoppedAt"),
+            .vcpus = -1,
+            .memory = -1,
+            .gpus = -1,
+            .notify_statuses = d->app->notify_statuses_pg,
+            .global_emails = d->app->notify_emails_pg,
+            .topic = d->app->cfg->notify_topic_arn,
+        };
+        if (ev.status == NULL)
+            continue;
+        struct db_job_event_result r;
+        if (db_job_event_apply(&r, d->app->pool, &ev, &err) == GW_OK &&
+            strcmp(r.result, "applied") == 0)
+            GW_LOG_INFO("reconciler: job %s is %s (AWS Batch %s)", r.job_id, r.status, ids[i]);
+    }
+    json_decref(jobs);
+    PQclear(res);
+    return 0;
+}
+
+int jobs_dispatcher_start(struct jobs_dispatcher **out, struct jobs_app *app,
+                          struct aws_client *aws, struct gw_err *err)
+{
+    *out = NULL;
+    struct jobs_dispatcher *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return gw_err_set(err, GW_ENOMEM, "out of memory");
+    d->app = app;
+    d->aws = aws;
+    pthread_mutex_init(&d->submit_rate.mu, NULL);
+    d->submit_rate.rate = (double)app->cfg->batch_submit_rate;
+    d->submit_rate.tokens = d->submit_rate.rate;
+    d->submit_rate.last_ns = gw_monotonic_ns();
+    /* local jobs are the local executor's; this process hands on the rest. */
+    gw_fmt(d->targets, sizeof(d->targets), "%s", "{batch,sns}");
+    gw_metrics_describe("mlgw_dispatch_total", "counter",
+                        "Dispatch outcomes by target, result and AWS error code.");
+    gw_metrics_describe("mlgw_batch_submit_seconds", "histogram", "SubmitJob call latency.");
+    int n = (int)app->cfg->dispatch_workers;
+    if (n > MAX_WORKERS)
+        n = MAX_WORKERS;
+    for (int i = 0; i < n; i++) {
+        if (gw_worker_start(&d->workers[i], "dispatcher", app->cfg->dispatch_poll_ms, dispatch_run,
+                            d) != GW_OK)
+            break;
+        d->nworkers++;
+    }
+    if (n > 0) {
+        (void)jobs_listener_start(&d->listener, app->cfg, "mlgw_outbox", d->workers, d->nworkers);
+        (void)gw_worker_start(&d->reconciler, "reconciler", app->cfg->reconcile_interval_s * 1000,
+                              reconcile_run, d);
+    }
+    *out = d;
+    return GW_OK;
+}
+
+void jobs_dispatcher_stop(struct jobs_dispatcher *d)
+{
+    if (d == NULL)
+        return;
+    jobs_listener_stop(d->listener);
+    gw_worker_stop(d->reconciler);
+    for (int i = 0; i < d->nworkers; i++)
+        gw_worker_stop(d->workers[i]);
+    pthread_mutex_destroy(&d->submit_rate.mu);
+    free(d);
+}

@@ -1,0 +1,113 @@
+/*
+ * http.h — the handler contract: what a route handler sees (rt_request),
+ * what it hands back (rt_reply), the route table entry, and the helpers a
+ * handler uses to read the request and build its reply.
+ *
+ * server/ owns the daemon that fills an rt_request and sends the rt_reply;
+ * handlers only read the request and fill a reply. Handlers run on
+ * libmicrohttpd's worker threads and may block (database calls). Every
+ * function here is safe to call from any worker thread on its own request.
+ */
+#ifndef MLGW_RT_HTTP_H
+#define MLGW_RT_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+struct jobs_app;
+
+enum rt_method {
+    RT_GET = 1u << 0,
+    RT_HEAD = 1u << 1,
+    RT_POST = 1u << 2,
+    RT_PUT = 1u << 3,
+    RT_DELETE = 1u << 4,
+    RT_PATCH = 1u << 5,
+    RT_OPTIONS = 1u << 6,
+};
+
+/* What a route accepts as a request body. */
+enum rt_body_kind {
+    RT_BODY_NONE, /* any body is read and ignored */
+    RT_BODY_JSON, /* application/json required (415 otherwise), parsed by the handler */
+    RT_BODY_TEXT, /* text/plain or application/json (SNS posts text/plain) */
+};
+
+enum { RT_MAX_PARAMS = 4, RT_PARAM_MAX = 256, RT_REQUEST_ID_MAX = 128 };
+
+struct rt_request {
+    struct MHD_Connection *conn;
+    struct jobs_app *app;
+    const char *method; /* borrowed from libmicrohttpd for the request's life */
+    const char *path;
+    unsigned method_bit;
+    char request_id[RT_REQUEST_ID_MAX + 1];
+    const struct rt_route *route; /* matched route; NULL when none */
+    const char *route_label;      /* static: the pattern, or "unmatched" */
+    int nparams;
+    struct {
+        const char *name; /* borrowed from the route pattern */
+        char value[RT_PARAM_MAX + 1];
+    } params[RT_MAX_PARAMS];
+    struct gw_buf body;
+    int64_t start_ns;
+    char auth_key_id[40]; /* the caller's API key id, once authorized */
+    unsigned auth_scopes;
+    /* daemon bookkeeping */
+    unsigned status;
+    int responded;
+    size_t drained;             /* body bytes read and thrown away after an early error */
+    struct MHD_Response *early; /* an error decided from the headers alone */
+    unsigned early_status;
+};
+
+struct rt_reply {
+    unsigned status;
+    struct MHD_Response *resp; /* owned until queued */
+};
+
+typedef void (*rt_handler)(struct rt_request *req, struct rt_reply *out);
+
+struct rt_route {
+    const char *pattern; /* "/jobs/{id}/cancel": {name} matches one non-empty segment */
+    unsigned methods;    /* SRV_* bits */
+    enum rt_body_kind body;
+    rt_handler handler;
+    unsigned scope; /* required API-key scope bits; 0: no authentication */
+};
+
+/* Checks the request's credentials for scope. Returns 0 and fills
+ * req->auth_* when allowed; otherwise fills out (401/403/503) and returns
+ * non-zero. Called after routing, before the body is read. */
+typedef int (*rt_authorize_fn)(struct rt_request *req, unsigned scope, struct rt_reply *out);
+
+/* Path parameter by name (borrowed for the request), or NULL. */
+const char *rt_param(const struct rt_request *req, const char *name);
+/* Query argument by name (borrowed for the request), or NULL. */
+const char *rt_query(const struct rt_request *req, const char *name);
+/* Request header (case-insensitive; borrowed), or NULL. */
+const char *rt_header(const struct rt_request *req, const char *name);
+
+/* Parses the body as one JSON object (strict: no duplicate keys, valid UTF-8,
+ * nesting ≤ 32). On failure r holds a 400 problem and a negative code is
+ * returned; on success *out is new (json_decref it). */
+int rt_body_json(json_t **out, struct rt_request *req, struct rt_reply *r);
+
+/* Replies. Each sets out->status and out->resp; failures fall back to 500. */
+void rt_reply_json(struct rt_reply *out, unsigned status, json_t *body /* steals */);
+void rt_reply_bytes(struct rt_reply *out, unsigned status, const char *content_type,
+                    char *data /* steals malloc()ed */, size_t len);
+void rt_reply_header(struct rt_reply *out, const char *name, const char *value);
+/* RFC 9457 problem+json; errors (steals, may be NULL) is the "errors" array. */
+void rt_reply_problem(struct rt_request *req, struct rt_reply *out, unsigned status,
+                      const char *title, const char *detail, json_t *errors);
+/* Maps a gateway error code to its HTTP problem, in one place. Internal
+ * detail (err->msg) is logged with the request id, never sent. */
+void rt_reply_error(struct rt_request *req, struct rt_reply *out, int code,
+                    const struct gw_err *err);
+
+#endif
