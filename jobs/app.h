@@ -1,7 +1,9 @@
 /*
- * app.h — what every handler can reach: configuration, the database pool
- * and the migration set the gateway was started with. One instance, built in
- * main.c and borrowed by everything else for the life of the process.
+ * app.h — what every engine and handler can reach: configuration, the
+ * database pool, the migration set, the notification policy, the AWS client
+ * and the executor the gateway was started with. One instance, built by
+ * server/main.c before any thread starts and borrowed, read-only, by every
+ * thread for the life of the process.
  */
 #ifndef MLGW_APP_H
 #define MLGW_APP_H
@@ -10,6 +12,7 @@
 
 #include "aws/sns_verify.h"
 #include "common/config.h"
+#include "db/events.h"
 #include "db/migrate.h"
 #include "db/pool.h"
 
@@ -28,5 +31,9 @@ struct jobs_app {
     struct jobs_executor *executor;        /* NULL when local jobs do not run here */
     struct aws_client *aws;                /* the process's AWS client (CloudWatch Logs) */
 };
+
+/* Sets ev's notification policy (statuses, global recipients, SNS topic)
+ * from app: every job-state event, whatever its source, carries the same. */
+void jobs_event_policy(struct db_job_event *ev, const struct jobs_app *app);
 
 #endif

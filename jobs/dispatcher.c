@@ -20,6 +20,7 @@
 #include "aws/sns.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/time.h"
@@ -96,11 +97,6 @@ void jobs_batch_job_name(char *out, const char *project, const char *job_id)
     gw_fmt(out, 129, "%s-%s", o > 0 ? clean : "mlgw", job_id);
 }
 
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static long long jint(const json_t *o, const char *k)
 {
     return (long long)json_integer_value(json_object_get(o, k));
@@ -125,7 +121,7 @@ json_t *jobs_environment(const struct gw_config *cfg, const json_t *job, const c
 {
     json_t *env = json_object();
     const json_t *meta = json_object_get(job, "metadata");
-    const char *id = jstr(job, "id");
+    const char *id = gw_json_str(job, "id");
     char prefix[64];
     gw_fmt(prefix, sizeof(prefix), "jobs/%s", id);
     json_object_set_new(env, "ML_INPUT_BUCKET",
@@ -133,17 +129,19 @@ json_t *jobs_environment(const struct gw_config *cfg, const json_t *job, const c
     json_object_set_new(env, "ML_OUTPUT_BUCKET",
                         json_string(cfg->output_bucket ? cfg->output_bucket : ""));
     json_object_set_new(env, "OUTPUT_PREFIX", json_string(prefix));
-    json_object_set_new(env, "COMPUTE_TYPE", json_string(jstr(job, "compute_type")));
-    json_object_set_new(env, "SCRIPT_KEY", json_string(jstr(job, "script_key")));
+    json_object_set_new(env, "COMPUTE_TYPE", json_string(gw_json_str(job, "compute_type")));
+    json_object_set_new(env, "SCRIPT_KEY", json_string(gw_json_str(job, "script_key")));
     json_object_set_new(env, "JOB_ID", json_string(id));
     json_object_set_new(env, "TRIGGER_USER",
-                        json_string(jstr(meta, "user") ? jstr(meta, "user") : ""));
-    json_object_set_new(env, "TRIGGER_PROJECT",
-                        json_string(jstr(meta, "project") ? jstr(meta, "project") : ""));
-    json_object_set_new(env, "TRIGGER_EXPERIMENT",
-                        json_string(jstr(meta, "experiment") ? jstr(meta, "experiment") : ""));
-    if (jstr(job, "operation") != NULL)
-        json_object_set_new(env, "OPERATION", json_string(jstr(job, "operation")));
+                        json_string(gw_json_str(meta, "user") ? gw_json_str(meta, "user") : ""));
+    json_object_set_new(
+        env, "TRIGGER_PROJECT",
+        json_string(gw_json_str(meta, "project") ? gw_json_str(meta, "project") : ""));
+    json_object_set_new(
+        env, "TRIGGER_EXPERIMENT",
+        json_string(gw_json_str(meta, "experiment") ? gw_json_str(meta, "experiment") : ""));
+    if (gw_json_str(job, "operation") != NULL)
+        json_object_set_new(env, "OPERATION", json_string(gw_json_str(job, "operation")));
     if (region != NULL)
         json_object_set_new(env, "AWS_DEFAULT_REGION", json_string(region));
     json_object_set_new(env, "ML_OUTPUT_DIR", json_string(output_dir));
@@ -162,7 +160,7 @@ static int lookup_by_name(char id[128], struct aws_client *aws, const char *queu
     *rc = aws_batch_list_jobs(&jobs, aws, &l, err);
     int found = 0;
     if (*rc == GW_OK && json_array_size(jobs) > 0) {
-        const char *jid = jstr(json_array_get(jobs, 0), "jobId");
+        const char *jid = gw_json_str(json_array_get(jobs, 0), "jobId");
         if (jid != NULL) {
             gw_fmt(id, 128, "%s", jid);
             found = 1;
@@ -225,7 +223,7 @@ static void submit_batch(struct jobs_dispatcher *d, const struct db_outbox_item 
 {
     const struct gw_config *cfg = d->app->cfg;
     const json_t *job = it->job;
-    int gpu = strcmp(jstr(job, "compute_type"), "gpu") == 0;
+    int gpu = strcmp(gw_json_str(job, "compute_type"), "gpu") == 0;
     const char *queue = gpu ? cfg->gpu_job_queue : cfg->cpu_job_queue;
     const char *def = gpu ? cfg->gpu_job_definition : cfg->cpu_job_definition;
     struct aws_error err = {0};
@@ -233,12 +231,13 @@ static void submit_batch(struct jobs_dispatcher *d, const struct db_outbox_item 
         gw_fmt(err.code, sizeof(err.code), "%s", "NotConfigured");
         gw_fmt(err.message, sizeof(err.message),
                "no AWS Batch queue or job definition for %s jobs on this gateway",
-               jstr(job, "compute_type"));
+               gw_json_str(job, "compute_type"));
         finish_failure(d, it, GW_EINVAL, &err);
         return;
     }
     char name[160], batch_id[128] = "", arn[512];
-    jobs_batch_job_name(name, jstr(json_object_get(job, "metadata"), "project"), jstr(job, "id"));
+    jobs_batch_job_name(name, gw_json_str(json_object_get(job, "metadata"), "project"),
+                        gw_json_str(job, "id"));
     int rc;
     if (it->was_in_doubt) {
         if (lookup_by_name(batch_id, d->aws, queue, name, &err, &rc)) {
@@ -253,14 +252,14 @@ static void submit_batch(struct jobs_dispatcher *d, const struct db_outbox_item 
         }
     }
     json_t *env = jobs_environment(cfg, job, aws_client_region(d->aws), "/workspace/output");
-    json_t *tags = json_pack("{s:s}", "mlgw:job-id", jstr(job, "id"));
+    json_t *tags = json_pack("{s:s}", "mlgw:job-id", gw_json_str(job, "id"));
     const json_t *meta = json_object_get(job, "metadata");
     const char *mk[] = {"user", "project", "experiment"};
     for (size_t i = 0; i < 3; i++)
-        if (jstr(meta, mk[i]) != NULL) {
+        if (gw_json_str(meta, mk[i]) != NULL) {
             char k[32];
             gw_fmt(k, sizeof(k), "mlgw:%s", mk[i]);
-            json_object_set_new(tags, k, json_string(jstr(meta, mk[i])));
+            json_object_set_new(tags, k, json_string(gw_json_str(meta, mk[i])));
         }
     struct aws_batch_submit in = {
         .job_name = name,
@@ -297,14 +296,14 @@ static void submit_batch(struct jobs_dispatcher *d, const struct db_outbox_item 
 static char *trigger_message(const json_t *job)
 {
     json_t *data =
-        json_pack("{s:s,s:s,s:I,s:I}", "script_key", jstr(job, "script_key"), "compute_type",
-                  jstr(job, "compute_type"), "vcpus", (json_int_t)jint(job, "vcpus"), "memory",
-                  (json_int_t)jint(job, "memory"));
-    if (strcmp(jstr(job, "compute_type"), "gpu") == 0)
+        json_pack("{s:s,s:s,s:I,s:I}", "script_key", gw_json_str(job, "script_key"), "compute_type",
+                  gw_json_str(job, "compute_type"), "vcpus", (json_int_t)jint(job, "vcpus"),
+                  "memory", (json_int_t)jint(job, "memory"));
+    if (strcmp(gw_json_str(job, "compute_type"), "gpu") == 0)
         json_object_set_new(data, "gpus", json_integer(jint(job, "gpus")));
-    if (jstr(job, "operation") != NULL)
-        json_object_set_new(data, "operation", json_string(jstr(job, "operation")));
-    json_object_set_new(data, "job_id", json_string(jstr(job, "id")));
+    if (gw_json_str(job, "operation") != NULL)
+        json_object_set_new(data, "operation", json_string(gw_json_str(job, "operation")));
+    json_object_set_new(data, "job_id", json_string(gw_json_str(job, "id")));
     /* What the seed's message cannot say is carried only when set. */
     if (json_array_size(json_object_get(job, "args")) > 0)
         json_object_set(data, "args", json_object_get(job, "args"));
@@ -343,7 +342,7 @@ static void publish_sns(struct jobs_dispatcher *d, const struct db_outbox_item *
     }
     char *msg = trigger_message(it->job);
     struct aws_sns_attribute attrs[] = {{"trigger_type", "batch_job"},
-                                        {"compute_type", jstr(it->job, "compute_type")}};
+                                        {"compute_type", gw_json_str(it->job, "compute_type")}};
     struct aws_sns_publish in = {.topic_arn = cfg->trigger_topic_arn,
                                  .message = msg ? msg : "",
                                  .attributes = attrs,
@@ -361,8 +360,8 @@ static void publish_sns(struct jobs_dispatcher *d, const struct db_outbox_item *
 
 static void cancel_batch(struct jobs_dispatcher *d, const struct db_outbox_item *it)
 {
-    const char *status = jstr(it->job, "status");
-    const char *batch_id = jstr(it->job, "batch_job_id");
+    const char *status = gw_json_str(it->job, "status");
+    const char *batch_id = gw_json_str(it->job, "batch_job_id");
     struct gw_err derr = {0};
     struct aws_error err = {0};
     int rc = GW_OK;
@@ -448,7 +447,7 @@ static int reconcile_run(void *arg)
         json_t *v;
         json_array_foreach(jobs, k, v)
         {
-            if (jstr(v, "jobId") != NULL && strcmp(jstr(v, "jobId"), ids[i]) == 0)
+            if (gw_json_str(v, "jobId") != NULL && strcmp(gw_json_str(v, "jobId"), ids[i]) == 0)
                 bj = v;
         }
         if (bj == NULL)
@@ -463,20 +462,18 @@ static int reconcile_run(void *arg)
             .source = "reconciler",
             .batch_job_id = ids[i],
             .gateway_id = PQgetvalue(res, i, 0),
-            .status = jstr(bj, "status"),
-            .reason = jstr(bj, "statusReason"),
+            .status = gw_json_str(bj, "status"),
+            .reason = gw_json_str(bj, "statusReason"),
             .exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1,
             .attempts = (int)json_array_size(attempts),
-            .log_stream = jstr(ctr, "logStreamName"),
+            .log_stream = gw_json_str(ctr, "logStreamName"),
             .started_ms = jint(bj, "startedAt"),
             .stopped_ms = jint(bj, "stoppedAt"),
             .vcpus = -1,
             .memory = -1,
             .gpus = -1,
-            .notify_statuses = d->app->notify_statuses_pg,
-            .global_emails = d->app->notify_emails_pg,
-            .topic = d->app->cfg->notify_topic_arn,
         };
+        jobs_event_policy(&ev, d->app);
         if (ev.status == NULL)
             continue;
         struct db_job_event_result r;

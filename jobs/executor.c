@@ -34,6 +34,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/parse.h"
@@ -99,11 +100,6 @@ struct jobs_executor {
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 static long long jint(const json_t *o, const char *k)
 {
@@ -406,10 +402,8 @@ static struct db_job_event local_event(const struct jobs_executor *e, const char
         .vcpus = -1,
         .memory = -1,
         .gpus = -1,
-        .notify_statuses = e->app->notify_statuses_pg,
-        .global_emails = e->app->notify_emails_pg,
-        .topic = e->app->cfg->notify_topic_arn,
     };
+    jobs_event_policy(&ev, e->app);
     return ev;
 }
 
@@ -622,7 +616,7 @@ static int plan_build(struct spawn_plan *p, const struct jobs_executor *e, const
     json_object_set_new(env, "TMPDIR", json_string(dir));
     path_join(dir, sizeof(dir), cfg->local_root, "input");
     json_object_set_new(env, "MLGW_INPUT_DIR", json_string(dir));
-    json_object_set_new(env, "MLGW_OUTPUT_URI", json_string(jstr(job, "output_uri")));
+    json_object_set_new(env, "MLGW_OUTPUT_URI", json_string(gw_json_str(job, "output_uri")));
     char num[32];
     gw_fmt(num, sizeof(num), "%d", c->attempt);
     json_object_set_new(env, "MLGW_ATTEMPT", json_string(num));
@@ -712,7 +706,7 @@ static int start(struct jobs_executor *e, const json_t *job)
     struct child *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -1;
-    gw_fmt(c->job_id, sizeof(c->job_id), "%s", jstr(job, "id"));
+    gw_fmt(c->job_id, sizeof(c->job_id), "%s", gw_json_str(job, "id"));
     c->out_fd = c->log_fd = -1;
     c->vcpus = jint(job, "vcpus");
     c->memory = jint(job, "memory");
@@ -801,7 +795,7 @@ static int start(struct jobs_executor *e, const json_t *job)
     if (db_local_started(e->app->pool, c->job_id, started_ms, &err) != GW_OK)
         GW_LOG_WARN("local job %s: recording its start failed: %s", c->job_id, err.msg);
     log_note(c->log_fd, "attempt %d of %d: %s %s (session %d%s%s)", c->attempt, c->max_attempts,
-             cfg->local_python, jstr(job, "script_key"), (int)pid,
+             cfg->local_python, gw_json_str(job, "script_key"), (int)pid,
              visible[0] ? ", CUDA_VISIBLE_DEVICES=" : "", visible);
     GW_LOG_INFO("local job %s: attempt %d started (pid %d)", c->job_id, c->attempt, (int)pid);
     return 1;
@@ -820,7 +814,7 @@ static void schedule(struct jobs_executor *e)
         if (why[0] != '\0') { /* the machine shrank since it was accepted */
             char reason[300];
             gw_fmt(reason, sizeof(reason), "cannot run locally: %s", why);
-            struct db_job_event ev = local_event(e, jstr(job, "id"), "FAILED", reason);
+            struct db_job_event ev = local_event(e, gw_json_str(job, "id"), "FAILED", reason);
             ev.stopped_ms = gw_now_ms();
             report(e, &ev, 0);
             rc = 1;

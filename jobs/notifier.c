@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "common/encode.h"
 #include "common/err.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/time.h"
@@ -36,11 +37,6 @@ struct jobs_notifier {
     int nworkers;
     struct jobs_listener *listener;
 };
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 void jobs_webhook_signature(char *out, size_t outlen, const char *secret, long long t,
                             const char *body, size_t len)
@@ -67,32 +63,34 @@ char *jobs_notify_summary(const json_t *job, const char *region)
     char exit_code[24] = "-";
     if (json_is_integer(ec))
         gw_fmt(exit_code, sizeof(exit_code), "%lld", (long long)json_integer_value(ec));
-    gw_buf_printf(
-        &b,
-        "Job %s is %s.\n\n"
-        "Script:       %s\n"
-        "Status:       %s\n"
-        "Reason:       %s\n"
-        "Exit code:    %s\n"
-        "Attempts:     %lld\n"
-        "Compute:      %s, %lld vCPU, %lld MiB, %lld GPU\n"
-        "Started:      %s\n"
-        "Stopped:      %s\n"
-        "Output:       %s\n",
-        jstr(job, "id"), jstr(job, "status"), jstr(job, "script_key"), jstr(job, "status"),
-        jstr(job, "status_reason") ? jstr(job, "status_reason") : "-", exit_code,
-        (long long)json_integer_value(json_object_get(job, "attempts")), jstr(job, "compute_type"),
-        (long long)json_integer_value(json_object_get(res, "vcpus")),
-        (long long)json_integer_value(json_object_get(res, "memory")),
-        (long long)json_integer_value(json_object_get(res, "gpus")),
-        jstr(job, "started_at") ? jstr(job, "started_at") : "-",
-        jstr(job, "stopped_at") ? jstr(job, "stopped_at") : "-", jstr(job, "output_uri"));
+    gw_buf_printf(&b,
+                  "Job %s is %s.\n\n"
+                  "Script:       %s\n"
+                  "Status:       %s\n"
+                  "Reason:       %s\n"
+                  "Exit code:    %s\n"
+                  "Attempts:     %lld\n"
+                  "Compute:      %s, %lld vCPU, %lld MiB, %lld GPU\n"
+                  "Started:      %s\n"
+                  "Stopped:      %s\n"
+                  "Output:       %s\n",
+                  gw_json_str(job, "id"), gw_json_str(job, "status"),
+                  gw_json_str(job, "script_key"), gw_json_str(job, "status"),
+                  gw_json_str(job, "status_reason") ? gw_json_str(job, "status_reason") : "-",
+                  exit_code, (long long)json_integer_value(json_object_get(job, "attempts")),
+                  gw_json_str(job, "compute_type"),
+                  (long long)json_integer_value(json_object_get(res, "vcpus")),
+                  (long long)json_integer_value(json_object_get(res, "memory")),
+                  (long long)json_integer_value(json_object_get(res, "gpus")),
+                  gw_json_str(job, "started_at") ? gw_json_str(job, "started_at") : "-",
+                  gw_json_str(job, "stopped_at") ? gw_json_str(job, "stopped_at") : "-",
+                  gw_json_str(job, "output_uri"));
     const json_t *meta = json_object_get(job, "metadata");
     gw_buf_printf(&b, "User:         %s\nProject:      %s\nExperiment:   %s\n",
-                  jstr(meta, "user") ? jstr(meta, "user") : "-",
-                  jstr(meta, "project") ? jstr(meta, "project") : "-",
-                  jstr(meta, "experiment") ? jstr(meta, "experiment") : "-");
-    const char *stream = jstr(job, "log_stream");
+                  gw_json_str(meta, "user") ? gw_json_str(meta, "user") : "-",
+                  gw_json_str(meta, "project") ? gw_json_str(meta, "project") : "-",
+                  gw_json_str(meta, "experiment") ? gw_json_str(meta, "experiment") : "-");
+    const char *stream = gw_json_str(job, "log_stream");
     if (stream != NULL && region != NULL && region[0] != '\0') {
         /* The console's log link: '/' in names is written $252F. */
         gw_buf_printf(&b,
@@ -122,8 +120,8 @@ static int send_email(struct jobs_notifier *n, const struct db_notification *it,
     if (cfg->smtp_url == NULL)
         return gw_err_set(err, GW_EINVAL, "no SMTP server configured (MLGW_SMTP_URL)");
     char subject[300];
-    gw_fmt(subject, sizeof(subject), "[ml-gateway] %s: job %s (%s)", jstr(job, "status"),
-           jstr(job, "id"), jstr(job, "script_key"));
+    gw_fmt(subject, sizeof(subject), "[ml-gateway] %s: job %s (%s)", gw_json_str(job, "status"),
+           gw_json_str(job, "id"), gw_json_str(job, "script_key"));
     char *body = jobs_notify_summary(job, n->aws ? aws_client_region(n->aws) : NULL);
     const char *to[] = {it->recipient};
     struct jobs_mail m = {
@@ -192,9 +190,9 @@ static int send_sns(struct jobs_notifier *n, const json_t *job, const char *topi
     if (n->aws == NULL)
         return gw_err_set(err, GW_EINVAL, "AWS is not configured");
     char subject[100];
-    gw_fmt(subject, sizeof(subject), "ml-gateway: job %s", jstr(job, "status"));
+    gw_fmt(subject, sizeof(subject), "ml-gateway: job %s", gw_json_str(job, "status"));
     char *body = jobs_notify_summary(job, aws_client_region(n->aws));
-    struct aws_sns_attribute attrs[] = {{"status", jstr(job, "status")}};
+    struct aws_sns_attribute attrs[] = {{"status", gw_json_str(job, "status")}};
     struct aws_sns_publish in = {.topic_arn = topic,
                                  .message = body ? body : "",
                                  .subject = subject,
@@ -245,8 +243,8 @@ static int notify_run(void *arg)
         struct gw_err derr = {0};
         if (rc == GW_OK) {
             count(it.channel, "sent");
-            GW_LOG_INFO("notified %s %s of job %s %s", it.channel, it.recipient, jstr(job, "id"),
-                        it.status);
+            GW_LOG_INFO("notified %s %s of job %s %s", it.channel, it.recipient,
+                        gw_json_str(job, "id"), it.status);
             (void)db_notification_sent(n->app->pool, it.id, &derr);
         } else if (rc == GW_EUNAVAIL && it.attempts < cfg->notify_max_attempts) {
             count(it.channel, "retry");

@@ -14,6 +14,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/id.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/parse.h"
@@ -22,11 +23,6 @@
 #include "routes/routes.h"
 
 #include "common/poison.h"
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 static long long jint_or(const json_t *o, const char *k, long long def)
 {
@@ -37,10 +33,10 @@ static long long jint_or(const json_t *o, const char *k, long long def)
 /* The gateway's job id in the tags, else at the end of the job name. */
 static const char *gateway_id_of(const json_t *detail)
 {
-    const char *tag = jstr(json_object_get(detail, "tags"), "mlgw:job-id");
+    const char *tag = gw_json_str(json_object_get(detail, "tags"), "mlgw:job-id");
     if (tag != NULL && gw_uuid_valid(tag))
         return tag;
-    const char *name = jstr(detail, "jobName");
+    const char *name = gw_json_str(detail, "jobName");
     size_t n = name ? strlen(name) : 0;
     if (n >= 36 && gw_uuid_valid(name + n - 36))
         return name + n - 36;
@@ -54,7 +50,7 @@ static long long requirement(const json_t *container, const char *type, long lon
     json_t *r;
     json_array_foreach(json_object_get(container, "resourceRequirements"), i, r)
     {
-        const char *t = jstr(r, "type"), *v = jstr(r, "value");
+        const char *t = gw_json_str(r, "type"), *v = gw_json_str(r, "value");
         long long n;
         if (t && v && strcmp(t, type) == 0 && gw_parse_ll(&n, v, 0, (long long)1 << 40) == GW_OK)
             return n;
@@ -68,8 +64,8 @@ static const char *env_value(const json_t *container, const char *name)
     json_t *e;
     json_array_foreach(json_object_get(container, "environment"), i, e)
     {
-        if (jstr(e, "name") != NULL && strcmp(jstr(e, "name"), name) == 0)
-            return jstr(e, "value");
+        if (gw_json_str(e, "name") != NULL && strcmp(gw_json_str(e, "name"), name) == 0)
+            return gw_json_str(e, "value");
     }
     return NULL;
 }
@@ -88,18 +84,19 @@ int rt_apply_batch_event(struct rt_request *req, struct rt_reply *out, json_t *e
                                            "RUNNING",   "SUCCEEDED", "FAILED",   NULL};
     const struct gw_config *cfg = req->app->cfg;
     json_t *errors = json_array();
-    const char *id = jstr(event, "id");
-    const char *dtype = jstr(event, "detail-type");
+    const char *id = gw_json_str(event, "id");
+    const char *dtype = gw_json_str(event, "detail-type");
     const json_t *detail = json_object_get(event, "detail");
-    const char *status = jstr(detail, "status");
-    const char *batch_id = jstr(detail, "jobId");
+    const char *status = gw_json_str(detail, "status");
+    const char *batch_id = gw_json_str(detail, "jobId");
     if (id == NULL || id[0] == '\0' || strlen(id) > 256)
         json_array_append_new(
             errors, json_pack("{s:s,s:s}", "field", "id", "message", "must be the event's id"));
     if (dtype == NULL || strcmp(dtype, "Batch Job State Change") != 0)
         json_array_append_new(errors, json_pack("{s:s,s:s}", "field", "detail-type", "message",
                                                 "must be \"Batch Job State Change\""));
-    if (jstr(event, "source") == NULL || strcmp(jstr(event, "source"), "aws.batch") != 0)
+    if (gw_json_str(event, "source") == NULL ||
+        strcmp(gw_json_str(event, "source"), "aws.batch") != 0)
         json_array_append_new(
             errors, json_pack("{s:s,s:s}", "field", "source", "message", "must be \"aws.batch\""));
     if (!json_is_object(detail) || batch_id == NULL || batch_id[0] == '\0')
@@ -126,9 +123,9 @@ int rt_apply_batch_event(struct rt_request *req, struct rt_reply *out, json_t *e
     const json_t *ec = json_object_get(json_object_get(last, "container"), "exitCode");
     if (!json_is_integer(ec))
         ec = json_object_get(container, "exitCode");
-    const char *log_stream = jstr(json_object_get(last, "container"), "logStreamName");
+    const char *log_stream = gw_json_str(json_object_get(last, "container"), "logStreamName");
     if (log_stream == NULL)
-        log_stream = jstr(container, "logStreamName");
+        log_stream = gw_json_str(container, "logStreamName");
 
     char new_id[37], uri[512];
     if (gw_uuid7(new_id) != GW_OK) {
@@ -146,23 +143,21 @@ int rt_apply_batch_event(struct rt_request *req, struct rt_reply *out, json_t *e
         .gateway_id = gateway_id_of(detail),
         .new_id = new_id,
         .status = status,
-        .reason = jstr(detail, "statusReason"),
+        .reason = gw_json_str(detail, "statusReason"),
         .exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1,
         .attempts = (int)json_array_size(attempts),
         .log_stream = log_stream,
         .started_ms = jint_or(detail, "startedAt", 0),
         .stopped_ms = jint_or(detail, "stoppedAt", 0),
-        .job_name = jstr(detail, "jobName"),
-        .queue = jstr(detail, "jobQueue"),
+        .job_name = gw_json_str(detail, "jobName"),
+        .queue = gw_json_str(detail, "jobQueue"),
         .script_key = env_value(container, "SCRIPT_KEY"),
         .output_uri = uri,
         .vcpus = requirement(container, "VCPU", jint_or(container, "vcpus", -1)),
         .memory = requirement(container, "MEMORY", jint_or(container, "memory", -1)),
         .gpus = requirement(container, "GPU", 0),
-        .notify_statuses = req->app->notify_statuses_pg,
-        .global_emails = req->app->notify_emails_pg,
-        .topic = cfg->notify_topic_arn,
     };
+    jobs_event_policy(&ev, req->app);
     struct db_job_event_result r;
     struct gw_err err = {0};
     int rc = db_job_event_apply(&r, req->app->pool, &ev, &err);
