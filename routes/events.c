@@ -20,55 +20,10 @@
 #include "common/parse.h"
 #include "db/events.h"
 #include "jobs/app.h"
+#include "routes/batch_event.h"
 #include "routes/routes.h"
 
 #include "common/poison.h"
-
-static long long jint_or(const json_t *o, const char *k, long long def)
-{
-    const json_t *v = json_object_get(o, k);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : def;
-}
-
-/* The gateway's job id in the tags, else at the end of the job name. */
-static const char *gateway_id_of(const json_t *detail)
-{
-    const char *tag = gw_json_str(json_object_get(detail, "tags"), "mlgw:job-id");
-    if (tag != NULL && gw_uuid_valid(tag))
-        return tag;
-    const char *name = gw_json_str(detail, "jobName");
-    size_t n = name ? strlen(name) : 0;
-    if (n >= 36 && gw_uuid_valid(name + n - 36))
-        return name + n - 36;
-    return NULL;
-}
-
-/* A resourceRequirements value of type (VCPU, MEMORY, GPU), or def. */
-static long long requirement(const json_t *container, const char *type, long long def)
-{
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(container, "resourceRequirements"), i, r)
-    {
-        const char *t = gw_json_str(r, "type"), *v = gw_json_str(r, "value");
-        long long n;
-        if (t && v && strcmp(t, type) == 0 && gw_parse_ll(&n, v, 0, (long long)1 << 40) == GW_OK)
-            return n;
-    }
-    return def;
-}
-
-static const char *env_value(const json_t *container, const char *name)
-{
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(container, "environment"), i, e)
-    {
-        if (gw_json_str(e, "name") != NULL && strcmp(gw_json_str(e, "name"), name) == 0)
-            return gw_json_str(e, "value");
-    }
-    return NULL;
-}
 
 static void count_callback(const char *source, const char *result)
 {
@@ -77,104 +32,55 @@ static void count_callback(const char *source, const char *result)
     gw_metrics_add("mlgw_callbacks_total", labels, 1);
 }
 
-int rt_apply_batch_event(struct rt_request *req, struct rt_reply *out, json_t *event,
-                         const char *source)
+/* Applies one Batch Job State Change event (from EventBridge or SNS) and
+ * replies; 422 naming the fields when it is not one. */
+static void apply_batch_event(struct rt_request *req, struct rt_reply *out, const json_t *event,
+                              const char *source)
 {
-    static const char *const statuses[] = {"SUBMITTED", "PENDING",   "RUNNABLE", "STARTING",
-                                           "RUNNING",   "SUCCEEDED", "FAILED",   NULL};
     const struct gw_config *cfg = req->app->cfg;
+    struct db_job_event ev;
     json_t *errors = json_array();
-    const char *id = gw_json_str(event, "id");
-    const char *dtype = gw_json_str(event, "detail-type");
-    const json_t *detail = json_object_get(event, "detail");
-    const char *status = gw_json_str(detail, "status");
-    const char *batch_id = gw_json_str(detail, "jobId");
-    if (id == NULL || id[0] == '\0' || strlen(id) > 256)
-        json_array_append_new(
-            errors, json_pack("{s:s,s:s}", "field", "id", "message", "must be the event's id"));
-    if (dtype == NULL || strcmp(dtype, "Batch Job State Change") != 0)
-        json_array_append_new(errors, json_pack("{s:s,s:s}", "field", "detail-type", "message",
-                                                "must be \"Batch Job State Change\""));
-    if (gw_json_str(event, "source") == NULL ||
-        strcmp(gw_json_str(event, "source"), "aws.batch") != 0)
-        json_array_append_new(
-            errors, json_pack("{s:s,s:s}", "field", "source", "message", "must be \"aws.batch\""));
-    if (!json_is_object(detail) || batch_id == NULL || batch_id[0] == '\0')
-        json_array_append_new(
-            errors, json_pack("{s:s,s:s}", "field", "detail.jobId", "message", "is required"));
-    int known = 0;
-    for (size_t i = 0; status != NULL && statuses[i] != NULL; i++)
-        known |= strcmp(status, statuses[i]) == 0;
-    if (!known)
-        json_array_append_new(errors, json_pack("{s:s,s:s}", "field", "detail.status", "message",
-                                                "must be an AWS Batch job status"));
-    if (json_array_size(errors) > 0) {
+    if (errors == NULL) {
+        rt_reply_error(req, out, GW_ENOMEM, NULL);
+        return;
+    }
+    if (rt_batch_event_parse(&ev, errors, event, source) != GW_OK) {
         count_callback(source, "invalid");
         /* 422: EventBridge does not retry it, and nothing is stored. */
         rt_reply_problem(req, out, 422, "Unprocessable Content",
                          "not a Batch Job State Change event; see errors", errors);
-        return GW_EINVAL;
+        return;
     }
     json_decref(errors);
-
-    const json_t *attempts = json_object_get(detail, "attempts");
-    const json_t *last = json_array_get(attempts, json_array_size(attempts) - 1);
-    const json_t *container = json_object_get(detail, "container");
-    const json_t *ec = json_object_get(json_object_get(last, "container"), "exitCode");
-    if (!json_is_integer(ec))
-        ec = json_object_get(container, "exitCode");
-    const char *log_stream = gw_json_str(json_object_get(last, "container"), "logStreamName");
-    if (log_stream == NULL)
-        log_stream = gw_json_str(container, "logStreamName");
 
     char new_id[37], uri[512];
     if (gw_uuid7(new_id) != GW_OK) {
         rt_reply_error(req, out, GW_ENOMEM, NULL);
-        return GW_ENOMEM;
+        return;
     }
     if (cfg->output_bucket != NULL)
         gw_fmt(uri, sizeof(uri), "s3://%s/jobs/%s/", cfg->output_bucket, new_id);
     else
         gw_fmt(uri, sizeof(uri), "file://%s/output/jobs/%s/", cfg->local_root, new_id);
-    struct db_job_event ev = {
-        .event_id = id,
-        .source = source,
-        .batch_job_id = batch_id,
-        .gateway_id = gateway_id_of(detail),
-        .new_id = new_id,
-        .status = status,
-        .reason = gw_json_str(detail, "statusReason"),
-        .exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1,
-        .attempts = (int)json_array_size(attempts),
-        .log_stream = log_stream,
-        .started_ms = jint_or(detail, "startedAt", 0),
-        .stopped_ms = jint_or(detail, "stoppedAt", 0),
-        .job_name = gw_json_str(detail, "jobName"),
-        .queue = gw_json_str(detail, "jobQueue"),
-        .script_key = env_value(container, "SCRIPT_KEY"),
-        .output_uri = uri,
-        .vcpus = requirement(container, "VCPU", jint_or(container, "vcpus", -1)),
-        .memory = requirement(container, "MEMORY", jint_or(container, "memory", -1)),
-        .gpus = requirement(container, "GPU", 0),
-    };
+    ev.new_id = new_id;
+    ev.output_uri = uri;
     jobs_event_policy(&ev, req->app);
     struct db_job_event_result r;
     struct gw_err err = {0};
     int rc = db_job_event_apply(&r, req->app->pool, &ev, &err);
     if (rc != GW_OK) {
         count_callback(source, "error");
-        /* 503 with Retry-After: EventBridge tries again later. */
-        rt_reply_error(req, out, rc == GW_EUNAVAIL ? rc : GW_EUNAVAIL, &err);
-        return rc;
+        /* 5xx: EventBridge and SNS try again later. */
+        rt_reply_error(req, out, rc, &err);
+        return;
     }
     count_callback(source, r.result);
     if (strcmp(r.result, "applied") == 0 || strcmp(r.result, "created") == 0)
-        GW_LOG_INFO("job %s is %s (%s event %s)", r.job_id, r.status, source, id);
+        GW_LOG_INFO("job %s is %s (%s event %s)", r.job_id, r.status, source, ev.event_id);
     rt_reply_json(out, 200,
                   json_pack("{s:s,s:s?,s:s?}", "result", r.result, "job_id",
                             r.job_id[0] ? r.job_id : NULL, "status",
                             r.status[0] ? r.status : NULL));
-    return GW_OK;
 }
 
 void rt_events_batch(struct rt_request *req, struct rt_reply *out)
@@ -197,7 +103,7 @@ void rt_events_batch(struct rt_request *req, struct rt_reply *out)
         count_callback("eventbridge", "invalid");
         return;
     }
-    rt_apply_batch_event(req, out, event, "eventbridge");
+    apply_batch_event(req, out, event, "eventbridge");
     json_decref(event);
 }
 
@@ -305,7 +211,7 @@ void rt_events_sns(struct rt_request *req, struct rt_reply *out)
             rt_reply_problem(req, out, 422, "Unprocessable Content",
                              "the SNS message is not a Batch Job State Change event", NULL);
         } else {
-            rt_apply_batch_event(req, out, event, "sns");
+            apply_batch_event(req, out, event, "sns");
         }
         json_decref(event);
     } else {

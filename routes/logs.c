@@ -213,7 +213,7 @@ static void reply_cloud(struct rt_request *req, struct rt_reply *out, const json
         } else if (rc != GW_OK) {
             gw_err_set(&err, rc, "CloudWatch Logs GetLogEvents (%s %s): HTTP %ld %s: %s",
                        cfg->batch_log_group, stream, aerr.http_status, aerr.code, aerr.message);
-            rt_reply_error(req, out, rc == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EUPSTREAM, &err);
+            rt_reply_error(req, out, rc, &err);
             return;
         }
         /* A forward token that comes back unchanged means: at the end for now. */

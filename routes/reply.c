@@ -114,16 +114,36 @@ void rt_reply_problem(struct rt_request *req, struct rt_reply *out, unsigned sta
     reply_json_as(out, status, p, "application/problem+json");
 }
 
+/* What a client is told for a code whose detail is not public. */
+static const char *generic_detail(int code)
+{
+    switch (code) {
+    case GW_EINVAL: return "the request is not valid";
+    case GW_EPARSE: return "the request is malformed";
+    case GW_ENOTFOUND: return "no such resource";
+    case GW_ECONFLICT: return "the request conflicts with the resource's current state";
+    case GW_ETOOBIG: return "the request is over a limit";
+    default: return NULL;
+    }
+}
+
 void rt_reply_error(struct rt_request *req, struct rt_reply *out, int code,
                     const struct gw_err *err)
 {
     const char *msg = (err != NULL && err->msg[0] != '\0') ? err->msg : gw_code_name(code);
+    /* Only text its writer marked public reaches the client: database and AWS
+     * text (SQLSTATEs, constraint names, hosts) stays in the log. */
+    const char *detail = (err != NULL && err->public && err->msg[0] != '\0') ? err->msg : NULL;
+    if (detail == NULL && generic_detail(code) != NULL) {
+        GW_LOG_INFO("%s: %s", gw_code_name(code), msg);
+        detail = generic_detail(code);
+    }
     switch (code) {
-    case GW_EINVAL: rt_reply_problem(req, out, 422, "Unprocessable Content", msg, NULL); return;
-    case GW_EPARSE: rt_reply_problem(req, out, 400, "Bad Request", msg, NULL); return;
-    case GW_ENOTFOUND: rt_reply_problem(req, out, 404, "Not Found", msg, NULL); return;
-    case GW_ECONFLICT: rt_reply_problem(req, out, 409, "Conflict", msg, NULL); return;
-    case GW_ETOOBIG: rt_reply_problem(req, out, 413, "Content Too Large", msg, NULL); return;
+    case GW_EINVAL: rt_reply_problem(req, out, 422, "Unprocessable Content", detail, NULL); return;
+    case GW_EPARSE: rt_reply_problem(req, out, 400, "Bad Request", detail, NULL); return;
+    case GW_ENOTFOUND: rt_reply_problem(req, out, 404, "Not Found", detail, NULL); return;
+    case GW_ECONFLICT: rt_reply_problem(req, out, 409, "Conflict", detail, NULL); return;
+    case GW_ETOOBIG: rt_reply_problem(req, out, 413, "Content Too Large", detail, NULL); return;
     case GW_EUPSTREAM:
         /* An upstream service (AWS) refused the call; what it said stays in the log. */
         GW_LOG_WARN("upstream failure: %s", msg);

@@ -30,10 +30,6 @@ void rt_jobs_logs(struct rt_request *req, struct rt_reply *out);
 /* events.c */
 void rt_events_batch(struct rt_request *req, struct rt_reply *out);
 void rt_events_sns(struct rt_request *req, struct rt_reply *out);
-/* Applies one Batch Job State Change event (from EventBridge or SNS) and
- * replies; 422 when it is not one. */
-int rt_apply_batch_event(struct rt_request *req, struct rt_reply *out, json_t *event,
-                         const char *source);
 
 /* health.c */
 void rt_healthz(struct rt_request *req, struct rt_reply *out);

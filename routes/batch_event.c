@@ -1,0 +1,131 @@
+/*
+ * batch_event.c — EventBridge "Batch Job State Change" → db_job_event
+ * (batch_event.h). Validation names every bad field; nothing is looked up
+ * or stored here.
+ */
+#include "routes/batch_event.h"
+
+#include <string.h>
+
+#include "common/err.h"
+#include "common/id.h"
+#include "common/json.h"
+#include "common/parse.h"
+
+#include "common/poison.h"
+
+static long long jint_or(const json_t *o, const char *k, long long def)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : def;
+}
+
+/* The gateway's job id in the tags, else at the end of the job name. */
+static const char *gateway_id_of(const json_t *detail)
+{
+    const char *tag = gw_json_str(json_object_get(detail, "tags"), "mlgw:job-id");
+    if (tag != NULL && gw_uuid_valid(tag))
+        return tag;
+    const char *name = gw_json_str(detail, "jobName");
+    size_t n = name ? strlen(name) : 0;
+    if (n >= 36 && gw_uuid_valid(name + n - 36))
+        return name + n - 36;
+    return NULL;
+}
+
+/* A resourceRequirements value of type (VCPU, MEMORY, GPU), or def. */
+static long long requirement(const json_t *container, const char *type, long long def)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(container, "resourceRequirements"), i, r)
+    {
+        const char *t = gw_json_str(r, "type"), *v = gw_json_str(r, "value");
+        long long n;
+        if (t && v && strcmp(t, type) == 0 && gw_parse_ll(&n, v, 0, (long long)1 << 40) == GW_OK)
+            return n;
+    }
+    return def;
+}
+
+static const char *env_value(const json_t *container, const char *name)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(container, "environment"), i, e)
+    {
+        if (gw_json_str(e, "name") != NULL && strcmp(gw_json_str(e, "name"), name) == 0)
+            return gw_json_str(e, "value");
+    }
+    return NULL;
+}
+
+static void add_error(json_t *errors, const char *field, const char *message)
+{
+    json_array_append_new(errors, json_pack("{s:s,s:s}", "field", field, "message", message));
+}
+
+static int batch_status_known(const char *status)
+{
+    static const char *const statuses[] = {"SUBMITTED", "PENDING",   "RUNNABLE", "STARTING",
+                                           "RUNNING",   "SUCCEEDED", "FAILED",   NULL};
+    for (size_t i = 0; status != NULL && statuses[i] != NULL; i++)
+        if (strcmp(status, statuses[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int rt_batch_event_parse(struct db_job_event *out, json_t *errors, const json_t *event,
+                         const char *source)
+{
+    const char *id = gw_json_str(event, "id");
+    const char *dtype = gw_json_str(event, "detail-type");
+    const char *src = gw_json_str(event, "source");
+    const json_t *detail = json_object_get(event, "detail");
+    const char *status = gw_json_str(detail, "status");
+    const char *batch_id = gw_json_str(detail, "jobId");
+    size_t before = json_array_size(errors);
+    memset(out, 0, sizeof(*out));
+    if (id == NULL || id[0] == '\0' || strlen(id) > 256)
+        add_error(errors, "id", "must be the event's id");
+    if (dtype == NULL || strcmp(dtype, "Batch Job State Change") != 0)
+        add_error(errors, "detail-type", "must be \"Batch Job State Change\"");
+    if (src == NULL || strcmp(src, "aws.batch") != 0)
+        add_error(errors, "source", "must be \"aws.batch\"");
+    if (!json_is_object(detail) || batch_id == NULL || batch_id[0] == '\0')
+        add_error(errors, "detail.jobId", "is required");
+    if (!batch_status_known(status))
+        add_error(errors, "detail.status", "must be an AWS Batch job status");
+    if (json_array_size(errors) > before)
+        return GW_EINVAL;
+
+    const json_t *attempts = json_object_get(detail, "attempts");
+    const json_t *last = json_array_get(attempts, json_array_size(attempts) - 1);
+    const json_t *container = json_object_get(detail, "container");
+    const json_t *ec = json_object_get(json_object_get(last, "container"), "exitCode");
+    if (!json_is_integer(ec))
+        ec = json_object_get(container, "exitCode");
+    const char *log_stream = gw_json_str(json_object_get(last, "container"), "logStreamName");
+    if (log_stream == NULL)
+        log_stream = gw_json_str(container, "logStreamName");
+    *out = (struct db_job_event){
+        .event_id = id,
+        .source = source,
+        .batch_job_id = batch_id,
+        .gateway_id = gateway_id_of(detail),
+        .status = status,
+        .reason = gw_json_str(detail, "statusReason"),
+        .exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1,
+        .attempts = (int)json_array_size(attempts),
+        .log_stream = log_stream,
+        .started_ms = jint_or(detail, "startedAt", 0),
+        .stopped_ms = jint_or(detail, "stoppedAt", 0),
+        .job_name = gw_json_str(detail, "jobName"),
+        .queue = gw_json_str(detail, "jobQueue"),
+        .script_key = env_value(container, "SCRIPT_KEY"),
+        .vcpus = requirement(container, "VCPU", jint_or(container, "vcpus", -1)),
+        .memory = requirement(container, "MEMORY", jint_or(container, "memory", -1)),
+        .gpus = requirement(container, "GPU", 0),
+    };
+    return GW_OK;
+}

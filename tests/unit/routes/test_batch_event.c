@@ -1,0 +1,103 @@
+/*
+ * test_batch_event.c — unit tests for routes/batch_event.c: an EventBridge
+ * "Batch Job State Change" event becomes a db_job_event, and a malformed one
+ * names each bad field.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "routes/batch_event.h"
+
+static const char sample[] =
+    "{\"version\":\"0\",\"id\":\"c8f9c4b5-76e5-d76a-f980-7011e206042b\","
+    "\"detail-type\":\"Batch Job State Change\",\"source\":\"aws.batch\","
+    "\"detail\":{\"jobName\":\"train-0190f4c2-6b3e-7a8e-9c1d-2f3a4b5c6d7e\","
+    "\"jobId\":\"4c7599ae-0a82-49aa-ba5a-4727fcce14a8\",\"jobQueue\":\"arn:aws:batch:q/gpu\","
+    "\"status\":\"FAILED\",\"statusReason\":\"Essential container exited\","
+    "\"startedAt\":1764000000000,\"stoppedAt\":1764000060000,"
+    "\"attempts\":[{\"container\":{\"exitCode\":1,\"logStreamName\":\"first\"}},"
+    "{\"container\":{\"exitCode\":3,\"logStreamName\":\"second\"}}],"
+    "\"tags\":{\"mlgw:job-id\":\"0190f4c2-6b3e-7a8e-9c1d-2f3a4b5c6d7f\"},"
+    "\"container\":{\"exitCode\":9,\"resourceRequirements\":[{\"type\":\"VCPU\",\"value\":\"4\"},"
+    "{\"type\":\"MEMORY\",\"value\":\"16384\"},{\"type\":\"GPU\",\"value\":\"1\"}],"
+    "\"environment\":[{\"name\":\"SCRIPT_KEY\",\"value\":\"jobs/train.py\"}]}}}";
+
+static json_t *load(const char *text)
+{
+    json_error_t je;
+    json_t *v = json_loads(text, 0, &je);
+    cr_assert_not_null(v, "%s", je.text);
+    return v;
+}
+
+Test(rt_batch_event, reads_the_last_attempt_resources_tags_and_script_of_a_sample_event)
+{
+    json_t *event = load(sample), *errors = json_array();
+    struct db_job_event ev;
+    cr_assert_eq(rt_batch_event_parse(&ev, errors, event, "eventbridge"), GW_OK);
+    cr_expect_eq(json_array_size(errors), 0);
+    cr_expect_str_eq(ev.event_id, "c8f9c4b5-76e5-d76a-f980-7011e206042b");
+    cr_expect_str_eq(ev.source, "eventbridge");
+    cr_expect_str_eq(ev.batch_job_id, "4c7599ae-0a82-49aa-ba5a-4727fcce14a8");
+    cr_expect_str_eq(ev.gateway_id, "0190f4c2-6b3e-7a8e-9c1d-2f3a4b5c6d7f", "the tag wins");
+    cr_expect_str_eq(ev.status, "FAILED");
+    cr_expect_str_eq(ev.reason, "Essential container exited");
+    cr_expect_eq(ev.exit_code, 3, "the last attempt's exit code");
+    cr_expect_eq(ev.attempts, 2);
+    cr_expect_str_eq(ev.log_stream, "second");
+    cr_expect_eq(ev.started_ms, 1764000000000LL);
+    cr_expect_eq(ev.stopped_ms, 1764000060000LL);
+    cr_expect_eq(ev.vcpus, 4);
+    cr_expect_eq(ev.memory, 16384);
+    cr_expect_eq(ev.gpus, 1);
+    cr_expect_str_eq(ev.script_key, "jobs/train.py");
+    cr_expect_null(ev.new_id, "left to the caller");
+    cr_expect_null(ev.output_uri, "left to the caller");
+    cr_expect_null(ev.notify_statuses, "left to the caller");
+    json_decref(errors);
+    json_decref(event);
+}
+
+Test(rt_batch_event, takes_the_gateway_id_from_the_job_name_without_a_tag)
+{
+    json_t *event = load(sample), *errors = json_array();
+    json_object_del(json_object_get(event, "detail"), "tags");
+    struct db_job_event ev;
+    cr_assert_eq(rt_batch_event_parse(&ev, errors, event, "sns"), GW_OK);
+    cr_expect_str_eq(ev.gateway_id, "0190f4c2-6b3e-7a8e-9c1d-2f3a4b5c6d7e");
+    json_decref(errors);
+    json_decref(event);
+}
+
+Test(rt_batch_event, names_every_bad_field_of_a_malformed_event)
+{
+    json_t *event = load("{\"id\":\"\",\"detail-type\":\"EC2 Instance State-change\","
+                         "\"source\":\"aws.ec2\",\"detail\":{\"status\":\"DONE\"}}");
+    json_t *errors = json_array();
+    struct db_job_event ev;
+    cr_assert_eq(rt_batch_event_parse(&ev, errors, event, "eventbridge"), GW_EINVAL);
+    static const char *const fields[] = {"id", "detail-type", "source", "detail.jobId",
+                                         "detail.status"};
+    cr_assert_eq(json_array_size(errors), 5);
+    for (size_t i = 0; i < 5; i++)
+        cr_expect_str_eq(json_string_value(json_object_get(json_array_get(errors, i), "field")),
+                         fields[i]);
+    json_decref(errors);
+    json_decref(event);
+}
+
+Test(rt_batch_event, refuses_a_status_batch_never_sends_and_an_id_over_256_bytes)
+{
+    json_t *event = load(sample), *errors = json_array();
+    struct db_job_event ev;
+    json_object_set_new(json_object_get(event, "detail"), "status", json_string("succeeded"));
+    char id[300];
+    memset(id, 'a', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    json_object_set_new(event, "id", json_string(id));
+    cr_assert_eq(rt_batch_event_parse(&ev, errors, event, "eventbridge"), GW_EINVAL);
+    cr_expect_eq(json_array_size(errors), 2);
+    json_decref(errors);
+    json_decref(event);
+}
