@@ -1,8 +1,10 @@
 /*
  * log.c — writes one JSON object per line to stderr. Each line is built in a
- * stack buffer and written with a single write(2), so lines from different
- * threads never interleave. Lines longer than the buffer are truncated, never
- * split.
+ * bounded buffer (LOG_LINE_MAX) and written with one write(2) call (looping
+ * only on a short write), so lines from different threads do not
+ * interleave. A message is cut to 2 KiB before it is escaped; a line that
+ * would still exceed the buffer is replaced by a "(log line too long)" line
+ * of the same level, so every line stays valid JSON. Nothing is ever split.
  */
 #include "common/log.h"
 
@@ -29,22 +31,9 @@ void gw_log_set_level(int level)
         gw_log_min_level = level;
 }
 
-int gw_log_level_parse(const char *s)
-{
-    for (size_t i = 0; i < GW_ARRAY_LEN(level_names); i++)
-        if (strcmp(s, level_names[i]) == 0)
-            return (int)i;
-    return -1;
-}
-
 void gw_log_set_request_id(const char *rid)
 {
     tl_request_id = rid;
-}
-
-const char *gw_log_request_id(void)
-{
-    return tl_request_id;
 }
 
 enum { LOG_LINE_MAX = 8192 };

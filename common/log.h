@@ -5,6 +5,9 @@
  * calling thread is serving a request, and optional structured fields. The
  * level is checked before anything is formatted. Callers must never pass
  * secrets; config values are redacted before they get here.
+ *
+ * Thread-safe: any thread may log at any time. The level is set once at start
+ * (gw_log_set_level) before threads start; the request id is per thread.
  */
 #ifndef MLGW_LOG_H
 #define MLGW_LOG_H
@@ -21,13 +24,10 @@ enum gw_log_level {
 extern int gw_log_min_level;
 
 void gw_log_set_level(int level);
-/* Parses "debug", "info", "warn" or "error"; -1 when unknown. */
-int gw_log_level_parse(const char *s);
 
 /* The request id attached to every line logged by this thread (borrowed: the
  * caller keeps it alive until it sets NULL). */
 void gw_log_set_request_id(const char *rid);
-const char *gw_log_request_id(void);
 
 void gw_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -2,6 +2,10 @@
  * metrics.h — request counters and latency histograms in Prometheus text
  * format. Series are keyed by route pattern (never the raw path, so ids do
  * not explode the label space), method and status.
+ *
+ * One registry for the process. Every function is thread-safe (a mutex
+ * guards the registry); strings passed in are copied unless noted as
+ * static. gw_metrics_render appends to the caller's buffer.
  */
 #ifndef MLGW_METRICS_H
 #define MLGW_METRICS_H

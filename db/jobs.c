@@ -98,8 +98,8 @@ static int create_idempotent(struct db_conn *c, void *arg, struct gw_err *err)
     int locked = PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
     if (!locked)
-        return gw_err_set(err, GW_ECONFLICT,
-                          "a request with this Idempotency-Key is still in progress");
+        return gw_err_public(err, GW_ECONFLICT,
+                             "a request with this Idempotency-Key is still in progress");
 
     const char *find_params[] = {x->idem->api_key_id, x->idem->key, hash, ttl};
     rc = db_exec(&res, c, &idem_find_stmt, find_params, err);
@@ -114,8 +114,8 @@ static int create_idempotent(struct db_conn *c, void *arg, struct gw_err *err)
             x->out->replayed = 1;
             rc = x->out->json ? GW_OK : gw_err_set(err, GW_ENOMEM, "out of memory");
         } else {
-            rc = gw_err_set(err, GW_EINVAL,
-                            "this Idempotency-Key was already used for a different request");
+            rc = gw_err_public(err, GW_EINVAL,
+                               "this Idempotency-Key was already used for a different request");
         }
         PQclear(res);
         return rc;
@@ -176,7 +176,7 @@ static int get_on(char **out, struct db_conn *c, const char *id, struct gw_err *
     const char *params[] = {id};
     int rc = db_exec(&res, c, &get_stmt, params, err);
     if (rc == GW_OK && PQntuples(res) == 0)
-        rc = gw_err_set(err, GW_ENOTFOUND, "no job %s", id);
+        rc = gw_err_public(err, GW_ENOTFOUND, "no job %s", id);
     if (rc == GW_OK && (*out = strdup(PQgetvalue(res, 0, 0))) == NULL)
         rc = gw_err_set(err, GW_ENOMEM, "out of memory");
     PQclear(res);
@@ -324,7 +324,7 @@ static int cancel_tx(struct db_conn *c, void *arg, struct gw_err *err)
         if (rc != GW_OK)
             return rc;
         if (PQntuples(res) == 0) {
-            rc = gw_err_set(err, GW_ENOTFOUND, "no job %s", x->id);
+            rc = gw_err_public(err, GW_ENOTFOUND, "no job %s", x->id);
         } else {
             char st[32];
             gw_fmt(st, sizeof(st), "%s", PQgetvalue(res, 0, 0));
@@ -334,12 +334,12 @@ static int cancel_tx(struct db_conn *c, void *arg, struct gw_err *err)
             PQclear(res);
             res = NULL;
             if (terminal)
-                return gw_err_set(err, GW_ECONFLICT, "the job has already ended (%s)", st);
+                return gw_err_public(err, GW_ECONFLICT, "the job has already ended (%s)", st);
             if (!has_batch_id)
-                return gw_err_set(err, GW_ECONFLICT,
-                                  "the job was handed to SNS (%s) and its AWS Batch id is not "
-                                  "known yet; cancel it once its first state event arrives",
-                                  st);
+                return gw_err_public(err, GW_ECONFLICT,
+                                     "the job was handed to SNS (%s) and its AWS Batch id is not "
+                                     "known yet; cancel it once its first state event arrives",
+                                     st);
             rc = db_exec(NULL, c, &request_cancel_stmt, params, err);
             if (rc != GW_OK)
                 return rc;

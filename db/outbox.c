@@ -275,11 +275,11 @@ static int requeue_tx(struct db_conn *c, void *arg, struct gw_err *err)
         if (rc != GW_OK)
             return rc;
         if (PQntuples(res) == 0)
-            rc = gw_err_set(err, GW_ENOTFOUND, "no job %s", x->id);
+            rc = gw_err_public(err, GW_ENOTFOUND, "no job %s", x->id);
         else
-            rc = gw_err_set(err, GW_ECONFLICT,
-                            "only a DISPATCH_FAILED job can be retried (it is %s)",
-                            PQgetvalue(res, 0, 0));
+            rc = gw_err_public(err, GW_ECONFLICT,
+                               "only a DISPATCH_FAILED job can be retried (it is %s)",
+                               PQgetvalue(res, 0, 0));
         PQclear(res);
         return rc;
     }

@@ -243,11 +243,6 @@ void db_pool_stats(struct db_pool *p, struct db_pool_stats *out)
     pthread_mutex_unlock(&p->mu);
 }
 
-PGconn *db_conn_pg(struct db_conn *c)
-{
-    return c->pg;
-}
-
 const char *db_conn_sqlstate(const struct db_conn *c)
 {
     return c->sqlstate;

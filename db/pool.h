@@ -7,6 +7,12 @@
  * itself when it returns. A checkout waits a bounded time; callers turn
  * GW_EUNAVAIL into 503 with Retry-After. The pool does not retry statements:
  * that is the caller's decision (only it knows whether a retry is safe).
+ *
+ * Ownership and threads: the pool is created once (db_pool_new) and shared
+ * by every thread; checkout, checkin, db_exec through a checked-out
+ * connection, and the transaction helpers are safe from any thread. A
+ * checked-out db_conn belongs to the thread that took it until it is checked
+ * in. A PGresult handed out is new: the caller PQclear()s it.
  */
 #ifndef MLGW_DB_POOL_H
 #define MLGW_DB_POOL_H
@@ -59,8 +65,6 @@ void db_pool_stats(struct db_pool *pool, struct db_pool_stats *out);
 int db_connect(PGconn **out, const char *url, int connect_timeout_s, const char *appname,
                struct gw_err *err);
 
-/* The connection's libpq handle (borrowed until checkin). */
-PGconn *db_conn_pg(struct db_conn *conn);
 
 /*
  * Runs a prepared statement with text parameters (NULL entries are SQL NULL).

@@ -59,13 +59,6 @@ static void cache_put(const unsigned char hash[32], const char *id, unsigned sco
     pthread_mutex_unlock(&cache_mu);
 }
 
-void rt_auth_cache_clear(void)
-{
-    pthread_mutex_lock(&cache_mu);
-    memset(cache, 0, sizeof(cache));
-    pthread_mutex_unlock(&cache_mu);
-}
-
 static int unauthorized(struct rt_request *req, struct rt_reply *out, const char *detail)
 {
     rt_reply_problem(req, out, 401, "Unauthorized", detail, NULL);

@@ -15,7 +15,6 @@ const struct rt_route *rt_table(size_t *n);
 
 /* auth.c: the rt_authorize_fn of the gateway */
 int rt_authorize(struct rt_request *req, unsigned scope, struct rt_reply *out);
-void rt_auth_cache_clear(void);
 
 /* jobs.c */
 void rt_jobs_create(struct rt_request *req, struct rt_reply *out);

@@ -1,6 +1,6 @@
 /*
  * test_sigv4.c — unit tests for aws/sigv4.c: every case of AWS's Signature
- * Version 4 test suite (../shared/testdata/sigv4, relative to the repository
+ * Version 4 test suite (tests/data/sigv4, relative to the repository
  * root, where the tests run), compared byte for byte (canonical request,
  * string to sign, Authorization header); then aws_uri_encode, aws_amz_date,
  * presigned URLs (AWS's published S3 example included) and the limits.
@@ -17,7 +17,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 
-#define SUITE_DIR "../shared/testdata/sigv4"
+#define SUITE_DIR "tests/data/sigv4"
 #define MAX_FILE  (64 * 1024)
 #define MAX_HDRS  32
 
@@ -167,7 +167,7 @@ static char *read_expected(const char *case_dir, const char *ext)
     cr_assert(n > 0 && (size_t)n < sizeof(path));
     char *s = read_file(path, NULL);
     cr_assert_not_null(s,
-                       "cannot read %s (the suite lives in ../shared, relative to the "
+                       "cannot read %s (the suite lives in tests/data/sigv4, relative to the "
                        "repository root, where the tests run)",
                        path);
     return s;
@@ -322,7 +322,7 @@ static size_t walk_suite(const char *dir, const char *rel, int depth)
 {
     cr_assert(depth < 4, "the suite is nested deeper than expected at %s", dir);
     DIR *d = opendir(dir);
-    cr_assert_not_null(d, "cannot open %s (the suite lives in ../shared)", dir);
+    cr_assert_not_null(d, "cannot open %s (the suite lives in tests/data/sigv4)", dir);
     size_t found = 0;
     const struct dirent *e;
     while ((e = readdir(d)) != NULL) {
