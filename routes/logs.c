@@ -1,7 +1,7 @@
 /*
  * logs.c — GET /jobs/{id}/logs: one page of a job's output, oldest first.
  *
- * A local job's lines come from the executor's log file (log_file.c); a job
+ * A local job's lines come from the executor's log file (jobs/joblog.c); a job
  * on AWS Batch has its lines in CloudWatch Logs, in the group
  * MLGW_BATCH_LOG_GROUP and the stream its events named (aws/logs.c). The
  * opaque cursor says which and where: base64url of "l1:<offset>:<time of the
@@ -10,9 +10,10 @@
  * the job has not ended, so that a client can keep polling; it is null once
  * an ended job's log has been read to the end.
  *
- * The handler keeps one AWS client of its own, made on first use: the
- * gateway may know Batch jobs (from callbacks) without having any other AWS
- * setting, and this is the only route that calls AWS.
+ * CloudWatch Logs is read through the process's one AWS client
+ * (jobs_app.aws, made at start); credentials are looked up on first use, so
+ * a gateway that knows Batch jobs only from callbacks needs no other AWS
+ * setting for this route.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -1,6 +1,7 @@
 /*
  * main.c — the ml-gateway binary: argument parsing, start-up, the signal
- * loop and orderly shutdown. Subcommands: serve (default), migrate, config.
+ * loop and orderly shutdown. Subcommands: serve (the default), migrate, keys
+ * (create, list, revoke; server/keys_cmd.c) and config.
  *
  * Exit status: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.
  */
@@ -184,38 +185,49 @@ static int aws_wanted(const struct gw_config *cfg)
            cfg->dispatch == GW_DISPATCH_SNS;
 }
 
-static int cmd_serve(struct gw_config *cfg, const struct db_migration_set *set)
-{
-    struct gw_worker *janitor = NULL;
-    struct aws_creds_provider *creds = NULL;
-    struct aws_client *aws = NULL;
-    struct jobs_dispatcher *dispatcher = NULL;
-    struct jobs_executor *executor = NULL;
-    struct jobs_notifier *notifier = NULL;
-    struct jobs_app app = {0};
-    int status = 1;
-    struct db_pool *pool = NULL;
-    struct srv_http *http = NULL;
-    struct gw_err err = {0};
-    struct migrator mig = {.cfg = cfg, .set = set};
-    pthread_mutex_init(&mig.mu, NULL);
-    pthread_cond_init(&mig.cv, NULL);
+/* Everything a serving gateway holds, in the order it is started; stopped in
+ * reverse by serve_stop. */
+struct serve {
+    struct gw_config *cfg;
+    const struct db_migration_set *set;
+    struct migrator mig;
+    struct db_pool *pool;
+    struct jobs_app app;
+    struct aws_creds_provider *creds;
+    struct aws_client *aws;
+    struct jobs_executor *executor;
+    struct srv_http *http;
+    struct jobs_dispatcher *dispatcher;
+    struct jobs_notifier *notifier;
+    struct gw_worker *janitor;
+};
 
+/* Applies pending migrations now, or, with PostgreSQL down, starts the
+ * migrator thread that applies them once it is back. */
+static int serve_migrate(struct serve *s, struct gw_err *err)
+{
     int applied = 0;
-    int rc = migrate_once(cfg, set, &applied, &err);
+    int rc = migrate_once(s->cfg, s->set, &applied, err);
     if (rc == GW_EUNAVAIL) {
         GW_LOG_WARN("PostgreSQL is unavailable (%s); serving anyway, /readyz stays 503 until "
                     "migrations are applied",
-                    err.msg);
-        if (pthread_create(&mig.thread, NULL, migrator_main, &mig) == 0)
-            mig.running = 1;
-    } else if (rc != GW_OK) {
-        GW_LOG_ERROR("cannot apply migrations: %s", err.msg);
-        goto cleanup;
-    } else {
-        GW_LOG_INFO("migrations current (%d applied now, %zu known)", applied, set->n);
+                    err->msg);
+        if (pthread_create(&s->mig.thread, NULL, migrator_main, &s->mig) == 0)
+            s->mig.running = 1;
+        return GW_OK;
     }
+    if (rc != GW_OK) {
+        GW_LOG_ERROR("cannot apply migrations: %s", err->msg);
+        return rc;
+    }
+    GW_LOG_INFO("migrations current (%d applied now, %zu known)", applied, s->set->n);
+    return GW_OK;
+}
 
+/* The pool and the shared context every engine and handler borrows. */
+static int serve_context(struct serve *s, struct gw_err *err)
+{
+    const struct gw_config *cfg = s->cfg;
     struct db_pool_opts po = {
         .url = cfg->database_url,
         .size = (int)cfg->db_pool_size,
@@ -223,25 +235,55 @@ static int cmd_serve(struct gw_config *cfg, const struct db_migration_set *set)
         .connect_timeout_s = (int)cfg->db_connect_timeout_s,
         .application_name = "ml-gateway",
     };
-    if (db_pool_new(&pool, &po, &err) != GW_OK) {
-        GW_LOG_ERROR("cannot create the database pool: %s", err.msg);
-        goto cleanup;
+    int rc = db_pool_new(&s->pool, &po, err);
+    if (rc != GW_OK) {
+        GW_LOG_ERROR("cannot create the database pool: %s", err->msg);
+        return rc;
     }
-
-    app.cfg = cfg;
-    app.pool = pool;
-    app.migrations = set;
-    app.started_ms = gw_now_ms();
-    app.notify_statuses_pg = db_pg_array_from_csv(cfg->notify_statuses);
-    app.notify_emails_pg = db_pg_array_from_csv(cfg->notify_emails);
-    app.sns_opts = (struct aws_sns_verifier_opts){
+    s->app.cfg = cfg;
+    s->app.pool = s->pool;
+    s->app.migrations = s->set;
+    s->app.started_ms = gw_now_ms();
+    s->app.notify_statuses_pg = db_pg_array_from_csv(cfg->notify_statuses);
+    s->app.notify_emails_pg = db_pg_array_from_csv(cfg->notify_emails);
+    s->app.sns_opts = (struct aws_sns_verifier_opts){
         .trust_pem_file = cfg->sns_cert_ca_file,
         .allowed_cert_host_suffix = cfg->sns_cert_host_suffix,
         .allow_http_cert_url = cfg->sns_cert_host_suffix != NULL,
     };
-    if (aws_sns_verifier_new(&app.sns_verifier, &app.sns_opts, &err) != GW_OK) {
-        GW_LOG_ERROR("cannot set up SNS signature checks: %s", err.msg);
-        goto cleanup;
+    rc = aws_sns_verifier_new(&s->app.sns_verifier, &s->app.sns_opts, err);
+    if (rc != GW_OK) {
+        GW_LOG_ERROR("cannot set up SNS signature checks: %s", err->msg);
+        return rc;
+    }
+    /* One AWS client for the process (dispatch, notifications, Batch logs);
+     * credentials are looked up on first use. */
+    struct aws_creds_opts co = {0};
+    struct aws_client_opts ao = {.timeout_ms = (int)cfg->aws_timeout_ms};
+    rc = aws_creds_provider_new(&s->creds, &co, err);
+    if (rc == GW_OK) {
+        ao.creds = s->creds;
+        rc = aws_client_new(&s->aws, &ao, err);
+    }
+    if (rc != GW_OK) {
+        GW_LOG_ERROR("cannot set up AWS: %s", err->msg);
+        return rc;
+    }
+    if (aws_wanted(cfg) && aws_client_region(s->aws)[0] == '\0')
+        GW_LOG_WARN("no AWS region (AWS_REGION): jobs for batch and sns cannot be handed on");
+    s->app.aws = s->aws;
+    return GW_OK;
+}
+
+/* The executor, then the HTTP server, then the workers behind it. */
+static int serve_start(struct serve *s, struct gw_err *err)
+{
+    const struct gw_config *cfg = s->cfg;
+    /* Before the HTTP server: POST /jobs checks local jobs against its capacity. */
+    if (cfg->dispatch_workers > 0) {
+        if (jobs_executor_start(&s->executor, &s->app, err) != GW_OK)
+            GW_LOG_ERROR("local jobs will wait: the local executor cannot start: %s", err->msg);
+        s->app.executor = s->executor;
     }
     size_t nroutes = 0;
     const struct rt_route *routes = rt_table(&nroutes);
@@ -254,52 +296,39 @@ static int cmd_serve(struct gw_config *cfg, const struct db_migration_set *set)
         .max_body_bytes = (size_t)cfg->max_body_bytes,
         .routes = routes,
         .nroutes = nroutes,
-        .app = &app,
+        .app = &s->app,
         .authorize = rt_authorize,
         .cors = cfg,
     };
-    /* One AWS client for the process (dispatch, notifications, Batch logs);
-     * credentials are looked up on first use. */
-    {
-        struct aws_creds_opts co = {0};
-        struct aws_client_opts ao = {.timeout_ms = (int)cfg->aws_timeout_ms};
-        if (aws_creds_provider_new(&creds, &co, &err) != GW_OK ||
-            (ao.creds = creds, aws_client_new(&aws, &ao, &err)) != GW_OK) {
-            GW_LOG_ERROR("cannot set up AWS: %s", err.msg);
-            goto cleanup;
-        }
-        if (aws_wanted(cfg) && aws_client_region(aws)[0] == '\0')
-            GW_LOG_WARN("no AWS region (AWS_REGION): jobs for batch and sns cannot be handed on");
-        app.aws = aws;
+    int rc = srv_http_start(&s->http, &ho, err);
+    if (rc != GW_OK) {
+        GW_LOG_ERROR("%s: %s", cfg->listen, err->msg);
+        return rc;
     }
-    /* Before the HTTP server: POST /jobs checks local jobs against its capacity. */
-    if (cfg->dispatch_workers > 0) {
-        if (jobs_executor_start(&executor, &app, &err) != GW_OK)
-            GW_LOG_ERROR("local jobs will wait: the local executor cannot start: %s", err.msg);
-        app.executor = executor;
+    rc = jobs_dispatcher_start(&s->dispatcher, &s->app, s->aws, err);
+    if (rc != GW_OK) {
+        GW_LOG_ERROR("cannot start the dispatchers: %s", err->msg);
+        return rc;
     }
-    if (srv_http_start(&http, &ho, &err) != GW_OK) {
-        GW_LOG_ERROR("%s: %s", cfg->listen, err.msg);
-        goto cleanup;
+    rc = jobs_notifier_start(&s->notifier, &s->app, s->aws, err);
+    if (rc != GW_OK) {
+        GW_LOG_ERROR("cannot start the notifiers: %s", err->msg);
+        return rc;
     }
-    if (jobs_dispatcher_start(&dispatcher, &app, aws, &err) != GW_OK) {
-        GW_LOG_ERROR("cannot start the dispatchers: %s", err.msg);
-        goto cleanup;
-    }
-    if (jobs_notifier_start(&notifier, &app, aws, &err) != GW_OK) {
-        GW_LOG_ERROR("cannot start the notifiers: %s", err.msg);
-        goto cleanup;
-    }
-    if (gw_worker_start(&janitor, "janitor", (int64_t)10 * 60 * 1000, janitor_run, &app) != GW_OK)
+    if (gw_worker_start(&s->janitor, "janitor", (int64_t)10 * 60 * 1000, janitor_run, &s->app) !=
+        GW_OK)
         GW_LOG_WARN("cannot start the janitor: expired idempotency keys stay until restart");
-    {
-        char fields[160];
-        gw_fmt(fields, sizeof(fields), "\"port\":%u,\"version\":\"%s\"", srv_http_port(http),
-               MLGW_VERSION);
-        gw_log_fields(GW_LOG_LEVEL_INFO, "listening", fields);
-    }
+    char fields[160];
+    gw_fmt(fields, sizeof(fields), "\"port\":%u,\"version\":\"%s\"", srv_http_port(s->http),
+           MLGW_VERSION);
+    gw_log_fields(GW_LOG_LEVEL_INFO, "listening", fields);
+    return GW_OK;
+}
 
-    /* Wait for a signal. */
+/* Waits for SIGTERM/SIGINT, then stops accepting connections and lets the
+ * requests in flight finish until MLGW_SHUTDOWN_TIMEOUT. */
+static void serve_until_signal(struct serve *s)
+{
     for (;;) {
         struct pollfd pfd = {.fd = signal_pipe[0], .events = POLLIN};
         int n = poll(&pfd, 1, 1000);
@@ -308,36 +337,52 @@ static int cmd_serve(struct gw_config *cfg, const struct db_migration_set *set)
         if (n < 0 && errno != EINTR)
             break;
     }
-
     GW_LOG_INFO("shutting down: no new connections, waiting up to %llds for %ld in-flight "
                 "request(s)",
-                cfg->shutdown_timeout_s, srv_http_inflight(http));
-    srv_http_quiesce(http);
-    int64_t deadline = gw_monotonic_ns() + cfg->shutdown_timeout_s * 1000000000LL;
-    while (srv_http_inflight(http) > 0 && gw_monotonic_ns() < deadline) {
+                s->cfg->shutdown_timeout_s, srv_http_inflight(s->http));
+    srv_http_quiesce(s->http);
+    int64_t deadline = gw_monotonic_ns() + s->cfg->shutdown_timeout_s * 1000000000LL;
+    while (srv_http_inflight(s->http) > 0 && gw_monotonic_ns() < deadline) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    long left = srv_http_inflight(http);
+    long left = srv_http_inflight(s->http);
     if (left > 0)
         GW_LOG_WARN("shutdown deadline reached with %ld request(s) still in flight", left);
-    status = 0;
+}
 
-cleanup:
-    srv_http_stop(http);
-    jobs_executor_stop(executor);
-    jobs_dispatcher_stop(dispatcher);
-    jobs_notifier_stop(notifier);
-    gw_worker_stop(janitor);
-    migrator_stop(&mig);
-    db_pool_free(pool);
-    aws_client_free(aws);
-    aws_creds_provider_free(creds);
-    aws_sns_verifier_free(app.sns_verifier);
-    free(app.notify_statuses_pg);
-    free(app.notify_emails_pg);
-    pthread_mutex_destroy(&mig.mu);
-    pthread_cond_destroy(&mig.cv);
+/* Stops what serve_* started, in reverse; each stop takes NULL. */
+static void serve_stop(struct serve *s)
+{
+    srv_http_stop(s->http);
+    jobs_executor_stop(s->executor);
+    jobs_dispatcher_stop(s->dispatcher);
+    jobs_notifier_stop(s->notifier);
+    gw_worker_stop(s->janitor);
+    migrator_stop(&s->mig);
+    db_pool_free(s->pool);
+    aws_client_free(s->aws);
+    aws_creds_provider_free(s->creds);
+    aws_sns_verifier_free(s->app.sns_verifier);
+    free(s->app.notify_statuses_pg);
+    free(s->app.notify_emails_pg);
+    pthread_mutex_destroy(&s->mig.mu);
+    pthread_cond_destroy(&s->mig.cv);
+}
+
+static int cmd_serve(struct gw_config *cfg, const struct db_migration_set *set)
+{
+    struct serve s = {.cfg = cfg, .set = set, .mig = {.cfg = cfg, .set = set}};
+    struct gw_err err = {0};
+    int status = 1;
+    pthread_mutex_init(&s.mig.mu, NULL);
+    pthread_cond_init(&s.mig.cv, NULL);
+    if (serve_migrate(&s, &err) == GW_OK && serve_context(&s, &err) == GW_OK &&
+        serve_start(&s, &err) == GW_OK) {
+        serve_until_signal(&s);
+        status = 0;
+    }
+    serve_stop(&s);
     if (status == 0)
         GW_LOG_INFO("stopped");
     return status;
