@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 mapfile -t sources < <(git ls-files '*.c' | grep -E '^(common|aws|db|jobs|routes|server|tests|bench)/')
 mapfile -t headers < <(git ls-files '*.h' | grep -E '^(common|aws|db|jobs|routes|server|tests|bench)/')
 
+echo "lint: floors" >&2
+scripts/check-floors.sh .
+
 echo "lint: clang-format" >&2
 clang-format --dry-run -Werror "${sources[@]}" "${headers[@]}"
 
