@@ -90,11 +90,93 @@ static void check_local_fits(const struct jobs_executor *e, const struct rt_job_
     }
 }
 
+/* SHA-256 of "POST /jobs\n" and the body's canonical JSON (sorted keys, no
+ * spacing): the same request is the same JSON, whatever its spacing or key
+ * order. GW_ENOMEM when it cannot be built. */
+static int request_hash(unsigned char out[32], const json_t *body)
+{
+    char *canonical = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    if (canonical == NULL)
+        return GW_ENOMEM;
+    struct gw_buf h;
+    gw_buf_init(&h, strlen(canonical) + 64);
+    int rc = gw_buf_printf(&h, "POST /jobs\n%s", canonical);
+    if (rc == GW_OK)
+        gw_sha256(out, h.data, h.len);
+    gw_buf_dispose(&h);
+    free(canonical);
+    return rc;
+}
+
+/* The row to insert for a valid request (strings borrowed from jr). */
+static struct db_job_new job_row(const struct rt_job_request *jr, const char *api_key_id)
+{
+    return (struct db_job_new){
+        .script_key = jr->script_key,
+        .compute_type = jr->compute_type,
+        .vcpus = jr->vcpus,
+        .memory = jr->memory,
+        .gpus = jr->gpus,
+        .args_json = jr->args_json,
+        .env_json = jr->env_json,
+        .timeout_seconds = jr->timeout_seconds,
+        .max_attempts = jr->max_attempts,
+        .operation = jr->operation,
+        .metadata_json = jr->metadata_json,
+        .notify_json = jr->notify_json,
+        .dispatch = jr->dispatch,
+        .api_key_id = api_key_id,
+    };
+}
+
+/* 202 with the job (or, for a replay, the original answer and its job). */
+static void reply_created(struct rt_reply *out, const struct db_job_created *created,
+                          const char *new_id)
+{
+    /* A replay answers with the original job, whose id is in its own body. */
+    char location[64];
+    json_t *parsed = created->replayed ? json_loads(created->json, 0, NULL) : NULL;
+    const char *id = parsed ? json_string_value(json_object_get(parsed, "id")) : new_id;
+    gw_fmt(location, sizeof(location), "/jobs/%s", id ? id : new_id);
+    json_decref(parsed);
+    reply_text_json(out, created->status, created->json);
+    rt_reply_header(out, MHD_HTTP_HEADER_LOCATION, location);
+    if (created->replayed)
+        rt_reply_header(out, "Idempotent-Replayed", "true");
+}
+
+/* Parses and validates the body into jr; on failure the reply is filled
+ * (400 or 422 naming every field) and a negative code returned. */
+static int read_request(struct rt_job_request *jr, json_t **body, struct rt_request *req,
+                        struct rt_reply *out)
+{
+    const struct gw_config *cfg = req->app->cfg;
+    int rc = rt_body_json(body, req, out);
+    if (rc != GW_OK)
+        return rc;
+    json_t *errors = json_array();
+    if (errors == NULL) {
+        rt_reply_error(req, out, GW_ENOMEM, NULL);
+        return GW_ENOMEM;
+    }
+    if (rt_job_request_parse(jr, *body, cfg, errors) == 0) {
+        check_dispatch_configured(cfg, jr, errors);
+        check_local_fits(req->app->executor, jr, errors);
+    }
+    if (json_array_size(errors) > 0) {
+        rt_reply_problem(req, out, 422, "Unprocessable Content",
+                         "the job request is invalid; see errors", errors);
+        return GW_EINVAL;
+    }
+    json_decref(errors);
+    return GW_OK;
+}
+
 void rt_jobs_create(struct rt_request *req, struct rt_reply *out)
 {
     const struct gw_config *cfg = req->app->cfg;
-    json_t *body = NULL, *errors = NULL;
-    char *uri = NULL, *canonical = NULL;
+    json_t *body = NULL;
+    char *uri = NULL;
     struct rt_job_request jr;
     memset(&jr, 0, sizeof(jr));
 
@@ -106,66 +188,23 @@ void rt_jobs_create(struct rt_request *req, struct rt_reply *out)
                                    "must be 1 to 255 printable ASCII characters"));
         goto cleanup;
     }
-    if (rt_body_json(&body, req, out) != GW_OK)
+    if (read_request(&jr, &body, req, out) != GW_OK)
         goto cleanup;
-    errors = json_array();
-    if (rt_job_request_parse(&jr, body, cfg, errors) == 0) {
-        check_dispatch_configured(cfg, &jr, errors);
-        check_local_fits(req->app->executor, &jr, errors);
-    }
-    if (json_array_size(errors) > 0) {
-        rt_reply_problem(req, out, 422, "Unprocessable Content",
-                         "the job request is invalid; see errors", errors);
-        errors = NULL;
-        goto cleanup;
-    }
 
-    struct db_job_new job = {
-        .script_key = jr.script_key,
-        .compute_type = jr.compute_type,
-        .vcpus = jr.vcpus,
-        .memory = jr.memory,
-        .gpus = jr.gpus,
-        .args_json = jr.args_json,
-        .env_json = jr.env_json,
-        .timeout_seconds = jr.timeout_seconds,
-        .max_attempts = jr.max_attempts,
-        .operation = jr.operation,
-        .metadata_json = jr.metadata_json,
-        .notify_json = jr.notify_json,
-        .dispatch = jr.dispatch,
-        .api_key_id = req->auth_key_id,
-    };
-    struct gw_err err = {0};
-    if (gw_uuid7(job.id) != GW_OK || (uri = output_uri(cfg, job.id)) == NULL) {
-        rt_reply_error(req, out, GW_ENOMEM, NULL);
-        goto cleanup;
-    }
-    job.output_uri = uri;
-
+    struct db_job_new job = job_row(&jr, req->auth_key_id);
     struct db_idempotency idem = {
         .api_key_id = req->auth_key_id,
         .key = ikey,
         .ttl_hours = cfg->idempotency_ttl_hours,
     };
-    if (ikey != NULL) {
-        /* The same request is the same JSON, whatever its spacing or key order. */
-        canonical = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-        if (canonical == NULL) {
-            rt_reply_error(req, out, GW_ENOMEM, NULL);
-            goto cleanup;
-        }
-        struct gw_buf h;
-        gw_buf_init(&h, strlen(canonical) + 64);
-        if (gw_buf_printf(&h, "POST /jobs\n%s", canonical) != GW_OK) {
-            gw_buf_dispose(&h);
-            rt_reply_error(req, out, GW_ENOMEM, NULL);
-            goto cleanup;
-        }
-        gw_sha256(idem.request_hash, h.data, h.len);
-        gw_buf_dispose(&h);
+    if (gw_uuid7(job.id) != GW_OK || (uri = output_uri(cfg, job.id)) == NULL ||
+        (ikey != NULL && request_hash(idem.request_hash, body) != GW_OK)) {
+        rt_reply_error(req, out, GW_ENOMEM, NULL);
+        goto cleanup;
     }
+    job.output_uri = uri;
 
+    struct gw_err err = {0};
     struct db_job_created created;
     int rc = db_job_create(&created, req->app->pool, &job, ikey ? &idem : NULL, &err);
     if (rc == GW_EINVAL) { /* the key was used for another request */
@@ -177,26 +216,15 @@ void rt_jobs_create(struct rt_request *req, struct rt_reply *out)
         rt_reply_error(req, out, rc, &err);
         goto cleanup;
     }
-    /* A replay answers with the original job, whose id is in its own body. */
-    char location[64];
-    json_t *parsed = created.replayed ? json_loads(created.json, 0, NULL) : NULL;
-    const char *id = parsed ? json_string_value(json_object_get(parsed, "id")) : job.id;
-    gw_fmt(location, sizeof(location), "/jobs/%s", id ? id : job.id);
-    json_decref(parsed);
-    reply_text_json(out, created.status, created.json);
-    rt_reply_header(out, MHD_HTTP_HEADER_LOCATION, location);
-    if (created.replayed)
-        rt_reply_header(out, "Idempotent-Replayed", "true");
-    else
+    reply_created(out, &created, job.id);
+    if (!created.replayed)
         GW_LOG_INFO("job %s queued: %s on %s (%s)", job.id, jr.script_key, jr.compute_type,
                     jr.dispatch);
 
 cleanup:
     rt_job_request_dispose(&jr);
     json_decref(body);
-    json_decref(errors);
     free(uri);
-    free(canonical);
 }
 
 /* One job, looked up or acted on by fn, answered with status; 404 for an

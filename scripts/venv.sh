@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# venv.sh DIR REQUIREMENTS — creates the Python venv of test-only tools (moto,
-# aiosmtpd, openapi-spec-validator, botocore, and PyTorch for the example jobs)
-# when missing or out of date.
+# venv.sh DIR REQUIREMENTS — creates a Python venv from a requirements file
+# (the test tools of tests/requirements.txt, the lint tools of
+# scripts/lint-requirements.txt) when missing or out of date.
 set -euo pipefail
 dir=$1
 req=$2

@@ -243,6 +243,91 @@ static int precheck(struct srv_http *h, struct rt_request *req, struct rt_reply 
     return 0;
 }
 
+/* The first call for a request: headers are in. Makes the request, routes
+ * it and checks what can be checked before the body; an error is answered
+ * at once or, when the body can be drained, kept for after it. */
+static enum MHD_Result on_headers(struct srv_http *h, struct MHD_Connection *conn, const char *url,
+                                  const char *method, void **con_cls)
+{
+    struct rt_reply r = {0, NULL};
+    enum MHD_Result ret = MHD_YES;
+    struct rt_request *req = calloc(1, sizeof(*req));
+    if (req == NULL)
+        return MHD_NO;
+    *con_cls = req;
+    atomic_fetch_add(&h->inflight, 1);
+    req->conn = conn;
+    req->app = h->opts.app;
+    req->method = method;
+    req->path = url;
+    req->method_bit = srv_method_bit(method);
+    req->start_ns = gw_monotonic_ns();
+    req->route_label = unmatched_route;
+    gw_buf_init(&req->body, h->opts.max_body_bytes);
+    assign_request_id(req);
+    gw_log_set_request_id(req->request_id);
+    if (precheck(h, req, &r)) {
+        if (!body_present(req) || may_drain(req)) {
+            /* Answer after the body: the connection stays usable. */
+            req->early = r.resp;
+            req->early_status = r.status;
+        } else {
+            ret = finish(h, req, &r); /* answer now; the body is never read */
+        }
+    }
+    gw_log_set_request_id(NULL);
+    return ret;
+}
+
+/* A piece of the body: collected up to the limit, or drained after an early
+ * answer (up to SRV_DRAIN_MAX, then that answer goes out at once). */
+static enum MHD_Result on_body(struct srv_http *h, struct rt_request *req, const char *data,
+                               size_t n)
+{
+    struct rt_reply r = {0, NULL};
+    if (req->responded)
+        return MHD_YES; /* already answered: nothing to do with the rest */
+    if (req->early != NULL) {
+        req->drained += n;
+        if (req->drained <= SRV_DRAIN_MAX)
+            return MHD_YES;
+        r.resp = req->early;
+        r.status = req->early_status;
+        req->early = NULL;
+        return finish(h, req, &r);
+    }
+    int rc = gw_buf_add(&req->body, data, n);
+    if (rc == GW_ETOOBIG) {
+        /* A chunked body without Content-Length grew past the limit:
+         * drain the rest (within bounds) and answer 413 after it. */
+        rt_reply_problem(req, &r, 413, "Content Too Large", "request body is over the limit", NULL);
+        req->early = r.resp;
+        req->early_status = r.status;
+        req->drained = req->body.len + n;
+        gw_buf_dispose(&req->body);
+        return MHD_YES;
+    }
+    return rc == GW_OK ? MHD_YES : MHD_NO;
+}
+
+/* The body is complete: the early answer, or the handler's. */
+static enum MHD_Result on_complete_body(struct srv_http *h, struct rt_request *req)
+{
+    struct rt_reply r = {0, NULL};
+    if (req->responded)
+        return MHD_YES;
+    if (req->early != NULL) {
+        r.resp = req->early;
+        r.status = req->early_status;
+        req->early = NULL;
+    } else if (req->route->handler == NULL) {
+        rt_reply_problem(req, &r, 501, "Not Implemented", NULL, NULL);
+    } else {
+        req->route->handler(req, &r);
+    }
+    return finish(h, req, &r);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -250,79 +335,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct srv_http *h = cls;
     struct rt_request *req = *con_cls;
-    struct rt_reply r = {0, NULL};
-    enum MHD_Result ret = MHD_YES;
-
-    if (req == NULL) {
-        req = calloc(1, sizeof(*req));
-        if (req == NULL)
-            return MHD_NO;
-        *con_cls = req;
-        atomic_fetch_add(&h->inflight, 1);
-        req->conn = conn;
-        req->app = h->opts.app;
-        req->method = method;
-        req->path = url;
-        req->method_bit = srv_method_bit(method);
-        req->start_ns = gw_monotonic_ns();
-        req->route_label = unmatched_route;
-        gw_buf_init(&req->body, h->opts.max_body_bytes);
-        assign_request_id(req);
-        gw_log_set_request_id(req->request_id);
-        if (precheck(h, req, &r)) {
-            if (!body_present(req) || may_drain(req)) {
-                /* Answer after the body: the connection stays usable. */
-                req->early = r.resp;
-                req->early_status = r.status;
-            } else {
-                ret = finish(h, req, &r); /* answer now; the body is never read */
-            }
-        }
-        gw_log_set_request_id(NULL);
-        return ret;
-    }
-
+    if (req == NULL)
+        return on_headers(h, conn, url, method, con_cls);
+    enum MHD_Result ret;
     gw_log_set_request_id(req->request_id);
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (req->responded) {
-            /* already answered: nothing to do with the rest */
-        } else if (req->early != NULL) {
-            req->drained += n;
-            if (req->drained > SRV_DRAIN_MAX) {
-                r.resp = req->early;
-                r.status = req->early_status;
-                req->early = NULL;
-                ret = finish(h, req, &r);
-            }
-        } else {
-            int rc = gw_buf_add(&req->body, upload_data, n);
-            if (rc == GW_ETOOBIG) {
-                /* A chunked body without Content-Length grew past the limit:
-                 * drain the rest (within bounds) and answer 413 after it. */
-                rt_reply_problem(req, &r, 413, "Content Too Large",
-                                 "request body is over the limit", NULL);
-                req->early = r.resp;
-                req->early_status = r.status;
-                r.resp = NULL;
-                req->drained = req->body.len + n;
-                gw_buf_dispose(&req->body);
-            } else if (rc != GW_OK) {
-                ret = MHD_NO;
-            }
-        }
-    } else if (!req->responded) {
-        if (req->early != NULL) {
-            r.resp = req->early;
-            r.status = req->early_status;
-            req->early = NULL;
-        } else if (req->route->handler == NULL) {
-            rt_reply_problem(req, &r, 501, "Not Implemented", NULL, NULL);
-        } else {
-            req->route->handler(req, &r);
-        }
-        ret = finish(h, req, &r);
+        ret = on_body(h, req, upload_data, n);
+    } else {
+        ret = on_complete_body(h, req);
     }
     gw_log_set_request_id(NULL);
     return ret;
