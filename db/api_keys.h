@@ -2,6 +2,10 @@
  * api_keys.h — the api_keys aggregate: create, list, revoke, and the lookup
  * every authenticated request makes. Keys are never stored, only their
  * SHA-256; generating and hashing keys is the caller's business.
+ *
+ * Every function takes the shared pool and is safe from any thread. Strings
+ * handed out are new (the caller frees them) where a function says so;
+ * structs are filled in place.
  */
 #ifndef MLGW_DB_API_KEYS_H
 #define MLGW_DB_API_KEYS_H

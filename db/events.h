@@ -3,6 +3,10 @@
  * reconciler, the local executor) through one database function,
  * mlgw_apply_job_event: dedup, matching, forward-only transitions, history
  * and notification rows, in one round trip.
+ *
+ * Safe from any thread (through the shared pool or a connection the caller
+ * holds). An event's strings are borrowed for the call; the result is filled
+ * in place. db_pg_array_from_csv returns new memory.
  */
 #ifndef MLGW_DB_EVENTS_H
 #define MLGW_DB_EVENTS_H

@@ -5,6 +5,9 @@
  *
  * The job resource's JSON is built by PostgreSQL (mlgw_job_json in
  * migrations/0002_jobs.sql), so reads hand text straight to the client.
+ *
+ * Every function takes the shared pool and is safe from any thread. JSON
+ * text handed out is new: the caller free()s it.
  */
 #ifndef MLGW_DB_JOBS_H
 #define MLGW_DB_JOBS_H

@@ -4,6 +4,10 @@
  * it. Every status change goes
  * through mlgw_apply_job_event, as AWS's reports do, so history and
  * notifications behave the same for local jobs.
+ *
+ * Called from the executor thread; every function goes through the shared
+ * pool and is safe from any thread. Rows handed out are new where a function
+ * says so.
  */
 #ifndef MLGW_DB_LOCAL_H
 #define MLGW_DB_LOCAL_H

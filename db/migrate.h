@@ -6,6 +6,11 @@
  * SHA-256 of the file. A recorded migration whose file has changed since is
  * refused. A PostgreSQL advisory lock serialises concurrent runners, so
  * gateways starting together apply each migration once.
+ *
+ * A migration set is loaded once (db_migrations_load; db_migrations_dispose
+ * frees it) and then only
+ * read, from any thread. Applying takes its own connection and the advisory
+ * lock, so concurrent callers, in one process or many, are safe.
  */
 #ifndef MLGW_DB_MIGRATE_H
 #define MLGW_DB_MIGRATE_H

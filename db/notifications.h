@@ -1,6 +1,10 @@
 /*
  * notifications.h — the notification outbox: claiming due rows under a
  * lease, and recording whether they were sent, will be retried, or failed.
+ *
+ * Safe from any thread; several notifier workers, in one gateway or many,
+ * claim disjoint rows (FOR UPDATE SKIP LOCKED). Claimed rows are new: the
+ * caller disposes of them.
  */
 #ifndef MLGW_DB_NOTIFICATIONS_H
 #define MLGW_DB_NOTIFICATIONS_H

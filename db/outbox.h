@@ -2,6 +2,10 @@
  * outbox.h — the dispatch outbox aggregate: claiming due actions under a
  * lease, recording their outcome together with the job's new status and
  * history, backing off, giving up, and the figures /metrics shows.
+ *
+ * Safe from any thread; several dispatchers, in one gateway or many, claim
+ * disjoint rows (FOR UPDATE SKIP LOCKED). Claimed items are new: the caller
+ * disposes of them.
  */
 #ifndef MLGW_DB_OUTBOX_H
 #define MLGW_DB_OUTBOX_H

@@ -3,6 +3,10 @@
  * moment a NOTIFY commits (the outbox and notification triggers). Workers
  * still poll, so a lost notification only costs latency; while the database
  * is unreachable the listener retries once a second.
+ *
+ * The listener owns one thread and one connection of its own (not from the
+ * pool). Start and stop from the main thread; the workers it wakes are
+ * borrowed and must outlive it.
  */
 #ifndef MLGW_LISTENER_H
 #define MLGW_LISTENER_H

@@ -2,6 +2,9 @@
  * job_request.h — validation of a POST /jobs body: the native shape or the
  * seed's SNS trigger message, every rule of API.md, every invalid field
  * reported at once. Pure: no I/O, testable on its own.
+ *
+ * Safe from any thread. A parsed request owns its strings (the caller calls
+ * rt_job_request_dispose).
  */
 #ifndef MLGW_ROUTES_JOB_REQUEST_H
 #define MLGW_ROUTES_JOB_REQUEST_H

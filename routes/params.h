@@ -3,6 +3,9 @@
  * path, unknown and invalid query parameters (collected, then answered as one
  * 400), the page size of a list, and the opaque cursors of paginated answers.
  * Nothing here reads the database or calls AWS.
+ *
+ * Safe from any thread on its own request; values are borrowed from the
+ * request or written into caller buffers.
  */
 #ifndef MLGW_ROUTES_PARAMS_H
 #define MLGW_ROUTES_PARAMS_H

@@ -2,6 +2,10 @@
  * routes.h — the gateway's route table and the handlers of each endpoint
  * group. Handlers parse, validate, call db/ or aws/, and reply; they hold no
  * SQL and make no AWS calls of their own.
+ *
+ * Handlers run on libmicrohttpd's worker threads, several at once, each on
+ * its own request; they share only the read-only jobs_app and the
+ * thread-safe pool, clients and registries behind it.
  */
 #ifndef MLGW_ROUTES_H
 #define MLGW_ROUTES_H

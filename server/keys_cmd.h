@@ -1,5 +1,8 @@
 /*
  * keys_cmd.h — the `ml-gateway keys` subcommand.
+ *
+ * Runs on the main thread of a short-lived process; prints the new key once
+ * and never logs it.
  */
 #ifndef MLGW_KEYS_CMD_H
 #define MLGW_KEYS_CMD_H
