@@ -8,8 +8,7 @@
  * gateways starting together apply each migration once.
  *
  * A migration set is loaded once (db_migrations_load; db_migrations_dispose
- * frees it) and then only
- * read, from any thread. Applying takes its own connection and the advisory
+ * frees it) and then only read, from any thread. Applying takes its own connection and the advisory
  * lock, so concurrent callers, in one process or many, are safe.
  */
 #ifndef MLGW_DB_MIGRATE_H

@@ -65,7 +65,6 @@ void db_pool_stats(struct db_pool *pool, struct db_pool_stats *out);
 int db_connect(PGconn **out, const char *url, int connect_timeout_s, const char *appname,
                struct gw_err *err);
 
-
 /*
  * Runs a prepared statement with text parameters (NULL entries are SQL NULL).
  * On success *out is the result (new: PQclear it; may be NULL out to discard).
