@@ -1,21 +1,21 @@
 /*
  * notifier.c — sends the notification outbox. Each row is claimed under a
- * lease, sent once, and marked sent, retried later with full-jitter backoff,
- * or failed (recorded on the job) — so a recipient hears once per (job,
- * status, channel), however often the callbacks came.
+ * lease, handed to its channel once, and marked sent, retried later with
+ * full-jitter backoff, or failed (recorded on the job) — so a recipient hears
+ * once per (job, status, channel), however often the callbacks came.
+ *
+ * The channels' transports live elsewhere: SMTP in jobs/mail.c, the signed
+ * webhook POST in jobs/webhook.c, SNS in aws/sns.c. This file only claims,
+ * dispatches, and decides from the returned code whether to retry.
  */
 #include "jobs/notifier.h"
 
-#include <curl/curl.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "aws/sns.h"
 #include "common/buf.h"
-#include "common/encode.h"
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -25,10 +25,11 @@
 #include "db/notifications.h"
 #include "jobs/listener.h"
 #include "jobs/mail.h"
+#include "jobs/webhook.h"
 
 #include "common/poison.h"
 
-enum { MAX_WORKERS = 32, LEASE_S = 120, WEBHOOK_TIMEOUT_MS = 10000 };
+enum { MAX_WORKERS = 32, LEASE_S = 120 };
 
 struct jobs_notifier {
     struct jobs_app *app;
@@ -37,22 +38,6 @@ struct jobs_notifier {
     int nworkers;
     struct jobs_listener *listener;
 };
-
-void jobs_webhook_signature(char *out, size_t outlen, const char *secret, long long t,
-                            const char *body, size_t len)
-{
-    struct gw_buf msg;
-    gw_buf_init(&msg, len + 32);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    char hex[2 * EVP_MAX_MD_SIZE + 1] = "";
-    if (gw_buf_printf(&msg, "%lld.", t) == GW_OK && gw_buf_add(&msg, body, len) == GW_OK &&
-        HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg.data, msg.len,
-             mac, &maclen) != NULL)
-        gw_hex(hex, mac, maclen);
-    gw_buf_dispose(&msg);
-    gw_fmt(out, outlen, "t=%lld,v1=%s", t, hex);
-}
 
 char *jobs_notify_summary(const json_t *job, const char *region)
 {
@@ -111,7 +96,7 @@ char *jobs_notify_summary(const json_t *job, const char *region)
     return gw_buf_steal(&b);
 }
 
-/* ---- channels: 0 sent, GW_EUNAVAIL retry later, other negative: give up ---- */
+/* ---- channels: 0 sent, else the transport's own code (see transient) ---- */
 
 static int send_email(struct jobs_notifier *n, const struct db_notification *it, const json_t *job,
                       struct gw_err *err)
@@ -136,52 +121,11 @@ static int send_email(struct jobs_notifier *n, const struct db_notification *it,
     return rc;
 }
 
-static size_t discard(char *p, size_t s, size_t nmemb, void *ud)
-{
-    (void)p;
-    (void)ud;
-    return s * nmemb;
-}
-
 static int send_webhook(struct jobs_notifier *n, const struct db_notification *it,
                         struct gw_err *err)
 {
-    const struct gw_config *cfg = n->app->cfg;
-    CURL *h = curl_easy_init();
-    if (h == NULL)
-        return gw_err_set(err, GW_EUNAVAIL, "out of memory");
-    struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-    hl = curl_slist_append(hl, "User-Agent: ml-gateway");
-    hl = curl_slist_append(hl, "Expect:");
-    char line[160];
-    if (cfg->webhook_secret != NULL) {
-        char sig[128];
-        jobs_webhook_signature(sig, sizeof(sig), cfg->webhook_secret, (long long)time(NULL),
-                               it->job_json, strlen(it->job_json));
-        gw_fmt(line, sizeof(line), "X-Signature: %s", sig);
-        hl = curl_slist_append(hl, line);
-    }
-    curl_easy_setopt(h, CURLOPT_URL, it->recipient);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)WEBHOOK_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, it->job_json);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(it->job_json));
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode cc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hl);
-    curl_easy_cleanup(h);
-    if (cc != CURLE_OK)
-        return gw_err_set(err, GW_EUNAVAIL, "%s", curl_easy_strerror(cc));
-    if (status >= 200 && status < 300)
-        return GW_OK;
-    if (status >= 500 || status == 408 || status == 429)
-        return gw_err_set(err, GW_EUNAVAIL, "the receiver answered %ld", status);
-    return gw_err_set(err, GW_EUPSTREAM, "the receiver answered %ld", status);
+    return jobs_webhook_post(it->recipient, it->job_json, n->app->cfg->webhook_secret,
+                             (long long)time(NULL), err);
 }
 
 static int send_sns(struct jobs_notifier *n, const json_t *job, const char *topic,
@@ -203,9 +147,18 @@ static int send_sns(struct jobs_notifier *n, const json_t *job, const char *topi
     int rc = aws_sns_publish(id, n->aws, &in, &aerr);
     free(body);
     if (rc != GW_OK)
-        return gw_err_set(err, rc == GW_EUPSTREAM ? GW_EUPSTREAM : GW_EUNAVAIL, "%s: %s", aerr.code,
-                          aerr.message);
+        return gw_err_set(err, rc, "%s: %s", aerr.code, aerr.message);
     return GW_OK;
+}
+
+/* Whether a later try can succeed where this one failed: the dependency was
+ * unavailable (network, timeout, a 4xx from SMTP, 5xx/408/429 from a
+ * webhook, AWS throttling), AWS had no credentials yet, or memory ran out.
+ * A refusal (GW_EUPSTREAM) or bad input (GW_EINVAL, GW_ETOOBIG) will not
+ * change by waiting. */
+static int transient(int rc)
+{
+    return rc == GW_EUNAVAIL || rc == GW_ENOTFOUND || rc == GW_ENOMEM;
 }
 
 /* Before the next try: full jitter over base * 2^(attempt-1), at most 1 h. */
@@ -246,7 +199,7 @@ static int notify_run(void *arg)
             GW_LOG_INFO("notified %s %s of job %s %s", it.channel, it.recipient,
                         gw_json_str(job, "id"), it.status);
             (void)db_notification_sent(n->app->pool, it.id, &derr);
-        } else if (rc == GW_EUNAVAIL && it.attempts < cfg->notify_max_attempts) {
+        } else if (transient(rc) && it.attempts < cfg->notify_max_attempts) {
             count(it.channel, "retry");
             long delay = backoff_ms(cfg, it.attempts);
             GW_LOG_INFO("notification %s (%s %s) failed: %s; retrying in %ld ms", it.id, it.channel,

@@ -3,6 +3,9 @@
  * outbox (email over SMTP, webhooks signed with HMAC-SHA256, a summary on the
  * SNS notifications topic), retry with backoff, and record what failed for
  * good on the job. Sending never happens on a request's path.
+ *
+ * Start and stop are called by one thread (main); the workers share nothing
+ * but the borrowed app and aws, which must outlive jobs_notifier_stop.
  */
 #ifndef MLGW_NOTIFIER_H
 #define MLGW_NOTIFIER_H
@@ -14,15 +17,14 @@
 
 struct jobs_notifier;
 
+/* Starts cfg->notify_workers workers and their LISTEN; *out is new (stop
+ * it). aws may be NULL (SNS notifications then fail). GW_ENOMEM. */
 int jobs_notifier_start(struct jobs_notifier **out, struct jobs_app *app, struct aws_client *aws,
                         struct gw_err *err);
+/* Stops the workers and frees n; NULL is a no-op. */
 void jobs_notifier_stop(struct jobs_notifier *n);
 
 /* The plain-text summary of a finished job (new: free), for email and SNS. */
 char *jobs_notify_summary(const json_t *job, const char *region);
-
-/* "t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>" into out (≥ 96 bytes). */
-void jobs_webhook_signature(char *out, size_t outlen, const char *secret, long long t,
-                            const char *body, size_t len);
 
 #endif
