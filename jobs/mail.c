@@ -7,8 +7,10 @@
  * that is not a plain address where an address goes. Non-ASCII subjects and
  * display names become RFC 2047 encoded words, cut at character boundaries;
  * long ASCII subjects are folded at blanks.
- * The sender hands the message to libcurl in one SMTP transaction and sorts
- * failures into "retry later" (4xx, network) and "will not work" (5xx, TLS).
+ * The sender checks the URL, hands the message to libcurl (a handle from
+ * common/curl, every option checked) in one SMTP transaction and sorts
+ * failures into "retry later" (4xx, network) and "will not work" (5xx, TLS);
+ * the TLS choice and that sorting are pure functions, tested on their own.
  * Dot-stuffing is libcurl's job. There is no queue, retry or template here:
  * that is the notifier's.
  */
@@ -25,6 +27,7 @@
 #include <openssl/evp.h>
 
 #include "common/buf.h"
+#include "common/curl.h"
 #include "common/encode.h"
 #include "common/err.h"
 #include "common/id.h"
@@ -465,6 +468,127 @@ char *jobs_mail_format(const struct jobs_mail *m, long long unix_time, const cha
     return gw_buf_steal(&b);
 }
 
+/* ---- the SMTP URL ---- */
+
+/* 1 when the URL names a user or a password. */
+static int url_has_credentials(CURLU *u)
+{
+    char *user = NULL, *pass = NULL;
+    int has = curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+              curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK;
+    curl_free(user);
+    curl_free(pass);
+    return has;
+}
+
+/* The scheme, host and port (the scheme's default when absent) of url, each
+ * new (curl_free); GW_EINVAL when url is not an absolute URL with a host. */
+static int url_parts(CURLU *u, const char *url, char **scheme, char **host, char **port,
+                     struct gw_err *err)
+{
+    if (url == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+        (void)gw_err_set(err, GW_EINVAL, "SMTP URL is not smtp://host[:port] or smtps://...");
+        return GW_EINVAL; /* a constant: the analyzer then knows the parts are set on GW_OK */
+    }
+    return GW_OK;
+}
+
+int jobs_mail_check_url(char *hostport, size_t len, int *implicit_tls, const char *url,
+                        struct gw_err *err)
+{
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    CURLU *u = curl_url();
+    if (u == NULL)
+        return gw_err_set(err, GW_ENOMEM, "out of memory");
+    int rc = url_parts(u, url, &scheme, &host, &port, err);
+    if (rc != GW_OK)
+        goto cleanup;
+    if (strcmp(scheme, "smtp") != 0 && strcmp(scheme, "smtps") != 0) {
+        rc = gw_err_set(err, GW_EINVAL, "SMTP URL scheme is %.16s, not smtp or smtps", scheme);
+        goto cleanup;
+    }
+    /* Credentials in the URL would travel into error messages and logs. */
+    if (url_has_credentials(u)) {
+        rc = gw_err_set(err, GW_EINVAL, "SMTP URL carries credentials: set user and password");
+        goto cleanup;
+    }
+    *implicit_tls = strcmp(scheme, "smtps") == 0;
+    gw_fmt(hostport, len, "%s:%s", host, port);
+cleanup:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* ---- TLS and failures: pure decisions ---- */
+
+long jobs_mail_use_ssl(enum jobs_smtp_tls tls, int has_user, int implicit_tls, int *upgraded)
+{
+    /* Opportunistic TLS with a password would hand it to whoever strips STARTTLS. */
+    *upgraded = tls == JOBS_SMTP_TLS_OPPORTUNISTIC && has_user && !implicit_tls;
+    if (tls == JOBS_SMTP_TLS_OFF)
+        return (long)CURLUSESSL_NONE;
+    if (tls == JOBS_SMTP_TLS_OPPORTUNISTIC && !*upgraded)
+        return (long)CURLUSESSL_TRY;
+    return (long)CURLUSESSL_ALL;
+}
+
+int jobs_mail_classify(CURLcode res, long reply)
+{
+    if (reply >= 400 && reply < 500)
+        return GW_EUNAVAIL;
+    if (reply >= 500 && reply < 600)
+        return GW_EUPSTREAM;
+    switch (res) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING: return GW_EUNAVAIL;
+    case CURLE_OUT_OF_MEMORY: return GW_ENOMEM;
+    default: return GW_EUPSTREAM; /* TLS refused or untrusted, protocol errors */
+    }
+}
+
+/* What to add to a failure's message so an operator knows where to look. */
+static const char *failure_hint(CURLcode res, int upgraded)
+{
+    if (res == CURLE_USE_SSL_FAILED)
+        return upgraded ? " (the server offers no STARTTLS; with a user set, opportunistic TLS "
+                          "still requires it so that the password never goes in clear)"
+                        : " (the server offers no STARTTLS)";
+    if (res == CURLE_PEER_FAILED_VERIFICATION)
+        return " (certificate not trusted or not for this host)";
+    return "";
+}
+
+int jobs_mail_failure(struct gw_err *err, CURLcode res, long reply, const char *hostport,
+                      const char *detail, int upgraded, const char *password)
+{
+    int rc = jobs_mail_classify(res, reply);
+    const char *hint = failure_hint(res, upgraded);
+    if (detail == NULL || detail[0] == '\0')
+        detail = curl_easy_strerror(res);
+    if (reply >= 400 && reply < 600)
+        (void)gw_err_set(err, rc, "SMTP to %s: reply %ld: %s%s", hostport, reply, detail, hint);
+    else
+        (void)gw_err_set(err, rc, "SMTP to %s failed: %s%s", hostport, detail, hint);
+    /* libcurl's messages do not hold the password; make sure of it. */
+    if (err != NULL && password != NULL && password[0] != '\0' &&
+        strstr(err->msg, password) != NULL)
+        gw_fmt(err->msg, sizeof(err->msg), "SMTP to %s failed (reply %ld; detail withheld)",
+               hostport, reply);
+    return rc;
+}
+
+/* ---- sending ---- */
+
 struct reader {
     const char *data;
     size_t len, off;
@@ -480,178 +604,110 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *userp)
     return n;
 }
 
-/* Checks the URL (smtp or smtps, no credentials in it) and writes "host:port"
- * for messages. *implicit_tls is set for smtps. */
-static int check_url(char *hostport, size_t len, int *implicit_tls, const char *url,
-                     struct gw_err *err)
+/* One send, checked and formatted: everything libcurl is handed. */
+struct smtp_txn {
+    struct gw_buf msg;                      /* the formatted message */
+    struct from_parts from;                 /* its parsed sender */
+    struct curl_slist *rcpt;                /* "<address>" per recipient */
+    char mail_from[JOBS_MAIL_MAX_ADDR + 3]; /* "<address>" of the sender */
+    char hostport[MAX_HOSTPORT];            /* for messages */
+    int implicit_tls;                       /* smtps */
+    struct reader reader;                   /* over msg */
+};
+
+/* Checks o and m and fills t (msg must be initialised; the caller disposes
+ * of it and of t->rcpt whatever this returns). */
+static int txn_prepare(struct smtp_txn *t, const struct jobs_mail_opts *o,
+                       const struct jobs_mail *m, struct gw_err *err)
 {
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL, *pass = NULL;
-    int rc = GW_OK;
-    if (u == NULL)
-        return gw_err_set(err, GW_ENOMEM, "out of memory");
-    if (url == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        rc = gw_err_set(err, GW_EINVAL, "SMTP URL is not smtp://host[:port] or smtps://...");
-        goto cleanup;
+    char path[JOBS_MAIL_MAX_ADDR + 3];
+    if (o->timeout_ms < 0)
+        return gw_err_set(err, GW_EINVAL, "SMTP timeout is negative");
+    int rc = jobs_mail_check_url(t->hostport, sizeof(t->hostport), &t->implicit_tls, o->url, err);
+    if (rc == GW_OK)
+        rc = mail_build(&t->msg, &t->from, m, (long long)time(NULL), NULL, err);
+    for (size_t i = 0; i < m->nto && rc == GW_OK; i++) {
+        gw_fmt(path, sizeof(path), "<%s>", m->to[i]); /* fits: checked by mail_build */
+        rc = gw_curl_header(&t->rcpt, path, err);
     }
-    if (strcmp(scheme, "smtp") != 0 && strcmp(scheme, "smtps") != 0) {
-        rc = gw_err_set(err, GW_EINVAL, "SMTP URL scheme is %.16s, not smtp or smtps", scheme);
-        goto cleanup;
-    }
-    /* Credentials in the URL would travel into error messages and logs. */
-    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK) {
-        rc = gw_err_set(err, GW_EINVAL, "SMTP URL carries credentials: set user and password");
-        goto cleanup;
-    }
-    *implicit_tls = strcmp(scheme, "smtps") == 0;
-    gw_fmt(hostport, len, "%s:%s", host, port);
-cleanup:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(user);
-    curl_free(pass);
-    curl_url_cleanup(u);
-    return rc;
+    if (rc != GW_OK)
+        return rc;
+    gw_fmt(t->mail_from, sizeof(t->mail_from), "<%.*s>", (int)t->from.addr_len, t->from.addr);
+    t->reader = (struct reader){t->msg.data, t->msg.len, 0};
+    return GW_OK;
 }
 
-static int classify(CURLcode res, long code)
+/* A handle for t: common/curl's ground (smtp and smtps only, the deadline
+ * for connecting and for the whole transaction) and the SMTP options. */
+static int txn_handle(CURL **out, struct smtp_txn *t, const struct jobs_mail_opts *o, long use_ssl,
+                      char *errbuf, struct gw_err *err)
 {
-    if (code >= 400 && code < 500)
-        return GW_EUNAVAIL;
-    if (code >= 500 && code < 600)
-        return GW_EUPSTREAM;
-    switch (res) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING: return GW_EUNAVAIL;
-    case CURLE_OUT_OF_MEMORY: return GW_ENOMEM;
-    default: return GW_EUPSTREAM; /* TLS refused or untrusted, protocol errors */
+    long timeout = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    struct gw_curl_opts co = {.url = o->url,
+                              .protocols = "smtp,smtps",
+                              .connect_timeout_ms = timeout,
+                              .timeout_ms = timeout,
+                              .errbuf = errbuf};
+    CURL *h = NULL;
+    int rc = gw_curl_new(&h, &co, err);
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_USE_SSL, use_ssl, err);
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2, err);
+    if (rc == GW_OK && o->ca_file != NULL)
+        rc = GW_CURL_SET(h, CURLOPT_CAINFO, o->ca_file, err);
+    if (rc == GW_OK && o->user != NULL && o->user[0] != '\0') {
+        rc = GW_CURL_SET(h, CURLOPT_USERNAME, o->user, err);
+        if (rc == GW_OK)
+            rc = GW_CURL_SET(h, CURLOPT_PASSWORD, o->password != NULL ? o->password : "", err);
     }
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_MAIL_FROM, t->mail_from, err);
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_MAIL_RCPT, t->rcpt, err);
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_UPLOAD, 1L, err);
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_READFUNCTION, read_cb, err);
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_READDATA, &t->reader, err);
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)t->msg.len, err);
+    if (rc != GW_OK) {
+        curl_easy_cleanup(h);
+        return rc;
+    }
+    *out = h;
+    return GW_OK;
 }
 
 int jobs_mail_send(const struct jobs_mail_opts *o, const struct jobs_mail *m, struct gw_err *err)
 {
-    struct gw_buf msg;
-    struct from_parts f;
-    struct reader r = {NULL, 0, 0};
-    struct curl_slist *rcpt = NULL;
+    struct smtp_txn t = {.rcpt = NULL};
     CURL *h = NULL;
-    CURLcode cc = CURLE_OK, res;
-    char hostport[MAX_HOSTPORT], errbuf[CURL_ERROR_SIZE], path[JOBS_MAIL_MAX_ADDR + 3];
-    const char *detail, *hint = "";
-    int implicit_tls = 0, has_user, upgraded, rc;
-    long use_ssl, code = 0, timeout;
+    CURLcode res;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    int upgraded = 0, rc;
+    long use_ssl, reply = 0;
     assert(o != NULL && m != NULL);
-    gw_buf_init(&msg, JOBS_MAIL_MAX_MESSAGE);
-    errbuf[0] = '\0';
+    gw_buf_init(&t.msg, JOBS_MAIL_MAX_MESSAGE);
 
-    if (o->timeout_ms < 0) {
-        rc = gw_err_set(err, GW_EINVAL, "SMTP timeout is negative");
+    if ((rc = txn_prepare(&t, o, m, err)) != GW_OK)
         goto cleanup;
-    }
-    if ((rc = check_url(hostport, sizeof(hostport), &implicit_tls, o->url, err)) != GW_OK)
+    use_ssl =
+        jobs_mail_use_ssl(o->tls, o->user != NULL && o->user[0] != '\0', t.implicit_tls, &upgraded);
+    if ((rc = txn_handle(&h, &t, o, use_ssl, errbuf, err)) != GW_OK)
         goto cleanup;
-    if ((rc = mail_build(&msg, &f, m, (long long)time(NULL), NULL, err)) != GW_OK)
-        goto cleanup;
-
-    for (size_t i = 0; i < m->nto; i++) {
-        gw_fmt(path, sizeof(path), "<%s>", m->to[i]); /* fits: checked by mail_build */
-        struct curl_slist *next = curl_slist_append(rcpt, path);
-        if (next == NULL) {
-            rc = gw_err_set(err, GW_ENOMEM, "out of memory");
-            goto cleanup;
-        }
-        rcpt = next;
-    }
-    gw_fmt(path, sizeof(path), "<%.*s>", (int)f.addr_len, f.addr);
-
-    has_user = o->user != NULL && o->user[0] != '\0';
-    /* Opportunistic TLS with a password would hand it to whoever strips STARTTLS. */
-    upgraded = o->tls == JOBS_SMTP_TLS_OPPORTUNISTIC && has_user && !implicit_tls;
-    use_ssl = o->tls == JOBS_SMTP_TLS_OFF                          ? (long)CURLUSESSL_NONE
-              : o->tls == JOBS_SMTP_TLS_OPPORTUNISTIC && !upgraded ? (long)CURLUSESSL_TRY
-                                                                   : (long)CURLUSESSL_ALL;
-    timeout = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
-    r.data = msg.data;
-    r.len = msg.len;
-
-    if ((h = curl_easy_init()) == NULL) {
-        rc = gw_err_set(err, GW_ENOMEM, "curl_easy_init failed");
-        goto cleanup;
-    }
-#define SETOPT(opt, val)                                                                           \
-    do {                                                                                           \
-        if (cc == CURLE_OK)                                                                        \
-            cc = curl_easy_setopt(h, opt, val);                                                    \
-    } while (0)
-    SETOPT(CURLOPT_URL, o->url);
-#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
-    SETOPT(CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-#else
-    SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_SMTP | CURLPROTO_SMTPS));
-#endif
-    SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_ERRORBUFFER, errbuf);
-    SETOPT(CURLOPT_TIMEOUT_MS, timeout);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, timeout);
-    SETOPT(CURLOPT_USE_SSL, use_ssl);
-    SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    if (o->ca_file != NULL)
-        SETOPT(CURLOPT_CAINFO, o->ca_file);
-    if (has_user) {
-        SETOPT(CURLOPT_USERNAME, o->user);
-        SETOPT(CURLOPT_PASSWORD, o->password != NULL ? o->password : "");
-    }
-    SETOPT(CURLOPT_MAIL_FROM, path);
-    SETOPT(CURLOPT_MAIL_RCPT, rcpt);
-    SETOPT(CURLOPT_UPLOAD, 1L);
-    SETOPT(CURLOPT_READFUNCTION, read_cb);
-    SETOPT(CURLOPT_READDATA, &r);
-    SETOPT(CURLOPT_INFILESIZE_LARGE, (curl_off_t)msg.len);
-#undef SETOPT
-    if (cc != CURLE_OK) {
-        rc = gw_err_set(err, cc == CURLE_OUT_OF_MEMORY ? GW_ENOMEM : GW_EINVAL,
-                        "SMTP to %s: libcurl refused an option: %s", hostport,
-                        curl_easy_strerror(cc));
-        goto cleanup;
-    }
-
     res = curl_easy_perform(h);
-    if (res == CURLE_OK) {
-        rc = GW_OK;
-        goto cleanup;
+    if (res != CURLE_OK) {
+        if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply) != CURLE_OK)
+            reply = 0;
+        rc = jobs_mail_failure(err, res, reply, t.hostport, errbuf, upgraded, o->password);
     }
-    if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
-        code = 0;
-    rc = classify(res, code);
-    detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(res);
-    if (res == CURLE_USE_SSL_FAILED)
-        hint = upgraded ? " (the server offers no STARTTLS; with a user set, opportunistic TLS "
-                          "still requires it so that the password never goes in clear)"
-                        : " (the server offers no STARTTLS)";
-    else if (res == CURLE_PEER_FAILED_VERIFICATION)
-        hint = " (certificate not trusted or not for this host)";
-    if (code >= 400 && code < 600)
-        gw_err_set(err, rc, "SMTP to %s: reply %ld: %s%s", hostport, code, detail, hint);
-    else
-        gw_err_set(err, rc, "SMTP to %s failed: %s%s", hostport, detail, hint);
-    /* libcurl's messages do not hold the password; make sure of it. */
-    if (err != NULL && o->password != NULL && o->password[0] != '\0' &&
-        strstr(err->msg, o->password) != NULL)
-        gw_fmt(err->msg, sizeof(err->msg), "SMTP to %s failed (reply %ld; detail withheld)",
-               hostport, code);
 
 cleanup:
     curl_easy_cleanup(h);
-    curl_slist_free_all(rcpt);
-    gw_buf_dispose(&msg);
+    curl_slist_free_all(t.rcpt);
+    gw_buf_dispose(&t.msg);
     return rc;
 }

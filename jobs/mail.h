@@ -6,10 +6,14 @@
  * deadline. Queueing, retries and who gets which notification belong to the
  * caller; the return code says whether a retry can help. Like every libcurl
  * user here it needs curl_global_init() to have run (main does it).
+ *
+ * Nothing here keeps state: every function is safe from any thread on
+ * arguments the caller does not share.
  */
 #ifndef MLGW_SERVER_MAIL_H
 #define MLGW_SERVER_MAIL_H
 
+#include <curl/curl.h>
 #include <stddef.h>
 
 #include "common/err.h"
@@ -76,5 +80,34 @@ int jobs_mail_send(const struct jobs_mail_opts *o, const struct jobs_mail *m, st
  * they can be folded; body lines are normalised to CRLF, invalid UTF-8
  * becomes U+FFFD and lines over 998 bytes are broken. */
 char *jobs_mail_format(const struct jobs_mail *m, long long unix_time, const char *message_id);
+
+/* ---- the pieces of jobs_mail_send, public for tests ---- */
+
+/* Checks an SMTP URL: smtp or smtps, a host, no user or password in it.
+ * Writes "host:port" (the scheme's default port when none is given) into
+ * hostport (caller-owned, len bytes) and sets *implicit_tls for smtps.
+ * GW_EINVAL (the message never repeats credentials), GW_ENOMEM. */
+int jobs_mail_check_url(char *hostport, size_t len, int *implicit_tls, const char *url,
+                        struct gw_err *err);
+
+/* The CURLOPT_USE_SSL value for tls: CURLUSESSL_NONE when off, CURLUSESSL_TRY
+ * when opportunistic, CURLUSESSL_ALL when required. Opportunistic with a
+ * user over smtp (not smtps) becomes CURLUSESSL_ALL and sets *upgraded to 1
+ * (else 0), so that a password never goes in clear. */
+long jobs_mail_use_ssl(enum jobs_smtp_tls tls, int has_user, int implicit_tls, int *upgraded);
+
+/* The code jobs_mail_send returns for a failed transfer: a 4xx reply,
+ * no connection, a timeout or a lost connection is GW_EUNAVAIL; a 5xx reply,
+ * TLS refused or untrusted and other protocol errors are GW_EUPSTREAM;
+ * libcurl out of memory is GW_ENOMEM. reply: the SMTP reply code, 0 if none. */
+int jobs_mail_classify(CURLcode res, long reply);
+
+/* Writes the message of a failed transfer into err (NULL-tolerant) and
+ * returns jobs_mail_classify(res, reply): the reply code when there is one,
+ * detail (libcurl's error buffer; NULL or "" for curl_easy_strerror(res))
+ * and a hint for STARTTLS and certificate failures (upgraded: see
+ * jobs_mail_use_ssl). Should the text hold password, it is withheld. */
+int jobs_mail_failure(struct gw_err *err, CURLcode res, long reply, const char *hostport,
+                      const char *detail, int upgraded, const char *password);
 
 #endif

@@ -1177,3 +1177,155 @@ Test(server_mail, urls_other_than_smtp_or_with_credentials_are_refused)
         cr_assert_null(strstr(err.msg, "pw@"), "%s", err.msg);
     }
 }
+
+/* ---- the pure pieces of jobs_mail_send ---- */
+
+Test(server_mail_parts, check_url_gives_host_port_and_implicit_tls)
+{
+    static const struct {
+        const char *url, *hostport;
+        int implicit_tls;
+    } cases[] = {
+        {"smtp://127.0.0.1:2525", "127.0.0.1:2525", 0},
+        {"smtp://mail.example.com", "mail.example.com:25", 0},
+        {"smtps://mail.example.com", "mail.example.com:465", 1},
+        {"smtps://mail.example.com:2465/", "mail.example.com:2465", 1},
+        {"SMTP://mail.example.com:587", "mail.example.com:587", 0},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
+        char hostport[300] = "";
+        int implicit_tls = -1;
+        struct gw_err err = {0};
+        cr_assert_eq(
+            jobs_mail_check_url(hostport, sizeof(hostport), &implicit_tls, cases[i].url, &err),
+            GW_OK, "%s: %s", cases[i].url, err.msg);
+        cr_assert_str_eq(hostport, cases[i].hostport, "%s", cases[i].url);
+        cr_assert_eq(implicit_tls, cases[i].implicit_tls, "%s", cases[i].url);
+    }
+}
+
+Test(server_mail_parts, check_url_refuses_other_schemes_credentials_and_non_urls)
+{
+    static const char *const bad[] = {
+        "http://127.0.0.1:25",
+        "smtp://user:pw@127.0.0.1:25",
+        "smtp://user@127.0.0.1:25",
+        "smtp://:pw@127.0.0.1:25",
+        "127.0.0.1:25",
+        "file:///etc/passwd",
+        "",
+        "smtp://",
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++) {
+        char hostport[300] = "untouched";
+        int implicit_tls = -1;
+        struct gw_err err = {0};
+        cr_assert_eq(jobs_mail_check_url(hostport, sizeof(hostport), &implicit_tls, bad[i], &err),
+                     GW_EINVAL, "%s accepted", bad[i]);
+        cr_assert_eq(err.code, GW_EINVAL);
+        cr_assert_null(strstr(err.msg, "pw"), "%s", err.msg);
+        cr_assert_eq(implicit_tls, -1, "%s", bad[i]);
+    }
+    struct gw_err err = {0};
+    char hostport[300];
+    int implicit_tls = 0;
+    cr_assert_eq(jobs_mail_check_url(hostport, sizeof(hostport), &implicit_tls, NULL, &err),
+                 GW_EINVAL);
+}
+
+Test(server_mail_parts, use_ssl_follows_the_mode_and_never_sends_a_password_in_clear)
+{
+    static const struct {
+        enum jobs_smtp_tls tls;
+        int has_user, implicit_tls;
+        long use_ssl;
+        int upgraded;
+    } cases[] = {
+        {JOBS_SMTP_TLS_REQUIRED, 0, 0, (long)CURLUSESSL_ALL, 0},
+        {JOBS_SMTP_TLS_REQUIRED, 1, 0, (long)CURLUSESSL_ALL, 0},
+        {JOBS_SMTP_TLS_REQUIRED, 1, 1, (long)CURLUSESSL_ALL, 0},
+        {JOBS_SMTP_TLS_OPPORTUNISTIC, 0, 0, (long)CURLUSESSL_TRY, 0},
+        {JOBS_SMTP_TLS_OPPORTUNISTIC, 1, 0, (long)CURLUSESSL_ALL, 1},
+        {JOBS_SMTP_TLS_OPPORTUNISTIC, 1, 1, (long)CURLUSESSL_TRY, 0},
+        {JOBS_SMTP_TLS_OPPORTUNISTIC, 0, 1, (long)CURLUSESSL_TRY, 0},
+        {JOBS_SMTP_TLS_OFF, 0, 0, (long)CURLUSESSL_NONE, 0},
+        {JOBS_SMTP_TLS_OFF, 1, 0, (long)CURLUSESSL_NONE, 0},
+        {JOBS_SMTP_TLS_OFF, 1, 1, (long)CURLUSESSL_NONE, 0},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
+        int upgraded = -1;
+        long got =
+            jobs_mail_use_ssl(cases[i].tls, cases[i].has_user, cases[i].implicit_tls, &upgraded);
+        cr_assert_eq(got, cases[i].use_ssl, "case %zu", i);
+        cr_assert_eq(upgraded, cases[i].upgraded, "case %zu", i);
+    }
+}
+
+Test(server_mail_parts, classify_sorts_replies_and_transfer_errors)
+{
+    cr_assert_eq(jobs_mail_classify(CURLE_SEND_ERROR, 421), GW_EUNAVAIL);
+    cr_assert_eq(jobs_mail_classify(CURLE_RECV_ERROR, 451), GW_EUNAVAIL);
+    cr_assert_eq(jobs_mail_classify(CURLE_LOGIN_DENIED, 535), GW_EUPSTREAM);
+    cr_assert_eq(jobs_mail_classify(CURLE_SEND_ERROR, 550), GW_EUPSTREAM, "the reply wins");
+    cr_assert_eq(jobs_mail_classify(CURLE_RECV_ERROR, 599), GW_EUPSTREAM);
+    static const CURLcode transient[] = {CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT,
+                                         CURLE_OPERATION_TIMEDOUT,   CURLE_SEND_ERROR,
+                                         CURLE_RECV_ERROR,           CURLE_GOT_NOTHING};
+    for (size_t i = 0; i < GW_ARRAY_LEN(transient); i++)
+        cr_assert_eq(jobs_mail_classify(transient[i], 0), GW_EUNAVAIL, "%s",
+                     curl_easy_strerror(transient[i]));
+    static const CURLcode permanent[] = {CURLE_USE_SSL_FAILED, CURLE_PEER_FAILED_VERIFICATION,
+                                         CURLE_SSL_CONNECT_ERROR, CURLE_WEIRD_SERVER_REPLY,
+                                         CURLE_LOGIN_DENIED};
+    for (size_t i = 0; i < GW_ARRAY_LEN(permanent); i++)
+        cr_assert_eq(jobs_mail_classify(permanent[i], 0), GW_EUPSTREAM, "%s",
+                     curl_easy_strerror(permanent[i]));
+    cr_assert_eq(jobs_mail_classify(CURLE_OUT_OF_MEMORY, 0), GW_ENOMEM);
+    cr_assert_eq(jobs_mail_classify(CURLE_OUT_OF_MEMORY, 250), GW_ENOMEM, "2xx is no reply code");
+}
+
+Test(server_mail_parts, failure_names_the_reply_the_host_and_a_hint)
+{
+    struct gw_err err = {0};
+    cr_assert_eq(jobs_mail_failure(&err, CURLE_RECV_ERROR, 550, "mx.example.com:25",
+                                   "RCPT failed: 550", 0, NULL),
+                 GW_EUPSTREAM);
+    cr_assert_eq(err.code, GW_EUPSTREAM);
+    cr_assert_str_eq(err.msg, "SMTP to mx.example.com:25: reply 550: RCPT failed: 550");
+
+    cr_assert_eq(
+        jobs_mail_failure(&err, CURLE_COULDNT_CONNECT, 0, "mx.example.com:25", "", 0, PASSWORD),
+        GW_EUNAVAIL);
+    char want[256];
+    gw_fmt(want, sizeof(want), "SMTP to mx.example.com:25 failed: %s",
+           curl_easy_strerror(CURLE_COULDNT_CONNECT));
+    cr_assert_str_eq(err.msg, want, "an empty detail falls back to libcurl's text");
+
+    cr_assert_eq(jobs_mail_failure(&err, CURLE_USE_SSL_FAILED, 0, "h:25", "no STARTTLS", 0, NULL),
+                 GW_EUPSTREAM);
+    cr_assert_str_eq(err.msg, "SMTP to h:25 failed: no STARTTLS (the server offers no STARTTLS)");
+    cr_assert_eq(jobs_mail_failure(&err, CURLE_USE_SSL_FAILED, 0, "h:25", "x", 1, NULL),
+                 GW_EUPSTREAM);
+    cr_assert(strstr(err.msg, "opportunistic TLS still requires it") != NULL, "%s", err.msg);
+    cr_assert_eq(jobs_mail_failure(&err, CURLE_PEER_FAILED_VERIFICATION, 0, "h:25", "x", 0, NULL),
+                 GW_EUPSTREAM);
+    cr_assert(strstr(err.msg, "(certificate not trusted or not for this host)") != NULL, "%s",
+              err.msg);
+
+    cr_assert_eq(jobs_mail_failure(NULL, CURLE_RECV_ERROR, 451, "h:25", "x", 0, NULL), GW_EUNAVAIL,
+                 "err may be NULL");
+}
+
+Test(server_mail_parts, failure_withholds_a_detail_that_holds_the_password)
+{
+    struct gw_err err = {0};
+    cr_assert_eq(jobs_mail_failure(&err, CURLE_LOGIN_DENIED, 535, "h:25",
+                                   "AUTH PLAIN mailer " PASSWORD " refused", 0, PASSWORD),
+                 GW_EUPSTREAM);
+    cr_assert_null(strstr(err.msg, PASSWORD), "%s", err.msg);
+    cr_assert_str_eq(err.msg, "SMTP to h:25 failed (reply 535; detail withheld)");
+
+    cr_assert_eq(jobs_mail_failure(&err, CURLE_LOGIN_DENIED, 535, "h:25", "refused", 0, PASSWORD),
+                 GW_EUPSTREAM);
+    cr_assert_str_eq(err.msg, "SMTP to h:25: reply 535: refused", "other details stay");
+}
