@@ -7,7 +7,12 @@
  * client token. Transient failures back off with full jitter while the job
  * stays QUEUED; permanent ones end in DISPATCH_FAILED. A token bucket keeps
  * SubmitJob under the account's rate limit. Its own connection LISTENs for
- * the outbox trigger so work starts the moment it commits.
+ * the outbox trigger so work starts the moment it commits. Cancellations
+ * go to Batch from here too.
+ *
+ * What a job runs with (name, environment) is jobs/jobenv.c's; catching up
+ * with quiet Batch jobs is jobs/reconciler.c's, started and stopped with the
+ * dispatchers.
  */
 #include "jobs/dispatcher.h"
 
@@ -25,14 +30,14 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/worker.h"
-#include "db/events.h"
-#include "db/jobs.h"
 #include "db/outbox.h"
+#include "jobs/jobenv.h"
 #include "jobs/listener.h"
+#include "jobs/reconciler.h"
 
 #include "common/poison.h"
 
-enum { MAX_WORKERS = 32, RECONCILE_BATCH = 100 };
+enum { MAX_WORKERS = 32 };
 
 struct bucket {
     pthread_mutex_t mu;
@@ -45,7 +50,7 @@ struct jobs_dispatcher {
     struct aws_client *aws;
     struct gw_worker *workers[MAX_WORKERS];
     int nworkers;
-    struct gw_worker *reconciler;
+    struct jobs_reconciler *reconciler;
     struct jobs_listener *listener;
     struct bucket submit_rate;
     char targets[32]; /* "{batch,sns}" */
@@ -75,28 +80,6 @@ static void bucket_take(struct bucket *b)
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static int alnum(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-}
-
-void jobs_batch_job_name(char *out, const char *project, const char *job_id)
-{
-    /* 90 of the project + '-' + a 36-character id stays within Batch's 128. */
-    char clean[91];
-    size_t o = 0;
-    for (const char *p = project ? project : ""; *p != '\0' && o < sizeof(clean) - 1; p++) {
-        if (o == 0 && !alnum(*p))
-            continue; /* a name starts alphanumeric */
-        char ch = *p;
-        if (!alnum(ch) && ch != '_' && ch != '-')
-            ch = '-';
-        clean[o++] = ch;
-    }
-    clean[o] = '\0';
-    gw_fmt(out, 129, "%s-%s", o > 0 ? clean : "mlgw", job_id);
-}
-
 static long long jint(const json_t *o, const char *k)
 {
     return (long long)json_integer_value(json_object_get(o, k));
@@ -116,58 +99,27 @@ static void count(const char *target, const char *result, const char *reason)
     gw_metrics_add("mlgw_dispatch_total", labels, 1);
 }
 
-json_t *jobs_environment(const struct gw_config *cfg, const json_t *job, const char *region,
-                         const char *output_dir)
-{
-    json_t *env = json_object();
-    const json_t *meta = json_object_get(job, "metadata");
-    const char *id = gw_json_str(job, "id");
-    char prefix[64];
-    gw_fmt(prefix, sizeof(prefix), "jobs/%s", id);
-    json_object_set_new(env, "ML_INPUT_BUCKET",
-                        json_string(cfg->input_bucket ? cfg->input_bucket : ""));
-    json_object_set_new(env, "ML_OUTPUT_BUCKET",
-                        json_string(cfg->output_bucket ? cfg->output_bucket : ""));
-    json_object_set_new(env, "OUTPUT_PREFIX", json_string(prefix));
-    json_object_set_new(env, "COMPUTE_TYPE", json_string(gw_json_str(job, "compute_type")));
-    json_object_set_new(env, "SCRIPT_KEY", json_string(gw_json_str(job, "script_key")));
-    json_object_set_new(env, "JOB_ID", json_string(id));
-    json_object_set_new(env, "TRIGGER_USER",
-                        json_string(gw_json_str(meta, "user") ? gw_json_str(meta, "user") : ""));
-    json_object_set_new(
-        env, "TRIGGER_PROJECT",
-        json_string(gw_json_str(meta, "project") ? gw_json_str(meta, "project") : ""));
-    json_object_set_new(
-        env, "TRIGGER_EXPERIMENT",
-        json_string(gw_json_str(meta, "experiment") ? gw_json_str(meta, "experiment") : ""));
-    if (gw_json_str(job, "operation") != NULL)
-        json_object_set_new(env, "OPERATION", json_string(gw_json_str(job, "operation")));
-    if (region != NULL)
-        json_object_set_new(env, "AWS_DEFAULT_REGION", json_string(region));
-    json_object_set_new(env, "ML_OUTPUT_DIR", json_string(output_dir));
-    json_object_update_missing(env, json_object_get(job, "env"));
-    return env;
-}
-
 /* ---- submit to Batch --------------------------------------------------- */
 
-/* Finds a job we may already have submitted; 1 with its id when found. */
-static int lookup_by_name(char id[128], struct aws_client *aws, const char *queue, const char *name,
-                          struct aws_error *err, int *rc)
+/* Finds a job we may already have submitted: *found is 1 and id holds its
+ * Batch id when ListJobs knows the name. GW_OK, or aws_batch_list_jobs's code
+ * (the answer is then unknown). */
+static int lookup_by_name(int *found, char id[128], struct aws_client *aws, const char *queue,
+                          const char *name, struct aws_error *err)
 {
     json_t *jobs = NULL;
     struct aws_batch_list l = {.job_queue = queue, .job_name = name};
-    *rc = aws_batch_list_jobs(&jobs, aws, &l, err);
-    int found = 0;
-    if (*rc == GW_OK && json_array_size(jobs) > 0) {
+    *found = 0;
+    int rc = aws_batch_list_jobs(&jobs, aws, &l, err);
+    if (rc == GW_OK && json_array_size(jobs) > 0) {
         const char *jid = gw_json_str(json_array_get(jobs, 0), "jobId");
         if (jid != NULL) {
             gw_fmt(id, 128, "%s", jid);
-            found = 1;
+            *found = 1;
         }
     }
     json_decref(jobs);
-    return found;
+    return rc;
 }
 
 static void finish_failure(struct jobs_dispatcher *d, const struct db_outbox_item *it, int rc,
@@ -238,14 +190,15 @@ static void submit_batch(struct jobs_dispatcher *d, const struct db_outbox_item 
     char name[160], batch_id[128] = "", arn[512];
     jobs_batch_job_name(name, gw_json_str(json_object_get(job, "metadata"), "project"),
                         gw_json_str(job, "id"));
-    int rc;
+    int rc, found = 0;
     if (it->was_in_doubt) {
-        if (lookup_by_name(batch_id, d->aws, queue, name, &err, &rc)) {
+        rc = lookup_by_name(&found, batch_id, d->aws, queue, name, &err);
+        if (rc == GW_OK && found) {
             GW_LOG_INFO("job %s was already submitted as %s (found by name)", it->job_id, batch_id);
             record_submitted(d, it, "SUBMITTED", batch_id, NULL);
             return;
         }
-        if (rc != GW_OK) { /* cannot tell: never submit blindly */
+        if (rc != GW_OK) { /* cannot tell: never submit blindly, try again later */
             err.ambiguous = 1;
             finish_failure(d, it, GW_EUNAVAIL, &err);
             return;
@@ -417,75 +370,6 @@ static int dispatch_run(void *arg)
     return 0;
 }
 
-/* Waits for the outbox trigger's NOTIFY and wakes every dispatcher. */
-static int reconcile_run(void *arg)
-{
-    struct jobs_dispatcher *d = arg;
-    PGresult *res = NULL;
-    struct gw_err err = {0};
-    if (d->aws == NULL || db_jobs_stale_batch(&res, d->app->pool, d->app->cfg->reconcile_after_s,
-                                              RECONCILE_BATCH, &err) != GW_OK)
-        return 0;
-    int n = PQntuples(res);
-    if (n == 0) {
-        PQclear(res);
-        return 0;
-    }
-    const char *ids[RECONCILE_BATCH];
-    for (int i = 0; i < n; i++)
-        ids[i] = PQgetvalue(res, i, 1);
-    json_t *jobs = NULL;
-    struct aws_error aerr;
-    if (aws_batch_describe_jobs(&jobs, d->aws, ids, (size_t)n, &aerr) != GW_OK) {
-        GW_LOG_WARN("reconciler: DescribeJobs failed: %s %s", aerr.code, aerr.message);
-        PQclear(res);
-        return 0;
-    }
-    for (int i = 0; i < n; i++) {
-        const json_t *bj = NULL;
-        size_t k;
-        json_t *v;
-        json_array_foreach(jobs, k, v)
-        {
-            if (gw_json_str(v, "jobId") != NULL && strcmp(gw_json_str(v, "jobId"), ids[i]) == 0)
-                bj = v;
-        }
-        if (bj == NULL)
-            continue; /* Batch forgot it (jobs are kept ~7 days): leave it to a human */
-        const json_t *attempts = json_object_get(bj, "attempts");
-        const json_t *last = json_array_get(attempts, json_array_size(attempts) - 1);
-        const json_t *ctr = json_object_get(bj, "container");
-        const json_t *ec = json_object_get(json_object_get(last, "container"), "exitCode");
-        if (ec == NULL)
-            ec = json_object_get(ctr, "exitCode");
-        struct db_job_event ev = {
-            .source = "reconciler",
-            .batch_job_id = ids[i],
-            .gateway_id = PQgetvalue(res, i, 0),
-            .status = gw_json_str(bj, "status"),
-            .reason = gw_json_str(bj, "statusReason"),
-            .exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1,
-            .attempts = (int)json_array_size(attempts),
-            .log_stream = gw_json_str(ctr, "logStreamName"),
-            .started_ms = jint(bj, "startedAt"),
-            .stopped_ms = jint(bj, "stoppedAt"),
-            .vcpus = -1,
-            .memory = -1,
-            .gpus = -1,
-        };
-        jobs_event_policy(&ev, d->app);
-        if (ev.status == NULL)
-            continue;
-        struct db_job_event_result r;
-        if (db_job_event_apply(&r, d->app->pool, &ev, &err) == GW_OK &&
-            strcmp(r.result, "applied") == 0)
-            GW_LOG_INFO("reconciler: job %s is %s (AWS Batch %s)", r.job_id, r.status, ids[i]);
-    }
-    json_decref(jobs);
-    PQclear(res);
-    return 0;
-}
-
 int jobs_dispatcher_start(struct jobs_dispatcher **out, struct jobs_app *app,
                           struct aws_client *aws, struct gw_err *err)
 {
@@ -515,8 +399,7 @@ int jobs_dispatcher_start(struct jobs_dispatcher **out, struct jobs_app *app,
     }
     if (n > 0) {
         (void)jobs_listener_start(&d->listener, app->cfg, "mlgw_outbox", d->workers, d->nworkers);
-        (void)gw_worker_start(&d->reconciler, "reconciler", app->cfg->reconcile_interval_s * 1000,
-                              reconcile_run, d);
+        (void)jobs_reconciler_start(&d->reconciler, app, aws, NULL);
     }
     *out = d;
     return GW_OK;
@@ -527,7 +410,7 @@ void jobs_dispatcher_stop(struct jobs_dispatcher *d)
     if (d == NULL)
         return;
     jobs_listener_stop(d->listener);
-    gw_worker_stop(d->reconciler);
+    jobs_reconciler_stop(d->reconciler);
     for (int i = 0; i < d->nworkers; i++)
         gw_worker_stop(d->workers[i]);
     pthread_mutex_destroy(&d->submit_rate.mu);
