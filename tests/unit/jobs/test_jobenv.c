@@ -93,7 +93,7 @@ Test(jobs_jobenv, environment_carries_the_contract_and_the_jobs_own_env)
     cr_assert_str_eq(env_str(env, "ML_INPUT_BUCKET"), "ml-in");
     cr_assert_str_eq(env_str(env, "ML_OUTPUT_BUCKET"), "ml-out");
     char prefix[64];
-    snprintf(prefix, sizeof(prefix), "jobs/%s", id);
+    (void)snprintf(prefix, sizeof(prefix), "jobs/%s", id);
     cr_assert_str_eq(env_str(env, "OUTPUT_PREFIX"), prefix);
     cr_assert_str_eq(env_str(env, "COMPUTE_TYPE"), "gpu");
     cr_assert_str_eq(env_str(env, "SCRIPT_KEY"), "train.py");

@@ -1236,21 +1236,20 @@ Test(server_mail_parts, check_url_refuses_other_schemes_credentials_and_non_urls
 Test(server_mail_parts, use_ssl_follows_the_mode_and_never_sends_a_password_in_clear)
 {
     static const struct {
-        enum jobs_smtp_tls tls;
-        int has_user, implicit_tls;
         long use_ssl;
-        int upgraded;
+        enum jobs_smtp_tls tls;
+        int has_user, implicit_tls, upgraded;
     } cases[] = {
-        {JOBS_SMTP_TLS_REQUIRED, 0, 0, (long)CURLUSESSL_ALL, 0},
-        {JOBS_SMTP_TLS_REQUIRED, 1, 0, (long)CURLUSESSL_ALL, 0},
-        {JOBS_SMTP_TLS_REQUIRED, 1, 1, (long)CURLUSESSL_ALL, 0},
-        {JOBS_SMTP_TLS_OPPORTUNISTIC, 0, 0, (long)CURLUSESSL_TRY, 0},
-        {JOBS_SMTP_TLS_OPPORTUNISTIC, 1, 0, (long)CURLUSESSL_ALL, 1},
-        {JOBS_SMTP_TLS_OPPORTUNISTIC, 1, 1, (long)CURLUSESSL_TRY, 0},
-        {JOBS_SMTP_TLS_OPPORTUNISTIC, 0, 1, (long)CURLUSESSL_TRY, 0},
-        {JOBS_SMTP_TLS_OFF, 0, 0, (long)CURLUSESSL_NONE, 0},
-        {JOBS_SMTP_TLS_OFF, 1, 0, (long)CURLUSESSL_NONE, 0},
-        {JOBS_SMTP_TLS_OFF, 1, 1, (long)CURLUSESSL_NONE, 0},
+        {(long)CURLUSESSL_ALL, JOBS_SMTP_TLS_REQUIRED, 0, 0, 0},
+        {(long)CURLUSESSL_ALL, JOBS_SMTP_TLS_REQUIRED, 1, 0, 0},
+        {(long)CURLUSESSL_ALL, JOBS_SMTP_TLS_REQUIRED, 1, 1, 0},
+        {(long)CURLUSESSL_TRY, JOBS_SMTP_TLS_OPPORTUNISTIC, 0, 0, 0},
+        {(long)CURLUSESSL_ALL, JOBS_SMTP_TLS_OPPORTUNISTIC, 1, 0, 1},
+        {(long)CURLUSESSL_TRY, JOBS_SMTP_TLS_OPPORTUNISTIC, 1, 1, 0},
+        {(long)CURLUSESSL_TRY, JOBS_SMTP_TLS_OPPORTUNISTIC, 0, 1, 0},
+        {(long)CURLUSESSL_NONE, JOBS_SMTP_TLS_OFF, 0, 0, 0},
+        {(long)CURLUSESSL_NONE, JOBS_SMTP_TLS_OFF, 1, 0, 0},
+        {(long)CURLUSESSL_NONE, JOBS_SMTP_TLS_OFF, 1, 1, 0},
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
         int upgraded = -1;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "jobs/webhook.h"
 
@@ -35,7 +36,7 @@ static struct hook_server srv;
 static void copy_header(char *out, size_t len, struct MHD_Connection *c, const char *name)
 {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
-    snprintf(out, len, "%s", v != NULL ? v : "");
+    gw_fmt(out, len, "%s", v != NULL ? v : "");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -49,7 +50,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *state = &srv;
         pthread_mutex_lock(&srv.mu);
         srv.body[0] = '\0';
-        snprintf(srv.method, sizeof(srv.method), "%s", method);
+        gw_fmt(srv.method, sizeof(srv.method), "%s", method);
         copy_header(srv.content_type, sizeof(srv.content_type), c, "Content-Type");
         copy_header(srv.signature, sizeof(srv.signature), c, "X-Signature");
         copy_header(srv.user_agent, sizeof(srv.user_agent), c, "User-Agent");
@@ -59,7 +60,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*data_size > 0) {
         pthread_mutex_lock(&srv.mu);
         size_t have = strlen(srv.body);
-        snprintf(srv.body + have, sizeof(srv.body) - have, "%.*s", (int)*data_size, data);
+        gw_fmt(srv.body + have, sizeof(srv.body) - have, "%.*s", (int)*data_size, data);
         pthread_mutex_unlock(&srv.mu);
         *data_size = 0;
         return MHD_YES;
@@ -88,7 +89,7 @@ static void server_start(void)
     cr_assert(srv.d != NULL, "test server did not start");
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
     cr_assert(info != NULL);
-    snprintf(srv.url, sizeof(srv.url), "http://127.0.0.1:%u/hook", info->port);
+    gw_fmt(srv.url, sizeof(srv.url), "http://127.0.0.1:%u/hook", info->port);
 }
 
 static void server_stop(void)
@@ -146,7 +147,7 @@ Test(jobs_webhook, server_errors_timeouts_and_throttling_are_worth_a_retry)
         cr_assert_eq(jobs_webhook_post(srv.url, BODY, SECRET, 1, &err), GW_EUNAVAIL, "%u: %s",
                      transient[i], err.msg);
         char want[32];
-        snprintf(want, sizeof(want), "answered %u", transient[i]);
+        gw_fmt(want, sizeof(want), "answered %u", transient[i]);
         cr_assert(strstr(err.msg, want) != NULL, "%s", err.msg);
         cr_assert_null(strstr(err.msg, SECRET));
     }
