@@ -365,7 +365,8 @@ static int add_message_id(struct gw_buf *b, const struct from_parts *f, const ch
 }
 
 /* The body with every line ending as CRLF (CR, LF and CRLF all end a line),
- * invalid UTF-8 as U+FFFD, lines over LINE_HARD bytes broken before the
+ * invalid UTF-8 as U+FFFD (one per maximal ill-formed subpart, the rule of
+ * gw_utf8_sanitize), lines over LINE_HARD bytes broken before the
  * character that would not fit, and a final CRLF. Runs of ordinary bytes
  * (the run ends at i) are copied at once. */
 static int add_body(struct gw_buf *b, const char *body)
@@ -375,7 +376,7 @@ static int add_body(struct gw_buf *b, const char *body)
     int rc = GW_OK;
     while (i < n && rc == GW_OK) {
         int eol = p[i] == '\r' || p[i] == '\n';
-        size_t l = eol ? 0 : gw_utf8_seq(p + i, n - i, NULL), width = l > 0 ? l : 3;
+        size_t bad = 1, l = eol ? 0 : gw_utf8_seq(p + i, n - i, &bad), width = l > 0 ? l : 3;
         if (eol || l == 0 || line + width > LINE_HARD) {
             if (run > 0)
                 rc = gw_buf_add(b, body + i - run, run);
@@ -396,7 +397,7 @@ static int add_body(struct gw_buf *b, const char *body)
         }
         if (l == 0) {
             rc = gw_buf_adds(b, "\xef\xbf\xbd"); /* U+FFFD */
-            i++;
+            i += bad;
         } else {
             run += l;
             i += l;

@@ -39,7 +39,8 @@ struct jobs_notifier {
     struct jobs_listener *listener;
 };
 
-char *jobs_notify_summary(const json_t *job, const char *region)
+/* The plain-text summary of a finished job (new: free), for email and SNS. */
+static char *notify_summary(const json_t *job, const char *region)
 {
     struct gw_buf b;
     gw_buf_init(&b, (size_t)64 << 10);
@@ -107,7 +108,7 @@ static int send_email(struct jobs_notifier *n, const struct db_notification *it,
     char subject[300];
     gw_fmt(subject, sizeof(subject), "[ml-gateway] %s: job %s (%s)", gw_json_str(job, "status"),
            gw_json_str(job, "id"), gw_json_str(job, "script_key"));
-    char *body = jobs_notify_summary(job, n->aws ? aws_client_region(n->aws) : NULL);
+    char *body = notify_summary(job, n->aws ? aws_client_region(n->aws) : NULL);
     const char *to[] = {it->recipient};
     struct jobs_mail m = {
         .from = cfg->smtp_from, .to = to, .nto = 1, .subject = subject, .body = body};
@@ -135,7 +136,7 @@ static int send_sns(struct jobs_notifier *n, const json_t *job, const char *topi
         return gw_err_set(err, GW_EINVAL, "AWS is not configured");
     char subject[100];
     gw_fmt(subject, sizeof(subject), "ml-gateway: job %s", gw_json_str(job, "status"));
-    char *body = jobs_notify_summary(job, aws_client_region(n->aws));
+    char *body = notify_summary(job, aws_client_region(n->aws));
     struct aws_sns_attribute attrs[] = {{"status", gw_json_str(job, "status")}};
     struct aws_sns_publish in = {.topic_arn = topic,
                                  .message = body ? body : "",

@@ -24,7 +24,4 @@ int jobs_notifier_start(struct jobs_notifier **out, struct jobs_app *app, struct
 /* Stops the workers and frees n; NULL is a no-op. */
 void jobs_notifier_stop(struct jobs_notifier *n);
 
-/* The plain-text summary of a finished job (new: free), for email and SNS. */
-char *jobs_notify_summary(const json_t *job, const char *region);
-
 #endif

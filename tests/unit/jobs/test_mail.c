@@ -547,6 +547,11 @@ Test(server_mail, format_replaces_invalid_utf8_in_the_body_and_breaks_lines_over
     cr_assert_str_eq(body_of(s), "ok \xef\xbf\xbd\xef\xbf\xbd( \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
                                  " end\r\n");
     free(s);
+    /* A truncated sequence is one maximal subpart: one U+FFFD, as in the job log. */
+    m.body = "cut \xe2\x82( here";
+    s = jobs_mail_format(&m, 0, "a@b");
+    cr_assert_str_eq(body_of(s), "cut \xef\xbf\xbd( here\r\n");
+    free(s);
 
     char *big = malloc(1201);
     cr_assert_not_null(big);
