@@ -45,7 +45,7 @@ cp examples/*.py "$dir/root/input/jobs/"
 export MLGW_LOG_LEVEL=warn MLGW_NOTIFY_WORKERS=0 MLGW_LOCAL_ROOT=$PWD/$dir/root \
   MLGW_LOCAL_PYTHON=$python
 bench_start_gateway
-key=$("$gw" keys create --name gpu-check --scopes jobs:read,jobs:write 2>/dev/null)
+key=$("$gw" keys create --name gpu-check --scopes jobs:read,jobs:write --rate 1000000 --burst 1000000 2>/dev/null)
 
 if [[ "$device" == cpu ]]; then
   shape='"--hidden", "256", "--layers", "2", "--batch-size", "1024", "--precision", "fp32"'

@@ -26,7 +26,7 @@ printf 'pass\n' >"$dir/root/input/jobs/noop.py"
 export MLGW_LOG_LEVEL=warn MLGW_NOTIFY_WORKERS=0 \
   MLGW_LOCAL_ROOT=$PWD/$dir/root MLGW_LOCAL_VCPUS=64 MLGW_LOCAL_MEMORY=65536 MLGW_LOCAL_GPUS=0
 bench_start_gateway
-key=$("$gw" keys create --name bench --scopes jobs:read,jobs:write 2>/dev/null)
+key=$("$gw" keys create --name bench --scopes jobs:read,jobs:write --rate 1000000 --burst 1000000 2>/dev/null)
 
 python3 bench/bench.py local "http://127.0.0.1:$port" "$key" "$n" "$url" >"$dir/result.txt"
 read -r p50 p99 ack50 ack99 seen50 seen99 < "$dir/result.txt"

@@ -151,7 +151,7 @@ psql_q() {
 export DATABASE_URL=$url MLGW_LOG_LEVEL=warn MLGW_THREADS=$threads
 export MLGW_LOCAL_ROOT=$dir/local
 "$gw" migrate 2>"$dir/migrate.log" || die "migrations failed: $(cat "$dir/migrate.log")"
-key=$("$gw" keys create --name bench --scopes jobs:read,jobs:write 2>"$dir/keys.log") \
+key=$("$gw" keys create --name bench --scopes jobs:read,jobs:write --rate 1000000 --burst 1000000 2>"$dir/keys.log") \
   || die "cannot create the API key: $(cat "$dir/keys.log")"
 [[ "$key" == mlgw_* ]] || die "unexpected output from 'keys create'"
 

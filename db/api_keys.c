@@ -4,11 +4,13 @@
  */
 #include "db/api_keys.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
 #include "common/encode.h"
 #include "common/err.h"
+#include "common/parse.h"
 
 #include "common/poison.h"
 
@@ -72,26 +74,47 @@ void db_scopes_array(char *out, size_t outlen, unsigned bits)
     gw_buf_dispose(&b);
 }
 
+int db_team_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        int alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && (n == 0 || (c != '.' && c != '_' && c != '-')))
+            return 0;
+    }
+    return n >= 1 && n <= DB_TEAM_MAX;
+}
+
 static const struct db_stmt create_stmt = {
     "api_key_create",
-    "INSERT INTO api_keys (id, name, prefix, key_hash, scopes) "
-    "VALUES ($1, $2, $3, decode($4, 'hex'), $5::text[])",
-    5};
+    "INSERT INTO api_keys (id, name, prefix, key_hash, scopes, team, rate_per_s, burst) "
+    "VALUES ($1, $2, $3, decode($4, 'hex'), $5::text[], coalesce($6, $1), $7::float8, $8::int)",
+    8};
 
-int db_api_key_create(struct db_conn *conn, const char *id, const char *name, const char *prefix,
-                      const unsigned char hash[32], unsigned scopes, struct gw_err *err)
+int db_api_key_create(struct db_conn *conn, const struct db_api_key_new *key, struct gw_err *err)
 {
-    char hex[65], arr[64];
-    gw_hex(hex, hash, 32);
-    db_scopes_array(arr, sizeof(arr), scopes);
-    const char *params[] = {id, name, prefix, hex, arr};
+    char hex[65], arr[64], rate[32], burst[24];
+    gw_hex(hex, key->hash, 32);
+    db_scopes_array(arr, sizeof(arr), key->scopes);
+    gw_fmt(rate, sizeof(rate), "%.17g", key->rate_per_s);
+    gw_fmt(burst, sizeof(burst), "%ld", key->burst);
+    const char *params[] = {key->id,
+                            key->name,
+                            key->prefix,
+                            hex,
+                            arr,
+                            key->team,
+                            key->rate_per_s > 0 ? rate : NULL,
+                            key->burst > 0 ? burst : NULL};
     return db_exec(NULL, conn, &create_stmt, params, err);
 }
 
 static const struct db_stmt list_stmt = {
     "api_key_list",
-    "SELECT id, name, prefix, array_to_string(scopes, ','), mlgw_ts(created_at), "
-    "mlgw_ts(last_used_at), mlgw_ts(revoked_at) FROM api_keys ORDER BY created_at, id",
+    "SELECT id, name, prefix, array_to_string(scopes, ','), team, rate_per_s::text, burst::text, "
+    "mlgw_ts(created_at), mlgw_ts(last_used_at), mlgw_ts(revoked_at) FROM api_keys "
+    "ORDER BY created_at, id",
     0};
 
 int db_api_key_list(PGresult **out, struct db_conn *conn, struct gw_err *err)
@@ -119,7 +142,8 @@ int db_api_key_revoke(struct db_conn *conn, const char *id_or_prefix, struct gw_
 static const struct db_stmt lookup_stmt = {
     "api_key_lookup",
     "SELECT id, scopes, revoked_at IS NOT NULL, "
-    "coalesce(last_used_at < now() - interval '1 minute', true) "
+    "coalesce(last_used_at < now() - interval '1 minute', true), team, "
+    "coalesce(rate_per_s, 0)::text, coalesce(burst, 0)::text "
     "FROM api_keys WHERE key_hash = decode($1, 'hex')",
     1};
 
@@ -142,6 +166,11 @@ int db_api_key_lookup(struct db_api_key_auth *out, struct db_conn *conn,
             out->scopes = 0;
         out->revoked = PQgetvalue(res, 0, 2)[0] == 't';
         out->touch_due = PQgetvalue(res, 0, 3)[0] == 't';
+        gw_fmt(out->team, sizeof(out->team), "%s", PQgetvalue(res, 0, 4));
+        long long burst = 0;
+        out->rate_per_s = strtod(PQgetvalue(res, 0, 5), NULL);
+        if (gw_parse_ll(&burst, PQgetvalue(res, 0, 6), 0, 1000000000) == GW_OK)
+            out->burst = (long)burst;
     }
     PQclear(res);
     return rc;

@@ -16,8 +16,8 @@
 #define JOB_INSERT_CTE                                                                             \
     "WITH j AS (INSERT INTO jobs (id, status, script_key, compute_type, vcpus, memory, gpus, "     \
     "args, env, timeout_seconds, max_attempts, operation, metadata, notify, dispatch, "            \
-    "output_uri, api_key_id) VALUES ($1, 'QUEUED', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "     \
-    "$12, $13, $14, $15, $16) RETURNING *), "                                                      \
+    "output_uri, api_key_id, team) VALUES ($1, 'QUEUED', $2, $3, $4, $5, $6, $7, $8, $9, $10, "    \
+    "$11, $12, $13, $14, $15, $16, $17) RETURNING *), "                                            \
     "h AS (INSERT INTO job_history (job_id, status, source, at) "                                  \
     "SELECT id, 'QUEUED', 'api', created_at FROM j RETURNING status, at, source, reason), "        \
     "o AS (INSERT INTO dispatch_outbox (job_id, action, target, created_at) "                      \
@@ -28,7 +28,7 @@
 
 /* One statement: job, first history row and the dispatch outbox row commit
  * together (the outbox's trigger wakes the dispatchers), in one round trip. */
-static const struct db_stmt insert_stmt = {"job_insert", JOB_INSERT_CTE, 16};
+static const struct db_stmt insert_stmt = {"job_insert", JOB_INSERT_CTE, 17};
 
 static int insert_job(char **out, struct db_conn *c, const struct db_job_new *job,
                       struct gw_err *err)
@@ -39,13 +39,13 @@ static int insert_job(char **out, struct db_conn *c, const struct db_job_new *jo
     gw_fmt(nums[2], sizeof(nums[2]), "%lld", job->gpus);
     gw_fmt(nums[3], sizeof(nums[3]), "%lld", job->max_attempts);
     gw_fmt(timeout, sizeof(timeout), "%lld", job->timeout_seconds);
-    const char *params[16] = {
+    const char *params[17] = {
         job->id,          job->script_key, job->compute_type,
         nums[0],          nums[1],         nums[2],
         job->args_json,   job->env_json,   job->timeout_seconds >= 0 ? timeout : NULL,
         nums[3],          job->operation,  job->metadata_json,
         job->notify_json, job->dispatch,   job->output_uri,
-        job->api_key_id,
+        job->api_key_id,  job->team,
     };
     PGresult *res = NULL;
     int rc = db_exec(&res, c, &insert_stmt, params, err);
@@ -166,14 +166,16 @@ int db_job_create(struct db_job_created *out, struct db_pool *pool, const struct
 static const struct db_stmt get_stmt = {
     "job_get",
     "SELECT left(mlgw_job_json(j, mlgw_job_history(j.id))::text, -1) || ',\"notifications\":' "
-    "|| mlgw_job_notifications(j.id)::text || '}' FROM jobs j WHERE j.id = $1",
-    1};
+    "|| mlgw_job_notifications(j.id)::text || '}' FROM jobs j "
+    "WHERE j.id = $1 AND ($2::text IS NULL OR j.team = $2)",
+    2};
 
-static int get_on(char **out, struct db_conn *c, const char *id, struct gw_err *err)
+static int get_on(char **out, struct db_conn *c, const char *id, const char *team,
+                  struct gw_err *err)
 {
     *out = NULL;
     PGresult *res = NULL;
-    const char *params[] = {id};
+    const char *params[] = {id, team};
     int rc = db_exec(&res, c, &get_stmt, params, err);
     if (rc == GW_OK && PQntuples(res) == 0)
         rc = gw_err_public(err, GW_ENOTFOUND, "no job %s", id);
@@ -183,14 +185,15 @@ static int get_on(char **out, struct db_conn *c, const char *id, struct gw_err *
     return rc;
 }
 
-int db_job_get(char **out, struct db_pool *pool, const char *id, struct gw_err *err)
+int db_job_get(char **out, struct db_pool *pool, const char *id, const char *team,
+               struct gw_err *err)
 {
     *out = NULL;
     struct db_conn *c = NULL;
     int rc = db_pool_checkout(&c, pool, err);
     if (rc != GW_OK)
         return rc;
-    rc = get_on(out, c, id, err);
+    rc = get_on(out, c, id, team, err);
     db_pool_checkin(pool, c);
     return rc;
 }
@@ -213,6 +216,7 @@ int db_job_list(char **items, char next_id[37], struct db_pool *pool, const stru
         {"created_at >", "::timestamptz", offsetof(struct db_job_filter, created_after)},
         {"created_at <", "::timestamptz", offsetof(struct db_job_filter, created_before)},
         {"id <", "::uuid", offsetof(struct db_job_filter, before_id)},
+        {"team", "", offsetof(struct db_job_filter, team)},
     };
     const char *params[GW_ARRAY_LEN(filters) + 1];
     int n = 0;
@@ -276,20 +280,23 @@ int db_job_list(char **items, char next_id[37], struct db_pool *pool, const stru
 static const struct db_stmt cancel_stmt = {
     "job_cancel",
     "WITH u AS (UPDATE jobs SET status = 'CANCELLED', status_reason = $2, updated_at = now(), "
-    "stopped_at = now() WHERE id = $1 AND (status = 'QUEUED' OR "
+    "stopped_at = now() WHERE id = $1 AND ($3::text IS NULL OR team = $3) AND (status = 'QUEUED' "
+    "OR "
     " (dispatch = 'local' AND mlgw_status_rank(status) < 7)) RETURNING id, dispatch), "
     "o AS (DELETE FROM dispatch_outbox WHERE job_id = $1 AND action = 'submit'), "
     "h AS (INSERT INTO job_history (job_id, status, source, reason) "
     " SELECT id, 'CANCELLED', 'api', $2 FROM u) "
     "SELECT id, dispatch FROM u",
-    2};
+    3};
 
 /* Wakes the local executors: one of them stops the job's processes. */
 static const struct db_stmt wake_local_stmt = {"job_cancel_wake_local",
                                                "SELECT pg_notify('mlgw_outbox', 'cancel')", 0};
 
-static const struct db_stmt status_stmt = {
-    "job_status", "SELECT status, batch_job_id IS NOT NULL FROM jobs WHERE id = $1", 1};
+static const struct db_stmt status_stmt = {"job_status",
+                                           "SELECT status, batch_job_id IS NOT NULL FROM jobs "
+                                           "WHERE id = $1 AND ($2::text IS NULL OR team = $2)",
+                                           2};
 
 /* After hand-over: CancelJob/TerminateJob happen through the outbox. */
 static const struct db_stmt request_cancel_stmt = {
@@ -303,14 +310,14 @@ static const struct db_stmt request_cancel_stmt = {
 
 struct cancel_ctx {
     char **out;
-    const char *id, *reason;
+    const char *id, *team, *reason;
 };
 
 static int cancel_tx(struct db_conn *c, void *arg, struct gw_err *err)
 {
     struct cancel_ctx *x = arg;
     PGresult *res = NULL;
-    const char *params[] = {x->id, x->reason};
+    const char *params[] = {x->id, x->reason, x->team};
     int rc = db_exec(&res, c, &cancel_stmt, params, err);
     if (rc != GW_OK)
         return rc;
@@ -320,7 +327,8 @@ static int cancel_tx(struct db_conn *c, void *arg, struct gw_err *err)
     if (local && (rc = db_exec(NULL, c, &wake_local_stmt, NULL, err)) != GW_OK)
         return rc;
     if (!cancelled) {
-        rc = db_exec(&res, c, &status_stmt, params, err);
+        const char *status_params[] = {x->id, x->team};
+        rc = db_exec(&res, c, &status_stmt, status_params, err);
         if (rc != GW_OK)
             return rc;
         if (PQntuples(res) == 0) {
@@ -343,19 +351,19 @@ static int cancel_tx(struct db_conn *c, void *arg, struct gw_err *err)
             rc = db_exec(NULL, c, &request_cancel_stmt, params, err);
             if (rc != GW_OK)
                 return rc;
-            return get_on(x->out, c, x->id, err);
+            return get_on(x->out, c, x->id, x->team, err);
         }
         PQclear(res);
         return rc;
     }
-    return get_on(x->out, c, x->id, err);
+    return get_on(x->out, c, x->id, x->team, err);
 }
 
-int db_job_cancel(char **out, struct db_pool *pool, const char *id, const char *reason,
-                  struct gw_err *err)
+int db_job_cancel(char **out, struct db_pool *pool, const char *id, const char *team,
+                  const char *reason, struct gw_err *err)
 {
     *out = NULL;
-    struct cancel_ctx x = {out, id, reason};
+    struct cancel_ctx x = {out, id, team, reason};
     int rc = db_tx(pool, cancel_tx, &x, err);
     if (rc != GW_OK) {
         free(*out);

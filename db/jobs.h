@@ -29,6 +29,7 @@ struct db_job_new {
     const char *dispatch;
     const char *output_uri;
     const char *api_key_id;
+    const char *team; /* the creating key's team */
 };
 
 struct db_idempotency {
@@ -53,13 +54,17 @@ struct db_job_created {
 int db_job_create(struct db_job_created *out, struct db_pool *pool, const struct db_job_new *job,
                   const struct db_idempotency *idem, struct gw_err *err);
 
-/* The job with its history (new: free()). GW_ENOTFOUND. */
-int db_job_get(char **out, struct db_pool *pool, const char *id, struct gw_err *err);
+/* The job with its history (new: free()). team: the caller's team, or NULL
+ * for any (admin, callbacks, the executor). GW_ENOTFOUND for an unknown job
+ * and for another team's: existence is not revealed. */
+int db_job_get(char **out, struct db_pool *pool, const char *id, const char *team,
+               struct gw_err *err);
 
 struct db_job_filter {
     const char *status, *compute_type, *user, *project, *experiment;
     const char *created_after, *created_before; /* RFC 3339 */
     const char *before_id;                      /* cursor: only ids below this */
+    const char *team;                           /* NULL: every team */
     int limit;
 };
 
@@ -73,8 +78,8 @@ int db_job_list(char **items, char next_id[37], struct db_pool *pool, const stru
  * the dispatcher. GW_ENOTFOUND; GW_ECONFLICT when the job has ended or was
  * handed to SNS and has no Batch id yet. *out is the job with history (new:
  * free()). */
-int db_job_cancel(char **out, struct db_pool *pool, const char *id, const char *reason,
-                  struct gw_err *err);
+int db_job_cancel(char **out, struct db_pool *pool, const char *id, const char *team,
+                  const char *reason, struct gw_err *err);
 
 /* Batch jobs in a non-terminal state that nobody has heard of for
  * after_s seconds: rows (id, batch_job_id), oldest first (new: PQclear). */

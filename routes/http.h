@@ -56,7 +56,9 @@ struct rt_request {
     struct gw_buf body;
     int64_t start_ns;
     char auth_key_id[40]; /* the caller's API key id, once authorized */
+    char auth_team[65];   /* its team, once authorized */
     unsigned auth_scopes;
+    char client_addr[48]; /* the peer's IP address, "" when unknown */
     /* daemon bookkeeping */
     unsigned status;
     int responded;
@@ -84,6 +86,10 @@ struct rt_route {
  * req->auth_* when allowed; otherwise fills out (401/403/503) and returns
  * non-zero. Called after routing, before the body is read. */
 typedef int (*rt_authorize_fn)(struct rt_request *req, unsigned scope, struct rt_reply *out);
+
+/* The team whose resources the caller may see: NULL for an admin key (every
+ * team), else the key's team (borrowed from req). */
+const char *rt_team(const struct rt_request *req);
 
 /* Path parameter by name (borrowed for the request), or NULL. */
 const char *rt_param(const struct rt_request *req, const char *name);

@@ -12,6 +12,7 @@
 #include "common/id.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "db/api_keys.h"
 #include "db/jobs.h"
 #include "db/outbox.h"
 #include "jobs/app.h"
@@ -109,7 +110,8 @@ static int request_hash(unsigned char out[32], const json_t *body)
 }
 
 /* The row to insert for a valid request (strings borrowed from jr). */
-static struct db_job_new job_row(const struct rt_job_request *jr, const char *api_key_id)
+static struct db_job_new job_row(const struct rt_job_request *jr, const char *api_key_id,
+                                 const char *team)
 {
     return (struct db_job_new){
         .script_key = jr->script_key,
@@ -126,6 +128,7 @@ static struct db_job_new job_row(const struct rt_job_request *jr, const char *ap
         .notify_json = jr->notify_json,
         .dispatch = jr->dispatch,
         .api_key_id = api_key_id,
+        .team = team,
     };
 }
 
@@ -191,7 +194,7 @@ void rt_jobs_create(struct rt_request *req, struct rt_reply *out)
     if (read_request(&jr, &body, req, out) != GW_OK)
         goto cleanup;
 
-    struct db_job_new job = job_row(&jr, req->auth_key_id);
+    struct db_job_new job = job_row(&jr, req->auth_key_id, req->auth_team);
     struct db_idempotency idem = {
         .api_key_id = req->auth_key_id,
         .key = ikey,
@@ -227,9 +230,11 @@ cleanup:
     free(uri);
 }
 
-/* One job, looked up or acted on by fn, answered with status; 404 for an
- * unknown job, 409 with the reason for a state conflict. */
-typedef int (*job_fn)(char **out, struct db_pool *pool, const char *id, struct gw_err *err);
+/* One job, looked up or acted on by fn for the caller's team, answered with
+ * status; 404 for an unknown job or another team's, 409 with the reason for a
+ * state conflict. */
+typedef int (*job_fn)(char **out, struct db_pool *pool, const char *id, const char *team,
+                      struct gw_err *err);
 
 static void job_action(struct rt_request *req, struct rt_reply *out, job_fn fn, unsigned status,
                        const char *done)
@@ -239,15 +244,7 @@ static void job_action(struct rt_request *req, struct rt_reply *out, job_fn fn, 
         return;
     char *json = NULL;
     struct gw_err err = {0};
-    int rc = fn(&json, req->app->pool, id, &err);
-    if (rc == GW_ENOTFOUND) {
-        rt_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
-        return;
-    }
-    if (rc == GW_ECONFLICT) {
-        rt_reply_problem(req, out, 409, "Conflict", err.msg, NULL);
-        return;
-    }
+    int rc = fn(&json, req->app->pool, id, rt_team(req), &err);
     if (rc != GW_OK) {
         rt_reply_error(req, out, rc, &err);
         return;
@@ -257,9 +254,18 @@ static void job_action(struct rt_request *req, struct rt_reply *out, job_fn fn, 
     reply_text_json(out, status, json);
 }
 
-static int cancel_by_user(char **out, struct db_pool *pool, const char *id, struct gw_err *err)
+static int cancel_by_user(char **out, struct db_pool *pool, const char *id, const char *team,
+                          struct gw_err *err)
 {
-    return db_job_cancel(out, pool, id, "cancelled by user", err);
+    return db_job_cancel(out, pool, id, team, "cancelled by user", err);
+}
+
+/* Retry is for admin keys alone (the route's scope), which see every team. */
+static int requeue(char **out, struct db_pool *pool, const char *id, const char *team,
+                   struct gw_err *err)
+{
+    (void)team;
+    return db_job_requeue(out, pool, id, err);
 }
 
 void rt_jobs_get(struct rt_request *req, struct rt_reply *out)
@@ -274,7 +280,7 @@ void rt_jobs_cancel(struct rt_request *req, struct rt_reply *out)
 
 void rt_jobs_retry(struct rt_request *req, struct rt_reply *out)
 {
-    job_action(req, out, db_job_requeue, 202, "queued again for dispatch");
+    job_action(req, out, requeue, 202, "queued again for dispatch");
 }
 
 /* An RFC 3339 time (gw_parse_rfc3339, the whole value), copied into out for
@@ -297,8 +303,8 @@ static int rfc3339_ok(char *out, size_t outlen, const char *s)
 static const char cursor_tag[] = "j1:";
 
 static const char *const list_params[] = {
-    "status",        "compute_type",   "user",  "project", "experiment",
-    "created_after", "created_before", "limit", "cursor",  NULL,
+    "status",         "compute_type", "user",   "project", "experiment", "created_after",
+    "created_before", "limit",        "cursor", "team",    NULL,
 };
 
 void rt_jobs_list(struct rt_request *req, struct rt_reply *out)
@@ -346,12 +352,23 @@ void rt_jobs_list(struct rt_request *req, struct rt_reply *out)
     else if (v != NULL)
         f.before_id = cursor_id;
 
+    /* A key sees its own team; admin sees every team, or the one it names. */
+    const char *team = rt_query(req, "team");
+    if (team != NULL && !db_team_valid(team))
+        rt_param_error(errors, "team", "is not a team name");
+    f.team = rt_team(req) != NULL ? rt_team(req) : team;
+
     if (json_array_size(errors) > 0) {
         rt_reply_problem(req, out, 400, "Bad Request", "invalid query parameters; see errors",
                          errors);
         return;
     }
     json_decref(errors);
+    if (team != NULL && f.team != NULL && strcmp(team, f.team) != 0) {
+        /* another team's jobs: none of them is visible to this key */
+        rt_reply_json(out, 200, json_pack("{s:[],s:n}", "items", "next_cursor"));
+        return;
+    }
 
     char *items = NULL, next_id[37];
     struct gw_err err = {0};

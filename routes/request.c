@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "db/api_keys.h"
 #include "routes/http.h"
 
 #include "common/poison.h"
@@ -28,4 +29,9 @@ const char *rt_query(const struct rt_request *req, const char *name)
 const char *rt_header(const struct rt_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *rt_team(const struct rt_request *req)
+{
+    return (req->auth_scopes & DB_SCOPE_ADMIN) ? NULL : req->auth_team;
 }

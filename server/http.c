@@ -8,6 +8,8 @@
  * uses an internal thread pool over epoll; shutdown quiesces the listener
  * first so in-flight requests can finish.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,6 +245,25 @@ static int precheck(struct srv_http *h, struct rt_request *req, struct rt_reply 
     return 0;
 }
 
+/* The peer's IP address (no port), for per-address limits and the log. */
+static void client_address(struct rt_request *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    req->client_addr[0] = '\0';
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    const void *raw = NULL;
+    if (sa->sa_family == AF_INET)
+        raw = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    else if (sa->sa_family == AF_INET6)
+        raw = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (raw == NULL ||
+        inet_ntop(sa->sa_family, raw, req->client_addr, sizeof(req->client_addr)) == NULL)
+        req->client_addr[0] = '\0';
+}
+
 /* The first call for a request: headers are in. Makes the request, routes
  * it and checks what can be checked before the body; an error is answered
  * at once or, when the body can be drained, kept for after it. */
@@ -265,6 +286,7 @@ static enum MHD_Result on_headers(struct srv_http *h, struct MHD_Connection *con
     req->route_label = unmatched_route;
     gw_buf_init(&req->body, h->opts.max_body_bytes);
     assign_request_id(req);
+    client_address(req);
     gw_log_set_request_id(req->request_id);
     if (precheck(h, req, &r)) {
         if (!body_present(req) || may_drain(req)) {

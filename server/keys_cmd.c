@@ -6,6 +6,7 @@
  */
 #include "server/keys_cmd.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,43 +14,88 @@
 #include "common/err.h"
 #include "common/id.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "db/api_keys.h"
 
 #include "common/poison.h"
 
 static int usage(void)
 {
-    (void)fprintf(stderr, "usage: ml-gateway keys create --name NAME --scopes SCOPES\n"
-                          "       ml-gateway keys list\n"
-                          "       ml-gateway keys revoke ID|PREFIX\n"
-                          "SCOPES: comma-separated jobs:read, jobs:write, admin\n");
+    (void)fprintf(stderr,
+                  "usage: ml-gateway keys create --name NAME --scopes SCOPES [--team TEAM]\n"
+                  "                               [--rate PER_SECOND] [--burst N]\n"
+                  "       ml-gateway keys list\n"
+                  "       ml-gateway keys revoke ID|PREFIX\n"
+                  "SCOPES: comma-separated jobs:read, jobs:write, admin\n"
+                  "TEAM: 1 to 64 of A-Z a-z 0-9 . _ - (default: the key is its own team)\n"
+                  "--rate, --burst: this key's request limit (default: MLGW_RATE_LIMIT,\n"
+                  "MLGW_RATE_BURST)\n");
     return 2;
 }
 
-static int key_create(struct db_conn *c, int argc, char **argv)
+struct key_args {
+    const char *name, *scopes_text, *team;
+    unsigned scopes;
+    double rate;
+    long long burst;
+};
+
+/* Reads and checks create's options; 0, or the exit status (2) after a
+ * message naming the bad option. */
+static int key_args_parse(struct key_args *a, int argc, char **argv)
 {
-    const char *name = NULL, *scopes_text = NULL;
+    const char *rate = NULL, *burst = NULL;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
-            name = argv[++i];
-        else if (strcmp(argv[i], "--scopes") == 0 && i + 1 < argc)
-            scopes_text = argv[++i];
-        else
+        const char **slot = strcmp(argv[i], "--name") == 0     ? &a->name
+                            : strcmp(argv[i], "--scopes") == 0 ? &a->scopes_text
+                            : strcmp(argv[i], "--team") == 0   ? &a->team
+                            : strcmp(argv[i], "--rate") == 0   ? &rate
+                            : strcmp(argv[i], "--burst") == 0  ? &burst
+                                                               : NULL;
+        if (slot == NULL || i + 1 >= argc)
             return usage();
+        *slot = argv[++i];
     }
-    unsigned scopes = 0;
-    if (name == NULL || scopes_text == NULL)
+    if (a->name == NULL || a->scopes_text == NULL)
         return usage();
-    size_t nlen = strlen(name);
+    size_t nlen = strlen(a->name);
     if (nlen < 1 || nlen > 128) {
         (void)fprintf(stderr, "ml-gateway: --name must be 1 to 128 characters\n");
         return 2;
     }
-    if (db_scopes_parse(&scopes, scopes_text) != GW_OK) {
+    if (db_scopes_parse(&a->scopes, a->scopes_text) != GW_OK) {
         (void)fprintf(stderr, "ml-gateway: --scopes \"%s\": use jobs:read, jobs:write, admin\n",
-                      scopes_text);
+                      a->scopes_text);
         return 2;
     }
+    if (a->team != NULL && !db_team_valid(a->team)) {
+        (void)fprintf(stderr,
+                      "ml-gateway: --team \"%s\": use 1 to 64 of A-Z a-z 0-9 . _ -, "
+                      "starting with a letter or digit\n",
+                      a->team);
+        return 2;
+    }
+    long long per_s = 0;
+    if (rate != NULL && gw_parse_ll(&per_s, rate, 1, 1000000) != GW_OK) {
+        (void)fprintf(stderr, "ml-gateway: --rate \"%s\": a whole number from 1 to 1000000\n",
+                      rate);
+        return 2;
+    }
+    a->rate = (double)per_s;
+    if (burst != NULL && gw_parse_ll(&a->burst, burst, 1, 1000000) != GW_OK) {
+        (void)fprintf(stderr, "ml-gateway: --burst \"%s\": a whole number from 1 to 1000000\n",
+                      burst);
+        return 2;
+    }
+    return 0;
+}
+
+static int key_create(struct db_conn *c, int argc, char **argv)
+{
+    struct key_args a = {0};
+    int bad = key_args_parse(&a, argc, argv);
+    if (bad != 0)
+        return bad;
     unsigned char secret[32], idb[6];
     if (gw_random_bytes(secret, sizeof(secret)) != GW_OK ||
         gw_random_bytes(idb, sizeof(idb)) != GW_OK) {
@@ -61,22 +107,33 @@ static int key_create(struct db_conn *c, int argc, char **argv)
     gw_hex(id + 4, idb, sizeof(idb));
     memcpy(prefix, key, 12);
     prefix[12] = '\0';
-    unsigned char hash[32];
-    gw_sha256(hash, key, strlen(key));
+    struct db_api_key_new k = {
+        .id = id,
+        .name = a.name,
+        .prefix = prefix,
+        .scopes = a.scopes,
+        .team = a.team,
+        .rate_per_s = a.rate,
+        .burst = (long)a.burst,
+    };
+    gw_sha256(k.hash, key, strlen(key));
     struct gw_err err = {0};
-    int rc = db_api_key_create(c, id, name, prefix, hash, scopes, &err);
-    memset(secret, 0, sizeof(secret));
+    int rc = db_api_key_create(c, &k, &err);
+    OPENSSL_cleanse(secret, sizeof(secret));
     if (rc != GW_OK) {
         GW_LOG_ERROR("cannot create the API key: %s", err.msg);
         return 1;
     }
     char arr[64];
-    db_scopes_array(arr, sizeof(arr), scopes);
-    GW_LOG_INFO("created API key %s (%s, prefix %s, scopes %s)", id, name, prefix, arr);
+    db_scopes_array(arr, sizeof(arr), a.scopes);
+    GW_LOG_INFO("created API key %s (%s, prefix %s, scopes %s, team %s)", id, a.name, prefix, arr,
+                a.team != NULL ? a.team : id);
     int ok = printf("%s\n", key) > 0 && fflush(stdout) == 0;
-    memset(key, 0, sizeof(key));
+    OPENSSL_cleanse(key, sizeof(key));
     return ok ? 0 : 1;
 }
+
+#define KEY_ROW "%-17s %-24s %-13s %-26s %-20s %-6s %-6s %-24s %-24s %s\n"
 
 static int key_list(struct db_conn *c)
 {
@@ -86,14 +143,14 @@ static int key_list(struct db_conn *c)
         GW_LOG_ERROR("cannot list API keys: %s", err.msg);
         return 1;
     }
-    int ok = printf("%-17s %-24s %-13s %-26s %-24s %-24s %s\n", "ID", "NAME", "PREFIX", "SCOPES",
-                    "CREATED", "LAST USED", "REVOKED") > 0;
+    int ok = printf(KEY_ROW, "ID", "NAME", "PREFIX", "SCOPES", "TEAM", "RATE", "BURST", "CREATED",
+                    "LAST USED", "REVOKED") > 0;
     for (int i = 0; ok && i < PQntuples(res); i++) {
-        const char *cell[7];
-        for (int k = 0; k < 7; k++)
+        const char *cell[10];
+        for (int k = 0; k < 10; k++)
             cell[k] = PQgetisnull(res, i, k) ? "-" : PQgetvalue(res, i, k);
-        ok = printf("%-17s %-24s %-13s %-26s %-24s %-24s %s\n", cell[0], cell[1], cell[2], cell[3],
-                    cell[4], cell[5], cell[6]) > 0;
+        ok = printf(KEY_ROW, cell[0], cell[1], cell[2], cell[3], cell[4], cell[5], cell[6], cell[7],
+                    cell[8], cell[9]) > 0;
     }
     PQclear(res);
     return ok && fflush(stdout) == 0 ? 0 : 1;

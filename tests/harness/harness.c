@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -376,6 +377,20 @@ int th_gw_run(char **out, const char *const *args, const char *db_url, const cha
 void th_key_create(char *out, size_t outlen, const char *db_url, const char *name,
                    const char *scopes)
 {
+    const char *args[] = {"--name", name, "--scopes", scopes, NULL};
+    th_key_create_args(out, outlen, db_url, args);
+}
+
+void th_key_create_args(char *out, size_t outlen, const char *db_url, const char *const *args)
+{
+    enum { MAX_ARGS = 16 };
+    const char *argv[MAX_ARGS + 4] = {gw_bin(), "keys", "create"};
+    size_t n = 3;
+    for (size_t i = 0; args[i] != NULL; i++) {
+        cr_assert(i < MAX_ARGS, "too many arguments for keys create");
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
     char path[] = "/tmp/mlgw-key-XXXXXX";
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
@@ -388,8 +403,7 @@ void th_key_create(char *out, size_t outlen, const char *db_url, const char *nam
             dup2(devnull, STDERR_FILENO);
         close(fd);
         child_env(db_url, NULL);
-        execl(gw_bin(), gw_bin(), "keys", "create", "--name", name, "--scopes", scopes,
-              (char *)NULL);
+        execv(gw_bin(), (char *const *)(uintptr_t)argv);
         _exit(127);
     }
     close(fd);

@@ -52,6 +52,9 @@ int th_gw_run(char **out, const char *const *args, const char *db_url, const cha
  * to out. Aborts the test on failure. */
 void th_key_create(char *out, size_t outlen, const char *db_url, const char *name,
                    const char *scopes);
+/* The same with any arguments after "keys create" (NULL-terminated), e.g.
+ * {"--name", "n", "--scopes", "jobs:read", "--team", "red", NULL}. */
+void th_key_create_args(char *out, size_t outlen, const char *db_url, const char *const *args);
 
 /* Sends sig and waits up to timeout_s; returns the exit status, 128+signal,
  * or -1 when it did not exit in time (it is then killed). */
