@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/curl.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -533,24 +534,22 @@ cleanup:
 
 /* ---- HTTP to the metadata services ------------------------------------------ */
 
-struct sink {
-    char *data; /* CREDS_HTTP_MAX + 1 bytes */
-    size_t len;
-    int overflow;
-};
-
-static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+/* The answer buffer of a metadata call. Its whole capacity is allocated at
+ * once, so gw_buf_add never moves it: a reallocated buffer would leave a copy
+ * of the credentials in freed memory. A buffer that has one is emptied. */
+static int resp_reserve(struct gw_buf *b)
 {
-    struct sink *s = userdata;
-    size_t n = size * nmemb; /* libcurl: size is always 1 */
-    if (n > CREDS_HTTP_MAX - s->len) {
-        s->overflow = 1;
-        return 0;
+    if (b->data != NULL) {
+        gw_buf_reset(b);
+        return GW_OK;
     }
-    memcpy(s->data + s->len, ptr, n);
-    s->len += n;
-    s->data[s->len] = '\0';
-    return n;
+    gw_buf_init(b, CREDS_HTTP_MAX);
+    b->data = malloc(CREDS_HTTP_MAX + 1);
+    if (b->data == NULL)
+        return GW_ENOMEM;
+    b->cap = CREDS_HTTP_MAX + 1;
+    b->data[0] = '\0';
+    return GW_OK;
 }
 
 static size_t empty_read(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -559,11 +558,11 @@ static size_t empty_read(char *ptr, size_t size, size_t nmemb, void *userdata)
     return 0;
 }
 
-static void sink_dispose(struct sink *s)
+/* Cleanses and frees what resp_reserve allocated. */
+static void resp_dispose(struct gw_buf *b)
 {
-    cleanse_free(s->data, CREDS_HTTP_MAX + 1);
-    s->data = NULL;
-    s->len = 0;
+    cleanse_free(b->data, b->cap);
+    gw_buf_init(b, 0);
 }
 
 static void slist_free_cleansed(struct curl_slist *l)
@@ -583,72 +582,58 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
         OPENSSL_cleanse(line, sizeof(line));
         return gw_err_set(err, GW_EINVAL, "the %s header is too long", name);
     }
-    struct curl_slist *l = curl_slist_append(*list, line);
+    int rc = gw_curl_header(list, line, err); /* wipes and frees *list on failure */
     OPENSSL_cleanse(line, sizeof(line));
-    if (l == NULL)
-        return gw_err_set(err, GW_ENOMEM, "out of memory building the %s header", name);
-    *list = l;
-    return GW_OK;
+    return rc;
 }
 
 /*
  * One metadata request: method "GET" or "PUT" (empty body). The answer goes
- * to resp (reset first; allocated here, freed with sink_dispose) and its
- * status to *status. Errors: GW_EUNAVAIL (no answer), GW_ETOOBIG, GW_ENOMEM.
- * `what` names the call in messages; URLs, headers and bodies never appear.
+ * to resp (emptied first; allocated here, freed with resp_dispose) and its
+ * status to *status. Errors: GW_EUNAVAIL (no answer), GW_ETOOBIG, GW_ENOMEM,
+ * GW_EINVAL (libcurl refused an option). `what` names the call in messages;
+ * URLs, headers and bodies never appear.
  */
-static int http_call(struct sink *resp, long *status, const struct aws_creds_provider *p,
+static int http_call(struct gw_buf *resp, long *status, const struct aws_creds_provider *p,
                      const char *method, const char *url, const struct curl_slist *headers,
                      const char *what, struct gw_err *err)
 {
     int rc = GW_OK;
     CURL *h = NULL;
-    char ebuf[CURL_ERROR_SIZE];
-    CURLcode cc = CURLE_OK;
+    char ebuf[CURL_ERROR_SIZE] = "";
+    struct gw_err serr = {0};
 
     *status = 0;
-    resp->len = 0;
-    resp->overflow = 0;
-    if (resp->data == NULL && (resp->data = malloc(CREDS_HTTP_MAX + 1)) == NULL)
+    if (resp_reserve(resp) != GW_OK)
         return gw_err_set(err, GW_ENOMEM, "%s: out of memory", what);
-    resp->data[0] = '\0';
-    ebuf[0] = '\0';
-    h = curl_easy_init();
-    if (h == NULL)
-        return gw_err_set(err, GW_ENOMEM, "%s: curl_easy_init failed", what);
-
-#define SETOPT(opt, val)                                                                           \
-    do {                                                                                           \
-        if (cc == CURLE_OK)                                                                        \
-            cc = curl_easy_setopt(h, opt, val);                                                    \
-    } while (0)
-    SETOPT(CURLOPT_URL, url);
-    SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, p->timeout_ms);
-    SETOPT(CURLOPT_TIMEOUT_MS, p->timeout_ms);
-    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+    const struct gw_curl_opts o = {
+        .url = url,
+        .protocols = "http,https",
+        .timeout_ms = p->timeout_ms, /* connecting too */
+        .sink = resp,                /* bounded by CREDS_HTTP_MAX */
+        .errbuf = ebuf,
+    };
+    if ((rc = gw_curl_new(&h, &o, &serr)) != GW_OK)
+        return gw_err_set(err, rc, "%s: %s", what, serr.msg);
     /* Metadata calls never go through an http_proxy from the environment:
      * a proxy would see the tokens and the credentials. */
-    SETOPT(CURLOPT_PROXY, "");
-    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CREDS_HTTP_MAX);
-    SETOPT(CURLOPT_ERRORBUFFER, ebuf);
-    SETOPT(CURLOPT_WRITEFUNCTION, sink_write);
-    SETOPT(CURLOPT_WRITEDATA, resp);
-    SETOPT(CURLOPT_HTTPHEADER, headers);
-    if (strcmp(method, "PUT") == 0) {
-        SETOPT(CURLOPT_UPLOAD, 1L);
-        SETOPT(CURLOPT_INFILESIZE_LARGE, (curl_off_t)0);
-        SETOPT(CURLOPT_READFUNCTION, empty_read);
+    rc = GW_CURL_SET(h, CURLOPT_PROXY, "", &serr);
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_HTTPHEADER, headers, &serr);
+    if (rc == GW_OK && strcmp(method, "PUT") == 0) {
+        rc = GW_CURL_SET(h, CURLOPT_UPLOAD, 1L, &serr);
+        if (rc == GW_OK)
+            rc = GW_CURL_SET(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)0, &serr);
+        if (rc == GW_OK)
+            rc = GW_CURL_SET(h, CURLOPT_READFUNCTION, empty_read, &serr);
     }
-#undef SETOPT
-    if (cc != CURLE_OK) {
-        rc = gw_err_set(err, GW_EUNAVAIL, "%s: libcurl refused an option: %s", what,
-                        curl_easy_strerror(cc));
+    if (rc != GW_OK) {
+        rc = gw_err_set(err, rc, "%s: %s", what, serr.msg);
         goto cleanup;
     }
-    cc = curl_easy_perform(h);
-    if (resp->overflow || cc == CURLE_FILESIZE_EXCEEDED) {
+    CURLcode cc = curl_easy_perform(h);
+    /* A write error is the bounded sink refusing more (its memory is already there). */
+    if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) {
         rc = gw_err_set(err, GW_ETOOBIG, "%s: the answer is larger than %d bytes", what,
                         CREDS_HTTP_MAX);
         goto cleanup;
@@ -845,7 +830,7 @@ static int from_ecs(struct aws_credentials *out, int *found, const struct aws_cr
     char url[CREDS_URL_MAX];
     char *token = NULL;
     struct curl_slist *headers = NULL;
-    struct sink resp = {0};
+    struct gw_buf resp = {0};
     long status = 0;
     int rc = GW_OK, n;
 
@@ -894,7 +879,7 @@ static int from_ecs(struct aws_credentials *out, int *found, const struct aws_cr
 cleanup:
     cleanse_free(token, CREDS_TOKEN_FILE_MAX + 1);
     slist_free_cleansed(headers);
-    sink_dispose(&resp);
+    resp_dispose(&resp);
     return rc;
 }
 
@@ -905,7 +890,7 @@ static int imds_new_token(struct aws_creds_provider *p, const char *base, struct
 {
     char url[CREDS_URL_MAX], ttl[16];
     struct curl_slist *headers = NULL;
-    struct sink resp = {0};
+    struct gw_buf resp = {0};
     long status = 0;
     int rc;
     const char *what = "IMDS token request (PUT /latest/api/token)";
@@ -940,14 +925,14 @@ static int imds_new_token(struct aws_creds_provider *p, const char *base, struct
 
 cleanup:
     slist_free_cleansed(headers);
-    sink_dispose(&resp);
+    resp_dispose(&resp);
     return rc;
 }
 
 /* GET base+path with the session token (fetched when none is cached); on a
  * 401 the token is renewed once and the GET repeated. */
-static int imds_get(struct sink *resp, long *status, struct aws_creds_provider *p, const char *base,
-                    const char *path, const char *what, struct gw_err *err)
+static int imds_get(struct gw_buf *resp, long *status, struct aws_creds_provider *p,
+                    const char *base, const char *path, const char *what, struct gw_err *err)
 {
     char url[CREDS_URL_MAX];
     int rc = GW_OK;
@@ -991,7 +976,7 @@ static int from_imds(struct aws_credentials *out, int *found, struct aws_creds_p
     const char *mode = env(p, "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
     const char *base_in = p->imds_base_url;
     char base[CREDS_URL_MAX], path[sizeof(IMDS_CREDS_PATH) + IMDS_ROLE_MAX + 1];
-    struct sink resp = {0};
+    struct gw_buf resp = {0};
     long status = 0;
     int rc = GW_OK;
 
@@ -1043,7 +1028,7 @@ static int from_imds(struct aws_credentials *out, int *found, struct aws_creds_p
     *found = 1;
 
 cleanup:
-    sink_dispose(&resp);
+    resp_dispose(&resp);
     return rc;
 }
 

@@ -34,6 +34,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/buf.h"
+#include "common/curl.h"
 #include "common/err.h"
 #include "common/time.h"
 
@@ -504,61 +505,30 @@ int aws_sns_cert_url_check(const struct aws_sns_verifier_opts *o, const char *ur
 /* ---- fetching and checking the certificate ------------------------------------------------------
  */
 
-struct sink {
-    struct gw_buf buf;
-    int overflow;
-};
-
-static size_t on_cert_data(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct sink *s = userdata;
-    size_t n = size * nmemb; /* size is 1 */
-
-    if (gw_buf_add(&s->buf, ptr, n) != GW_OK) {
-        s->overflow = 1;
-        return 0; /* aborts the transfer */
-    }
-    return n;
-}
-
-/* GETs the certificate file into s. GW_EUNAVAIL: no answer, or not 200;
- * GW_EINVAL: larger than CERT_MAX_BYTES. No redirects are followed. */
-static int fetch_cert(struct sink *s, const struct aws_sns_verifier *v, const struct url_info *ui,
-                      struct gw_err *err)
+/* GETs the certificate file into pem (bounded by its max, CERT_MAX_BYTES).
+ * GW_EUNAVAIL: no answer, or not 200; GW_EINVAL: larger than CERT_MAX_BYTES
+ * or libcurl refused an option; GW_ENOMEM. No redirects are followed. */
+static int fetch_cert(struct gw_buf *pem, const struct aws_sns_verifier *v,
+                      const struct url_info *ui, struct gw_err *err)
 {
     int rc = GW_OK;
     CURL *h = NULL;
-    CURLcode cc = CURLE_OK;
     long status = 0;
+    const struct gw_curl_opts o = {
+        .url = ui->normalized,
+        .protocols = ui->https ? "https" : "http",
+        .timeout_ms = v->timeout_ms, /* connecting too */
+        .sink = pem,
+    };
 
-    if ((h = curl_easy_init()) == NULL)
-        return gw_err_set(err, GW_ENOMEM, "out of memory");
-#define SETOPT(opt, val)                                                                           \
-    do {                                                                                           \
-        if (cc == CURLE_OK)                                                                        \
-            cc = curl_easy_setopt(h, opt, val);                                                    \
-    } while (0)
-    SETOPT(CURLOPT_URL, ui->normalized);
-    SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, v->timeout_ms);
-    SETOPT(CURLOPT_TIMEOUT_MS, v->timeout_ms);
-    SETOPT(CURLOPT_PROTOCOLS_STR, ui->https ? "https" : "http");
-    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CERT_MAX_BYTES);
-    SETOPT(CURLOPT_USERAGENT, "ml-gateway/" MLGW_VERSION);
-    SETOPT(CURLOPT_WRITEFUNCTION, on_cert_data);
-    SETOPT(CURLOPT_WRITEDATA, s);
+    if ((rc = gw_curl_new(&h, &o, err)) != GW_OK)
+        return rc;
     /* CURLOPT_SSL_VERIFYPEER and _VERIFYHOST keep libcurl's defaults (on). */
-    if (v->ca_file != NULL)
-        SETOPT(CURLOPT_CAINFO, v->ca_file);
-#undef SETOPT
-    if (cc != CURLE_OK) {
-        rc = gw_err_set(err, GW_EUNAVAIL, "signing certificate could not be fetched: %s",
-                        curl_easy_strerror(cc));
+    if (v->ca_file != NULL && (rc = GW_CURL_SET(h, CURLOPT_CAINFO, v->ca_file, err)) != GW_OK)
         goto cleanup;
-    }
-    cc = curl_easy_perform(h);
-    if (s->overflow || cc == CURLE_FILESIZE_EXCEEDED) {
+    CURLcode cc = curl_easy_perform(h);
+    /* A write error is the bounded buffer refusing more. */
+    if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) {
         rc = gw_err_set(err, GW_EINVAL, "signing certificate is larger than %d bytes",
                         CERT_MAX_BYTES);
         goto cleanup;
@@ -724,19 +694,19 @@ static int get_cert(X509 **out, struct aws_sns_verifier *v, const struct url_inf
                     struct gw_err *err)
 {
     int rc = GW_OK;
-    struct sink s = {.overflow = 0};
+    struct gw_buf pem;
 
     *out = cache_get(v, ui->normalized);
     if (*out != NULL)
         return GW_OK;
-    gw_buf_init(&s.buf, CERT_MAX_BYTES);
-    if ((rc = fetch_cert(&s, v, ui, err)) != GW_OK ||
-        (rc = load_cert(out, v, ui, &s.buf, err)) != GW_OK)
+    gw_buf_init(&pem, CERT_MAX_BYTES);
+    if ((rc = fetch_cert(&pem, v, ui, err)) != GW_OK ||
+        (rc = load_cert(out, v, ui, &pem, err)) != GW_OK)
         goto cleanup;
     cache_put(v, ui->normalized, *out);
 
 cleanup:
-    gw_buf_dispose(&s.buf);
+    gw_buf_dispose(&pem);
     return rc;
 }
 

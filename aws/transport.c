@@ -22,6 +22,7 @@
 
 #include "aws/sigv4.h"
 #include "common/buf.h"
+#include "common/curl.h"
 #include "common/encode.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -331,13 +332,6 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
     return n;
 }
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    struct gw_buf *b = ud;
-    size_t n = size * nmemb;
-    return gw_buf_add(b, ptr, n) == GW_OK ? n : 0; /* 0 aborts: over the limit */
-}
-
 /* Full jitter before the next attempt (gw_jitter_ms). */
 static void backoff(const struct aws_client *c, int attempt)
 {
@@ -365,6 +359,47 @@ struct attempt_ctx {
     const char *host;
     const char *path; /* base path + request path */
 };
+
+/* The options of one attempt on h (new or curl_easy_reset): common/curl.h's
+ * set-up (http and https only, timeouts, the body bounded by out->body),
+ * then the signed headers, the header capture and the method and body. */
+static int setup_handle(CURL *h, const struct aws_client *c, const struct attempt_ctx *a,
+                        struct aws_response *out, struct hdr_capture *hc,
+                        const struct curl_slist *hl, struct gw_err *err)
+{
+    const struct aws_request *req = a->req;
+    int head = strcmp(req->method, "HEAD") == 0;
+    struct gw_curl_opts o = {
+        .url = a->url,
+        .protocols = "http,https",
+        .connect_timeout_ms = c->connect_timeout_ms,
+        .timeout_ms = c->timeout_ms,
+        .sink = &out->body,
+    };
+    int rc = gw_curl_prepare(h, &o, err);
+    /* libcurl checks CURLOPT_MAXFILESIZE against a HEAD answer's
+     * Content-Length too: the size of an object is no body to bound. */
+    if (rc == GW_OK && head)
+        rc = GW_CURL_SET(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0, err);
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_HTTPHEADER, hl, err);
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_HEADERFUNCTION, on_header, err);
+    if (rc == GW_OK)
+        rc = GW_CURL_SET(h, CURLOPT_HEADERDATA, (void *)hc, err);
+    if (rc != GW_OK)
+        return rc;
+    if (head)
+        return GW_CURL_SET(h, CURLOPT_NOBODY, 1L, err);
+    if (strcmp(req->method, "GET") != 0 || req->body_len > 0) {
+        rc = GW_CURL_SET(h, CURLOPT_CUSTOMREQUEST, req->method, err);
+        if (rc == GW_OK)
+            rc = GW_CURL_SET(h, CURLOPT_POSTFIELDS, req->body ? req->body : "", err);
+        if (rc == GW_OK)
+            rc = GW_CURL_SET(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len, err);
+    }
+    return rc;
+}
 
 static int one_attempt(struct aws_response *out, struct aws_client *c, const struct attempt_ctx *a,
                        struct aws_error *err, int *curl_failed)
@@ -421,18 +456,26 @@ static int one_attempt(struct aws_response *out, struct aws_client *c, const str
     }
 
     struct curl_slist *hl = NULL;
-    for (size_t i = 0; i < nh; i++) {
+    struct gw_err herr = {0};
+    for (size_t i = 0; i < nh && rc == GW_OK; i++) {
         char line[4608];
         gw_fmt(line, sizeof(line), "%s: %s", sh[i].name, sh[i].value);
-        hl = curl_slist_append(hl, line);
+        rc = gw_curl_header(&hl, line, &herr);
     }
-    {
+    if (rc == GW_OK) {
         char line[1100];
         gw_fmt(line, sizeof(line), "Authorization: %s", authz);
-        hl = curl_slist_append(hl, line);
+        rc = gw_curl_header(&hl, line, &herr);
     }
-    hl = curl_slist_append(hl, "Expect:"); /* no 100-continue round trip */
+    if (rc == GW_OK)
+        rc = gw_curl_header(&hl, "Expect:", &herr); /* no 100-continue round trip */
     OPENSSL_cleanse(&creds, sizeof(creds));
+    OPENSSL_cleanse(authz, sizeof(authz));
+    if (rc != GW_OK) {
+        gw_fmt(err->code, sizeof(err->code), "%s", "OutOfMemory");
+        gw_fmt(err->message, sizeof(err->message), "%s", herr.msg);
+        return rc;
+    }
 
     CURL *h = handle_take(c);
     if (h == NULL) {
@@ -442,22 +485,13 @@ static int one_attempt(struct aws_response *out, struct aws_client *c, const str
     }
     struct hdr_capture hc = {.resp = out};
     out->content_length = -1;
-    curl_easy_setopt(h, CURLOPT_URL, a->url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &out->body);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &hc);
-    if (strcmp(req->method, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (strcmp(req->method, "GET") != 0 || req->body_len > 0) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    rc = setup_handle(h, c, a, out, &hc, hl, &herr);
+    if (rc != GW_OK) {
+        handle_give(c, h);
+        curl_slist_free_all(hl);
+        gw_fmt(err->code, sizeof(err->code), "%s", "CurlSetupError");
+        gw_fmt(err->message, sizeof(err->message), "%s", herr.msg);
+        return rc;
     }
     CURLcode cc = curl_easy_perform(h);
     long status = 0;
@@ -473,7 +507,7 @@ static int one_attempt(struct aws_response *out, struct aws_client *c, const str
         err->ambiguous = curl_ambiguous(cc);
         gw_fmt(err->code, sizeof(err->code), "curl:%d", (int)cc);
         gw_fmt(err->message, sizeof(err->message), "%s", curl_easy_strerror(cc));
-        if (cc == CURLE_WRITE_ERROR) { /* our body limit */
+        if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) { /* our body limit */
             err->retryable = 0;
             gw_fmt(err->message, sizeof(err->message), "%s", "response larger than allowed");
         }

@@ -3,6 +3,9 @@
  */
 #include "common/curl.h"
 
+#include <openssl/crypto.h>
+#include <string.h>
+
 #include "common/buf.h"
 
 #include "common/poison.h"
@@ -80,6 +83,9 @@ int gw_curl_header(struct curl_slist **list, const char *line, struct gw_err *er
 {
     struct curl_slist *n = curl_slist_append(*list, line);
     if (n == NULL) {
+        /* A header may carry a secret (a token, a signature): wiped first. */
+        for (struct curl_slist *s = *list; s != NULL; s = s->next)
+            OPENSSL_cleanse(s->data, strlen(s->data));
         curl_slist_free_all(*list);
         *list = NULL;
         return gw_err_set(err, GW_ENOMEM, "out of memory for a request header");

@@ -33,7 +33,12 @@ struct gw_curl_opts {
 };
 
 /* Sets the common options of curl.h on h (a new or curl_easy_reset handle).
- * GW_EINVAL (naming the option) when libcurl refuses one. */
+ * GW_EINVAL (naming the option) when libcurl refuses one. A sink with a max
+ * also sets CURLOPT_MAXFILESIZE_LARGE, which libcurl checks against an
+ * announced Content-Length even with CURLOPT_NOBODY: a HEAD request that
+ * wants the size of something larger sets it back to 0. A body over the
+ * limit ends the transfer with CURLE_FILESIZE_EXCEEDED (announced) or
+ * CURLE_WRITE_ERROR (found while receiving). */
 int gw_curl_prepare(CURL *h, const struct gw_curl_opts *o, struct gw_err *err);
 
 /* curl_easy_init + gw_curl_prepare. *out is new (curl_easy_cleanup it) on
@@ -46,8 +51,9 @@ int gw_curl_checked(CURLcode rc, const char *option, struct gw_err *err);
 #define GW_CURL_SET(h, opt, val, err)                                                              \
     gw_curl_checked(curl_easy_setopt((h), (opt), (val)), #opt, (err))
 
-/* Appends a header line to *list. On failure the whole list is freed, *list
- * is NULL and GW_ENOMEM is returned, so a chain of appends cannot leak. */
+/* Appends a header line to *list (libcurl copies it). On failure the whole
+ * list is wiped (a line may hold a secret) and freed, *list is NULL and
+ * GW_ENOMEM is returned, so a chain of appends cannot leak. */
 int gw_curl_header(struct curl_slist **list, const char *line, struct gw_err *err);
 
 /* The bounded write callback gw_curl_prepare installs (userdata: a struct

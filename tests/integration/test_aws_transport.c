@@ -16,6 +16,7 @@
 #include "../harness/mock_http.h"
 #include "aws/batch.h"
 #include "aws/credentials.h"
+#include "aws/s3.h"
 #include "aws/sns.h"
 #include "common/err.h"
 
@@ -229,6 +230,42 @@ Test(transport, a_timed_out_submit_is_ambiguous_and_not_retried)
     struct aws_error err2;
     cr_assert_eq(describe(&err2), GW_EUNAVAIL);
     cr_assert_eq(err2.attempts, 4);
+}
+
+Test(transport, an_answer_over_the_size_limit_is_unavailable_and_not_retried)
+{
+    struct th_mock_reply big = {
+        200, "application/octet-stream", "0123456789012345678901234567890123456789", NULL, NULL, 0};
+    th_mock_push(mock, &big);
+    struct gw_buf out;
+    gw_buf_init(&out, 64);
+    struct aws_error err;
+    cr_assert_eq(aws_s3_get_object(&out, aws, "bucket", "key", 16, &err), GW_EUNAVAIL);
+    cr_assert_str_eq(err.message, "response larger than allowed");
+    cr_assert_eq(err.attempts, 1, "a size limit is not retried");
+    cr_assert_eq(th_mock_count(mock), 1);
+    cr_assert_eq(out.len, 0);
+    gw_buf_dispose(&out);
+}
+
+Test(transport, head_reports_the_size_of_an_object_larger_than_any_answer_limit)
+{
+    /* 9 MiB: more than the 8 MiB default answer limit, which bounds bodies only. */
+    size_t n = (size_t)9 * 1024 * 1024;
+    char *body = malloc(n + 1);
+    cr_assert_not_null(body);
+    memset(body, 'x', n);
+    body[n] = '\0';
+    struct th_mock_reply r = {200, "application/octet-stream", body, "ETag", "\"e-9m\"", 0};
+    th_mock_push(mock, &r);
+    free(body);
+    long long size = -1;
+    char etag[128] = "";
+    struct aws_error err;
+    cr_assert_eq(aws_s3_head_object(&size, etag, aws, "bucket", "big", &err), GW_OK, "%s: %s",
+                 err.code, err.message);
+    cr_assert_eq(size, (long long)n);
+    cr_assert_str_eq(etag, "\"e-9m\"");
 }
 
 Test(transport, requests_are_signed_for_the_region_and_service)
