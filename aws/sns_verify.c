@@ -49,6 +49,7 @@ enum {
     SIG_MAX = 1536,     /* decoded */
     HOST_MAX = 256,     /* DNS name, with its NUL */
     DEFAULT_TIMEOUT_MS = 5000,
+    CONFIRM_TIMEOUT_MS = 4000, /* a whole subscription confirmation */
 };
 
 #define CACHE_TTL_NS  (24LL * 3600 * 1000000000LL)
@@ -768,6 +769,52 @@ cleanup:
     EVP_MD_CTX_free(mdctx);
     X509_free(cert);
     gw_buf_dispose(&sts);
+    return rc;
+}
+
+/* ---- confirming a subscription ------------------------------------------------------------- */
+
+int aws_sns_confirm_subscription(const struct aws_sns_verifier_opts *opts,
+                                 const char *subscribe_url, struct gw_err *err)
+{
+    struct gw_err uerr = {0};
+    CURL *h = NULL;
+    long status = 0;
+    int allow_http = opts != NULL && opts->allow_http_cert_url;
+
+    /* The certificate rule wants a ".pem" path; the confirmation is a query
+     * on "/": the URL's scheme and authority are checked with "/x.pem". */
+    size_t n = strcspn(subscribe_url, "?#");
+    char base[1100]; /* longer than check_url takes (URL_MAX) */
+    gw_fmt(base, sizeof(base), "%.*s%s", (int)n, subscribe_url, "/x.pem");
+    const char *scheme_end = strstr(base, "://");
+    const char *path = scheme_end != NULL ? strchr(scheme_end + 3, '/') : NULL;
+    if (path == NULL)
+        return gw_err_set(err, GW_EINVAL, "SubscribeURL is not a URL");
+    gw_fmt(base + (path - base), sizeof(base) - (size_t)(path - base), "%s", "/x.pem");
+    if (aws_sns_cert_url_check(opts, base, &uerr) != GW_OK)
+        return gw_err_set(err, GW_EINVAL, "SubscribeURL host is not SNS");
+
+    const struct gw_curl_opts o = {
+        .url = subscribe_url,
+        .protocols = allow_http ? "http,https" : "https",
+        .timeout_ms = CONFIRM_TIMEOUT_MS, /* connecting too */
+        .sink = NULL,                     /* the answer is not read */
+    };
+    int rc = gw_curl_new(&h, &o, err);
+    if (rc != GW_OK)
+        return rc;
+    if (opts != NULL && opts->ca_file != NULL &&
+        (rc = GW_CURL_SET(h, CURLOPT_CAINFO, opts->ca_file, err)) != GW_OK)
+        goto cleanup;
+    CURLcode cc = curl_easy_perform(h);
+    if (cc != CURLE_OK || curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
+        status != 200)
+        rc = gw_err_set(err, GW_EUNAVAIL, "confirming the subscription failed (%s, HTTP %ld)",
+                        curl_easy_strerror(cc), status);
+
+cleanup:
+    curl_easy_cleanup(h);
     return rc;
 }
 

@@ -97,4 +97,19 @@ int aws_sns_verify(struct aws_sns_verifier *v, const struct aws_sns_message *m, 
 int aws_sns_cert_url_check(const struct aws_sns_verifier_opts *o, const char *url,
                            struct gw_err *err);
 
+/*
+ * Confirms a subscription: GETs subscribe_url, the SubscribeURL of a verified
+ * SubscriptionConfirmation, which has to pass the host rules of
+ * aws_sns_cert_url_check first (its path and query aside), so a signed but
+ * hostile message cannot make the gateway fetch anything else. https only
+ * (http too with opts->allow_http_cert_url, on a widened test host), no
+ * redirects, 4 s for the whole call, opts->ca_file as for certificates; the
+ * answer must be 200 and its body is discarded. opts may be NULL (no test
+ * widening). GW_EINVAL: the URL is refused (or libcurl refused an option);
+ * GW_EUNAVAIL: the fetch failed or did not answer 200; GW_ENOMEM. err is
+ * internal (it may quote libcurl, never the URL). Blocks for the fetch.
+ */
+int aws_sns_confirm_subscription(const struct aws_sns_verifier_opts *opts,
+                                 const char *subscribe_url, struct gw_err *err);
+
 #endif

@@ -1441,3 +1441,98 @@ Test(aws_sns_verify, https_certificate_fetches_verify_the_servers_tls_certificat
     X509_free(tls_cert);
     EVP_PKEY_free(tls_key);
 }
+
+/* ---- confirming a subscription ----------------------------------------------------------------
+ */
+
+static const char *const bad_subscribe_urls[] = {
+    "",
+    "not a url",
+    "/?Action=ConfirmSubscription",
+    "https://evil.example.com/?Action=ConfirmSubscription&Token=t",
+    "https://sns.us-east-1.amazonaws.com.evil.com/?Action=ConfirmSubscription",
+    "https://sns.us-east-1.amazonaws.com@evil.com/?Action=ConfirmSubscription",
+    "https://user@sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
+    "https://sns.us-east-1.amazonaws.com:8443/?Action=ConfirmSubscription",
+    "http://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
+    "ftp://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
+    "https://127.0.0.1/?Action=ConfirmSubscription",
+};
+
+Test(aws_sns_verify, confirm_subscription_refuses_urls_off_sns_hosts_before_any_fetch)
+{
+    struct aws_sns_verifier_opts strict = {.timeout_ms = 3000};
+    for (size_t i = 0; i < GW_ARRAY_LEN(bad_subscribe_urls); i++) {
+        struct gw_err err = {0};
+        cr_assert_eq(aws_sns_confirm_subscription(&strict, bad_subscribe_urls[i], &err), GW_EINVAL,
+                     "accepted: %s", bad_subscribe_urls[i]);
+        cr_assert_eq(err.code, GW_EINVAL);
+        cr_assert_eq(strncmp(err.msg, "SubscribeURL ", 13), 0, "%s", err.msg);
+        cr_assert_eq(aws_sns_confirm_subscription(NULL, bad_subscribe_urls[i], NULL), GW_EINVAL,
+                     "accepted without opts: %s", bad_subscribe_urls[i]);
+    }
+    /* The local server is refused without the test widening, and over http
+     * without allow_http_cert_url. */
+    char url[256];
+    url_at(url, sizeof(url), &F.srv, "/?Action=ConfirmSubscription&Token=abc");
+    server_serve(&F.srv, "/", 200, "<ConfirmSubscriptionResponse/>");
+    cr_assert_eq(aws_sns_confirm_subscription(&strict, url, NULL), GW_EINVAL);
+    struct aws_sns_verifier_opts https_only = {.allowed_cert_host_suffix = "127.0.0.1"};
+    cr_assert_eq(aws_sns_confirm_subscription(&https_only, url, NULL), GW_EINVAL);
+    cr_assert_eq(server_requests(&F.srv), 0);
+}
+
+Test(aws_sns_verify, confirm_subscription_fetches_the_url_and_wants_200)
+{
+    struct aws_sns_verifier_opts o = {.allowed_cert_host_suffix = "127.0.0.1",
+                                      .allow_http_cert_url = 1};
+    char url[256];
+    struct gw_err err = {0};
+    url_at(url, sizeof(url), &F.srv, "/?Action=ConfirmSubscription&Token=abc");
+    server_serve(&F.srv, "/", 200, "<ConfirmSubscriptionResponse/>");
+    cr_assert_eq(aws_sns_confirm_subscription(&o, url, &err), GW_OK, "%s", err.msg);
+    cr_assert_eq(server_requests(&F.srv), 1);
+
+    server_serve(&F.srv, "/", 403, "<Error><Code>AuthorizationError</Code></Error>");
+    cr_assert_eq(aws_sns_confirm_subscription(&o, url, &err), GW_EUNAVAIL);
+    cr_assert_not_null(strstr(err.msg, "HTTP 403"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "AuthorizationError"), "AWS text stays out: %s", err.msg);
+    cr_assert_null(strstr(err.msg, "Token"), "the URL stays out: %s", err.msg);
+    cr_assert_eq(server_requests(&F.srv), 2);
+
+    struct cert_server down;
+    server_start(&down, NULL, NULL);
+    url_at(url, sizeof(url), &down, "/?Action=ConfirmSubscription&Token=abc");
+    server_stop(&down);
+    cr_assert_eq(aws_sns_confirm_subscription(&o, url, &err), GW_EUNAVAIL);
+}
+
+Test(aws_sns_verify, confirm_subscription_over_https_verifies_the_servers_tls_certificate)
+{
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        cr_skip_test("libmicrohttpd was built without TLS");
+    EVP_PKEY *tls_key = rsa_key();
+    X509 *tls_cert = make_cert(tls_key, "127.0.0.1", "IP:127.0.0.1", 0, F.ca, F.ca_key, -60, DAY);
+    char *kp = key_pem(tls_key), *cp = pem_of(&tls_cert, 1);
+    struct cert_server tls;
+    server_start(&tls, kp, cp);
+    server_serve(&tls, "/", 200, "<ConfirmSubscriptionResponse/>");
+    char url[256];
+    url_at(url, sizeof(url), &tls, "/?Action=ConfirmSubscription&Token=abc");
+    struct gw_err err = {0};
+
+    /* The system's CAs do not know the test CA: the TLS handshake fails. */
+    struct aws_sns_verifier_opts o = {.allowed_cert_host_suffix = "127.0.0.1"};
+    cr_assert_eq(aws_sns_confirm_subscription(&o, url, &err), GW_EUNAVAIL, "%s", err.msg);
+    cr_assert_eq(server_requests(&tls), 0);
+    /* With the test CA as ca_file it succeeds. */
+    o.ca_file = F.ca_path;
+    cr_assert_eq(aws_sns_confirm_subscription(&o, url, &err), GW_OK, "%s", err.msg);
+    cr_assert_eq(server_requests(&tls), 1);
+
+    server_stop(&tls);
+    free(cp);
+    free(kp);
+    X509_free(tls_cert);
+    EVP_PKEY_free(tls_key);
+}
