@@ -251,7 +251,9 @@ static int is_throttle(const char *code)
     return 0;
 }
 
-void aws_error_parse(struct aws_error *err, const struct aws_response *r, const char *type_header)
+/* Parses an AWS error body (JSON or XML) and headers already in r into err. */
+static void aws_error_parse(struct aws_error *err, const struct aws_response *r,
+                            const char *type_header)
 {
     err->http_status = r->status;
     gw_fmt(err->request_id, sizeof(err->request_id), "%s", r->request_id);
@@ -401,19 +403,79 @@ static int setup_handle(CURL *h, const struct aws_client *c, const struct attemp
     return rc;
 }
 
-static int one_attempt(struct aws_response *out, struct aws_client *c, const struct attempt_ctx *a,
-                       struct aws_error *err, int *curl_failed)
+size_t aws_sign_headers(struct aws_sigv4_header *sh, size_t max, const struct aws_request *req,
+                        const char *host, const char *amz_date, const char *session_token,
+                        const char *payload_hash)
+{
+    size_t nh = 0;
+    if (max < 5)
+        return 0;
+    sh[nh++] = (struct aws_sigv4_header){"host", host};
+    sh[nh++] = (struct aws_sigv4_header){"x-amz-date", amz_date};
+    if (req->content_type != NULL)
+        sh[nh++] = (struct aws_sigv4_header){"content-type", req->content_type};
+    if (session_token != NULL && session_token[0] != '\0')
+        sh[nh++] = (struct aws_sigv4_header){"x-amz-security-token", session_token};
+    if (req->s3)
+        sh[nh++] = (struct aws_sigv4_header){"x-amz-content-sha256", payload_hash};
+    for (size_t i = 0; i < req->nheaders && nh < max; i++)
+        sh[nh++] = (struct aws_sigv4_header){req->headers[i].name, req->headers[i].value};
+    return nh;
+}
+
+void aws_error_from_curl(struct aws_error *err, int curl_code)
+{
+    CURLcode cc = (CURLcode)curl_code;
+    err->http_status = 0;
+    err->retryable = 1;
+    err->ambiguous = curl_ambiguous(cc);
+    gw_fmt(err->code, sizeof(err->code), "curl:%d", curl_code);
+    gw_fmt(err->message, sizeof(err->message), "%s", curl_easy_strerror(cc));
+    /* Our body limit: announced (Content-Length) or found while receiving. */
+    if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) {
+        err->retryable = 0;
+        gw_fmt(err->message, sizeof(err->message), "%s", "response larger than allowed");
+    }
+}
+
+/* The request's headers for libcurl: the signed ones (sh), Authorization and
+ * an empty Expect. *hl is new (curl_slist_free_all) on success. GW_ENOMEM. */
+static int header_list(struct curl_slist **hl, const struct aws_sigv4_header *sh, size_t nh,
+                       const char *authz, struct gw_err *err)
+{
+    int rc = GW_OK;
+    *hl = NULL;
+    for (size_t i = 0; i < nh && rc == GW_OK; i++) {
+        char line[4608];
+        gw_fmt(line, sizeof(line), "%s: %s", sh[i].name, sh[i].value);
+        rc = gw_curl_header(hl, line, err);
+    }
+    if (rc == GW_OK) {
+        char line[1100];
+        gw_fmt(line, sizeof(line), "Authorization: %s", authz);
+        rc = gw_curl_header(hl, line, err);
+    }
+    if (rc == GW_OK)
+        rc = gw_curl_header(hl, "Expect:", err); /* no 100-continue round trip */
+    return rc;
+}
+
+/* Signs the request afresh (current credentials, current time) into the
+ * header list *hl (new on success). Fills err on failure: GW_ENOTFOUND or
+ * GW_EUNAVAIL (credentials), GW_EINVAL (signing), GW_ENOMEM. */
+static int sign_attempt(struct curl_slist **hl, struct aws_client *c, const struct attempt_ctx *a,
+                        struct aws_error *err)
 {
     const struct aws_request *req = a->req;
     struct aws_credentials creds;
-    struct gw_err cerr = {0};
-    int rc = aws_creds_get(&creds, c->creds, &cerr);
+    struct gw_err gerr = {0};
+    *hl = NULL;
+    int rc = aws_creds_get(&creds, c->creds, &gerr);
     if (rc != GW_OK) {
         gw_fmt(err->code, sizeof(err->code), "%s", "CredentialsError");
-        gw_fmt(err->message, sizeof(err->message), "%s", cerr.msg);
+        gw_fmt(err->message, sizeof(err->message), "%s", gerr.msg);
         return rc == GW_ENOTFOUND ? GW_ENOTFOUND : GW_EUNAVAIL;
     }
-
     char date[17], payload_hash[65] = "";
     aws_amz_date(date, (long long)time(NULL));
     if (req->s3) {
@@ -422,18 +484,8 @@ static int one_attempt(struct aws_response *out, struct aws_client *c, const str
         gw_hex(payload_hash, h, 32);
     }
     struct aws_sigv4_header sh[MAX_HEADERS];
-    size_t nh = 0;
-    sh[nh++] = (struct aws_sigv4_header){"host", a->host};
-    sh[nh++] = (struct aws_sigv4_header){"x-amz-date", date};
-    if (req->content_type != NULL)
-        sh[nh++] = (struct aws_sigv4_header){"content-type", req->content_type};
-    if (creds.session_token[0] != '\0')
-        sh[nh++] = (struct aws_sigv4_header){"x-amz-security-token", creds.session_token};
-    if (req->s3)
-        sh[nh++] = (struct aws_sigv4_header){"x-amz-content-sha256", payload_hash};
-    for (size_t i = 0; i < req->nheaders && nh < MAX_HEADERS; i++)
-        sh[nh++] = (struct aws_sigv4_header){req->headers[i].name, req->headers[i].value};
-
+    size_t nh =
+        aws_sign_headers(sh, MAX_HEADERS, req, a->host, date, creds.session_token, payload_hash);
     struct aws_sigv4_request sreq = {
         .method = req->method,
         .path = a->path,
@@ -449,34 +501,29 @@ static int one_attempt(struct aws_response *out, struct aws_client *c, const str
     char authz[1024];
     rc = aws_sigv4_authorization(authz, sizeof(authz), &sreq, &creds, &sp);
     if (rc != GW_OK) {
-        OPENSSL_cleanse(&creds, sizeof(creds));
         gw_fmt(err->code, sizeof(err->code), "%s", "SigningError");
         gw_fmt(err->message, sizeof(err->message), "%s", "could not sign the request");
-        return GW_EINVAL;
+        rc = GW_EINVAL;
+    } else if ((rc = header_list(hl, sh, nh, authz, &gerr)) != GW_OK) {
+        gw_fmt(err->code, sizeof(err->code), "%s", "OutOfMemory");
+        gw_fmt(err->message, sizeof(err->message), "%s", gerr.msg);
     }
-
-    struct curl_slist *hl = NULL;
-    struct gw_err herr = {0};
-    for (size_t i = 0; i < nh && rc == GW_OK; i++) {
-        char line[4608];
-        gw_fmt(line, sizeof(line), "%s: %s", sh[i].name, sh[i].value);
-        rc = gw_curl_header(&hl, line, &herr);
-    }
-    if (rc == GW_OK) {
-        char line[1100];
-        gw_fmt(line, sizeof(line), "Authorization: %s", authz);
-        rc = gw_curl_header(&hl, line, &herr);
-    }
-    if (rc == GW_OK)
-        rc = gw_curl_header(&hl, "Expect:", &herr); /* no 100-continue round trip */
     OPENSSL_cleanse(&creds, sizeof(creds));
     OPENSSL_cleanse(authz, sizeof(authz));
-    if (rc != GW_OK) {
-        gw_fmt(err->code, sizeof(err->code), "%s", "OutOfMemory");
-        gw_fmt(err->message, sizeof(err->message), "%s", herr.msg);
-        return rc;
-    }
+    return rc;
+}
 
+/* One signed try of a->req. GW_OK (2xx, in out), GW_EUPSTREAM (AWS's error
+ * parsed into err), GW_EUNAVAIL (no answer: err says whether it is
+ * retryable or ambiguous), or sign_attempt's and setup_handle's codes. */
+static int one_attempt(struct aws_response *out, struct aws_client *c, const struct attempt_ctx *a,
+                       struct aws_error *err)
+{
+    struct curl_slist *hl = NULL;
+    struct gw_err gerr = {0};
+    int rc = sign_attempt(&hl, c, a, err);
+    if (rc != GW_OK)
+        return rc;
     CURL *h = handle_take(c);
     if (h == NULL) {
         curl_slist_free_all(hl);
@@ -485,32 +532,23 @@ static int one_attempt(struct aws_response *out, struct aws_client *c, const str
     }
     struct hdr_capture hc = {.resp = out};
     out->content_length = -1;
-    rc = setup_handle(h, c, a, out, &hc, hl, &herr);
+    rc = setup_handle(h, c, a, out, &hc, hl, &gerr);
     if (rc != GW_OK) {
         handle_give(c, h);
         curl_slist_free_all(hl);
         gw_fmt(err->code, sizeof(err->code), "%s", "CurlSetupError");
-        gw_fmt(err->message, sizeof(err->message), "%s", herr.msg);
+        gw_fmt(err->message, sizeof(err->message), "%s", gerr.msg);
         return rc;
     }
     CURLcode cc = curl_easy_perform(h);
     long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+        status = 0;
     handle_give(c, h);
     curl_slist_free_all(hl);
     out->status = status;
-
     if (cc != CURLE_OK) {
-        *curl_failed = 1;
-        err->http_status = 0;
-        err->retryable = 1;
-        err->ambiguous = curl_ambiguous(cc);
-        gw_fmt(err->code, sizeof(err->code), "curl:%d", (int)cc);
-        gw_fmt(err->message, sizeof(err->message), "%s", curl_easy_strerror(cc));
-        if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) { /* our body limit */
-            err->retryable = 0;
-            gw_fmt(err->message, sizeof(err->message), "%s", "response larger than allowed");
-        }
+        aws_error_from_curl(err, (int)cc);
         return GW_EUNAVAIL;
     }
     if (status >= 200 && status < 300)
@@ -629,8 +667,7 @@ int aws_call(struct aws_response *out, struct aws_client *c, const struct aws_re
         memset(err, 0, sizeof(*err));
         gw_buf_reset(&out->body);
         out->request_id[0] = '\0';
-        int curl_failed = 0;
-        rc = one_attempt(out, c, &a, err, &curl_failed);
+        rc = one_attempt(out, c, &a, err);
         err->attempts = attempt;
         if (rc == GW_OK || rc == GW_ENOTFOUND || rc == GW_EINVAL)
             break;

@@ -101,8 +101,24 @@ int aws_presign_url(char **url, struct aws_client *c, const struct aws_request *
 /* The endpoint a service resolves to, e.g. "http://127.0.0.1:5000" (new). */
 char *aws_endpoint_for(struct aws_client *c, const char *endpoint_id, const char *host_prefix);
 
-/* Parses an AWS error body (JSON or XML) and headers already in r into err. */
-void aws_error_parse(struct aws_error *err, const struct aws_response *r, const char *type_header);
+/* Pieces of one attempt of aws_call, exposed for tests. Pure functions on
+ * caller-owned memory; safe from any thread. */
+
+/* Fills sh (room for max, at least 5) with the headers SigV4 signs for req,
+ * in this order: host, x-amz-date, content-type (when req has one),
+ * x-amz-security-token (when session_token is not empty),
+ * x-amz-content-sha256 (S3), then req's own headers while they fit. The
+ * entries borrow the strings passed in. Returns how many; 0 when max < 5. */
+size_t aws_sign_headers(struct aws_sigv4_header *sh, size_t max, const struct aws_request *req,
+                        const char *host, const char *amz_date, const char *session_token,
+                        const char *payload_hash);
+
+/* Describes a libcurl failure (a CURLcode) in err: no HTTP status, code
+ * "curl:<n>", libcurl's text; retryable, except a body over the size limit
+ * (CURLE_WRITE_ERROR, CURLE_FILESIZE_EXCEEDED: "response larger than
+ * allowed"); ambiguous unless the request cannot have reached the service
+ * (resolving, connecting, TLS handshake). */
+void aws_error_from_curl(struct aws_error *err, int curl_code);
 
 /* The text of the first <tag>...</tag> in xml, entities decoded, into out.
  * Returns 0 when found. */
