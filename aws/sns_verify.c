@@ -380,8 +380,54 @@ static CURLUcode url_part(char **out, CURLU *u, CURLUPart what)
     return curl_url_get(u, what, out, 0);
 }
 
-static int check_url(struct url_info *ui, const char *suffix, int allow_http, const char *url,
-                     struct gw_err *err)
+const char *aws_sns_url_text_refusal(const char *url, int *https)
+{
+    size_t n = strlen(url);
+
+    *https = 0;
+    if (n == 0 || n >= URL_MAX)
+        return "is empty or too long";
+    /* Nothing that URL parsers disagree on: no white space, controls,
+     * non-ASCII or backslashes; no userinfo, query or fragment at all. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c <= 0x20 || c >= 0x7f || c == '\\' || c == '@' || c == '?' || c == '#')
+            return "holds a character it may not hold";
+    }
+    *https = strncasecmp(url, "https://", 8) == 0;
+    if (!*https && strncasecmp(url, "http://", 7) != 0)
+        return "is not https";
+    return NULL;
+}
+
+const char *aws_sns_url_host_refusal(const char *host, const char *port, int https,
+                                     const char *suffix, int allow_http, int *widened)
+{
+    *widened = suffix != NULL && host_has_suffix(host, suffix);
+    if (!https && !(allow_http && *widened))
+        return "is not https";
+    if (*widened)
+        return NULL;
+    if (!is_sns_host(host))
+        return "is not on an SNS host (sns.<region>.amazonaws.com)";
+    if (port != NULL && strcmp(port, "443") != 0)
+        return "names a port other than 443";
+    return NULL;
+}
+
+const char *aws_sns_url_path_refusal(const char *path)
+{
+    size_t plen = path != NULL ? strlen(path) : 0;
+
+    if (plen < 6 || path[0] != '/' || memcmp(path + plen - 4, ".pem", 4) != 0)
+        return "does not name a .pem file";
+    return NULL;
+}
+
+/* The host of u, lower case, into ui->host and its port (new, curl_free; NULL
+ * when it names none) into *port, after making sure u has no userinfo, query
+ * or fragment. Returns why u is refused, or NULL. */
+static const char *url_host_port(struct url_info *ui, char **port, CURLU *u)
 {
     static const struct {
         CURLUPart part;
@@ -391,54 +437,24 @@ static int check_url(struct url_info *ui, const char *suffix, int allow_http, co
         {CURLUPART_OPTIONS, CURLUE_NO_OPTIONS},   {CURLUPART_QUERY, CURLUE_NO_QUERY},
         {CURLUPART_FRAGMENT, CURLUE_NO_FRAGMENT},
     };
-    int rc = GW_OK;
-    CURLU *u = NULL;
-    char *part = NULL, *host = NULL, *port = NULL, *path = NULL, *full = NULL;
+    char *part = NULL, *host = NULL;
     const char *why = NULL;
 
-    memset(ui, 0, sizeof(*ui));
-    size_t n = strlen(url);
-    if (n == 0 || n >= URL_MAX) {
-        why = "is empty or too long";
-        goto cleanup;
-    }
-    /* Nothing that URL parsers disagree on: no white space, controls,
-     * non-ASCII or backslashes; no userinfo, query or fragment at all. */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)url[i];
-        if (c <= 0x20 || c >= 0x7f || c == '\\' || c == '@' || c == '?' || c == '#') {
-            why = "holds a character it may not hold";
-            goto cleanup;
-        }
-    }
-    ui->https = strncasecmp(url, "https://", 8) == 0;
-    if (!ui->https && strncasecmp(url, "http://", 7) != 0) {
-        why = "is not https";
-        goto cleanup;
-    }
-    if ((u = curl_url()) == NULL) {
-        rc = gw_err_set(err, GW_ENOMEM, "out of memory");
-        goto cleanup;
-    }
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
-        why = "is not a URL";
-        goto cleanup;
-    }
+    *port = NULL;
     for (size_t i = 0; i < GW_ARRAY_LEN(forbidden); i++) {
         CURLUcode uc = url_part(&part, u, forbidden[i].part);
         curl_free(part);
         part = NULL;
-        if (uc != forbidden[i].absent) {
-            why = "has userinfo, a query or a fragment";
-            goto cleanup;
-        }
+        if (uc != forbidden[i].absent)
+            return "has userinfo, a query or a fragment";
     }
     if (url_part(&host, u, CURLUPART_HOST) != CURLUE_OK || host == NULL ||
         strlen(host) >= sizeof(ui->host)) {
         why = "has no usable host";
         goto cleanup;
     }
-    for (size_t i = 0; host[i] != '\0'; i++) {
+    size_t i = 0;
+    for (; host[i] != '\0'; i++) {
         static const char upper[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
                           lower[] = "abcdefghijklmnopqrstuvwxyz";
         const char *at = strchr(upper, host[i]);
@@ -447,33 +463,46 @@ static int check_url(struct url_info *ui, const char *suffix, int allow_http, co
         else
             ui->host[i] = host[i];
     }
-    CURLUcode pc = url_part(&port, u, CURLUPART_PORT);
-    if (pc != CURLUE_OK && pc != CURLUE_NO_PORT) {
+    ui->host[i] = '\0';
+    CURLUcode pc = url_part(port, u, CURLUPART_PORT);
+    if (pc != CURLUE_OK && pc != CURLUE_NO_PORT)
         why = "has a bad port";
+
+cleanup:
+    curl_free(host);
+    return why;
+}
+
+/* Checks a SigningCertURL (aws_sns_cert_url_check's rules, with the test
+ * widening of suffix and allow_http) and fills ui. 0, GW_EINVAL naming the
+ * rule it breaks, or GW_ENOMEM. */
+static int check_url(struct url_info *ui, const char *suffix, int allow_http, const char *url,
+                     struct gw_err *err)
+{
+    int rc = GW_OK;
+    CURLU *u = NULL;
+    char *port = NULL, *path = NULL, *full = NULL;
+
+    memset(ui, 0, sizeof(*ui));
+    const char *why = aws_sns_url_text_refusal(url, &ui->https);
+    if (why != NULL)
+        goto cleanup;
+    if ((u = curl_url()) == NULL) {
+        rc = gw_err_set(err, GW_ENOMEM, "out of memory");
         goto cleanup;
     }
-    ui->widened = suffix != NULL && host_has_suffix(ui->host, suffix);
-    if (!ui->https && !(allow_http && ui->widened)) {
-        why = "is not https";
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        why = "is not a URL";
         goto cleanup;
     }
-    if (!ui->widened) {
-        if (!is_sns_host(ui->host)) {
-            why = "is not on an SNS host (sns.<region>.amazonaws.com)";
-            goto cleanup;
-        }
-        if (port != NULL && strcmp(port, "443") != 0) {
-            why = "names a port other than 443";
-            goto cleanup;
-        }
-    }
-    size_t plen = 0;
-    if (url_part(&path, u, CURLUPART_PATH) == CURLUE_OK && path != NULL)
-        plen = strlen(path);
-    if (plen < 6 || path[0] != '/' || memcmp(path + plen - 4, ".pem", 4) != 0) {
-        why = "does not name a .pem file";
+    if ((why = url_host_port(ui, &port, u)) != NULL ||
+        (why = aws_sns_url_host_refusal(ui->host, port, ui->https, suffix, allow_http,
+                                        &ui->widened)) != NULL)
         goto cleanup;
-    }
+    if (url_part(&path, u, CURLUPART_PATH) != CURLUE_OK)
+        path = NULL;
+    if ((why = aws_sns_url_path_refusal(path)) != NULL)
+        goto cleanup;
     if (url_part(&full, u, CURLUPART_URL) != CURLUE_OK || full == NULL ||
         strlen(full) >= sizeof(ui->normalized)) {
         why = "is not a URL";
@@ -487,7 +516,6 @@ cleanup:
     curl_free(full);
     curl_free(path);
     curl_free(port);
-    curl_free(host);
     curl_url_cleanup(u);
     return rc;
 }

@@ -97,6 +97,23 @@ int aws_sns_verify(struct aws_sns_verifier *v, const struct aws_sns_message *m, 
 int aws_sns_cert_url_check(const struct aws_sns_verifier_opts *o, const char *url,
                            struct gw_err *err);
 
+/* The rules of aws_sns_cert_url_check one at a time, exposed for tests. Each
+ * returns why the URL is refused ("is not https": static text that goes after
+ * "SigningCertURL "), or NULL when it passes. Pure; safe from any thread. */
+
+/* The whole URL as text: 1..1023 printable ASCII characters, none of them a
+ * backslash, '@', '?' or '#', starting "https://" or "http://" (any case;
+ * *https says which, and is 0 when refused). */
+const char *aws_sns_url_text_refusal(const char *url, int *https);
+/* host (lower case) and port (NULL: none named): on a widened test host
+ * (equal to suffix or ending in "." + suffix; suffix may be NULL) anything
+ * goes, http too when allow_http; else https, sns.<region>.amazonaws.com[.cn]
+ * and no port but 443. *widened says whether suffix matched. */
+const char *aws_sns_url_host_refusal(const char *host, const char *port, int https,
+                                     const char *suffix, int allow_http, int *widened);
+/* path (NULL: none) starts with '/' and ends in ".pem" after a name. */
+const char *aws_sns_url_path_refusal(const char *path);
+
 /*
  * Confirms a subscription: GETs subscribe_url, the SubscribeURL of a verified
  * SubscriptionConfirmation, which has to pass the host rules of

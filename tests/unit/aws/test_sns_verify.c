@@ -32,6 +32,7 @@
 
 #define SNS_CERT_PATH "/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem"
 #define DAY           (24L * 3600L)
+#define URL_LONG      1025 /* one character over the SigningCertURL limit, with its NUL */
 
 /* ---- keys, certificates, files --------------------------------------------------------------- */
 
@@ -849,6 +850,82 @@ Test(aws_sns_message, cert_url_test_widening_opens_only_the_named_host)
     cr_assert_eq(
         aws_sns_cert_url_check(&http_only, "http://sns.us-east-1.amazonaws.com/x.pem", NULL),
         GW_EINVAL);
+}
+
+Test(aws_sns_message, url_text_rule_wants_printable_ascii_over_http_or_https)
+{
+    int https = -1;
+    cr_assert_null(aws_sns_url_text_refusal("https://a/b.pem", &https));
+    cr_assert_eq(https, 1);
+    cr_assert_null(aws_sns_url_text_refusal("HTTP://a/b.pem", &https));
+    cr_assert_eq(https, 0);
+    static const char *const holds[] = {
+        "https://a b/x.pem", "https://a/x.pem\n", "https://a\\@b/x.pem",      "https://u@a/x.pem",
+        "https://a/x.pem?q", "https://a/x.pem#f", "https://\xd1\x95ns/x.pem", "https://a/\x7f.pem"};
+    for (size_t i = 0; i < GW_ARRAY_LEN(holds); i++) {
+        https = -1;
+        cr_assert_str_eq(aws_sns_url_text_refusal(holds[i], &https),
+                         "holds a character it may not hold", "%s", holds[i]);
+        cr_assert_eq(https, 0);
+    }
+    cr_assert_str_eq(aws_sns_url_text_refusal("", &https), "is empty or too long");
+    char longurl[URL_LONG];
+    memset(longurl, 'a', sizeof(longurl) - 1);
+    longurl[sizeof(longurl) - 1] = '\0';
+    memcpy(longurl, "https://", 8);
+    cr_assert_str_eq(aws_sns_url_text_refusal(longurl, &https), "is empty or too long");
+    longurl[1023] = '\0'; /* 1023 characters: the most there may be */
+    cr_assert_null(aws_sns_url_text_refusal(longurl, &https));
+    cr_assert_str_eq(aws_sns_url_text_refusal("ftp://a/x.pem", &https), "is not https");
+    cr_assert_str_eq(aws_sns_url_text_refusal("//a/x.pem", &https), "is not https");
+}
+
+Test(aws_sns_message, url_host_rule_wants_an_sns_host_on_443_unless_widened)
+{
+    int widened = -1;
+    cr_assert_null(
+        aws_sns_url_host_refusal("sns.us-east-1.amazonaws.com", NULL, 1, NULL, 0, &widened));
+    cr_assert_eq(widened, 0);
+    cr_assert_null(
+        aws_sns_url_host_refusal("sns.cn-north-1.amazonaws.com.cn", "443", 1, NULL, 0, &widened));
+    cr_assert_str_eq(
+        aws_sns_url_host_refusal("sns.us-east-1.amazonaws.com", "8443", 1, NULL, 0, &widened),
+        "names a port other than 443");
+    cr_assert_str_eq(
+        aws_sns_url_host_refusal("sns.us-east-1.amazonaws.com", NULL, 0, NULL, 1, &widened),
+        "is not https");
+    static const char *const hosts[] = {"sns.amazonaws.com", "sqs.us-east-1.amazonaws.com",
+                                        "sns.us-east-1.amazonaws.com.evil.com",
+                                        "sns.us-east-1a.amazonaws.com", "127.0.0.1"};
+    for (size_t i = 0; i < GW_ARRAY_LEN(hosts); i++)
+        cr_assert_str_eq(aws_sns_url_host_refusal(hosts[i], NULL, 1, NULL, 0, &widened),
+                         "is not on an SNS host (sns.<region>.amazonaws.com)", "%s", hosts[i]);
+
+    /* The test widening: the named host and its subdomains, any port, http when allowed. */
+    cr_assert_null(aws_sns_url_host_refusal("127.0.0.1", "8080", 1, "127.0.0.1", 0, &widened));
+    cr_assert_eq(widened, 1);
+    cr_assert_null(aws_sns_url_host_refusal("a.test", "1", 0, "test", 1, &widened));
+    cr_assert_eq(widened, 1);
+    cr_assert_str_eq(aws_sns_url_host_refusal("a.test", NULL, 0, "test", 0, &widened),
+                     "is not https");
+    cr_assert_str_eq(aws_sns_url_host_refusal("atest", NULL, 1, "test", 1, &widened),
+                     "is not on an SNS host (sns.<region>.amazonaws.com)");
+    cr_assert_eq(widened, 0);
+    cr_assert_str_eq(
+        aws_sns_url_host_refusal("sns.us-east-1.amazonaws.com", NULL, 0, "test", 1, &widened),
+        "is not https", "http stays closed for AWS hosts");
+}
+
+Test(aws_sns_message, url_path_rule_wants_a_named_pem_file)
+{
+    cr_assert_null(aws_sns_url_path_refusal("/SimpleNotificationService-abc.pem"));
+    cr_assert_null(aws_sns_url_path_refusal("/a/b.pem"));
+    cr_assert_null(aws_sns_url_path_refusal("/x.pem"));
+    static const char *const bad[] = {"/.pem", "/", "", "/x.pem.txt", "/x.PEM", "x.pem/"};
+    for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++)
+        cr_assert_str_eq(aws_sns_url_path_refusal(bad[i]), "does not name a .pem file", "%s",
+                         bad[i]);
+    cr_assert_str_eq(aws_sns_url_path_refusal(NULL), "does not name a .pem file");
 }
 
 Test(aws_sns_message, verifier_new_refuses_an_unreadable_trust_file_and_an_empty_suffix)
