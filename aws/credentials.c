@@ -327,6 +327,93 @@ static int key_is(const char *k, size_t n, const char *name)
     return n == strlen(name) && strncasecmp(k, name, n) == 0;
 }
 
+const char *aws_ini_section(const char **name, size_t *name_len, const char *line, size_t len)
+{
+    const char *e = line + len;
+    const char *close = len > 0 && line[0] == '[' ? memchr(line, ']', len) : NULL;
+
+    *name = NULL;
+    *name_len = 0;
+    if (close == NULL)
+        return "a section header without ']'";
+    const char *rest = close + 1;
+    while (rest < e && is_ws(*rest))
+        rest++;
+    if (rest < e && *rest != '#' && *rest != ';')
+        return "text after a section header";
+    const char *ns = line + 1, *ne = close;
+    trim(&ns, &ne);
+    *name = ns;
+    *name_len = (size_t)(ne - ns);
+    return NULL;
+}
+
+int aws_ini_key_value(const char **key, size_t *key_len, const char **value, size_t *value_len,
+                      const char *line, size_t len)
+{
+    const char *e = line + len;
+    const char *eq = memchr(line, '=', len);
+
+    if (eq == NULL)
+        return GW_EINVAL;
+    const char *ks = line, *ke = eq, *vs = eq + 1, *ve = e;
+    trim(&ks, &ke);
+    for (const char *c = vs; c + 1 < ve; c++) {
+        if ((*c == ' ' || *c == '\t') && (c[1] == '#' || c[1] == ';')) {
+            ve = c;
+            break;
+        }
+    }
+    trim(&vs, &ve);
+    *key = ks;
+    *key_len = (size_t)(ke - ks);
+    *value = vs;
+    *value_len = (size_t)(ve - vs);
+    return GW_OK;
+}
+
+/* Where a key of the profile goes in r: dst (dstlen bytes), the flag saying
+ * it was set, and its name for messages. 0 when the key is none of ours. */
+struct ini_field {
+    char *dst;
+    size_t dstlen;
+    int *have;
+    const char *name;
+};
+
+static int ini_field(struct ini_field *f, struct ini_result *r, const char *key, size_t n)
+{
+    if (key_is(key, n, "aws_access_key_id"))
+        *f = (struct ini_field){r->c.access_key_id, sizeof(r->c.access_key_id), &r->have_ak,
+                                "aws_access_key_id"};
+    else if (key_is(key, n, "aws_secret_access_key"))
+        *f = (struct ini_field){r->c.secret_access_key, sizeof(r->c.secret_access_key), &r->have_sk,
+                                "aws_secret_access_key"};
+    else if (key_is(key, n, "aws_session_token"))
+        *f = (struct ini_field){r->c.session_token, sizeof(r->c.session_token), &r->have_tok,
+                                "aws_session_token"};
+    else
+        return 0;
+    return 1;
+}
+
+/* The next line of [*next, end): its content without surrounding white
+ * space in [*s, *e), and how many spaces and tabs it was indented by. */
+static size_t ini_next_line(const char **next, const char *end, const char **s, const char **e)
+{
+    const char *start = *next;
+    const char *nl = memchr(start, '\n', (size_t)(end - start));
+
+    *s = start;
+    *e = nl != NULL ? nl : end;
+    *next = nl != NULL ? nl + 1 : end;
+    while (*s < *e && (**s == ' ' || **s == '\t'))
+        (*s)++;
+    size_t indent = (size_t)(*s - start);
+    trim(s, e);
+    return indent;
+}
+
 /*
  * Scans an INI text (NUL-terminated, len bytes) for profile's keys. Comment
  * lines start with # or ;, a value's trailing " #..." or " ;..." is a comment
@@ -346,76 +433,34 @@ static int ini_scan(struct ini_result *r, const char *text, size_t len, const ch
     if (memchr(text, '\0', len) != NULL)
         return gw_err_set(err, GW_EINVAL, "%s contains a NUL byte", path);
     while (next < end) {
-        const char *start = next;
-        const char *nl = memchr(start, '\n', (size_t)(end - start));
-        const char *s = start, *e = nl != NULL ? nl : end;
-        next = nl != NULL ? nl + 1 : end;
+        const char *s, *e, *name, *key, *value;
+        size_t n, kn, vn, indent = ini_next_line(&next, end, &s, &e);
         lineno++;
-
-        while (s < e && (*s == ' ' || *s == '\t'))
-            s++;
-        size_t indent = (size_t)(s - start);
-        trim(&s, &e);
         if (s == e || *s == '#' || *s == ';')
             continue;
         if (prev_key && indent > key_indent)
             continue; /* continues the key above */
         if (*s == '[') {
-            const char *close = memchr(s, ']', (size_t)(e - s));
-            if (close == NULL)
-                return gw_err_set(err, GW_EINVAL, "%s:%zu: a section header without ']'", path,
-                                  lineno);
-            const char *rest = close + 1;
-            while (rest < e && is_ws(*rest))
-                rest++;
-            if (rest < e && *rest != '#' && *rest != ';')
-                return gw_err_set(err, GW_EINVAL, "%s:%zu: text after a section header", path,
-                                  lineno);
-            const char *ns = s + 1, *ne = close;
-            trim(&ns, &ne);
-            in_match = section_matches(ns, (size_t)(ne - ns), profile, config_syntax);
+            const char *why = aws_ini_section(&name, &n, s, (size_t)(e - s));
+            if (why != NULL)
+                return gw_err_set(err, GW_EINVAL, "%s:%zu: %s", path, lineno, why);
+            in_match = section_matches(name, n, profile, config_syntax);
             if (in_match)
                 r->section_found = 1;
             prev_key = 0;
             continue;
         }
-        const char *eq = memchr(s, '=', (size_t)(e - s));
-        if (eq == NULL)
+        if (aws_ini_key_value(&key, &kn, &value, &vn, s, (size_t)(e - s)) != GW_OK)
             return gw_err_set(err, GW_EINVAL, "%s:%zu: expected '[section]' or 'key = value'", path,
                               lineno);
         prev_key = 1;
         key_indent = indent;
-        if (!in_match)
+        struct ini_field f;
+        if (!in_match || !ini_field(&f, r, key, kn))
             continue;
-        const char *ks = s, *ke = eq, *vs = eq + 1, *ve = e;
-        trim(&ks, &ke);
-        for (const char *c = vs; c + 1 < ve; c++) {
-            if ((*c == ' ' || *c == '\t') && (c[1] == '#' || c[1] == ';')) {
-                ve = c;
-                break;
-            }
-        }
-        trim(&vs, &ve);
-        size_t kn = (size_t)(ke - ks), vn = (size_t)(ve - vs);
-        char *dst = NULL;
-        size_t dstlen = 0;
-        int *have = NULL;
-        const char *name = NULL;
-        if (key_is(ks, kn, "aws_access_key_id")) {
-            dst = r->c.access_key_id, dstlen = sizeof(r->c.access_key_id), have = &r->have_ak;
-            name = "aws_access_key_id";
-        } else if (key_is(ks, kn, "aws_secret_access_key")) {
-            dst = r->c.secret_access_key, dstlen = sizeof(r->c.secret_access_key);
-            have = &r->have_sk, name = "aws_secret_access_key";
-        } else if (key_is(ks, kn, "aws_session_token")) {
-            dst = r->c.session_token, dstlen = sizeof(r->c.session_token), have = &r->have_tok;
-            name = "aws_session_token";
-        } else {
-            continue;
-        }
-        if ((rc = copy_field(dst, dstlen, vs, vn, name, &sub)) != 0)
+        if ((rc = copy_field(f.dst, f.dstlen, value, vn, f.name, &sub)) != 0)
             return gw_err_set(err, rc, "%s:%zu: %s", path, lineno, sub.msg);
-        *have = vn > 0;
+        *f.have = vn > 0;
     }
     return GW_OK;
 }

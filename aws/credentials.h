@@ -10,6 +10,8 @@
 #ifndef MLGW_AWS_CREDENTIALS_H
 #define MLGW_AWS_CREDENTIALS_H
 
+#include <stddef.h>
+
 #include "aws/sigv4.h"
 #include "common/err.h"
 
@@ -53,7 +55,23 @@ void aws_creds_provider_free(struct aws_creds_provider *p);
  */
 int aws_creds_get(struct aws_credentials *out, struct aws_creds_provider *p, struct gw_err *err);
 
-/* Which source answered last: "environment", "shared-files", "ecs", "imds" or "". */
+/* Which source answered last: "environment", "shared-files", "ecs", "imds" or "".
+ * A static string. */
 const char *aws_creds_source(struct aws_creds_provider *p);
+
+/* Two pieces of the shared-file reader, exposed for tests. Both take one line
+ * already stripped of surrounding white space (line, len bytes) and point
+ * into it; pure, safe from any thread. */
+
+/* "[name]", optionally followed by a '#' or ';' comment: *name and *name_len
+ * get the name without surrounding white space. NULL, or why the line is
+ * refused ("a section header without ']'", "text after a section header"). */
+const char *aws_ini_section(const char **name, size_t *name_len, const char *line, size_t len);
+
+/* "key = value": the key and the value without surrounding white space, the
+ * value also without a trailing comment (white space, then '#' or ';').
+ * GW_OK, or GW_EINVAL when the line has no '='. */
+int aws_ini_key_value(const char **key, size_t *key_len, const char **value, size_t *value_len,
+                      const char *line, size_t len);
 
 #endif

@@ -603,6 +603,85 @@ Test(aws_credentials, a_malformed_line_is_invalid_and_reported_by_number_not_con
     tmp_remove(cred);
 }
 
+/* The pure pieces of the file reader, on one stripped line. */
+
+static void assert_span(const char *got, size_t n, const char *want)
+{
+    cr_assert_eq(n, strlen(want), "\"%.*s\" is not \"%s\"", (int)n, got, want);
+    cr_assert_eq(memcmp(got, want, n), 0, "\"%.*s\" is not \"%s\"", (int)n, got, want);
+}
+
+static const char *section(const char **name, size_t *n, const char *line)
+{
+    return aws_ini_section(name, n, line, strlen(line));
+}
+
+Test(aws_credentials, ini_section_takes_the_trimmed_name_and_allows_a_comment_after)
+{
+    const char *name = NULL;
+    size_t n = 0;
+    cr_assert_null(section(&name, &n, "[default]"));
+    assert_span(name, n, "default");
+    cr_assert_null(section(&name, &n, "[  profile dev\t]"));
+    assert_span(name, n, "profile dev");
+    cr_assert_null(section(&name, &n, "[a] # the first"));
+    assert_span(name, n, "a");
+    cr_assert_null(section(&name, &n, "[a]\t; also a comment"));
+    assert_span(name, n, "a");
+    cr_assert_null(section(&name, &n, "[]"));
+    assert_span(name, n, "");
+}
+
+Test(aws_credentials, ini_section_refuses_an_open_header_and_text_after_it)
+{
+    const char *name = "x";
+    size_t n = 1;
+    cr_assert_str_eq(section(&name, &n, "[default"), "a section header without ']'");
+    cr_assert_null(name);
+    cr_assert_eq(n, 0);
+    cr_assert_str_eq(section(&name, &n, "default]"), "a section header without ']'");
+    cr_assert_str_eq(section(&name, &n, "[a] b"), "text after a section header");
+    cr_assert_str_eq(section(&name, &n, "[a]]"), "text after a section header");
+    cr_assert_str_eq(aws_ini_section(&name, &n, "[a]", 0), "a section header without ']'");
+}
+
+static int key_value(const char **k, size_t *kn, const char **v, size_t *vn, const char *line)
+{
+    return aws_ini_key_value(k, kn, v, vn, line, strlen(line));
+}
+
+Test(aws_credentials, ini_key_value_trims_both_and_drops_a_trailing_comment)
+{
+    const char *k, *v;
+    size_t kn, vn;
+    cr_assert_eq(key_value(&k, &kn, &v, &vn, "aws_access_key_id = AKIAX"), GW_OK);
+    assert_span(k, kn, "aws_access_key_id");
+    assert_span(v, vn, "AKIAX");
+    cr_assert_eq(key_value(&k, &kn, &v, &vn, "Key\t=\tv1 # note"), GW_OK);
+    assert_span(k, kn, "Key");
+    assert_span(v, vn, "v1");
+    cr_assert_eq(key_value(&k, &kn, &v, &vn, "k=v;not-a-comment ;comment"), GW_OK);
+    assert_span(v, vn, "v;not-a-comment");
+    cr_assert_eq(key_value(&k, &kn, &v, &vn, "k = a=b"), GW_OK, "the first '=' splits");
+    assert_span(k, kn, "k");
+    assert_span(v, vn, "a=b");
+    cr_assert_eq(key_value(&k, &kn, &v, &vn, "k ="), GW_OK);
+    assert_span(v, vn, "");
+    cr_assert_eq(key_value(&k, &kn, &v, &vn, "k = #only a comment"), GW_OK);
+    assert_span(v, vn, "");
+    cr_assert_eq(key_value(&k, &kn, &v, &vn, "= v"), GW_OK);
+    assert_span(k, kn, "");
+}
+
+Test(aws_credentials, ini_key_value_without_an_equals_sign_is_invalid)
+{
+    const char *k, *v;
+    size_t kn, vn;
+    cr_assert_eq(key_value(&k, &kn, &v, &vn, "secret-value-on-its-own"), GW_EINVAL);
+    cr_assert_eq(key_value(&k, &kn, &v, &vn, ""), GW_EINVAL);
+    cr_assert_eq(aws_ini_key_value(&k, &kn, &v, &vn, "k=v", 1), GW_EINVAL, "only len counts");
+}
+
 /* ---- chain order ------------------------------------------------------------------------------
  */
 
