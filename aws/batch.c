@@ -58,7 +58,8 @@ static json_t *resource(const char *type, long long v)
     return json_pack("{s:s,s:s}", "type", type, "value", num);
 }
 
-json_t *aws_batch_submit_body(const struct aws_batch_submit *in)
+/* The request body SubmitJob sends (new: json_decref), or NULL. */
+static json_t *aws_batch_submit_body(const struct aws_batch_submit *in)
 {
     json_t *b = json_pack("{s:s,s:s,s:s}", "jobName", in->job_name, "jobQueue", in->job_queue,
                           "jobDefinition", in->job_definition);

@@ -1,6 +1,11 @@
 /*
  * batch.h — the AWS Batch calls the gateway makes (REST-JSON protocol):
  * SubmitJob, DescribeJobs, ListJobs, CancelJob, TerminateJob.
+ *
+ * Each call blocks for the network (retries included) and may run on any
+ * thread: threads share one aws_client (transport.h). The inputs are
+ * borrowed for the call; what comes back (ids copied into the caller's
+ * arrays, new json_t arrays) is the caller's.
  */
 #ifndef MLGW_AWS_BATCH_H
 #define MLGW_AWS_BATCH_H
@@ -31,9 +36,6 @@ struct aws_batch_submit {
  * reported as err->ambiguous (SubmitJob has no client token). */
 int aws_batch_submit_job(char job_id[128], char job_arn[512], struct aws_client *c,
                          const struct aws_batch_submit *in, struct aws_error *err);
-
-/* The request body SubmitJob would send (new: json_decref), for inspection. */
-json_t *aws_batch_submit_body(const struct aws_batch_submit *in);
 
 /* DescribeJobs for any number of ids, in groups of 100; *jobs is a new array
  * of Batch's job details (ids Batch does not know are simply absent). */

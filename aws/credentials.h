@@ -6,6 +6,10 @@
  * EC2 instance metadata with IMDSv2 tokens. The provider caches what it
  * found, refreshes it before it expires, is safe to share between threads,
  * and never logs a secret.
+ *
+ * Ownership: the provider is the caller's (aws_creds_provider_new/_free, the
+ * latter once no aws_creds_get runs); credentials are copied into the
+ * caller's struct, which should be cleansed (OPENSSL_cleanse) after use.
  */
 #ifndef MLGW_AWS_CREDENTIALS_H
 #define MLGW_AWS_CREDENTIALS_H
@@ -15,11 +19,12 @@
 #include "aws/sigv4.h"
 #include "common/err.h"
 
-/* Looks up an environment variable (borrowed, may return NULL). */
+/* Looks up an environment variable (borrowed, may return NULL). Called from
+ * whichever thread refreshes: it has to be thread-safe. */
 typedef const char *(*aws_env_getter)(const char *name, void *ctx);
 
-/* The variable's value through fn (getenv when NULL), or NULL when it is
- * unset or empty, as the SDKs treat it. */
+/* The variable's value through fn (getenv when NULL; borrowed), or NULL when
+ * it is unset or empty, as the SDKs treat it. */
 const char *aws_env(aws_env_getter fn, void *ctx, const char *name);
 
 struct aws_creds_provider;
@@ -43,9 +48,9 @@ void aws_creds_provider_free(struct aws_creds_provider *p);
 /*
  * Current credentials (copied into out). Errors: GW_ENOTFOUND (no source has
  * any), GW_EUNAVAIL (a metadata endpoint failed), GW_EINVAL (a malformed
- * file or answer). err never contains a secret. Less often: GW_EIO (a file
- * exists but cannot be read), GW_ETOOBIG (a file over 1 MiB, an answer over
- * 64 KiB), GW_ENOMEM.
+ * file or answer, or libcurl refused an option). err never contains a secret. Less often: GW_EIO (a
+ * file exists but cannot be read), GW_ETOOBIG (a file over 1 MiB, an answer over 64 KiB),
+ * GW_ENOMEM.
  *
  * Caching: ECS and IMDS credentials are kept until refresh_before_expiry_s
  * before their Expiration; environment and file credentials (no expiry) are
@@ -56,7 +61,7 @@ void aws_creds_provider_free(struct aws_creds_provider *p);
 int aws_creds_get(struct aws_credentials *out, struct aws_creds_provider *p, struct gw_err *err);
 
 /* Which source answered last: "environment", "shared-files", "ecs", "imds" or "".
- * A static string. */
+ * A static string; thread-safe. Exposed for tests. */
 const char *aws_creds_source(struct aws_creds_provider *p);
 
 /* Two pieces of the shared-file reader, exposed for tests. Both take one line

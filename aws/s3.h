@@ -1,6 +1,11 @@
 /*
  * s3.h — the S3 calls the gateway makes: GetObject, PutObject, HeadObject,
  * and presigned GET/PUT URLs. Keys are encoded here; callers pass them raw.
+ *
+ * Each call blocks for the network (retries included; presigning only
+ * signs) and may run on any thread: threads share one aws_client
+ * (transport.h). Inputs are borrowed for the call; results go into the
+ * caller's memory (out, size, etag) or are new (a presigned URL: free()).
  */
 #ifndef MLGW_AWS_S3_H
 #define MLGW_AWS_S3_H

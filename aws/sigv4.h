@@ -3,7 +3,8 @@
  * string to sign, signing key, Authorization header and presigned URLs.
  * No I/O, no clock (the caller passes the time); beyond the caller's buffers
  * only bounded scratch memory, cleansed and freed before return. OpenSSL
- * provides HMAC-SHA256 and SHA-256.
+ * provides HMAC-SHA256 and SHA-256. Safe from any thread; inputs are
+ * borrowed, results go into the caller's buffers.
  */
 #ifndef MLGW_AWS_SIGV4_H
 #define MLGW_AWS_SIGV4_H
@@ -61,13 +62,16 @@ struct aws_sigv4_params {
 };
 
 /*
- * The canonical request (into out, reset first) and the signed-header list
- * (lower case, ';'-separated, into signed_headers). Errors: GW_EINVAL (no
- * host header, malformed input), GW_ETOOBIG (a buffer limit).
+ * The canonical request (into out, reset first; exposed for tests and bench/) and the signed-header
+ * list (lower case, ';'-separated, into signed_headers). Errors: GW_EINVAL (no host header,
+ * malformed input), GW_ETOOBIG (a buffer limit).
  */
 int aws_sigv4_canonical_request(struct gw_buf *out, char *signed_headers, size_t sh_len,
                                 const struct aws_sigv4_request *req,
                                 const struct aws_sigv4_params *p);
+
+/* The two steps of aws_sigv4_authorization after the canonical request,
+ * exposed for tests (and bench/). */
 
 /* "AWS4-HMAC-SHA256\n<date>\n<scope>\n<hex sha256(canonical)>" into out. */
 int aws_sigv4_string_to_sign(struct gw_buf *out, const char *canonical_request,

@@ -1,6 +1,10 @@
 /*
  * sns.h — SNS Publish (query protocol), with string MessageAttributes and
  * the FIFO fields.
+ *
+ * Blocks for the network (retries included); safe from any thread sharing
+ * one aws_client (transport.h). The inputs are borrowed for the call and the
+ * MessageId is copied into the caller's array.
  */
 #ifndef MLGW_AWS_SNS_H
 #define MLGW_AWS_SNS_H

@@ -11,7 +11,8 @@
  * evicted, each re-fetched after a day or once it has expired); the cache is
  * shared by all threads behind one mutex that is never held across I/O, so
  * two threads missing the same URL at once may both fetch it. What this file
- * does not do: confirm subscriptions, decide which topics are welcome, reject
+ * does not do: decide which topics are welcome or whether to confirm a
+ * subscription (aws_sns_confirm_subscription only performs the GET), reject
  * old or replayed messages, or log anything (err says what failed).
  */
 #include "aws/sns_verify.h"

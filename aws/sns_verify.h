@@ -2,8 +2,14 @@
  * sns_verify.h — parsing and signature verification of the messages Amazon
  * SNS POSTs to an HTTP(S) subscription (Notification, SubscriptionConfirmation,
  * UnsubscribeConfirmation), after AWS's "Verifying the signatures of Amazon
- * SNS messages". Confirming a subscription, checking the topic or the age of
- * a message is the caller's business.
+ * SNS messages", and the confirmation of a subscription (a GET of its
+ * SubscribeURL). Checking the topic or the age of a message, and deciding to
+ * confirm, is the caller's business.
+ *
+ * Threads: a verifier is shared by all threads (aws_sns_verify and
+ * aws_sns_cert_url_check are safe at once; aws_sns_verifier_free only once
+ * none runs). A parsed message is the caller's and used by one thread at a
+ * time. aws_sns_verify and aws_sns_confirm_subscription block for I/O.
  */
 #ifndef MLGW_AWS_SNS_VERIFY_H
 #define MLGW_AWS_SNS_VERIFY_H
@@ -44,7 +50,8 @@ void aws_sns_message_dispose(struct aws_sns_message *m);
 /* The string SNS signs: "Key\nValue\n" for Message, MessageId, Subject (if
  * present), Timestamp, TopicArn, Type (Notification) or Message, MessageId,
  * SubscribeURL, Timestamp, Token, TopicArn, Type (the confirmations).
- * New (free()); NULL for an unknown Type or out of memory. */
+ * New (free()); NULL for an unknown Type or out of memory. Exposed for
+ * tests. */
 char *aws_sns_string_to_sign(const struct aws_sns_message *m);
 
 struct aws_sns_verifier; /* trust store and certificate cache; thread-safe */
@@ -84,7 +91,8 @@ void aws_sns_verifier_free(struct aws_sns_verifier *v);
  * within its validity period, is named sns.amazonaws.com (subjectAltName DNS,
  * or the subject CN when there is none; no wildcards) and holds an RSA key;
  * then the signature over aws_sns_string_to_sign(m).
- * GW_EINVAL: unsupported version, bad URL, certificate or signature;
+ * GW_EINVAL: unsupported version, bad URL, certificate or signature (or
+ * libcurl refused an option);
  * GW_EUNAVAIL: the certificate could not be fetched (retry later); GW_ENOMEM.
  * err says which, never more (no message content, no certificate).
  */

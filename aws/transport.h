@@ -6,6 +6,16 @@
  * network errors (never on other 4xx), and one structured error parsed from
  * JSON or XML error bodies. The service clients (batch.c, sns.c, s3.c,
  * logs.c) build requests and read answers; they never touch libcurl.
+ *
+ * Threads. One aws_client is made at start-up and shared by every thread:
+ * aws_call, aws_presign_url, aws_endpoint_for and aws_client_region are safe
+ * to call at once from any number of threads (the handle pool is behind a
+ * mutex, each call uses a handle of its own, and the credentials provider is
+ * thread-safe). aws_client_new and aws_client_free are not: free the client
+ * once no call is running. The client borrows its credentials provider, which
+ * has to outlive it. A request and its response belong to the calling
+ * thread: the request is borrowed for the call, the response (its body) is
+ * the caller's until aws_response_dispose. aws_error is the caller's memory.
  */
 #ifndef MLGW_AWS_TRANSPORT_H
 #define MLGW_AWS_TRANSPORT_H
@@ -41,9 +51,12 @@ struct aws_client_opts {
     int handles;                      /* pooled curl handles; 0: 8 */
 };
 
+/* *out is new (aws_client_free); opts are copied except creds (borrowed).
+ * GW_EINVAL (no credentials provider), GW_ENOMEM. */
 int aws_client_new(struct aws_client **out, const struct aws_client_opts *opts, struct gw_err *err);
+/* Frees c and its pooled handles; NULL is a no-op. Not while a call runs. */
 void aws_client_free(struct aws_client *c);
-/* The region in use ("" when none is configured). */
+/* The region in use ("" when none is configured), borrowed from c. */
 const char *aws_client_region(const struct aws_client *c);
 
 struct aws_header {
@@ -84,11 +97,14 @@ struct aws_response {
 void aws_response_dispose(struct aws_response *r);
 
 /*
- * Performs req with retries. On success (2xx) *out holds the answer. On
- * failure returns GW_EUPSTREAM (AWS answered with an error: err->code etc.),
- * GW_EUNAVAIL (no answer: network, timeouts, or retries exhausted on
- * throttling/5xx), GW_ENOTFOUND (no credentials) or GW_EINVAL (bad endpoint
- * configuration). err is always filled on failure.
+ * Performs req with retries (blocking; backoff sleeps on the calling
+ * thread). On success (2xx) *out holds the answer. On failure returns
+ * GW_EUPSTREAM (AWS answered with an error: err->code etc.), GW_EUNAVAIL (no
+ * answer: network, timeouts, or retries exhausted on throttling/5xx),
+ * GW_ENOTFOUND (no credentials), GW_EINVAL (bad endpoint configuration, or
+ * libcurl refused an option) or GW_ENOMEM. err is always filled on failure;
+ * its text comes from AWS and is never for a client. *out is the caller's
+ * either way (aws_response_dispose).
  */
 int aws_call(struct aws_response *out, struct aws_client *c, const struct aws_request *req,
              struct aws_error *err);
@@ -98,7 +114,8 @@ int aws_call(struct aws_response *out, struct aws_client *c, const struct aws_re
 int aws_presign_url(char **url, struct aws_client *c, const struct aws_request *req, int expires_s,
                     struct aws_error *err);
 
-/* The endpoint a service resolves to, e.g. "http://127.0.0.1:5000" (new). */
+/* The endpoint a service resolves to, e.g. "http://127.0.0.1:5000" (new:
+ * free(); NULL when out of memory). Exposed for tests. */
 char *aws_endpoint_for(struct aws_client *c, const char *endpoint_id, const char *host_prefix);
 
 /* Pieces of one attempt of aws_call, exposed for tests. Pure functions on
@@ -121,10 +138,11 @@ size_t aws_sign_headers(struct aws_sigv4_header *sh, size_t max, const struct aw
 void aws_error_from_curl(struct aws_error *err, int curl_code);
 
 /* The text of the first <tag>...</tag> in xml, entities decoded, into out.
- * Returns 0 when found. */
+ * Returns 0 when found. Pure; safe from any thread. */
 int aws_xml_text(char *out, size_t outlen, const char *xml, const char *tag);
 
-/* Appends application/x-www-form-urlencoded "k=v" (with '&' when needed). */
+/* Appends application/x-www-form-urlencoded "k=v" (with '&' when needed) to
+ * the caller's buffer. GW_ETOOBIG, GW_ENOMEM. */
 int aws_form_add(struct gw_buf *b, const char *key, const char *value);
 
 #endif
