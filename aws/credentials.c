@@ -1188,6 +1188,44 @@ void aws_creds_provider_free(struct aws_creds_provider *p)
     free(p);
 }
 
+/* Records the outcome of the refresh this thread made (called with p->mu
+ * held) and wakes the waiting threads. On failure, credentials still valid
+ * keep serving (GW_OK) until the next try. Returns the caller's result. */
+static int refresh_done(struct aws_credentials *out, struct aws_creds_provider *p, int rc,
+                        const struct aws_credentials *fresh, enum creds_source src,
+                        const struct gw_err *ferr, struct gw_err *err)
+{
+    p->refreshing = 0;
+    p->refresh_gen++;
+    p->last_err = *ferr;
+    pthread_cond_broadcast(&p->cv);
+    int64_t now = gw_now_ms();
+    if (rc == GW_OK) {
+        p->cached = *fresh;
+        p->have_cached = 1;
+        p->source = src;
+        p->fetched_mono_ms = mono_ms();
+        p->retry_after_mono_ms = 0;
+        *out = p->cached;
+        return GW_OK;
+    }
+    if (!cache_usable(p, now))
+        return gw_err_set(err, rc, "%s", ferr->msg);
+    char left[48];
+    if (p->cached.expiration_ms == 0)
+        gw_fmt(left, sizeof(left), "no expiry");
+    else
+        gw_fmt(left, sizeof(left), "expire in %lld s",
+               (long long)((p->cached.expiration_ms - now) / 1000));
+    GW_LOG_WARN("AWS credentials: refresh failed (%s: %s); still serving the %s credentials "
+                "(%s); next attempt in %lld s",
+                gw_code_name(rc), ferr->msg, source_names[p->source], left,
+                CREDS_RETRY_AFTER_MS / 1000);
+    p->retry_after_mono_ms = mono_ms() + CREDS_RETRY_AFTER_MS;
+    *out = p->cached;
+    return GW_OK;
+}
+
 int aws_creds_get(struct aws_credentials *out, struct aws_creds_provider *p, struct gw_err *err)
 {
     int rc = GW_OK, waited = 0;
@@ -1239,35 +1277,7 @@ int aws_creds_get(struct aws_credentials *out, struct aws_creds_provider *p, str
         ferr.code = rc;
 
     pthread_mutex_lock(&p->mu);
-    p->refreshing = 0;
-    p->refresh_gen++;
-    p->last_err = ferr;
-    pthread_cond_broadcast(&p->cv);
-    int64_t now = gw_now_ms();
-    if (rc == GW_OK) {
-        p->cached = *fresh;
-        p->have_cached = 1;
-        p->source = src;
-        p->fetched_mono_ms = mono_ms();
-        p->retry_after_mono_ms = 0;
-        *out = p->cached;
-    } else if (cache_usable(p, now)) {
-        char left[48];
-        if (p->cached.expiration_ms == 0)
-            gw_fmt(left, sizeof(left), "no expiry");
-        else
-            gw_fmt(left, sizeof(left), "expire in %lld s",
-                   (long long)((p->cached.expiration_ms - now) / 1000));
-        GW_LOG_WARN("AWS credentials: refresh failed (%s: %s); still serving the %s credentials "
-                    "(%s); next attempt in %lld s",
-                    gw_code_name(rc), ferr.msg, source_names[p->source], left,
-                    CREDS_RETRY_AFTER_MS / 1000);
-        p->retry_after_mono_ms = mono_ms() + CREDS_RETRY_AFTER_MS;
-        *out = p->cached;
-        rc = GW_OK;
-    } else {
-        (void)gw_err_set(err, rc, "%s", ferr.msg);
-    }
+    rc = refresh_done(out, p, rc, fresh, src, &ferr, err);
 
 unlock:
     pthread_mutex_unlock(&p->mu);

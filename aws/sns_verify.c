@@ -158,7 +158,7 @@ int aws_sns_message_parse(struct aws_sns_message *out, const char *body, size_t 
     memset(out, 0, sizeof(*out));
     memset(&m, 0, sizeof(m));
     if (len > AWS_SNS_MAX_BODY)
-        return gw_err_set(err, GW_ETOOBIG, "SNS message is larger than %zu bytes",
+        return gw_err_public(err, GW_ETOOBIG, "SNS message is larger than %zu bytes",
                           AWS_SNS_MAX_BODY);
     /* Duplicate keys are refused: which of two Messages was signed? */
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -819,10 +819,10 @@ int aws_sns_confirm_subscription(const struct aws_sns_verifier_opts *opts,
     const char *scheme_end = strstr(base, "://");
     const char *path = scheme_end != NULL ? strchr(scheme_end + 3, '/') : NULL;
     if (path == NULL)
-        return gw_err_set(err, GW_EINVAL, "SubscribeURL is not a URL");
+        return gw_err_public(err, GW_EINVAL, "SubscribeURL is not a URL");
     gw_fmt(base + (path - base), sizeof(base) - (size_t)(path - base), "%s", "/x.pem");
     if (aws_sns_cert_url_check(opts, base, &uerr) != GW_OK)
-        return gw_err_set(err, GW_EINVAL, "SubscribeURL host is not SNS");
+        return gw_err_public(err, GW_EINVAL, "SubscribeURL host is not SNS");
 
     const struct gw_curl_opts o = {
         .url = subscribe_url,

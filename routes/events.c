@@ -5,7 +5,6 @@
  * through db/events.c. No network I/O here: notifications are sent later by
  * the notifier, so the answer comes in milliseconds.
  */
-#include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,49 +106,6 @@ void rt_events_batch(struct rt_request *req, struct rt_reply *out)
     json_decref(event);
 }
 
-static size_t discard(char *p, size_t s, size_t n, void *ud)
-{
-    (void)p;
-    (void)ud;
-    return s * n;
-}
-
-/* Confirms a subscription by fetching its SubscribeURL, which must pass the
- * same host rules as a signing certificate URL (so a forged-but-signed
- * message cannot make the gateway fetch anything else). */
-static int confirm_subscription(const struct jobs_app *app, const char *url, struct gw_err *err)
-{
-    struct gw_err uerr = {0};
-    /* The certificate rule wants ".pem"; the confirmation is a query on "/". */
-    size_t n = strcspn(url, "?#");
-    char base[1100];
-    gw_fmt(base, sizeof(base), "%.*s%s", (int)n, url, "/x.pem");
-    const char *scheme_end = strstr(base, "://");
-    const char *path = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
-    if (path == NULL)
-        return gw_err_set(err, GW_EINVAL, "SubscribeURL is not a URL");
-    gw_fmt(base + (path - base), sizeof(base) - (size_t)(path - base), "%s", "/x.pem");
-    if (aws_sns_cert_url_check(&app->sns_opts, base, &uerr) != GW_OK)
-        return gw_err_set(err, GW_EINVAL, "SubscribeURL host is not SNS");
-    CURL *h = curl_easy_init();
-    if (h == NULL)
-        return gw_err_set(err, GW_ENOMEM, "out of memory");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR,
-                     app->sns_opts.allow_http_cert_url ? "http,https" : "https");
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 4000L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode cc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
-    if (cc != CURLE_OK || status != 200)
-        return gw_err_set(err, GW_EUNAVAIL, "confirming the subscription failed (%s, HTTP %ld)",
-                          curl_easy_strerror(cc), status);
-    return GW_OK;
-}
-
 static int topic_allowed(const char *csv, const char *topic)
 {
     size_t tlen = strlen(topic);
@@ -171,8 +127,23 @@ void rt_events_sns(struct rt_request *req, struct rt_reply *out)
     int rc = aws_sns_message_parse(&m, req->body.data ? req->body.data : "", req->body.len, &err);
     if (rc != GW_OK) {
         count_callback("sns", "invalid");
-        rt_reply_problem(req, out, rc == GW_ETOOBIG ? 413 : 400, "Bad Request",
-                         "not an SNS message", NULL);
+        /* Whatever is wrong with it, a body that is not SNS's envelope is one
+         * malformed request (400); only its size has its own answer. */
+        if (rc == GW_ETOOBIG)
+            rt_reply_error(req, out, rc, &err);
+        else
+            rt_reply_problem(req, out, 400, "Bad Request", "not an SNS message", NULL);
+        return;
+    }
+    /* A valid signature only proves SNS sent it: any AWS account can point a
+     * topic at this endpoint. Only the configured topics are listened to, and
+     * that is checked first, so a message from any other topic costs no
+     * certificate fetch. */
+    if (!topic_allowed(req->app->cfg->sns_topic_arns, m.topic_arn)) {
+        count_callback("sns", "forbidden");
+        GW_LOG_WARN("SNS message from topic %s refused: not in MLGW_SNS_TOPIC_ARNS", m.topic_arn);
+        rt_reply_problem(req, out, 403, "Forbidden", "this topic is not accepted here", NULL);
+        aws_sns_message_dispose(&m);
         return;
     }
     rc = aws_sns_verify(req->app->sns_verifier, &m, &err);
@@ -186,22 +157,13 @@ void rt_events_sns(struct rt_request *req, struct rt_reply *out)
         aws_sns_message_dispose(&m);
         return;
     }
-    /* A valid signature only proves SNS sent it: any AWS account can point a
-     * topic at this endpoint. Only the configured topics are listened to. */
-    if (!topic_allowed(req->app->cfg->sns_topic_arns, m.topic_arn)) {
-        count_callback("sns", "forbidden");
-        GW_LOG_WARN("SNS message from topic %s refused: not in MLGW_SNS_TOPIC_ARNS", m.topic_arn);
-        rt_reply_problem(req, out, 403, "Forbidden", "this topic is not accepted here", NULL);
-        aws_sns_message_dispose(&m);
-        return;
-    }
     if (strcmp(m.type, "SubscriptionConfirmation") == 0) {
-        rc = confirm_subscription(req->app, m.subscribe_url, &err);
+        rc = aws_sns_confirm_subscription(&req->app->sns_opts, m.subscribe_url, &err);
         if (rc == GW_OK) {
             GW_LOG_INFO("confirmed the SNS subscription to %s", m.topic_arn);
             rt_reply_json(out, 200, json_pack("{s:s}", "result", "confirmed"));
         } else {
-            rt_reply_error(req, out, rc == GW_EINVAL ? GW_EINVAL : GW_EUNAVAIL, &err);
+            rt_reply_error(req, out, rc, &err);
         }
     } else if (strcmp(m.type, "Notification") == 0) {
         json_error_t je;
