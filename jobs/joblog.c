@@ -1,16 +1,25 @@
 /*
- * log_file.c — reads a local job's log file a page at a time (log_file.h).
+ * joblog.c — a local job's log file (joblog.h): its path, writing a line
+ * with its time, and reading the file a page at a time.
  *
- * The file is read with pread() through one fixed buffer from the page's
- * offset; only the current line (at most RT_LOG_LINE_MAX bytes of it) is
- * kept, so a page costs the same whatever the file's size. The file is never
- * written here and may grow while it is read: a last line without its '\n'
- * is left alone until the job has ended.
+ * Writing: each line is formatted into one buffer and appended with write()
+ * on an O_APPEND descriptor, so a reader never sees half a time prefix. What
+ * goes on a line (the attempt's output, split by the supervisor, or the
+ * gateway's notes) is the caller's business.
+ *
+ * Reading: the file is read with pread() through one fixed buffer from the
+ * page's offset; only the current line (at most RT_LOG_LINE_MAX bytes of
+ * it) is kept, so a page costs the same whatever the file's size. The file
+ * may grow while it is read: a last line without its '\n' is left alone
+ * until the job has ended.
  */
 #include "jobs/joblog.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,7 +33,84 @@
 
 #include "common/poison.h"
 
-enum { READ_CHUNK = 64 * 1024 };
+enum { READ_CHUNK = 64 * 1024, NOTE_MAX = 1024 };
+
+/* ---- the path and writing --------------------------------------------------- */
+
+int jobs_log_path(char *out, size_t outlen, const char *root, const char *job_id,
+                  struct gw_err *err)
+{
+    int n = snprintf(out, outlen, "%s/logs/%s.log", root, job_id);
+    if (n < 0 || (size_t)n >= outlen) {
+        if (outlen > 0)
+            out[0] = '\0';
+        return gw_err_set(err, GW_EIO, "the log path of job %s is too long", job_id);
+    }
+    return GW_OK;
+}
+
+int jobs_log_open(int *fd, const char *root, const char *job_id, struct gw_err *err)
+{
+    *fd = -1;
+    char path[PATH_MAX + 64];
+    int rc = jobs_log_path(path, sizeof(path), root, job_id, err);
+    if (rc != GW_OK)
+        return rc;
+    *fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (*fd < 0)
+        return gw_err_set(err, GW_EIO, "cannot open %s: %s", path, strerror(errno));
+    return GW_OK;
+}
+
+int jobs_log_append(int fd, int64_t at_ms, const char *msg, size_t len)
+{
+    if (fd < 0)
+        return GW_OK;
+    char ts[40];
+    gw_format_time_ms(ts, sizeof(ts), at_ms);
+    struct gw_buf b;
+    gw_buf_init(&b, len + 64);
+    int rc = gw_buf_printf(&b, "%s ", ts);
+    if (rc == GW_OK)
+        rc = gw_buf_add(&b, msg, len);
+    if (rc == GW_OK)
+        rc = gw_buf_add(&b, "\n", 1);
+    for (size_t off = 0; rc == GW_OK && off < b.len;) {
+        ssize_t w = write(fd, b.data + off, b.len - off);
+        if (w > 0)
+            off += (size_t)w;
+        else if (errno != EINTR)
+            rc = GW_EIO;
+    }
+    gw_buf_dispose(&b);
+    return rc;
+}
+
+static int note_v(int fd, const char *fmt, va_list ap)
+{
+    char msg[NOTE_MAX];
+    int off = snprintf(msg, sizeof(msg), "ml-gateway: ");
+    int n = vsnprintf(msg + off, sizeof(msg) - (size_t)off, fmt, ap);
+    size_t len = (size_t)off + (n < 0 ? 0 : (size_t)n);
+    if (len >= sizeof(msg))
+        len = sizeof(msg) - 1;
+    return jobs_log_append(fd, gw_now_ms(), msg, len);
+}
+
+int jobs_log_note(int fd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = note_v(fd, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void jobs_log_close(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
 
 /* ---- times ---------------------------------------------------------------- */
 

@@ -1,12 +1,19 @@
 /*
- * log_file.h — pages of a local job's log file, the one the local executor
- * writes to <MLGW_LOCAL_ROOT>/logs/<job id>.log: one line per message, each
- * "<RFC 3339 UTC time> <message>\n". Reads from a byte offset, a bounded
- * number of lines and bytes at a time, so a large file is never held in
- * memory. Knows nothing of HTTP; routes/logs.c turns pages into answers.
+ * joblog.h — a local job's log file, the one place that knows its path and
+ * its format: <MLGW_LOCAL_ROOT>/logs/<job id>.log, one line per message, each
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ <message>\n" (RFC 3339, UTC).
+ *
+ * The local executor writes it (jobs_log_open, jobs_log_append,
+ * jobs_log_note, jobs_log_close); GET /jobs/{id}/logs reads it a page at a
+ * time from a byte offset, a bounded number of lines and bytes at a time, so
+ * a large file is never held in memory (jobs_log_read). Knows nothing of
+ * HTTP; routes/logs.c turns pages into answers.
+ *
+ * Thread-safety: no shared state. One thread writes a given file at a time
+ * (the executor's); any number of threads may read it meanwhile.
  */
-#ifndef MLGW_ROUTES_LOG_FILE_H
-#define MLGW_ROUTES_LOG_FILE_H
+#ifndef MLGW_JOBS_JOBLOG_H
+#define MLGW_JOBS_JOBLOG_H
 
 #include <jansson.h>
 #include <stddef.h>
@@ -18,6 +25,35 @@ enum {
     RT_LOG_LINE_MAX = 64 * 1024,    /* bytes of one message served; the rest of a line is cut */
     RT_LOG_PAGE_BYTES = 1024 * 1024 /* message bytes of one page, past its first line */
 };
+
+/* ---- the path ------------------------------------------------------------ */
+
+/* Writes "<root>/logs/<job_id>.log" into out. GW_EIO when it does not fit
+ * in outlen (out is then empty). */
+int jobs_log_path(char *out, size_t outlen, const char *root, const char *job_id,
+                  struct gw_err *err);
+
+/* ---- writing --------------------------------------------------------------- */
+
+/* Opens job_id's log under root for appending, creating it (mode 0640) when
+ * it does not exist: *fd (the caller closes it with jobs_log_close), or -1
+ * and GW_EIO. */
+int jobs_log_open(int *fd, const char *root, const char *job_id, struct gw_err *err);
+
+/* Appends one line, "<at_ms as YYYY-MM-DDTHH:MM:SS.mmmZ> <msg>\n", in one
+ * buffer written whole (retried on EINTR). msg holds no '\n': the caller
+ * splits its lines. fd < 0 writes nothing and returns GW_OK. GW_EIO when the
+ * write fails, GW_ENOMEM. */
+int jobs_log_append(int fd, int64_t at_ms, const char *msg, size_t len);
+
+/* A line of the gateway's own at the current time: "ml-gateway: " and the
+ * printf-style text, cut at 1023 bytes. Codes as jobs_log_append. */
+int jobs_log_note(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Closes fd when it is >= 0. */
+void jobs_log_close(int fd);
+
+/* ---- reading ----------------------------------------------------------------- */
 
 /* Where a page starts: a byte offset at the start of a line, and the time of
  * the line before it (-1: none), which lines without a time of their own

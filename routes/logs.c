@@ -16,7 +16,6 @@
  * setting for this route.
  */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,16 +122,15 @@ static void reply_local(struct rt_request *req, struct rt_reply *out, const char
         return;
     }
     char path[PATH_MAX_LEN];
-    int n = snprintf(path, sizeof(path), "%s/logs/%s.log", req->app->cfg->local_root, id);
     struct gw_err err = {0};
-    if (n < 0 || (size_t)n >= sizeof(path)) {
-        gw_err_set(&err, GW_EIO, "the log path of job %s is too long", id);
-        rt_reply_error(req, out, GW_EIO, &err);
+    int rc = jobs_log_path(path, sizeof(path), req->app->cfg->local_root, id, &err);
+    if (rc != GW_OK) {
+        rt_reply_error(req, out, rc, &err);
         return;
     }
     struct jobs_log_pos from = cur->kind == 'l' ? cur->pos : (struct jobs_log_pos){0, -1};
     struct jobs_log_page page;
-    int rc = jobs_log_read(&page, path, from, limit, finished, &err);
+    rc = jobs_log_read(&page, path, from, limit, finished, &err);
     if (rc == GW_EINVAL) {
         GW_LOG_INFO("job %s: %s", id, err.msg);
         reply_bad_cursor(req, out, "does not point into this job's log");

@@ -1,8 +1,9 @@
 /*
- * test_log_file.c — unit tests for routes/log_file.c: the time prefix of a
- * local log line, UTF-8 repair, and pages of a real file in a temporary
- * directory (offsets, lines still being written, lines without a time,
- * limits on lines and bytes, offsets that are not a line's start).
+ * test_joblog.c — unit tests for jobs/joblog.c: the time prefix of a local
+ * log line, UTF-8 repair, pages of a real file in a temporary directory
+ * (offsets, lines still being written, lines without a time, limits on
+ * lines and bytes, offsets that are not a line's start), and the writing
+ * side: the log's path, lines and notes written and read back.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/time.h"
 #include "common/utf8.h"
 #include "jobs/joblog.h"
 
@@ -319,4 +321,149 @@ Test(log_file, a_page_stops_near_its_byte_budget_and_says_there_is_more)
     cr_expect(p.more);
     cr_expect_eq((size_t)p.next.offset, got * (LINE + 1));
     json_decref(p.items);
+}
+
+/* ---- the path and writing --------------------------------------------------------- */
+
+static const char job_id[] = "01a22429-8619-75a4-90bc-3da40c49c5bd";
+static char root[64], logs[96], written[192];
+
+static void make_root(void)
+{
+    snprintf(root, sizeof(root), "/tmp/mlgw-joblog-XXXXXX");
+    cr_assert(mkdtemp(root) != NULL);
+    snprintf(logs, sizeof(logs), "%s/logs", root);
+    cr_assert_eq(mkdir(logs, 0750), 0);
+    snprintf(written, sizeof(written), "%s/%s.log", logs, job_id);
+}
+
+static void remove_root(void)
+{
+    unlink(written);
+    rmdir(logs);
+    rmdir(root);
+}
+
+TestSuite(jobs_joblog, .init = make_root, .fini = remove_root);
+
+Test(jobs_joblog, a_jobs_log_path_is_its_id_dot_log_under_the_roots_logs_folder)
+{
+    char out[128];
+    cr_assert_eq(jobs_log_path(out, sizeof(out), "/var/lib/mlgw", job_id, NULL), GW_OK);
+    cr_expect_str_eq(out, "/var/lib/mlgw/logs/01a22429-8619-75a4-90bc-3da40c49c5bd.log");
+}
+
+Test(jobs_joblog, a_path_that_does_not_fit_is_an_io_error_and_leaves_nothing)
+{
+    char out[40];
+    struct gw_err err = {0};
+    cr_assert_eq(jobs_log_path(out, sizeof(out), "/var/lib/mlgw", job_id, &err), GW_EIO);
+    cr_expect_str_eq(out, "");
+    cr_expect_eq(err.code, GW_EIO);
+    cr_expect(strstr(err.msg, job_id) != NULL, "%s", err.msg);
+}
+
+Test(jobs_joblog, written_line_reads_back_with_its_time)
+{
+    int fd = -1;
+    struct gw_err err = {0};
+    cr_assert_eq(jobs_log_open(&fd, root, job_id, &err), GW_OK, "%s", err.msg);
+    cr_assert(fd >= 0);
+    cr_assert_eq(jobs_log_append(fd, T0, "epoch 1 loss 0.5", 16), GW_OK);
+    cr_assert_eq(jobs_log_append(fd, T0 + 1000, "epoch 2 loss 0.25", 17), GW_OK);
+    jobs_log_close(fd);
+
+    char want[192];
+    cr_assert_eq(jobs_log_path(want, sizeof(want), root, job_id, NULL), GW_OK);
+    cr_assert_str_eq(want, written);
+    FILE *f = fopen(written, "rb");
+    cr_assert(f != NULL);
+    char raw[256] = {0};
+    size_t n = fread(raw, 1, sizeof(raw) - 1, f);
+    fclose(f);
+    cr_expect_str_eq(raw, "2026-11-28T23:43:37.123Z epoch 1 loss 0.5\n"
+                          "2026-11-28T23:43:38.123Z epoch 2 loss 0.25\n");
+
+    struct jobs_log_page p;
+    cr_assert_eq(jobs_log_read(&p, written, START, 10, 1, &err), GW_OK, "%s", err.msg);
+    cr_assert_eq(json_array_size(p.items), 2);
+    cr_expect_str_eq(msg(&p, 0), "epoch 1 loss 0.5");
+    cr_expect_str_eq(at(&p, 0), "2026-11-28T23:43:37.123Z");
+    cr_expect_str_eq(msg(&p, 1), "epoch 2 loss 0.25");
+    cr_expect_str_eq(at(&p, 1), "2026-11-28T23:43:38.123Z");
+    cr_expect_eq((size_t)p.next.offset, n);
+    cr_expect_eq(p.next.last_ms, T0 + 1000);
+    json_decref(p.items);
+}
+
+Test(jobs_joblog, opening_again_appends_after_what_is_there)
+{
+    int fd = -1;
+    cr_assert_eq(jobs_log_open(&fd, root, job_id, NULL), GW_OK);
+    cr_assert_eq(jobs_log_append(fd, T0, "first", 5), GW_OK);
+    jobs_log_close(fd);
+    cr_assert_eq(jobs_log_open(&fd, root, job_id, NULL), GW_OK);
+    cr_assert_eq(jobs_log_append(fd, T0, "second", 6), GW_OK);
+    jobs_log_close(fd);
+    struct jobs_log_page p;
+    cr_assert_eq(jobs_log_read(&p, written, START, 10, 1, NULL), GW_OK);
+    cr_assert_eq(json_array_size(p.items), 2);
+    cr_expect_str_eq(msg(&p, 0), "first");
+    cr_expect_str_eq(msg(&p, 1), "second");
+    json_decref(p.items);
+}
+
+Test(jobs_joblog, a_note_is_the_gateways_own_line_at_the_current_time)
+{
+    int fd = -1;
+    cr_assert_eq(jobs_log_open(&fd, root, job_id, NULL), GW_OK);
+    int64_t before = gw_now_ms();
+    cr_assert_eq(jobs_log_note(fd, "attempt %d of %d: %s", 1, 3, "train.py"), GW_OK);
+    int64_t after = gw_now_ms();
+    jobs_log_close(fd);
+    struct jobs_log_page p;
+    cr_assert_eq(jobs_log_read(&p, written, START, 10, 1, NULL), GW_OK);
+    cr_assert_eq(json_array_size(p.items), 1);
+    cr_expect_str_eq(msg(&p, 0), "ml-gateway: attempt 1 of 3: train.py");
+    int64_t ms = 0;
+    const char *stamp = at(&p, 0);
+    cr_assert_eq(jobs_log_line_time(&ms, stamp, strlen(stamp)), strlen(stamp));
+    cr_expect(ms >= before && ms <= after, "%lld not in [%lld, %lld]", (long long)ms,
+              (long long)before, (long long)after);
+    json_decref(p.items);
+}
+
+Test(jobs_joblog, a_long_note_is_cut_to_one_line_of_1023_bytes)
+{
+    int fd = -1;
+    cr_assert_eq(jobs_log_open(&fd, root, job_id, NULL), GW_OK);
+    char big[3000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    cr_assert_eq(jobs_log_note(fd, "%s", big), GW_OK);
+    jobs_log_close(fd);
+    struct jobs_log_page p;
+    cr_assert_eq(jobs_log_read(&p, written, START, 10, 1, NULL), GW_OK);
+    cr_assert_eq(json_array_size(p.items), 1);
+    cr_expect_eq(strlen(msg(&p, 0)), 1023);
+    cr_expect_eq(strncmp(msg(&p, 0), "ml-gateway: xxx", 15), 0);
+    json_decref(p.items);
+}
+
+Test(jobs_joblog, writing_without_a_file_does_nothing)
+{
+    cr_expect_eq(jobs_log_append(-1, T0, "lost", 4), GW_OK);
+    cr_expect_eq(jobs_log_note(-1, "%s", "lost"), GW_OK);
+    jobs_log_close(-1);
+    struct stat st;
+    cr_expect_neq(stat(written, &st), 0, "no file was made");
+}
+
+Test(jobs_joblog, a_root_without_a_logs_folder_cannot_be_opened)
+{
+    int fd = 7;
+    struct gw_err err = {0};
+    cr_expect_eq(jobs_log_open(&fd, "/nonexistent-mlgw-root", job_id, &err), GW_EIO);
+    cr_expect_eq(fd, -1);
+    cr_expect(strstr(err.msg, "/nonexistent-mlgw-root/logs/") != NULL, "%s", err.msg);
 }
