@@ -9,6 +9,15 @@
  * mlgw_apply_job_event with source "local". Each attempt runs in its own
  * session; a restarted gateway stops what a crashed one left behind before
  * it retries or fails those jobs ("gateway restarted").
+ *
+ * Its parts, internal to jobs/: scheduler.h (the queue and the fit),
+ * spawn.h (starting an attempt), supervise.h (running attempts and their
+ * ends), resources.h (the machine), report.h (recording ends) and joblog.h
+ * (the per-job log files).
+ *
+ * Thread-safety: start and stop from one thread; capacity, misfits and
+ * usage from any thread while the executor runs. The executor is owned by
+ * whoever started it and freed by jobs_executor_stop.
  */
 #ifndef MLGW_EXECUTOR_H
 #define MLGW_EXECUTOR_H

@@ -1,0 +1,84 @@
+/*
+ * spawn.h — starting one attempt of a local job, and what an attempt is.
+ *
+ * An attempt runs the job entrypoint (MLGW_LOCAL_ENTRYPOINT, under
+ * MLGW_LOCAL_PYTHON) with the job's args, in a fresh work directory
+ * <root>/work/<job id> (output/ and tmp/ in it), in a session of its own,
+ * with the job's environment (the containers' variables, a short list of
+ * the gateway's own, never its secrets) and JOB_ID, by which every process
+ * of the attempt is found again (supervise.h). stdout and stderr go to a
+ * pipe the supervisor reads into the job's log. This module does not touch
+ * the database, the queue or the attempt once it runs.
+ *
+ * Thread-safety: called from the executor's thread only (fork in a
+ * threaded process: the child calls async-signal-safe functions alone).
+ */
+#ifndef MLGW_JOBS_SPAWN_H
+#define MLGW_JOBS_SPAWN_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "jobs/scheduler.h"
+
+enum {
+    JOBS_OUTPUT_LINE_MAX = 16384, /* bytes of one line of output; longer ones are split */
+};
+
+/* Why the gateway stops an attempt, if it does. */
+enum jobs_stop { JOBS_STOP_NONE, JOBS_STOP_TIMEOUT, JOBS_STOP_CANCEL, JOBS_STOP_SHUTDOWN };
+
+/* One attempt, from its start to its reaping (owned by the executor's list
+ * of running attempts). */
+struct jobs_attempt {
+    struct jobs_attempt *next;
+    char job_id[37];
+    int attempt, max_attempts; /* attempt counts from 1 */
+    long long timeout_s;       /* 0: none */
+    struct jobs_grant grant;   /* what it holds of the machine */
+    char work_dir[PATH_MAX];
+    pid_t pid;          /* also the session and process group id */
+    int out_fd, log_fd; /* its output pipe, the job's log; -1: closed */
+    char line[JOBS_OUTPUT_LINE_MAX];
+    size_t line_len;              /* output read but not yet a whole line */
+    int64_t deadline_ns, kill_ns; /* monotonic; 0: none */
+    enum jobs_stop stop;
+};
+
+/* The next attempt of job (its "attempts" + 1 of "max_attempts"), with
+ * nothing open yet: *out is new (jobs_attempt_free). GW_ENOMEM. */
+int jobs_attempt_new(struct jobs_attempt **out, const json_t *job);
+
+/* Closes what a still has open and frees it; leaves its work directory and
+ * its processes alone. NULL: no-op. */
+void jobs_attempt_free(struct jobs_attempt *a);
+
+/*
+ * Starts a (from jobs_attempt_new, with its grant): makes a fresh work
+ * directory, opens the job's log (a->log_fd), and forks the entrypoint. On
+ * GW_OK a->pid and a->out_fd (non-blocking) are set. On failure nothing is
+ * left open or running and the work directory is gone; err says why in
+ * words for the job's owner ("cannot start attempt 2: No space left on
+ * device", public), which is also the job's log's last line. GW_EIO (a
+ * directory, the log, /dev/null, the pipe or fork failed), GW_ENOMEM.
+ */
+int jobs_spawn(struct jobs_attempt *a, const struct gw_config *cfg, const json_t *job,
+               struct gw_err *err);
+
+/* Makes root and its folders (input, output, logs, work, cache) where they
+ * are missing. GW_EIO. */
+int jobs_spawn_make_root(const char *root, struct gw_err *err);
+
+/* Empties <root>/work: what is there is a dead gateway's (the caller holds
+ * the root's lock and runs nothing yet). */
+void jobs_spawn_clear_work(const char *root);
+
+/* Removes path and everything under it, not following links; errors are
+ * ignored. */
+void jobs_spawn_remove_tree(const char *path);
+
+#endif
