@@ -12,7 +12,6 @@
 
 #include "aws/transport.h"
 #include "jobs/app.h"
-#include "jobs/jobenv.h" /* re-exported: jobs/executor.c reaches jobs_environment here */
 
 struct jobs_dispatcher;
 

@@ -8,7 +8,7 @@
  * gateway's notes) is the caller's business.
  *
  * Reading: the file is read with pread() through one fixed buffer from the
- * page's offset; only the current line (at most RT_LOG_LINE_MAX bytes of
+ * page's offset; only the current line (at most JOBS_LOG_LINE_MAX bytes of
  * it) is kept, so a page costs the same whatever the file's size. The file
  * may grow while it is read: a last line without its '\n' is left alone
  * until the job has ended.
@@ -177,7 +177,7 @@ static int rd_more(int *out, struct reader *r, struct gw_err *err)
     return GW_OK;
 }
 
-/* Reads the next line into line (its first RT_LOG_LINE_MAX bytes, without
+/* Reads the next line into line (its first JOBS_LOG_LINE_MAX bytes, without
  * the '\n'); *kind says whether there was one and whether it ended. */
 static int rd_line(enum line_kind *kind, struct gw_buf *line, struct reader *r, struct gw_err *err)
 {
@@ -198,7 +198,7 @@ static int rd_line(enum line_kind *kind, struct gw_buf *line, struct reader *r, 
         size_t avail = r->len - r->pos;
         const char *nl = memchr(start, '\n', avail);
         size_t take = nl ? (size_t)(nl - start) : avail;
-        size_t room = RT_LOG_LINE_MAX - line->len;
+        size_t room = JOBS_LOG_LINE_MAX - line->len;
         int rc = gw_buf_add(line, start, take < room ? take : room);
         if (rc != GW_OK)
             return gw_err_set(err, rc, "out of memory reading a job log");
@@ -261,8 +261,8 @@ int jobs_log_read(struct jobs_log_page *out, const char *path, struct jobs_log_p
     struct reader *r = NULL;
     json_t *items = NULL;
     struct gw_buf line, msg;
-    gw_buf_init(&line, RT_LOG_LINE_MAX);
-    gw_buf_init(&msg, 3 * (size_t)RT_LOG_LINE_MAX);
+    gw_buf_init(&line, JOBS_LOG_LINE_MAX);
+    gw_buf_init(&msg, 3 * (size_t)JOBS_LOG_LINE_MAX);
     struct stat st;
     int fd = -1;
     int64_t last = pos.last_ms, mtime_ms = 0;
@@ -297,7 +297,7 @@ int jobs_log_read(struct jobs_log_page *out, const char *path, struct jobs_log_p
         mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
     }
     for (int n = 0; r != NULL; n++) {
-        if (n >= limit || (n > 0 && bytes >= RT_LOG_PAGE_BYTES)) {
+        if (n >= limit || (n > 0 && bytes >= JOBS_LOG_PAGE_BYTES)) {
             rc = rd_more(&out->more, r, err);
             break;
         }

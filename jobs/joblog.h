@@ -22,8 +22,8 @@
 #include "common/err.h"
 
 enum {
-    RT_LOG_LINE_MAX = 64 * 1024,    /* bytes of one message served; the rest of a line is cut */
-    RT_LOG_PAGE_BYTES = 1024 * 1024 /* message bytes of one page, past its first line */
+    JOBS_LOG_LINE_MAX = 64 * 1024,    /* bytes of one message served; the rest of a line is cut */
+    JOBS_LOG_PAGE_BYTES = 1024 * 1024 /* message bytes of one page, past its first line */
 };
 
 /* ---- the path ------------------------------------------------------------ */
@@ -70,7 +70,7 @@ struct jobs_log_page {
 };
 
 /*
- * Reads up to limit lines (and about RT_LOG_PAGE_BYTES of messages) of the
+ * Reads up to limit lines (and about JOBS_LOG_PAGE_BYTES of messages) of the
  * file at path from pos. A last line without its '\n' is still being
  * written and is left for a later page, unless finished is set (the job has
  * ended, so the file is whole). A file that does not exist is an empty one.

@@ -24,7 +24,7 @@
 
 #include "common/buf.h"
 #include "common/json.h"
-#include "jobs/dispatcher.h"
+#include "jobs/jobenv.h"
 #include "jobs/joblog.h"
 
 #include "common/poison.h"

@@ -307,72 +307,85 @@ static const char *const list_params[] = {
     "created_before", "limit",        "cursor", "team",    NULL,
 };
 
-void rt_jobs_list(struct rt_request *req, struct rt_reply *out)
+/* A list request's filters, with the buffers they point into. */
+struct list_query {
+    struct db_job_filter f;
+    char after[64], before[64], cursor_id[37];
+    const char *team; /* the team the query named, or NULL */
+};
+
+/* Reads GET /jobs's query into q; every invalid parameter goes to errors. */
+static void list_query_read(struct list_query *q, struct rt_request *req, json_t *errors)
 {
     static const char *const statuses[] = {
         "QUEUED",  "DISPATCHED", "SUBMITTED", "PENDING",   "RUNNABLE",        "STARTING",
         "RUNNING", "SUCCEEDED",  "FAILED",    "CANCELLED", "DISPATCH_FAILED", NULL,
     };
-    json_t *errors = json_array();
+    struct db_job_filter *f = &q->f;
     rt_params_unknown(errors, req, list_params);
-
-    struct db_job_filter f = {.limit = RT_LIMIT_DEFAULT};
-    f.status = rt_query(req, "status");
-    if (f.status != NULL) {
+    f->limit = RT_LIMIT_DEFAULT;
+    f->status = rt_query(req, "status");
+    if (f->status != NULL) {
         int ok = 0;
         for (size_t i = 0; statuses[i] != NULL; i++)
-            ok |= strcmp(f.status, statuses[i]) == 0;
+            ok |= strcmp(f->status, statuses[i]) == 0;
         if (!ok)
             rt_param_error(errors, "status", "is not a job status");
     }
-    f.compute_type = rt_query(req, "compute_type");
-    if (f.compute_type != NULL && strcmp(f.compute_type, "gpu") != 0 &&
-        strcmp(f.compute_type, "cpu") != 0)
+    f->compute_type = rt_query(req, "compute_type");
+    if (f->compute_type != NULL && strcmp(f->compute_type, "gpu") != 0 &&
+        strcmp(f->compute_type, "cpu") != 0)
         rt_param_error(errors, "compute_type", "must be gpu or cpu");
-    f.user = rt_query(req, "user");
-    f.project = rt_query(req, "project");
-    f.experiment = rt_query(req, "experiment");
+    f->user = rt_query(req, "user");
+    f->project = rt_query(req, "project");
+    f->experiment = rt_query(req, "experiment");
 
-    char after[64], before[64], cursor_id[37];
     const char *v = rt_query(req, "created_after");
-    if (v != NULL && !rfc3339_ok(after, sizeof(after), v))
+    if (v != NULL && !rfc3339_ok(q->after, sizeof(q->after), v))
         rt_param_error(errors, "created_after", "must be an RFC 3339 date-time");
     else if (v != NULL)
-        f.created_after = after;
+        f->created_after = q->after;
     v = rt_query(req, "created_before");
-    if (v != NULL && !rfc3339_ok(before, sizeof(before), v))
+    if (v != NULL && !rfc3339_ok(q->before, sizeof(q->before), v))
         rt_param_error(errors, "created_before", "must be an RFC 3339 date-time");
     else if (v != NULL)
-        f.created_before = before;
-    rt_param_limit(&f.limit, req, errors);
+        f->created_before = q->before;
+    rt_param_limit(&f->limit, req, errors);
     v = rt_query(req, "cursor");
-    if (v != NULL && (rt_cursor_decode(cursor_id, sizeof(cursor_id), cursor_tag, v) != 36 ||
-                      !gw_uuid_valid(cursor_id)))
+    if (v != NULL && (rt_cursor_decode(q->cursor_id, sizeof(q->cursor_id), cursor_tag, v) != 36 ||
+                      !gw_uuid_valid(q->cursor_id)))
         rt_param_error(errors, "cursor", "is not a cursor this API issued");
     else if (v != NULL)
-        f.before_id = cursor_id;
+        f->before_id = q->cursor_id;
 
     /* A key sees its own team; admin sees every team, or the one it names. */
-    const char *team = rt_query(req, "team");
-    if (team != NULL && !db_team_valid(team))
+    q->team = rt_query(req, "team");
+    if (q->team != NULL && !db_team_valid(q->team))
         rt_param_error(errors, "team", "is not a team name");
-    f.team = rt_team(req) != NULL ? rt_team(req) : team;
+    f->team = rt_team(req) != NULL ? rt_team(req) : q->team;
+}
 
+void rt_jobs_list(struct rt_request *req, struct rt_reply *out)
+{
+    json_t *errors = json_array();
+    struct list_query q;
+    memset(&q, 0, sizeof(q));
+    list_query_read(&q, req, errors);
     if (json_array_size(errors) > 0) {
         rt_reply_problem(req, out, 400, "Bad Request", "invalid query parameters; see errors",
                          errors);
         return;
     }
     json_decref(errors);
-    if (team != NULL && f.team != NULL && strcmp(team, f.team) != 0) {
+    if (q.team != NULL && q.f.team != NULL && strcmp(q.team, q.f.team) != 0) {
         /* another team's jobs: none of them is visible to this key */
         rt_reply_json(out, 200, json_pack("{s:[],s:n}", "items", "next_cursor"));
         return;
     }
-
+    const struct db_job_filter *fp = &q.f;
     char *items = NULL, next_id[37];
     struct gw_err err = {0};
-    int rc = db_job_list(&items, next_id, req->app->pool, &f, &err);
+    int rc = db_job_list(&items, next_id, req->app->pool, fp, &err);
     if (rc != GW_OK) {
         rt_reply_error(req, out, rc, &err);
         return;

@@ -20,7 +20,8 @@ static char writer[128], reader[128], admin[128]; /* "Authorization: Bearer ..."
 static void bearer(char *out, const char *name, const char *scopes)
 {
     char key[96];
-    th_key_create(key, 96, db, name, scopes);
+    const char *args[] = {"--name", name, "--scopes", scopes, "--team", "qa", NULL};
+    th_key_create_args(key, 96, db, args);
     snprintf(out, 128, "Authorization: Bearer %s", key);
 }
 

@@ -282,7 +282,7 @@ Test(log_file, a_directory_in_place_of_the_file_is_an_io_error)
 
 Test(log_file, a_very_long_line_is_cut_and_the_next_line_still_starts_where_it_should)
 {
-    size_t long_len = 3 * RT_LOG_LINE_MAX;
+    size_t long_len = 3 * JOBS_LOG_LINE_MAX;
     size_t n = 25 + long_len + 1 + 30;
     char *data = malloc(n + 1);
     memcpy(data, "2026-11-28T23:43:37.123Z ", 25);
@@ -295,7 +295,7 @@ Test(log_file, a_very_long_line_is_cut_and_the_next_line_still_starts_where_it_s
     struct gw_err err = {0};
     cr_assert_eq(jobs_log_read(&p, path, START, 10, 0, &err), GW_OK);
     cr_assert_eq(json_array_size(p.items), 2);
-    cr_expect_eq(strlen(msg(&p, 0)), RT_LOG_LINE_MAX - 25,
+    cr_expect_eq(strlen(msg(&p, 0)), JOBS_LOG_LINE_MAX - 25,
                  "the first 64 KiB of the line, less its time");
     cr_expect_str_eq(msg(&p, 1), "next");
     cr_expect_eq((size_t)p.next.offset, n);
@@ -317,7 +317,7 @@ Test(log_file, a_page_stops_near_its_byte_budget_and_says_there_is_more)
     struct gw_err err = {0};
     cr_assert_eq(jobs_log_read(&p, path, START, 200, 1, &err), GW_OK);
     size_t got = json_array_size(p.items);
-    cr_expect_eq(got, (RT_LOG_PAGE_BYTES + LINE - 1) / LINE, "%zu lines", got);
+    cr_expect_eq(got, (JOBS_LOG_PAGE_BYTES + LINE - 1) / LINE, "%zu lines", got);
     cr_expect(p.more);
     cr_expect_eq((size_t)p.next.offset, got * (LINE + 1));
     json_decref(p.items);
