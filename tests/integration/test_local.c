@@ -228,12 +228,20 @@ static void submit_marked(char id[37], const char *script_key, const char *mark,
 }
 
 /* The pid a marked job's script wrote to <root>/<mark>/<name>, once it has. */
+/* The pid a job wrote into its mark file. The script creates the file and
+ * then writes it, so an empty file means: not yet. */
 static long marked_pid(const char *mark, const char *name)
 {
     char path[400];
     snprintf(path, sizeof(path), "%s/%s/%s", root, mark, name);
     wait_file(path, 30);
-    return pid_in(path);
+    long pid = pid_in(path);
+    for (int i = 0; pid <= 0 && i < 600; i++) {
+        th_sleep_ms(50);
+        pid = pid_in(path);
+    }
+    cr_assert(pid > 0, "%s holds no pid", path);
+    return pid;
 }
 
 /* ---- success, failure, retries ---------------------------------------------- */

@@ -557,6 +557,9 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_SNS_TOPIC_ARNS",
         "MLGW_SNS_CERT_CA_FILE",
         "MLGW_SNS_CERT_HOST_SUFFIX",
+        "MLGW_RATE_LIMIT",
+        "MLGW_RATE_BURST",
+        "MLGW_AUTH_FAILURES_PER_MINUTE",
     };
     struct gw_buf md;
     gw_buf_init(&md, 64 * 1024);
