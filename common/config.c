@@ -64,6 +64,11 @@ static const struct cfg_entry cfg_table[] = {
      "concurrent HTTP connections"},
     {"MLGW_CONNECTION_TIMEOUT", CFG_INT, 0, F(connection_timeout_s), "30", 1, 3600, NULL,
      "seconds an idle HTTP connection is kept"},
+    {"MLGW_CONNECTIONS_PER_ADDRESS", CFG_INT, 0, F(connections_per_address), "128", 1, 65536, NULL,
+     "concurrent HTTP connections from one client address"},
+    {"MLGW_REQUEST_DEADLINE", CFG_INT, 0, F(request_deadline_s), "30", 1, 3600, NULL,
+     "seconds a client has to send a whole request (headers and body), counted from the "
+     "connection or the previous answer"},
     {"MLGW_MAX_BODY_BYTES", CFG_INT, 0, F(max_body_bytes), "1048576", 1024, 67108864, NULL,
      "largest request body accepted (413 above)"},
     {"MLGW_SHUTDOWN_TIMEOUT", CFG_INT, 0, F(shutdown_timeout_s), "10", 0, 600, NULL,

@@ -10,11 +10,13 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -25,9 +27,20 @@
 #include "common/metrics.h"
 #include "common/parse.h"
 #include "common/time.h"
+#include "common/worker.h"
 #include "server/http.h"
 
 #include "common/poison.h"
+
+/* One open connection, for the request deadline: a client has
+ * request_deadline_s from the connection (or the previous answer) to send a
+ * whole request; while a handler runs, no deadline applies. */
+struct conn_track {
+    struct conn_track *prev, *next;
+    MHD_socket fd;
+    int64_t deadline_ns; /* 0: a handler is running */
+    int cut;             /* already shut down */
+};
 
 struct srv_http {
     struct MHD_Daemon *d;
@@ -35,6 +48,9 @@ struct srv_http {
     atomic_long inflight;
     unsigned port;
     int quiesced;
+    pthread_mutex_t conns_mu;
+    struct conn_track conns; /* list head */
+    struct gw_worker *sweeper;
 };
 
 static const char unmatched_route[] = "unmatched";
@@ -245,6 +261,86 @@ static int precheck(struct srv_http *h, struct rt_request *req, struct rt_reply 
     return 0;
 }
 
+/* ---- the request deadline ------------------------------------------------ */
+
+static int64_t deadline_from_now(const struct srv_http *h)
+{
+    return h->opts.request_deadline_s == 0
+               ? INT64_MAX
+               : gw_monotonic_ns() + (int64_t)h->opts.request_deadline_s * 1000000000LL;
+}
+
+static struct conn_track *track_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void track_set(struct srv_http *h, struct MHD_Connection *conn, int64_t deadline_ns)
+{
+    struct conn_track *t = track_of(conn);
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&h->conns_mu);
+    t->deadline_ns = deadline_ns;
+    pthread_mutex_unlock(&h->conns_mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct srv_http *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn_track *t = calloc(1, sizeof(*t));
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (t == NULL || ci == NULL) {
+            free(t); /* untracked: only the idle timeout applies to it */
+            return;
+        }
+        t->fd = ci->connect_fd;
+        t->deadline_ns = deadline_from_now(h);
+        pthread_mutex_lock(&h->conns_mu);
+        t->next = h->conns.next;
+        t->prev = &h->conns;
+        h->conns.next->prev = t;
+        h->conns.next = t;
+        pthread_mutex_unlock(&h->conns_mu);
+        *socket_context = t;
+    } else if (*socket_context != NULL) {
+        struct conn_track *t = *socket_context;
+        pthread_mutex_lock(&h->conns_mu);
+        t->prev->next = t->next;
+        t->next->prev = t->prev;
+        pthread_mutex_unlock(&h->conns_mu);
+        free(t);
+        *socket_context = NULL;
+    }
+}
+
+/* Shuts down the connections past their deadline: the daemon then sees the
+ * socket end and closes it. A slow client (one header line every few
+ * seconds) cannot hold a connection past the deadline. */
+static int sweep(void *arg)
+{
+    struct srv_http *h = arg;
+    int64_t now = gw_monotonic_ns();
+    int cut = 0;
+    pthread_mutex_lock(&h->conns_mu);
+    for (struct conn_track *t = h->conns.next; t != &h->conns; t = t->next) {
+        if (t->deadline_ns != 0 && t->deadline_ns < now && !t->cut) {
+            (void)shutdown(t->fd, SHUT_RDWR);
+            t->cut = 1;
+            cut++;
+        }
+    }
+    pthread_mutex_unlock(&h->conns_mu);
+    if (cut > 0)
+        gw_metrics_add("mlgw_http_deadline_closed_total", "", cut);
+    return 0;
+}
+
 /* The peer's IP address (no port), for per-address limits and the log. */
 static void client_address(struct rt_request *req)
 {
@@ -338,6 +434,7 @@ static enum MHD_Result on_complete_body(struct srv_http *h, struct rt_request *r
     struct rt_reply r = {0, NULL};
     if (req->responded)
         return MHD_YES;
+    track_set(h, req->conn, 0); /* the request is in: the handler has no deadline */
     if (req->early != NULL) {
         r.resp = req->early;
         r.status = req->early_status;
@@ -375,12 +472,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     struct srv_http *h = cls;
     struct rt_request *req = *con_cls;
     if (req == NULL)
         return;
+    track_set(h, conn, deadline_from_now(h)); /* the next request's clock starts */
     gw_buf_dispose(&req->body);
     if (req->early != NULL)
         MHD_destroy_response(req->early);
@@ -417,20 +514,32 @@ int srv_http_start(struct srv_http **out, const struct srv_http_opts *opts, stru
         return gw_err_set(err, GW_ENOMEM, "out of memory");
     h->opts = *opts;
     atomic_init(&h->inflight, 0);
+    pthread_mutex_init(&h->conns_mu, NULL);
+    h->conns.next = h->conns.prev = &h->conns;
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (opts->addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, &on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
-                            &mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, opts->addr,
-                            MHD_OPTION_THREAD_POOL_SIZE, opts->threads, MHD_OPTION_CONNECTION_LIMIT,
-                            opts->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-                            opts->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, &on_completed,
-                            h, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+    h->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, &on_request, h, MHD_OPTION_EXTERNAL_LOGGER, &mhd_logger, NULL,
+        MHD_OPTION_SOCK_ADDR, opts->addr, MHD_OPTION_THREAD_POOL_SIZE, opts->threads,
+        MHD_OPTION_CONNECTION_LIMIT, opts->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        opts->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, &on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, &on_connection, h, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        opts->per_address_limit > 0 ? opts->per_address_limit : 0u, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        1024, MHD_OPTION_END);
     if (h->d == NULL) {
+        pthread_mutex_destroy(&h->conns_mu);
         free(h);
         return gw_err_set(err, GW_EIO,
                           "cannot start the HTTP server (address in use or not available?)");
+    }
+    if (opts->request_deadline_s > 0 &&
+        gw_worker_start(&h->sweeper, "http-deadline", 500, sweep, h) != GW_OK) {
+        MHD_stop_daemon(h->d);
+        pthread_mutex_destroy(&h->conns_mu);
+        free(h);
+        return gw_err_set(err, GW_ENOMEM, "cannot start the request-deadline sweeper");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
@@ -462,6 +571,8 @@ void srv_http_stop(struct srv_http *h)
 {
     if (h == NULL)
         return;
-    MHD_stop_daemon(h->d);
+    gw_worker_stop(h->sweeper);
+    MHD_stop_daemon(h->d); /* closes every connection, untracking each */
+    pthread_mutex_destroy(&h->conns_mu);
     free(h);
 }

@@ -42,6 +42,8 @@ struct srv_http_opts {
     unsigned threads;
     unsigned connection_limit;
     unsigned connection_timeout_s;
+    unsigned per_address_limit;  /* connections from one client address */
+    unsigned request_deadline_s; /* to receive a whole request; 0: none */
     size_t max_body_bytes;
     const struct rt_route *routes;
     size_t nroutes;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -275,6 +276,39 @@ static int serve_context(struct serve *s, struct gw_err *err)
     return GW_OK;
 }
 
+/* Raises the open-files limit to its hard limit and returns how many HTTP
+ * connections fit below it, leaving room for the pool, the LISTEN
+ * connections, AWS and SMTP calls, log files and local jobs' pipes: the
+ * connection limit may never be what runs the process out of descriptors. */
+static unsigned connection_budget(const struct gw_config *cfg)
+{
+    struct rlimit rl;
+    rlim_t have = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rlim_t want = rl.rlim_max;
+            rl.rlim_cur = want;
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                GW_LOG_WARN("cannot raise the open-files limit to %llu", (unsigned long long)want);
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            have = rl.rlim_cur;
+        else if (rl.rlim_cur == RLIM_INFINITY)
+            have = (rlim_t)1 << 20;
+    }
+    rlim_t reserve = (rlim_t)cfg->db_pool_size + 256;
+    rlim_t room = have > reserve + 16 ? have - reserve : 16;
+    rlim_t limit = (rlim_t)cfg->connection_limit;
+    if (limit > room) {
+        GW_LOG_WARN("MLGW_CONNECTION_LIMIT %lld lowered to %llu: the open-files limit is %llu and "
+                    "%llu descriptors stay for the pool, AWS, SMTP and jobs",
+                    cfg->connection_limit, (unsigned long long)room, (unsigned long long)have,
+                    (unsigned long long)reserve);
+        limit = room;
+    }
+    return (unsigned)limit;
+}
+
 /* The executor, then the HTTP server, then the workers behind it. */
 static int serve_start(struct serve *s, struct gw_err *err)
 {
@@ -291,8 +325,10 @@ static int serve_start(struct serve *s, struct gw_err *err)
         .addr = (const struct sockaddr *)&cfg->listen_addr,
         .addrlen = (unsigned)cfg->listen_addrlen,
         .threads = (unsigned)cfg->threads,
-        .connection_limit = (unsigned)cfg->connection_limit,
+        .connection_limit = connection_budget(cfg),
         .connection_timeout_s = (unsigned)cfg->connection_timeout_s,
+        .per_address_limit = (unsigned)cfg->connections_per_address,
+        .request_deadline_s = (unsigned)cfg->request_deadline_s,
         .max_body_bytes = (size_t)cfg->max_body_bytes,
         .routes = routes,
         .nroutes = nroutes,
