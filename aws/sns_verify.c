@@ -10,7 +10,10 @@
  * Parsed certificates are cached by URL (16 entries, least recently used
  * evicted, each re-fetched after a day or once it has expired); the cache is
  * shared by all threads behind one mutex that is never held across I/O, so
- * two threads missing the same URL at once may both fetch it. What this file
+ * two threads missing the same URL at once may both fetch it. A URL whose
+ * fetch or check failed is remembered for failure_ttl_ms (30 s; 32 entries) and refused
+ * without another fetch meanwhile, so a flood naming a bad or slow
+ * certificate URL costs one fetch, not one per message. What this file
  * does not do: decide which topics are welcome or whether to confirm a
  * subscription (aws_sns_confirm_subscription only performs the GET), reject
  * old or replayed messages, or log anything (err says what failed).
@@ -36,6 +39,7 @@
 
 #include "common/buf.h"
 #include "common/curl.h"
+#include "common/encode.h"
 #include "common/err.h"
 #include "common/time.h"
 
@@ -53,7 +57,8 @@ enum {
     CONFIRM_TIMEOUT_MS = 4000, /* a whole subscription confirmation */
 };
 
-#define CACHE_TTL_NS  (24LL * 3600 * 1000000000LL)
+#define CACHE_TTL_NS (24LL * 3600 * 1000000000LL)
+enum { FAILED_SLOTS = 32 };
 #define SNS_CERT_NAME "sns.amazonaws.com"
 
 enum sns_kind { KIND_UNKNOWN, KIND_NOTIFICATION, KIND_CONFIRMATION };
@@ -65,6 +70,15 @@ struct cache_entry {
     uint64_t used;      /* v->tick at the last hit: least recently used goes first */
 };
 
+/* A certificate URL that failed to fetch or check lately: messages naming
+ * it are refused without another fetch until until_ns. */
+struct failed_url {
+    unsigned char url_hash[32];
+    int code;
+    char msg[160];
+    int64_t until_ns;
+};
+
 struct aws_sns_verifier {
     pthread_mutex_t mu;
     int mu_ready;
@@ -73,8 +87,10 @@ struct aws_sns_verifier {
     char *allowed_suffix; /* new, or NULL */
     int allow_http;
     long timeout_ms;
+    int64_t failure_ttl_ns; /* a failed URL is not fetched again sooner */
     uint64_t tick;
     struct cache_entry cache[CACHE_SLOTS];
+    struct failed_url failed[FAILED_SLOTS];
 };
 
 /* What check_url learnt of a SigningCertURL it accepted. */
@@ -159,7 +175,7 @@ int aws_sns_message_parse(struct aws_sns_message *out, const char *body, size_t 
     memset(&m, 0, sizeof(m));
     if (len > AWS_SNS_MAX_BODY)
         return gw_err_public(err, GW_ETOOBIG, "SNS message is larger than %zu bytes",
-                          AWS_SNS_MAX_BODY);
+                             AWS_SNS_MAX_BODY);
     /* Duplicate keys are refused: which of two Messages was signed? */
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
@@ -719,6 +735,36 @@ static void cache_put(struct aws_sns_verifier *v, const char *url, X509 *cert)
     pthread_mutex_unlock(&v->mu);
 }
 
+/* A failure of url recorded in the last FAILED_TTL_NS: its code, with err
+ * filled as then; GW_OK when there is none. */
+static int failed_get(struct aws_sns_verifier *v, const char *url, struct gw_err *err)
+{
+    unsigned char h[32];
+    gw_sha256(h, url, strlen(url));
+    int rc = GW_OK;
+    pthread_mutex_lock(&v->mu);
+    struct failed_url *f = &v->failed[h[0] % FAILED_SLOTS];
+    if (f->until_ns > gw_monotonic_ns() && memcmp(f->url_hash, h, 32) == 0)
+        rc = gw_err_set(err, f->code, "%s (failed within the last %lld ms; not fetched again)",
+                        f->msg, (long long)(v->failure_ttl_ns / 1000000));
+    pthread_mutex_unlock(&v->mu);
+    return rc;
+}
+
+static void failed_put(struct aws_sns_verifier *v, const char *url, int code,
+                       const struct gw_err *err)
+{
+    unsigned char h[32];
+    gw_sha256(h, url, strlen(url));
+    pthread_mutex_lock(&v->mu);
+    struct failed_url *f = &v->failed[h[0] % FAILED_SLOTS];
+    memcpy(f->url_hash, h, 32);
+    f->code = code;
+    gw_fmt(f->msg, sizeof(f->msg), "%s", err != NULL ? err->msg : gw_code_name(code));
+    f->until_ns = gw_monotonic_ns() + v->failure_ttl_ns;
+    pthread_mutex_unlock(&v->mu);
+}
+
 /* The checked certificate behind ui, from the cache or fetched (new reference). */
 static int get_cert(X509 **out, struct aws_sns_verifier *v, const struct url_info *ui,
                     struct gw_err *err)
@@ -729,10 +775,14 @@ static int get_cert(X509 **out, struct aws_sns_verifier *v, const struct url_inf
     *out = cache_get(v, ui->normalized);
     if (*out != NULL)
         return GW_OK;
+    if ((rc = failed_get(v, ui->normalized, err)) != GW_OK)
+        return rc;
     gw_buf_init(&pem, CERT_MAX_BYTES);
     if ((rc = fetch_cert(&pem, v, ui, err)) != GW_OK ||
-        (rc = load_cert(out, v, ui, &pem, err)) != GW_OK)
+        (rc = load_cert(out, v, ui, &pem, err)) != GW_OK) {
+        failed_put(v, ui->normalized, rc, err);
         goto cleanup;
+    }
     cache_put(v, ui->normalized, *out);
 
 cleanup:
@@ -871,6 +921,7 @@ int aws_sns_verifier_new(struct aws_sns_verifier **out, const struct aws_sns_ver
     v->mu_ready = 1;
     v->allow_http = o->allow_http_cert_url != 0;
     v->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    v->failure_ttl_ns = (int64_t)(o->failure_ttl_ms > 0 ? o->failure_ttl_ms : 30000) * 1000000;
     if ((o->ca_file != NULL && (v->ca_file = strdup(o->ca_file)) == NULL) ||
         (o->allowed_cert_host_suffix != NULL &&
          (v->allowed_suffix = strdup(o->allowed_cert_host_suffix)) == NULL) ||

@@ -70,6 +70,9 @@ struct aws_sns_verifier_opts {
     /* Tests only: http:// on a host that matched allowed_cert_host_suffix. */
     int allow_http_cert_url;
     int timeout_ms; /* whole certificate fetch; <= 0: 5000 */
+    /* A certificate URL whose fetch or check failed is refused without
+     * another fetch for this long; <= 0: 30000. */
+    int failure_ttl_ms;
     /* PEM file of the CA certificates that may issue the signing certificate
      * (roots or intermediates: each is a trust anchor). NULL: the system store,
      * the chain then has to reach one of its roots through the certificates

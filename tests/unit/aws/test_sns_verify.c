@@ -972,6 +972,7 @@ static struct aws_sns_verifier *verifier_for(const char *trust, const char *suff
         .allowed_cert_host_suffix = suffix,
         .allow_http_cert_url = allow_http,
         .timeout_ms = 3000,
+        .failure_ttl_ms = 300,
         .trust_pem_file = trust,
     };
     cr_assert_eq(aws_sns_verifier_new(&v, &o, &err), GW_OK, "%s", err.msg);
@@ -1357,15 +1358,20 @@ Test(aws_sns_verify, an_unreachable_or_failing_certificate_server_is_unavailable
     assert_refused(&m, GW_EUNAVAIL, "could not be fetched");
     aws_sns_message_dispose(&m);
 
-    /* HTTP errors, then the same URL once it works: failures are not cached. */
+    /* HTTP errors, then the same URL once it works: a failure is remembered
+     * for failure_ttl_ms (300 ms here), during which the URL is not fetched. */
     url_at(url, sizeof(url), &F.srv, "/flaky.pem");
     struct fields g = notification(url, "2", NULL);
     message_signed(&m, &g, F.key);
     server_serve(&F.srv, "/flaky.pem", 503, "slow down");
     assert_refused(&m, GW_EUNAVAIL, "HTTP 503");
     server_serve(&F.srv, "/flaky.pem", 404, "no such file");
+    assert_refused(&m, GW_EUNAVAIL, "not fetched again");
+    cr_assert_eq(server_requests(&F.srv), 1, "a recent failure costs no fetch");
+    usleep(350 * 1000);
     assert_refused(&m, GW_EUNAVAIL, "HTTP 404");
     server_serve_certs(&F.srv, "/flaky.pem", &F.cert, 1);
+    usleep(350 * 1000);
     struct gw_err err;
     cr_assert_eq(verify(&m, &err), GW_OK, "%s", err.msg);
     aws_sns_message_dispose(&m);
