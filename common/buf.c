@@ -13,16 +13,20 @@
 
 #include "common/poison.h"
 
-void gw_fmt(char *out, size_t outlen, const char *fmt, ...)
+void gw_vfmt(char *out, size_t outlen, const char *fmt, va_list ap)
 {
     if (outlen == 0)
         return;
+    if (vsnprintf(out, outlen, fmt, ap) < 0)
+        out[0] = '\0';
+}
+
+void gw_fmt(char *out, size_t outlen, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(out, outlen, fmt, ap);
+    gw_vfmt(out, outlen, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        out[0] = '\0';
 }
 
 void gw_buf_init(struct gw_buf *b, size_t max)

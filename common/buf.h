@@ -8,6 +8,7 @@
 #ifndef MLGW_COMMON_BUF_H
 #define MLGW_COMMON_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "common/err.h"
@@ -36,5 +37,8 @@ char *gw_buf_steal(struct gw_buf *b);
  * log details): always NUL-terminates, never fails. Use snprintf with its
  * result checked where a cut-off value would be wrong (paths, URLs, keys). */
 void gw_fmt(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same with a va_list. */
+void gw_vfmt(char *out, size_t outlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif

@@ -6,13 +6,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "common/buf.h"
+
 #include "common/poison.h"
 
 static void err_vset(struct gw_err *err, int code, int public, const char *fmt, va_list ap)
 {
-    int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    if (n < 0)
-        err->msg[0] = '\0';
+    gw_vfmt(err->msg, sizeof(err->msg), fmt, ap);
     err->code = code;
     err->public = public;
 }

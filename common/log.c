@@ -92,10 +92,8 @@ void gw_log_write(int level, const char *fmt, ...)
     char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    gw_vfmt(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (n < 0)
-        msg[0] = '\0';
     emit(level, msg, NULL);
 }
 

@@ -77,10 +77,8 @@ static void fail(struct ctx *c, const char *field, const char *fmt, ...)
     utf8_trim(name);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    gw_vfmt(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (n < 0)
-        msg[0] = '\0';
     utf8_trim(msg);
     c->count++;
     json_t *e = json_pack("{s:s,s:s}", "field", name, "message", msg);
