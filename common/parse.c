@@ -121,7 +121,7 @@ size_t gw_parse_rfc3339(int64_t *ms, const char *s, size_t n)
         int om = digits(s, n, &i, 2);
         if (om < 0 || om > 59)
             return 0;
-        off_min = sign * (oh * 60 + om);
+        off_min = (int64_t)sign * (oh * 60 + om);
     } else {
         return 0;
     }

@@ -206,6 +206,7 @@ int jobs_supervise_cancel_ended(struct jobs_attempt *running, struct db_pool *po
 void jobs_supervise_end(struct jobs_end *out, const struct jobs_attempt *a, int wstatus)
 {
     int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    memset(out, 0, sizeof(*out));
     const char *how = out->how;
     if (WIFEXITED(wstatus))
         gw_fmt(out->how, sizeof(out->how), "exited with code %d", code);

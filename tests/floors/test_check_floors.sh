@@ -15,7 +15,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 expect_refused() { # floor file include what
   local dir=$tmp/$1
-  rm -rf "$tmp"/*
+  rm -rf "${tmp:?}"/*
   mkdir -p "$dir"
   printf '#include <stdio.h>\n#include "%s"\n' "$3" >"$dir/$2"
   local out
@@ -34,7 +34,7 @@ expect_refused common log.h jobs/app.h "common/ including jobs/"
 expect_refused aws batch.c db/pool.h "aws/ including db/ (side floors)"
 expect_refused routes jobs.c ../server/http.h "a relative path out of the floors"
 
-rm -rf "$tmp"/*
+rm -rf "${tmp:?}"/*
 mkdir -p "$tmp/jobs"
 printf '#include "common/err.h"\n#include "db/pool.h"\n#include "aws/batch.h"\n#include "jobs/app.h"\n#include "local.h"\n' >"$tmp/jobs/x.c"
 if "$check" "$tmp"; then echo "ok: jobs/ may include common/, aws/, db/ and itself"; else

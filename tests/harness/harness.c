@@ -11,8 +11,8 @@
 #include <libpq-fe.h>
 #include <openssl/rand.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
