@@ -48,6 +48,44 @@ struct db_pool {
     struct db_conn *slots;
 };
 
+/* PostgreSQL's notices and asynchronous errors (a NOTICE at CREATE ... IF NOT
+ * EXISTS, a FATAL when the server shuts down) as JSON log lines at the level
+ * PostgreSQL gave, never libpq's default print to stderr. */
+static void log_notice(void *arg, const PGresult *res)
+{
+    (void)arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    if (sev == NULL)
+        sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
+    int level = GW_LOG_LEVEL_INFO;
+    if (sev == NULL || strcmp(sev, "DEBUG") == 0 || strcmp(sev, "LOG") == 0)
+        level = GW_LOG_LEVEL_DEBUG;
+    else if (strcmp(sev, "WARNING") == 0)
+        level = GW_LOG_LEVEL_WARN;
+    else if (strcmp(sev, "ERROR") == 0 || strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)
+        level = GW_LOG_LEVEL_ERROR;
+    if (level < gw_log_min_level)
+        return;
+    struct gw_buf f;
+    gw_buf_init(&f, 1024);
+    int rc = gw_buf_adds(&f, "\"pg_severity\":\"");
+    if (rc == GW_OK)
+        rc = gw_buf_add_json_escaped(&f, sev != NULL ? sev : "?");
+    if (rc == GW_OK)
+        rc = gw_buf_adds(&f, "\",\"sqlstate\":\"");
+    if (rc == GW_OK)
+        rc = gw_buf_add_json_escaped(&f, state != NULL ? state : "");
+    if (rc == GW_OK)
+        rc = gw_buf_adds(&f, "\"");
+    char msg[512];
+    gw_fmt(msg, sizeof(msg), "PostgreSQL: %s", text != NULL ? text : PQresultErrorMessage(res));
+    msg[strcspn(msg, "\n")] = '\0';
+    gw_log_fields(level, msg, rc == GW_OK ? f.data : NULL);
+    gw_buf_dispose(&f);
+}
+
 int db_connect(PGconn **out, const char *url, int connect_timeout_s, const char *appname,
                struct gw_err *err)
 {
@@ -68,6 +106,7 @@ int db_connect(PGconn **out, const char *url, int connect_timeout_s, const char 
         PQfinish(pg);
         return gw_err_set(err, GW_EUNAVAIL, "cannot connect to PostgreSQL: %s", msg);
     }
+    (void)PQsetNoticeReceiver(pg, log_notice, NULL);
     *out = pg;
     return GW_OK;
 }

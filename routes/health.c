@@ -3,6 +3,7 @@
  * (/metrics). Liveness touches nothing; readiness asks the database whether
  * it answers and whether every migration this gateway knows is applied.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "common/buf.h"
@@ -23,6 +24,19 @@ void rt_healthz(struct rt_request *req, struct rt_reply *out)
     rt_reply_json(out, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* The last readiness answered: 0 unknown, 1 ready, 2 not ready. Probes come
+ * every few hundred milliseconds; only a change is logged. */
+static atomic_int last_ready;
+
+static void ready_changed(int now_ready, const char *why)
+{
+    int was = atomic_exchange(&last_ready, now_ready ? 1 : 2);
+    if (now_ready && was == 2)
+        GW_LOG_INFO("ready again");
+    else if (!now_ready && was != 2)
+        GW_LOG_WARN("not ready: %s", why);
+}
+
 void rt_readyz(struct rt_request *req, struct rt_reply *out)
 {
     struct jobs_app *app = req->app;
@@ -36,16 +50,25 @@ void rt_readyz(struct rt_request *req, struct rt_reply *out)
 
     const char *db = rc == GW_OK || rc == GW_ECONFLICT ? "ok" : "unavailable";
     if (rc == GW_OK && pending == 0) {
+        ready_changed(1, NULL);
         rt_reply_json(out, 200,
                       json_pack("{s:s,s:{s:s,s:s}}", "status", "ready", "checks", "database", db,
                                 "migrations", "current"));
         return;
     }
     const char *mig = rc == GW_ECONFLICT ? "changed" : (rc == GW_OK ? "pending" : "unknown");
-    GW_LOG_WARN("not ready: database %s, migrations %s%s%s", db, mig, rc != GW_OK ? ": " : "",
-                rc != GW_OK ? err.msg : "");
-    json_t *body = json_pack("{s:s,s:{s:s,s:s}}", "status", "not ready", "checks", "database", db,
-                             "migrations", mig);
+    char reason[160];
+    if (rc == GW_ECONFLICT)
+        gw_fmt(reason, sizeof(reason), "an applied migration's file has changed");
+    else if (rc == GW_OK)
+        gw_fmt(reason, sizeof(reason), "%d migration(s) not applied yet", pending);
+    else
+        gw_fmt(reason, sizeof(reason), "the database is unavailable");
+    char why[400];
+    gw_fmt(why, sizeof(why), "%s%s%s", reason, rc != GW_OK ? ": " : "", rc != GW_OK ? err.msg : "");
+    ready_changed(0, why);
+    json_t *body = json_pack("{s:s,s:s,s:{s:s,s:s}}", "status", "not ready", "reason", reason,
+                             "checks", "database", db, "migrations", mig);
     rt_reply_json(out, 503, body);
     rt_reply_header(out, MHD_HTTP_HEADER_RETRY_AFTER, "2");
 }
