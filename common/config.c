@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/cidr.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -30,6 +31,8 @@ enum cfg_type {
     CFG_DBURL,   /* libpq connection string */
     CFG_BUCKET,  /* an S3 bucket name */
     CFG_ORIGINS, /* comma-separated origins, or "*" */
+    CFG_ENVLIST, /* comma-separated env names, each may end in "*" */
+    CFG_CIDRS,   /* comma-separated CIDR ranges or addresses */
 };
 
 enum { CFG_SECRET = 1, CFG_REQUIRED = 2 };
@@ -178,6 +181,14 @@ static const struct cfg_entry cfg_table[] = {
      "SNS topic that gets a summary of each finished job"},
     {"MLGW_WEBHOOK_SECRET", CFG_STRING, CFG_SECRET, F(webhook_secret), NULL, 0, 0, NULL,
      "HMAC-SHA256 key of the X-Signature header of webhooks"},
+    {"MLGW_JOB_ENV_ALLOW", CFG_ENVLIST, 0, F(job_env_allow), NULL, 0, 0, NULL,
+     "comma-separated env names (or PREFIX_* patterns) a job request may set; unset: any name "
+     "not refused (loader, interpreter and shell variables are refused either way)"},
+    {"MLGW_WEBHOOK_ALLOW_HTTP", CFG_ENUM, 0, F(webhook_allow_http), "off", 0, 0, "off|on",
+     "accept http:// webhooks to a loopback host (tests; also needs MLGW_WEBHOOK_ALLOW_CIDRS)"},
+    {"MLGW_WEBHOOK_ALLOW_CIDRS", CFG_CIDRS, 0, F(webhook_allow_cidrs), NULL, 0, 0, NULL,
+     "comma-separated ranges (e.g. 10.1.0.0/16, 127.0.0.1) webhooks may reach although private, "
+     "loopback or link-local (intranets, tests); cloud metadata addresses stay refused"},
     {"MLGW_NOTIFY_WORKERS", CFG_INT, 0, F(notify_workers), "2", 0, 32, NULL,
      "notifier threads (0: this gateway sends nothing)"},
     {"MLGW_NOTIFY_MAX_ATTEMPTS", CFG_INT, 0, F(notify_max_attempts), "8", 1, 100, NULL,
@@ -324,6 +335,45 @@ static int origins_ok(const char *v)
     return 1;
 }
 
+/* A comma-separated list of env names, each [A-Z_][A-Z0-9_]* optionally
+ * followed by one "*" (a prefix). */
+static int envlist_ok(const char *v)
+{
+    for (const char *p = v;;) {
+        size_t len = strcspn(p, ",");
+        size_t name = len > 0 && p[len - 1] == '*' ? len - 1 : len;
+        if (name == 0)
+            return 0;
+        for (size_t i = 0; i < name; i++) {
+            char c = p[i];
+            if (!((c >= 'A' && c <= 'Z') || c == '_' || (i > 0 && c >= '0' && c <= '9')))
+                return 0;
+        }
+        if (p[len] == '\0')
+            return 1;
+        p += len + 1;
+    }
+}
+
+/* NULL when v is a valid value of a checked text type, else what it should be. */
+static const char *text_problem(enum cfg_type type, const char *v)
+{
+    switch (type) {
+    case CFG_BUCKET: return bucket_ok(v) ? NULL : "a valid S3 bucket name (3-63 of a-z 0-9 . -)";
+    case CFG_ORIGINS:
+        return origins_ok(v) ? NULL : "* or a comma-separated list of scheme://host[:port]";
+    case CFG_ENVLIST:
+        return envlist_ok(v)
+                   ? NULL
+                   : "a comma-separated list of names [A-Z_][A-Z0-9_]*, each may end in *";
+    case CFG_CIDRS:
+        return gw_cidr_list_valid(v) ? NULL
+                                     : "a comma-separated list of addresses or CIDR ranges "
+                                       "(10.0.0.0/8, fd00::/8)";
+    default: return NULL;
+    }
+}
+
 /* field points at a char * member of struct gw_config (see the table). */
 static char **string_slot(char *field)
 {
@@ -423,17 +473,18 @@ int gw_config_load(struct gw_config *cfg, gw_config_getter get, void *ctx, struc
         case CFG_PATH: bad += set_path(field, v); break;
         case CFG_BUCKET:
         case CFG_ORIGINS:
-            if (e->type == CFG_BUCKET ? bucket_ok(v) : origins_ok(v)) {
+        case CFG_ENVLIST:
+        case CFG_CIDRS: {
+            const char *problem = text_problem(e->type, v);
+            if (problem == NULL) {
                 bad += set_string(field, v);
                 break;
             }
             bad++;
             if (errors != NULL)
-                gw_buf_printf(errors, "%s: \"%s\" is not %s\n", e->env, v,
-                              e->type == CFG_BUCKET
-                                  ? "a valid S3 bucket name (3-63 of a-z 0-9 . -)"
-                                  : "* or a comma-separated list of scheme://host[:port]");
+                gw_buf_printf(errors, "%s: \"%s\" is not %s\n", e->env, v, problem);
             break;
+        }
         case CFG_INT: {
             long long n;
             if (v == NULL) {
@@ -500,6 +551,23 @@ int gw_config_origin_allowed(const struct gw_config *cfg, const char *origin)
             p++;
     }
     return 0;
+}
+
+int gw_config_job_env_allowed(const struct gw_config *cfg, const char *name)
+{
+    if (cfg->job_env_allow == NULL)
+        return 1;
+    size_t nlen = strlen(name);
+    for (const char *p = cfg->job_env_allow;;) {
+        size_t len = strcspn(p, ",");
+        int prefix = len > 0 && p[len - 1] == '*';
+        size_t cmp = prefix ? len - 1 : len;
+        if ((prefix ? nlen >= cmp : nlen == cmp) && strncmp(p, name, cmp) == 0)
+            return 1;
+        if (p[len] == '\0')
+            return 0;
+        p += len + 1;
+    }
 }
 
 /* Text-level redaction that keeps the shape the user wrote: the userinfo
@@ -657,6 +725,8 @@ char *gw_config_describe(const struct gw_config *cfg)
         case CFG_PATH:
         case CFG_BUCKET:
         case CFG_ORIGINS:
+        case CFG_ENVLIST:
+        case CFG_CIDRS:
         case CFG_DBURL: {
             const char *str;
             memcpy(&str, field, sizeof(str));

@@ -82,6 +82,10 @@ struct gw_config {
     char *notify_statuses; /* comma-separated */
     char *notify_topic_arn;
     char *webhook_secret;
+    /* what users may ask of the gateway: job env names, webhook targets */
+    char *job_env_allow;       /* comma-separated NAME or PREFIX* entries; NULL: any */
+    int webhook_allow_http;    /* 1: http:// webhooks to a loopback host are accepted */
+    char *webhook_allow_cidrs; /* ranges webhooks may reach despite the deny list; NULL */
     long long notify_workers;
     long long notify_max_attempts;
     long long notify_retry_base_ms;
@@ -119,5 +123,10 @@ char *gw_config_redact_url(const char *url);
 
 /* True when origin (e.g. "https://app.example.com") is allowed by cfg. */
 int gw_config_origin_allowed(const struct gw_config *cfg, const char *origin);
+
+/* True when MLGW_JOB_ENV_ALLOW is unset or name matches one of its entries
+ * (an exact name, or a prefix written PREFIX*). It only narrows: the names
+ * job requests may never set are refused by routes/job_request.c first. */
+int gw_config_job_env_allowed(const struct gw_config *cfg, const char *name);
 
 #endif

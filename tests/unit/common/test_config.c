@@ -463,7 +463,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 71, "one field per setting");
+    cr_assert_eq(json_object_size(obj), 74, "one field per setting");
     json_decref(obj);
 }
 
@@ -524,6 +524,9 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_CORS_ORIGINS",
         "MLGW_IDEMPOTENCY_TTL_HOURS",
         "MLGW_AUTH_CACHE_SECONDS",
+        "MLGW_RATE_LIMIT",
+        "MLGW_RATE_BURST",
+        "MLGW_AUTH_FAILURES_PER_MINUTE",
         "MLGW_GPU_JOB_QUEUE",
         "MLGW_CPU_JOB_QUEUE",
         "MLGW_GPU_JOB_DEFINITION",
@@ -551,15 +554,15 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_NOTIFY_STATUSES",
         "MLGW_NOTIFY_TOPIC_ARN",
         "MLGW_WEBHOOK_SECRET",
+        "MLGW_JOB_ENV_ALLOW",
+        "MLGW_WEBHOOK_ALLOW_HTTP",
+        "MLGW_WEBHOOK_ALLOW_CIDRS",
         "MLGW_NOTIFY_WORKERS",
         "MLGW_NOTIFY_MAX_ATTEMPTS",
         "MLGW_NOTIFY_RETRY_BASE_MS",
         "MLGW_SNS_TOPIC_ARNS",
         "MLGW_SNS_CERT_CA_FILE",
         "MLGW_SNS_CERT_HOST_SUFFIX",
-        "MLGW_RATE_LIMIT",
-        "MLGW_RATE_BURST",
-        "MLGW_AUTH_FAILURES_PER_MINUTE",
         "MLGW_CONNECTIONS_PER_ADDRESS",
         "MLGW_REQUEST_DEADLINE",
     };
@@ -705,4 +708,64 @@ Test(server_config, cors_origins_unset_allows_none)
 {
     cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}), 0);
     cr_assert_not(gw_config_origin_allowed(&cfg, "https://app.example.com"));
+}
+
+Test(server_config, job_env_allow_list_matches_names_and_prefixes)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}), 0);
+    cr_assert(gw_config_job_env_allowed(&cfg, "ANYTHING"), "unset: any name");
+    gw_config_dispose(&cfg);
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL},
+                      {"MLGW_JOB_ENV_ALLOW", "LEARNING_RATE,HF_*,EPOCHS"}),
+                 0, "%s", errtext());
+    cr_assert(gw_config_job_env_allowed(&cfg, "LEARNING_RATE"));
+    cr_assert(gw_config_job_env_allowed(&cfg, "EPOCHS"));
+    cr_assert(gw_config_job_env_allowed(&cfg, "HF_"));
+    cr_assert(gw_config_job_env_allowed(&cfg, "HF_HUB_OFFLINE"));
+    cr_assert_not(gw_config_job_env_allowed(&cfg, "LEARNING_RATE_2"), "exact names are exact");
+    cr_assert_not(gw_config_job_env_allowed(&cfg, "LEARNING"));
+    cr_assert_not(gw_config_job_env_allowed(&cfg, "HF"));
+    cr_assert_not(gw_config_job_env_allowed(&cfg, "OTHER"));
+}
+
+Test(server_config, job_env_allow_list_entries_must_be_names_or_prefixes)
+{
+    const char *bad[] = {"*", "lower", "A,,B", "A,", "A*B", "1A", "A**", "A B"};
+    for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++) {
+        gw_buf_reset(&errors);
+        cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_JOB_ENV_ALLOW", bad[i]}),
+                     1, "%s accepted", bad[i]);
+        cr_assert_not_null(strstr(errtext(), "MLGW_JOB_ENV_ALLOW"), "%s", errtext());
+        gw_config_dispose(&cfg);
+    }
+}
+
+Test(server_config, webhook_settings_default_to_https_and_public_addresses_only)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}), 0);
+    cr_assert_eq(cfg.webhook_allow_http, 0);
+    cr_assert_null(cfg.webhook_allow_cidrs);
+    gw_config_dispose(&cfg);
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_WEBHOOK_ALLOW_HTTP", "on"},
+                      {"MLGW_WEBHOOK_ALLOW_CIDRS", "127.0.0.0/8, ::1,10.1.0.0/16,fd00::/8"}),
+                 0, "%s", errtext());
+    cr_assert_eq(cfg.webhook_allow_http, 1);
+    cr_assert_str_eq(cfg.webhook_allow_cidrs, "127.0.0.0/8, ::1,10.1.0.0/16,fd00::/8");
+}
+
+Test(server_config, webhook_allow_cidrs_must_be_addresses_or_ranges)
+{
+    const char *bad[] = {"10.0.0.0/33", "::/129",          "localhost", "10.0.0.0/",  "10.0.0.0/-1",
+                         "10.0.0.0/8,", "10.0.0.0/8,,::1", "1.2.3",     "10.0.0.0/8x"};
+    for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++) {
+        gw_buf_reset(&errors);
+        cr_assert_eq(
+            LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_WEBHOOK_ALLOW_CIDRS", bad[i]}), 1,
+            "%s accepted", bad[i]);
+        cr_assert_not_null(strstr(errtext(), "MLGW_WEBHOOK_ALLOW_CIDRS"), "%s", errtext());
+        gw_config_dispose(&cfg);
+    }
+    gw_buf_reset(&errors);
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_WEBHOOK_ALLOW_HTTP", "yes"}),
+                 1);
 }
