@@ -108,7 +108,15 @@ void rt_reply_json(struct rt_reply *out, unsigned status, json_t *body /* steals
 void rt_reply_bytes(struct rt_reply *out, unsigned status, const char *content_type,
                     char *data /* steals malloc()ed */, size_t len);
 void rt_reply_header(struct rt_reply *out, const char *name, const char *value);
-/* RFC 9457 problem+json; errors (steals, may be NULL) is the "errors" array. */
+/* A problem's "errors" lists at most RT_MAX_ERRORS entries. Past that it
+ * holds the first RT_MAX_ERRORS - 1 and a last entry, field "(more)", saying
+ * how many more were found (a body of many bad keys gets a short answer). */
+enum { RT_MAX_ERRORS = 50 };
+/* Applies that cap to errors (borrowed): total is how many problems were
+ * found, at least json_array_size(errors). */
+void rt_errors_cap(json_t *errors, size_t total);
+/* RFC 9457 problem+json; errors (steals, may be NULL) is the "errors" array,
+ * capped as above. */
 void rt_reply_problem(struct rt_request *req, struct rt_reply *out, unsigned status,
                       const char *title, const char *detail, json_t *errors);
 /* Maps a gateway error code to its HTTP problem, in one place. Internal

@@ -13,6 +13,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/parse.h"
+#include "routes/http.h"
 
 #include "common/poison.h"
 
@@ -29,6 +30,56 @@ const char *const rt_reserved_env[] = {
     "OPERATION",
     "ML_OUTPUT_DIR",
     "AWS_DEFAULT_REGION",
+    NULL,
+};
+
+/* Names that change how a loader, interpreter or shell starts, or what a
+ * program trusts (API.md, "Jobs are untrusted code"): "NAME" exactly,
+ * "PREFIX*" or "*SUFFIX". Locale names (LANG, LC_*) stay allowed. */
+const char *const rt_refused_env[] = {
+    "LD_*",
+    "DYLD_*",
+    "GCONV_PATH",
+    "LOCPATH",
+    "NLSPATH",
+    "MALLOC_*",
+    "GLIBC_TUNABLES",
+    "PATH",
+    "HOME",
+    "SHELL",
+    "ENV",
+    "BASH_ENV",
+    "BASH_FUNC_*",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
+    "IFS",
+    "TMPDIR",
+    "BROWSER",
+    "PAGER",
+    "EDITOR",
+    "VISUAL",
+    "PYTHON*",
+    "PERL5*",
+    "PERLLIB",
+    "RUBY*",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "JAVA_TOOL_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "_JAVA_OPTIONS",
+    "CLASSPATH",
+    "GIT_*",
+    "*_PROXY",
+    "SSL_CERT_*",
+    "CURL_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "OPENSSL_CONF",
+    "OPENSSL_ENGINES",
+    "OPENSSL_MODULES",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_*",
     NULL,
 };
 
@@ -81,6 +132,8 @@ static void fail(struct ctx *c, const char *field, const char *fmt, ...)
     va_end(ap);
     utf8_trim(msg);
     c->count++;
+    if (json_array_size(c->errors) >= RT_MAX_ERRORS)
+        return; /* counted; rt_errors_cap says how many more there were */
     json_t *e = json_pack("{s:s,s:s}", "field", name, "message", msg);
     if (e == NULL) /* never drop a problem, even one we cannot name */
         e = json_pack("{s:s,s:s}", "field", "(unprintable)", "message", "is invalid");
@@ -226,7 +279,50 @@ static int reserved(const char *name)
     return 0;
 }
 
-static void check_env(struct ctx *c, json_t *v, struct rt_job_request *out)
+int rt_env_refused(const char *name)
+{
+    size_t n = strlen(name);
+    if (strstr(name, "%%") != NULL) /* bash's exported functions: BASH_FUNC_f%% */
+        return 1;
+    for (size_t i = 0; rt_refused_env[i] != NULL; i++) {
+        const char *p = rt_refused_env[i];
+        size_t len = strlen(p);
+        if (p[0] == '*') {
+            if (n >= len - 1 && strcmp(name + n - (len - 1), p + 1) == 0)
+                return 1;
+        } else if (p[len - 1] == '*') {
+            if (strncmp(name, p, len - 1) == 0)
+                return 1;
+        } else if (strcmp(name, p) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The first problem of one env entry, or NULL. */
+static const char *env_problem(const struct gw_config *cfg, const char *name, const json_t *val)
+{
+    int ok = name[0] != '\0' && strlen(name) <= 255;
+    for (size_t i = 0; ok && name[i] != '\0'; i++)
+        ok = is_name_char(name[i], i == 0);
+    if (!ok)
+        return "name must match [A-Z_][A-Z0-9_]*";
+    if (reserved(name))
+        return "is reserved for the job's environment contract";
+    if (rt_env_refused(name))
+        return "changes how a program starts; not allowed";
+    if (!gw_config_job_env_allowed(cfg, name))
+        return "is not a name this gateway lets jobs set";
+    if (!string_clean(val))
+        return "must be a string without NUL characters";
+    if (json_string_length(val) > MAX_VALUE_BYTES)
+        return "must be at most 4096 bytes";
+    return NULL;
+}
+
+static void check_env(struct ctx *c, json_t *v, const struct gw_config *cfg,
+                      struct rt_job_request *out)
 {
     json_t *env = json_object();
     if (v != NULL && !json_is_null(v)) {
@@ -241,17 +337,9 @@ static void check_env(struct ctx *c, json_t *v, struct rt_job_request *out)
             {
                 char field[300];
                 gw_fmt(field, sizeof(field), "env.%s", name);
-                int ok = name[0] != '\0' && strlen(name) <= 255;
-                for (size_t i = 0; ok && name[i] != '\0'; i++)
-                    ok = is_name_char(name[i], i == 0);
-                if (!ok)
-                    fail(c, field, "name must match [A-Z_][A-Z0-9_]*");
-                else if (reserved(name))
-                    fail(c, field, "is reserved for the job's environment contract");
-                else if (!string_clean(val))
-                    fail(c, field, "must be a string without NUL characters");
-                else if (json_string_length(val) > MAX_VALUE_BYTES)
-                    fail(c, field, "must be at most %d bytes", MAX_VALUE_BYTES);
+                const char *problem = env_problem(cfg, name, val);
+                if (problem != NULL)
+                    fail(c, field, "%s", problem);
                 else
                     json_object_set(env, name, val);
             }
@@ -320,8 +408,9 @@ static void check_metadata(struct ctx *c, const char *field, json_t *v, struct r
 }
 
 /* local@domain, with a dotted domain of letters, digits and hyphens. */
-static int email_ok(const char *s)
+static int email_ok(const char *s, const struct gw_config *cfg)
 {
+    (void)cfg;
     size_t n = strlen(s);
     const char *at = strchr(s, '@');
     if (n > 254 || at == NULL || at == s || strchr(at + 1, '@') != NULL || (size_t)(at - s) > 64)
@@ -350,9 +439,11 @@ static int email_ok(const char *s)
     return 1;
 }
 
-/* https://host[:port][/path...], or http:// to a loopback host (local tests,
- * a receiver on the same machine). No whitespace, no userinfo. */
-static int webhook_ok(const char *s)
+/* https://host[:port][/path...]; http:// only to a loopback host and only
+ * where the operator allows it (MLGW_WEBHOOK_ALLOW_HTTP, for tests). No
+ * whitespace, no userinfo. Where the host's addresses may lead is checked
+ * when the webhook is sent (jobs/webhook.c), after DNS. */
+static int webhook_ok(const char *s, const struct gw_config *cfg)
 {
     size_t n = strlen(s);
     if (n > MAX_URL)
@@ -393,6 +484,8 @@ static int webhook_ok(const char *s)
     }
     if (tls)
         return 1;
+    if (!cfg->webhook_allow_http)
+        return 0;
     static const char *const loopback[] = {"localhost", "127.0.0.1", "[::1]"};
     for (size_t i = 0; i < GW_ARRAY_LEN(loopback); i++) {
         size_t l = strlen(loopback[i]);
@@ -403,7 +496,8 @@ static int webhook_ok(const char *s)
 }
 
 static json_t *check_list(struct ctx *c, json_t *v, const char *field, size_t max,
-                          int (*ok)(const char *), const char *what)
+                          int (*ok)(const char *, const struct gw_config *),
+                          const struct gw_config *cfg, const char *what)
 {
     json_t *list = json_array();
     if (v == NULL || json_is_null(v))
@@ -422,7 +516,7 @@ static json_t *check_list(struct ctx *c, json_t *v, const char *field, size_t ma
     {
         char name[64];
         gw_fmt(name, sizeof(name), "%s[%zu]", field, i);
-        if (!string_clean(a) || !ok(json_string_value(a)))
+        if (!string_clean(a) || !ok(json_string_value(a), cfg))
             fail(c, name, "must be %s", what);
         else
             json_array_append(list, a);
@@ -430,7 +524,8 @@ static json_t *check_list(struct ctx *c, json_t *v, const char *field, size_t ma
     return list;
 }
 
-static void check_notify(struct ctx *c, json_t *v, struct rt_job_request *out)
+static void check_notify(struct ctx *c, json_t *v, const struct gw_config *cfg,
+                         struct rt_job_request *out)
 {
     json_t *emails = NULL, *hooks = NULL;
     if (v != NULL && !json_is_null(v) && !json_is_object(v)) {
@@ -447,9 +542,9 @@ static void check_notify(struct ctx *c, json_t *v, struct rt_job_request *out)
             }
         }
         emails = check_list(c, json_object_get(v, "emails"), "notify.emails", MAX_EMAILS, email_ok,
-                            "an email address");
+                            cfg, "an email address");
         hooks = check_list(c, json_object_get(v, "webhooks"), "notify.webhooks", MAX_WEBHOOKS,
-                           webhook_ok, "an https URL (http only to a loopback host)");
+                           webhook_ok, cfg, "an https:// URL without user info");
     }
     json_t *n = json_pack("{s:o,s:o}", "emails", emails ? emails : json_array(), "webhooks",
                           hooks ? hooks : json_array());
@@ -491,14 +586,14 @@ static void check_fields(struct ctx *c, json_t *obj, json_t *metadata, const cha
     if (!gpu && out->gpus > 0)
         fail(c, "gpus", "must be 0 for a cpu job");
     check_args(c, json_object_get(obj, "args"), out);
-    check_env(c, json_object_get(obj, "env"), out);
+    check_env(c, json_object_get(obj, "env"), cfg, out);
     out->timeout_seconds = -1;
     check_int(c, "timeout_seconds", json_object_get(obj, "timeout_seconds"), MIN_TIMEOUT,
               MAX_TIMEOUT, &out->timeout_seconds);
     out->max_attempts = 1;
     check_int(c, "max_attempts", json_object_get(obj, "max_attempts"), 1, 10, &out->max_attempts);
     check_operation(c, json_object_get(obj, "operation"), out);
-    check_notify(c, json_object_get(obj, "notify"), out);
+    check_notify(c, json_object_get(obj, "notify"), cfg, out);
     out->dispatch = check_enum(c, "dispatch", json_object_get(obj, "dispatch"), dispatches,
                                gw_dispatch_names[cfg->dispatch]);
     /* metadata reports under its own name: "metadata" in both shapes */
@@ -508,11 +603,10 @@ static void check_fields(struct ctx *c, json_t *obj, json_t *metadata, const cha
     c->prefix = saved;
 }
 
-int rt_job_request_parse(struct rt_job_request *out, json_t *body, const struct gw_config *cfg,
-                         json_t *errors)
+/* rt_job_request_parse without the cap on the errors list. */
+static int parse_body(struct ctx *c, json_t *body, const struct gw_config *cfg,
+                      struct rt_job_request *out)
 {
-    memset(out, 0, sizeof(*out));
-    struct ctx c = {errors, "", 0};
     const char *key;
     json_t *val;
     json_t *trigger = json_object_get(body, "trigger_type");
@@ -521,10 +615,10 @@ int rt_job_request_parse(struct rt_job_request *out, json_t *body, const struct 
         json_object_foreach(body, key, val)
         {
             if (!known(key, job_fields))
-                fail(&c, key, "is not a known field");
+                fail(c, key, "is not a known field");
         }
-        check_fields(&c, body, json_object_get(body, "metadata"), "metadata", cfg, out);
-        return c.count;
+        check_fields(c, body, json_object_get(body, "metadata"), "metadata", cfg, out);
+        return c->count;
     }
 
     /* The seed's SNS trigger message: {trigger_type, data: {...}, metadata: {...}}. */
@@ -532,28 +626,39 @@ int rt_job_request_parse(struct rt_job_request *out, json_t *body, const struct 
     json_object_foreach(body, key, val)
     {
         if (!known(key, envelope_fields))
-            fail(&c, key,
+            fail(c, key,
                  "is not a known field of a trigger message (trigger_type, data, "
                  "metadata)");
     }
     if (!json_is_string(trigger) || strcmp(json_string_value(trigger), "batch_job") != 0)
-        fail(&c, "trigger_type", "must be \"batch_job\"");
+        fail(c, "trigger_type", "must be \"batch_job\"");
     json_t *data = json_object_get(body, "data");
     if (!json_is_object(data)) {
-        fail(&c, "data", "must be an object holding the job's fields");
+        fail(c, "data", "must be an object holding the job's fields");
         data = NULL;
     }
     json_t *empty = json_object();
-    c.prefix = "data.";
+    c->prefix = "data.";
     if (data != NULL)
         json_object_foreach(data, key, val)
         {
             if (!known(key, job_fields) || strcmp(key, "metadata") == 0)
-                fail(&c, key, "is not a known field");
+                fail(c, key, "is not a known field");
         }
-    check_fields(&c, data ? data : empty, json_object_get(body, "metadata"), "metadata", cfg, out);
+    check_fields(c, data ? data : empty, json_object_get(body, "metadata"), "metadata", cfg, out);
     json_decref(empty);
-    return c.count;
+    return c->count;
+}
+
+int rt_job_request_parse(struct rt_job_request *out, json_t *body, const struct gw_config *cfg,
+                         json_t *errors)
+{
+    memset(out, 0, sizeof(*out));
+    size_t before = json_array_size(errors);
+    struct ctx c = {errors, "", 0};
+    int count = parse_body(&c, body, cfg, out);
+    rt_errors_cap(errors, before + (size_t)count);
+    return count;
 }
 
 void rt_job_request_dispose(struct rt_job_request *req)

@@ -27,8 +27,9 @@ struct rt_job_request {
 
 /*
  * Validates body into out, applying the configured defaults and limits.
- * Each problem is appended to errors as {"field": ..., "message": ...}.
- * Returns the number of problems (0: out is complete).
+ * Each problem is appended to errors as {"field": ..., "message": ...}, at
+ * most RT_MAX_ERRORS of them (routes/http.h: the last then says how many
+ * more there were). Returns the number of problems (0: out is complete).
  */
 int rt_job_request_parse(struct rt_job_request *out, json_t *body, const struct gw_config *cfg,
                          json_t *errors);
@@ -36,5 +37,11 @@ void rt_job_request_dispose(struct rt_job_request *req);
 
 /* The names a request's env may not set (NULL-terminated). */
 extern const char *const rt_reserved_env[];
+
+/* The loader, interpreter and shell names env may not set either
+ * (NULL-terminated): "NAME", "PREFIX*" or "*SUFFIX". Public for tests. */
+extern const char *const rt_refused_env[];
+/* True when name is one of rt_refused_env or holds "%%" (bash functions). */
+int rt_env_refused(const char *name);
 
 #endif

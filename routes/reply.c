@@ -89,9 +89,26 @@ static const char *problem_slug(unsigned status)
     }
 }
 
+void rt_errors_cap(json_t *errors, size_t total)
+{
+    size_t n = json_array_size(errors);
+    if (total < n)
+        total = n;
+    if (total <= RT_MAX_ERRORS)
+        return;
+    while (json_array_size(errors) > RT_MAX_ERRORS - 1)
+        json_array_remove(errors, json_array_size(errors) - 1);
+    char msg[128];
+    gw_fmt(msg, sizeof(msg), "%zu more problems were found and not listed (at most %d are)",
+           total - (RT_MAX_ERRORS - 1), RT_MAX_ERRORS - 1);
+    json_array_append_new(errors, json_pack("{s:s,s:s}", "field", "(more)", "message", msg));
+}
+
 void rt_reply_problem(struct rt_request *req, struct rt_reply *out, unsigned status,
                       const char *title, const char *detail, json_t *errors)
 {
+    if (json_is_array(errors))
+        rt_errors_cap(errors, json_array_size(errors));
     char type[96];
     gw_fmt(type, sizeof(type), "urn:ml-gateway:problem:%s", problem_slug(status));
     json_t *p = json_object();

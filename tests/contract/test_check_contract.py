@@ -358,6 +358,12 @@ class RepoSpecTest(unittest.TestCase):
             "AWS_ env": {**base, "env": {"AWS_SECRET": "x"}},
             "lowercase env": {**base, "env": {"lr": "x"}},
             "NUL in env value": {**base, "env": {"X": "a\u0000b"}},
+            "loader env": {**base, "env": {"LD_PRELOAD": "/tmp/x.so"}},
+            "python env": {**base, "env": {"PYTHONWARNINGS": "ignore"}},
+            "browser env": {**base, "env": {"BROWSER": "/bin/bash"}},
+            "bash env": {**base, "env": {"BASH_ENV": "/tmp/x"}},
+            "proxy env": {**base, "env": {"HTTPS_PROXY": "http://10.0.0.1:3128"}},
+            "gpu env": {**base, "env": {"CUDA_VISIBLE_DEVICES": "0"}},
             "non-string env value": {**base, "env": {"X": 1}},
             "plain http webhook": {**base, "notify": {"webhooks": ["http://hooks.example.com/"]}},
             "bad dispatch": {**base, "dispatch": "lambda"},
@@ -369,6 +375,9 @@ class RepoSpecTest(unittest.TestCase):
         }
         for name, body in bad.items():
             self.assertNotEqual(self.errors("CreateJobBody", body), [], name)
+        self.assertEqual(self.errors("CreateJobBody", {
+            **base, "env": {"LANG": "C.UTF-8", "LC_ALL": "C", "MY_PATH": "/x",
+                            "PROXY_TIMEOUT": "3"}}), [])
         self.assertEqual(self.errors("CreateJobBody", {
             **base, "notify": {"webhooks": ["http://127.0.0.1:9000/hook", "http://localhost/x",
                                             "http://[::1]:8080/"]}}), [])

@@ -374,8 +374,16 @@ Test(job_request, null_values_inside_metadata_and_notify_are_defaults_too)
     assert_json_eq(req.notify_json, "{\"emails\":[],\"webhooks\":[]}", "notify_json");
 }
 
+/* The integration tests' setting: http:// webhooks to a loopback host. */
+static void allow_http_webhooks(void)
+{
+    struct kv vars[] = {{"MLGW_WEBHOOK_ALLOW_HTTP", "on"}, {NULL, NULL}};
+    load_config(vars);
+}
+
 Test(job_request, values_at_every_limit_are_accepted)
 {
+    allow_http_webhooks();
     json_t *b = load("{\"script_key\":\"k\",\"vcpus\":256,\"memory\":2097152,\"gpus\":8,"
                      "\"timeout_seconds\":1209600,\"max_attempts\":10}");
     json_object_set_new(b, "script_key", repeat('a', 1024));
@@ -967,6 +975,7 @@ Test(job_request, a_long_non_ascii_field_name_is_still_reported)
 
 Test(job_request, webhook_ports_must_be_numbers_in_range)
 {
+    allow_http_webhooks();
     const char *bad[] = {
         "{\"script_key\": \"k\", \"notify\": {\"webhooks\": [\"http://localhost:abc/\"]}}",
         "{\"script_key\": \"k\", \"notify\": {\"webhooks\": [\"https://h.example:99999/\"]}}",
@@ -989,5 +998,207 @@ Test(job_request, email_addresses_with_stray_dots_are_refused)
         snprintf(text, sizeof(text), "{\"script_key\": \"k\", \"notify\": {\"emails\": [\"%s\"]}}",
                  bad[i]);
         assert_only(parse_text(text), "notify.emails[0]", bad[i]);
+    }
+}
+
+/* ---- env names that change how a program starts ------------------------------- */
+
+Test(job_request, the_reported_attack_env_is_refused_naming_each_variable)
+{
+    int rc = parse_text("{\"script_key\":\"k\",\"env\":{\"PYTHONWARNINGS\":"
+                        "\"ignore::antigravity.x\",\"BROWSER\":\"/bin/bash\","
+                        "\"BASH_ENV\":\"/tmp/x\"}}");
+    cr_assert_eq(rc, 3, "%s", errs());
+    static const char *const fields[] = {"env.PYTHONWARNINGS", "env.BROWSER", "env.BASH_ENV"};
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(count_field(fields[i]), 1, "%s: %s", fields[i], errs());
+        const char *msg = json_string_value(json_object_get(json_array_get(errors, i), "message"));
+        cr_assert_str_eq(msg, "changes how a program starts; not allowed");
+    }
+    cr_assert_str_eq(req.env_json, "{}");
+}
+
+Test(job_request, loader_interpreter_and_shell_variables_are_refused_in_env)
+{
+    static const char *const names[] = {
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONWARNINGS",
+        "PYTHONHOME",
+        "PYTHONINSPECT",
+        "PYTHON",
+        "BASH_ENV",
+        "ENV",
+        "BASH_FUNC_X",
+        "BROWSER",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PATH",
+        "HOME",
+        "SHELL",
+        "IFS",
+        "SHELLOPTS",
+        "PS4",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "FTP_PROXY",
+        "TMPDIR",
+        "CUDA_VISIBLE_DEVICES",
+        "NVIDIA_VISIBLE_DEVICES",
+        "NVIDIA_DRIVER_CAPABILITIES",
+        "GCONV_PATH",
+        "LOCPATH",
+        "MALLOC_CHECK_",
+        "MALLOC_ARENA_MAX",
+        "GLIBC_TUNABLES",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "CLASSPATH",
+        "GIT_SSH_COMMAND",
+        "GIT_CONFIG_GLOBAL",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "CURL_CA_BUNDLE",
+        "REQUESTS_CA_BUNDLE",
+        "OPENSSL_CONF",
+        "DYLD_INSERT_LIBRARIES",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char field[300];
+        snprintf(field, sizeof(field), "env.%s", names[i]);
+        assert_only(parse(json_pack("{s:s,s:{s:s}}", "script_key", "k", "env", names[i], "x")),
+                    field, names[i]);
+        cr_assert(rt_env_refused(names[i]), "%s", names[i]);
+    }
+    /* Every entry of the list matches itself (patterns by an instance). */
+    for (const char *const *p = rt_refused_env; *p != NULL; p++) {
+        char name[64];
+        snprintf(name, sizeof(name), "%s", (*p)[0] == '*' ? "X" : "");
+        size_t k = strlen(name);
+        for (const char *c = *p; *c != '\0' && k < sizeof(name) - 2; c++)
+            if (*c != '*')
+                name[k++] = *c;
+        name[k] = '\0';
+        cr_assert(rt_env_refused(name), "%s (from %s)", name, *p);
+    }
+}
+
+Test(job_request, bash_function_exports_are_refused)
+{
+    cr_assert(rt_env_refused("BASH_FUNC_ls%%"));
+    cr_assert(rt_env_refused("X%%"));
+    int rc = parse_text("{\"script_key\":\"k\",\"env\":{\"BASH_FUNC_ls%%\":\"() { id; }\"}}");
+    cr_assert_eq(rc, 1, "%s", errs());
+    cr_assert_eq(count_field("env.BASH_FUNC_ls%%"), 1, "%s", errs());
+}
+
+Test(job_request, locale_and_ordinary_names_stay_allowed_in_env)
+{
+    assert_ok(parse_text("{\"script_key\":\"k\",\"env\":{\"LANG\":\"C.UTF-8\",\"LC_ALL\":\"C\","
+                         "\"LC_CTYPE\":\"C\",\"LANGUAGE\":\"en\",\"LEARNING_RATE\":\"0.1\","
+                         "\"MY_PATH\":\"/x\",\"HOMEDIR\":\"/h\",\"PROXY_TIMEOUT\":\"3\","
+                         "\"NO_PROXY_LIST\":\"a\",\"MY_LD_FLAG\":\"1\",\"PATHS\":\"p\"}}"),
+              "ordinary names");
+}
+
+Test(job_request, the_operator_allow_list_narrows_env_after_the_deny_list)
+{
+    struct kv vars[] = {{"MLGW_JOB_ENV_ALLOW", "LEARNING_RATE,HF_*,PYTHON*"}, {NULL, NULL}};
+    load_config(vars);
+    assert_ok(parse_text("{\"script_key\":\"k\",\"env\":{\"LEARNING_RATE\":\"0.1\","
+                         "\"HF_HUB_OFFLINE\":\"1\"}}"),
+              "allowed names");
+    assert_only(parse_text("{\"script_key\":\"k\",\"env\":{\"EPOCHS\":\"3\"}}"), "env.EPOCHS",
+                "a name outside the allow-list");
+    const char *msg = json_string_value(json_object_get(json_array_get(errors, 0), "message"));
+    cr_assert_str_eq(msg, "is not a name this gateway lets jobs set");
+    /* Allowing PYTHON* does not let PYTHONPATH through: the deny-list comes first. */
+    assert_only(parse_text("{\"script_key\":\"k\",\"env\":{\"PYTHONPATH\":\"/tmp\"}}"),
+                "env.PYTHONPATH", "denied even when allowed");
+    msg = json_string_value(json_object_get(json_array_get(errors, 0), "message"));
+    cr_assert_str_eq(msg, "changes how a program starts; not allowed");
+}
+
+/* ---- webhooks: https only unless the operator allows http ---------------------- */
+
+Test(job_request, plain_http_webhooks_to_loopback_are_refused_by_default)
+{
+    int rc = parse_text("{\"script_key\":\"k\",\"notify\":{\"webhooks\":["
+                        "\"http://127.0.0.1:5432/x\",\"http://localhost:8080/\","
+                        "\"http://[::1]/h\",\"https://127.0.0.1:8443/hook\"]}}");
+    cr_assert_eq(rc, 3, "%s", errs());
+    cr_assert_eq(count_field("notify.webhooks[0]"), 1, "%s", errs());
+    cr_assert_eq(count_field("notify.webhooks[1]"), 1, "%s", errs());
+    cr_assert_eq(count_field("notify.webhooks[2]"), 1, "%s", errs());
+    /* An https URL is valid syntax; where it leads is checked when it is sent. */
+    cr_assert_eq(count_field("notify.webhooks[3]"), 0, "%s", errs());
+}
+
+Test(job_request, http_webhooks_to_loopback_need_the_operator_setting)
+{
+    allow_http_webhooks();
+    assert_ok(parse_text("{\"script_key\":\"k\",\"notify\":{\"webhooks\":["
+                         "\"http://127.0.0.1:5432/x\",\"http://localhost:8080/\"]}}"),
+              "allowed http");
+    assert_only(parse_text("{\"script_key\":\"k\",\"notify\":{\"webhooks\":["
+                           "\"http://10.0.0.1/x\"]}}"),
+                "notify.webhooks[0]", "http elsewhere stays refused");
+}
+
+/* ---- the errors list is bounded ------------------------------------------------ */
+
+Test(job_request, a_mebibyte_of_unknown_keys_gets_a_short_errors_list)
+{
+    json_t *b = json_object();
+    json_object_set_new(b, "script_key", json_string("k"));
+    size_t n = 0;
+    for (size_t bytes = 0; bytes < 1024 * 1024; bytes += 14, n++) {
+        char key[16];
+        snprintf(key, sizeof(key), "x%07zu", n);
+        json_object_set_new(b, key, json_integer(0)); /* "x0000000":0, */
+    }
+    int rc = parse(b);
+    cr_assert_eq((size_t)rc, n, "every problem is counted");
+    cr_assert_eq(json_array_size(errors), 50, "%zu entries", json_array_size(errors));
+    cr_assert_str_eq(field_at(49), "(more)");
+    const char *msg = json_string_value(json_object_get(json_array_get(errors, 49), "message"));
+    char want[32];
+    snprintf(want, sizeof(want), "%zu more", n - 49);
+    cr_assert_not_null(strstr(msg, want), "%s", msg);
+    for (size_t i = 0; i < 49; i++)
+        cr_assert_neq(strcmp(field_at(i), "(more)"), 0);
+    cr_assert_lt(strlen(errs()), 8192, "the answer stays small");
+}
+
+Test(job_request, fifty_problems_are_all_listed_and_fifty_one_are_cut)
+{
+    for (int total = 50; total <= 51; total++) {
+        json_t *b = json_object();
+        json_object_set_new(b, "script_key", json_string("k"));
+        for (int i = 0; i < total; i++) {
+            char key[16];
+            snprintf(key, sizeof(key), "u%02d", i);
+            json_object_set_new(b, key, json_true());
+        }
+        cr_assert_eq(parse(b), total);
+        cr_assert_eq(json_array_size(errors), 50, "%d: %s", total, errs());
+        if (total == 50) {
+            cr_assert_eq(count_field("(more)"), 0, "%s", errs());
+        } else {
+            cr_assert_str_eq(field_at(49), "(more)");
+            const char *msg =
+                json_string_value(json_object_get(json_array_get(errors, 49), "message"));
+            cr_assert_not_null(strstr(msg, "2 more"), "%s", msg);
+        }
     }
 }
