@@ -64,8 +64,8 @@ int db_notification_claim(struct db_notification *out, struct db_pool *pool, int
 
 static const struct db_stmt sent_stmt = {
     "notification_sent",
-    "UPDATE notifications SET sent_at = now(), lease_until = NULL, last_error = NULL "
-    "WHERE id = $1",
+    "UPDATE notifications SET sent_at = now(), lease_until = NULL, last_error = NULL, "
+    "error_class = NULL WHERE id = $1",
     1};
 
 int db_notification_sent(struct db_pool *pool, const char *id, struct gw_err *err)
@@ -76,28 +76,28 @@ int db_notification_sent(struct db_pool *pool, const char *id, struct gw_err *er
 
 static const struct db_stmt retry_stmt = {
     "notification_retry",
-    "UPDATE notifications SET lease_until = NULL, last_error = $2, "
+    "UPDATE notifications SET lease_until = NULL, last_error = $2, error_class = $4, "
     "next_attempt_at = now() + make_interval(secs => $3::float8 / 1000) WHERE id = $1",
-    3};
+    4};
 
-int db_notification_retry(struct db_pool *pool, const char *id, const char *error, long delay_ms,
-                          struct gw_err *err)
+int db_notification_retry(struct db_pool *pool, const char *id, const char *error,
+                          const char *error_class, long delay_ms, struct gw_err *err)
 {
     char delay[24];
     gw_fmt(delay, sizeof(delay), "%ld", delay_ms);
-    const char *p[] = {id, error, delay};
+    const char *p[] = {id, error, delay, error_class};
     return db_pool_exec(NULL, pool, &retry_stmt, p, err);
 }
 
 static const struct db_stmt failed_stmt = {
     "notification_failed",
-    "UPDATE notifications SET failed_at = now(), lease_until = NULL, last_error = $2 "
-    "WHERE id = $1",
-    2};
+    "UPDATE notifications SET failed_at = now(), lease_until = NULL, last_error = $2, "
+    "error_class = $3 WHERE id = $1",
+    3};
 
 int db_notification_failed(struct db_pool *pool, const char *id, const char *error,
-                           struct gw_err *err)
+                           const char *error_class, struct gw_err *err)
 {
-    const char *p[] = {id, error};
+    const char *p[] = {id, error, error_class};
     return db_pool_exec(NULL, pool, &failed_stmt, p, err);
 }

@@ -25,9 +25,12 @@ void db_notification_dispose(struct db_notification *n);
 int db_notification_claim(struct db_notification *out, struct db_pool *pool, int lease_s,
                           struct gw_err *err);
 int db_notification_sent(struct db_pool *pool, const char *id, struct gw_err *err);
-int db_notification_retry(struct db_pool *pool, const char *id, const char *error, long delay_ms,
-                          struct gw_err *err);
+/* error: the full text, for operators (last_error; never shown to a
+ * client); error_class: what the job's JSON shows ("refused", "timeout",
+ * "tls", "dns", "http_<status>", "unavailable", "rejected", "error"). */
+int db_notification_retry(struct db_pool *pool, const char *id, const char *error,
+                          const char *error_class, long delay_ms, struct gw_err *err);
 int db_notification_failed(struct db_pool *pool, const char *id, const char *error,
-                           struct gw_err *err);
+                           const char *error_class, struct gw_err *err);
 
 #endif

@@ -39,60 +39,101 @@ struct jobs_notifier {
     struct jobs_listener *listener;
 };
 
-/* The plain-text summary of a finished job (new: free), for email and SNS. */
+/* Appends s with each control character (C0, DEL, C1 and the Unicode line
+ * and paragraph separators) as a space: metadata comes from users and the
+ * status reason from AWS or the executor, and neither may add lines to a
+ * mail or a published summary. */
+static void add_plain(struct gw_buf *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        size_t skip = 0;
+        if (*p < 0x20 || *p == 0x7f)
+            skip = 1;
+        else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            skip = 2;
+        else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+            skip = 3;
+        if (skip == 0) {
+            gw_buf_add(b, p, 1);
+            continue;
+        }
+        gw_buf_adds(b, " ");
+        p += skip - 1;
+    }
+}
+
+/* "Label:        value\n", the value made plain ("-" when NULL). */
+static void add_line(struct gw_buf *b, const char *label, const char *value)
+{
+    gw_buf_printf(b, "%-14s", label);
+    add_plain(b, value != NULL ? value : "-");
+    gw_buf_adds(b, "\n");
+}
+
+/* The job's log: the console link on AWS, else the stream's name. */
+static void add_logs(struct gw_buf *b, const json_t *job, const char *region)
+{
+    const char *stream = gw_json_str(job, "log_stream");
+    if (stream == NULL)
+        return;
+    if (region == NULL || region[0] == '\0') {
+        add_line(b, "Log stream:", stream);
+        return;
+    }
+    struct gw_buf link;
+    gw_buf_init(&link, (size_t)8 << 10);
+    /* The console's log link: '/' in names is written $252F. */
+    gw_buf_printf(&link,
+                  "https://%s.console.aws.amazon.com/cloudwatch/home?region=%s"
+                  "#logsV2:log-groups/log-group/$252Faws$252Fbatch$252Fjob/log-events/",
+                  region, region);
+    for (const char *p = stream; *p != '\0'; p++) {
+        if (*p == '/')
+            gw_buf_adds(&link, "$252F");
+        else
+            gw_buf_add(&link, p, 1);
+    }
+    add_line(b, "Logs:", link.data);
+    gw_buf_dispose(&link);
+}
+
+/* The plain-text summary of a finished job (new: free), for email and SNS.
+ * Every value is made plain (add_plain): no line of it comes from a user. */
 static char *notify_summary(const json_t *job, const char *region)
 {
     struct gw_buf b;
     gw_buf_init(&b, (size_t)64 << 10);
     const json_t *res = json_object_get(job, "resources");
     const json_t *ec = json_object_get(job, "exit_code");
-    char exit_code[24] = "-";
+    const json_t *meta = json_object_get(job, "metadata");
+    char exit_code[24] = "-", attempts[24], compute[160];
     if (json_is_integer(ec))
         gw_fmt(exit_code, sizeof(exit_code), "%lld", (long long)json_integer_value(ec));
-    gw_buf_printf(&b,
-                  "Job %s is %s.\n\n"
-                  "Script:       %s\n"
-                  "Status:       %s\n"
-                  "Reason:       %s\n"
-                  "Exit code:    %s\n"
-                  "Attempts:     %lld\n"
-                  "Compute:      %s, %lld vCPU, %lld MiB, %lld GPU\n"
-                  "Started:      %s\n"
-                  "Stopped:      %s\n"
-                  "Output:       %s\n",
-                  gw_json_str(job, "id"), gw_json_str(job, "status"),
-                  gw_json_str(job, "script_key"), gw_json_str(job, "status"),
-                  gw_json_str(job, "status_reason") ? gw_json_str(job, "status_reason") : "-",
-                  exit_code, (long long)json_integer_value(json_object_get(job, "attempts")),
-                  gw_json_str(job, "compute_type"),
-                  (long long)json_integer_value(json_object_get(res, "vcpus")),
-                  (long long)json_integer_value(json_object_get(res, "memory")),
-                  (long long)json_integer_value(json_object_get(res, "gpus")),
-                  gw_json_str(job, "started_at") ? gw_json_str(job, "started_at") : "-",
-                  gw_json_str(job, "stopped_at") ? gw_json_str(job, "stopped_at") : "-",
-                  gw_json_str(job, "output_uri"));
-    const json_t *meta = json_object_get(job, "metadata");
-    gw_buf_printf(&b, "User:         %s\nProject:      %s\nExperiment:   %s\n",
-                  gw_json_str(meta, "user") ? gw_json_str(meta, "user") : "-",
-                  gw_json_str(meta, "project") ? gw_json_str(meta, "project") : "-",
-                  gw_json_str(meta, "experiment") ? gw_json_str(meta, "experiment") : "-");
-    const char *stream = gw_json_str(job, "log_stream");
-    if (stream != NULL && region != NULL && region[0] != '\0') {
-        /* The console's log link: '/' in names is written $252F. */
-        gw_buf_printf(&b,
-                      "Logs:         https://%s.console.aws.amazon.com/cloudwatch/home?region=%s"
-                      "#logsV2:log-groups/log-group/$252Faws$252Fbatch$252Fjob/log-events/",
-                      region, region);
-        for (const char *p = stream; *p != '\0'; p++) {
-            if (*p == '/')
-                gw_buf_adds(&b, "$252F");
-            else
-                gw_buf_add(&b, p, 1);
-        }
-        gw_buf_adds(&b, "\n");
-    } else if (stream != NULL) {
-        gw_buf_printf(&b, "Log stream:   %s\n", stream);
-    }
+    gw_fmt(attempts, sizeof(attempts), "%lld",
+           (long long)json_integer_value(json_object_get(job, "attempts")));
+    gw_fmt(compute, sizeof(compute), "%.32s, %lld vCPU, %lld MiB, %lld GPU",
+           gw_json_str(job, "compute_type") ? gw_json_str(job, "compute_type") : "-",
+           (long long)json_integer_value(json_object_get(res, "vcpus")),
+           (long long)json_integer_value(json_object_get(res, "memory")),
+           (long long)json_integer_value(json_object_get(res, "gpus")));
+    gw_buf_adds(&b, "Job ");
+    add_plain(&b, gw_json_str(job, "id") ? gw_json_str(job, "id") : "-");
+    gw_buf_adds(&b, " is ");
+    add_plain(&b, gw_json_str(job, "status") ? gw_json_str(job, "status") : "-");
+    gw_buf_adds(&b, ".\n\n");
+    add_line(&b, "Script:", gw_json_str(job, "script_key"));
+    add_line(&b, "Status:", gw_json_str(job, "status"));
+    add_line(&b, "Reason:", gw_json_str(job, "status_reason"));
+    add_line(&b, "Exit code:", exit_code);
+    add_line(&b, "Attempts:", attempts);
+    add_line(&b, "Compute:", compute);
+    add_line(&b, "Started:", gw_json_str(job, "started_at"));
+    add_line(&b, "Stopped:", gw_json_str(job, "stopped_at"));
+    add_line(&b, "Output:", gw_json_str(job, "output_uri"));
+    add_line(&b, "User:", gw_json_str(meta, "user"));
+    add_line(&b, "Project:", gw_json_str(meta, "project"));
+    add_line(&b, "Experiment:", gw_json_str(meta, "experiment"));
+    add_logs(&b, job, region);
     gw_buf_adds(&b, "\n-- \nml-gateway\n");
     return gw_buf_steal(&b);
 }
@@ -122,11 +163,14 @@ static int send_email(struct jobs_notifier *n, const struct db_notification *it,
     return rc;
 }
 
-static int send_webhook(struct jobs_notifier *n, const struct db_notification *it,
+static int send_webhook(char *cls, struct jobs_notifier *n, const struct db_notification *it,
                         struct gw_err *err)
 {
-    return jobs_webhook_post(it->recipient, it->job_json, n->app->cfg->webhook_secret,
-                             (long long)time(NULL), err);
+    const struct gw_config *cfg = n->app->cfg;
+    struct jobs_webhook_opts o = {.secret = cfg->webhook_secret,
+                                  .allow_http = cfg->webhook_allow_http,
+                                  .allow_cidrs = cfg->webhook_allow_cidrs};
+    return jobs_webhook_post(cls, &o, it->recipient, it->job_json, (long long)time(NULL), err);
 }
 
 static int send_sns(struct jobs_notifier *n, const json_t *job, const char *topic,
@@ -168,6 +212,19 @@ static long backoff_ms(const struct gw_config *cfg, int attempt)
     return 10 + (long)gw_jitter_ms(cfg->notify_retry_base_ms, 3600000, attempt);
 }
 
+/* What the job's owner sees of a failure: the webhook's class, else one
+ * word for the code. The transport's text (hosts, replies) is for the log. */
+static const char *failure_class(const char *channel, int rc, const char *webhook_cls)
+{
+    if (strcmp(channel, "webhook") == 0 && webhook_cls[0] != '\0')
+        return webhook_cls;
+    switch (rc) {
+    case GW_EUNAVAIL: return "unavailable";
+    case GW_EUPSTREAM: return "rejected";
+    default: return "error";
+    }
+}
+
 static void count(const char *channel, const char *result)
 {
     char labels[96];
@@ -185,15 +242,17 @@ static int notify_run(void *arg)
         if (db_notification_claim(&it, n->app->pool, LEASE_S, &err) != GW_OK)
             return 0;
         json_t *job = json_loads(it.job_json, 0, NULL);
+        char hook_cls[JOBS_WEBHOOK_CLASS_LEN] = "";
         int rc;
         if (job == NULL)
             rc = gw_err_set(&err, GW_EINVAL, "job is not JSON");
         else if (strcmp(it.channel, "email") == 0)
             rc = send_email(n, &it, job, &err);
         else if (strcmp(it.channel, "webhook") == 0)
-            rc = send_webhook(n, &it, &err);
+            rc = send_webhook(hook_cls, n, &it, &err);
         else
             rc = send_sns(n, job, it.recipient, &err);
+        const char *cls = failure_class(it.channel, rc, hook_cls);
         struct gw_err derr = {0};
         if (rc == GW_OK) {
             count(it.channel, "sent");
@@ -203,14 +262,14 @@ static int notify_run(void *arg)
         } else if (transient(rc) && it.attempts < cfg->notify_max_attempts) {
             count(it.channel, "retry");
             long delay = backoff_ms(cfg, it.attempts);
-            GW_LOG_INFO("notification %s (%s %s) failed: %s; retrying in %ld ms", it.id, it.channel,
-                        it.recipient, err.msg, delay);
-            (void)db_notification_retry(n->app->pool, it.id, err.msg, delay, &derr);
+            GW_LOG_INFO("notification %s (%s %s) failed (%s): %s; retrying in %ld ms", it.id,
+                        it.channel, it.recipient, cls, err.msg, delay);
+            (void)db_notification_retry(n->app->pool, it.id, err.msg, cls, delay, &derr);
         } else {
             count(it.channel, "failed");
-            GW_LOG_WARN("notification %s (%s %s) failed for good: %s", it.id, it.channel,
-                        it.recipient, err.msg);
-            (void)db_notification_failed(n->app->pool, it.id, err.msg, &derr);
+            GW_LOG_WARN("notification %s (%s %s) failed for good (%s): %s", it.id, it.channel,
+                        it.recipient, cls, err.msg);
+            (void)db_notification_failed(n->app->pool, it.id, err.msg, cls, &derr);
         }
         json_decref(job);
         db_notification_dispose(&it);

@@ -2,16 +2,26 @@
  * Job-state callbacks and notifications: EventBridge "Batch Job State
  * Change" events in order, duplicated, out of order and concurrent; the
  * callback key; exactly one email per recipient (a real SMTP server) and one
- * signed webhook per endpoint; retries while the mail server fails.
+ * signed webhook per endpoint; retries while the mail server fails. The
+ * webhook receiver is a loopback server, so these gateways allow http and
+ * 127.0.0.0/8 (MLGW_WEBHOOK_ALLOW_*); the tests of the defaults turn that
+ * off and check that a webhook to this host is refused at submit (http) or
+ * never connected to (https), and that metadata adds no line to a mail.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../harness/harness.h"
 #include "../harness/mock_http.h"
@@ -52,8 +62,10 @@ static void start_gateway(const char *const *more)
                            "MLGW_GPU_JOB_QUEUE=q",
                            "MLGW_GPU_JOB_DEFINITION=d",
                            "MLGW_CPU_JOB_QUEUE=q",
-                           "MLGW_CPU_JOB_DEFINITION=d"};
-    size_t k = 12;
+                           "MLGW_CPU_JOB_DEFINITION=d",
+                           "MLGW_WEBHOOK_ALLOW_HTTP=on",
+                           "MLGW_WEBHOOK_ALLOW_CIDRS=127.0.0.0/8"};
+    size_t k = 14;
     for (size_t i = 0; more != NULL && more[i] != NULL && k < 23; i++)
         env[k++] = more[i];
     env[k] = NULL;
@@ -68,6 +80,35 @@ static void teardown(void)
 }
 
 TestSuite(events, .init = setup, .fini = teardown);
+
+/* POSTs body to /jobs; returns the status and, on 202, the job's id. */
+static long submit_job(char id[37], const char *body, char *problem, size_t plen)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/jobs", gw.base);
+    const char *h[] = {"Content-Type: application/json", writer, NULL};
+    struct th_resp r;
+    th_http(&r, "POST", url, h, body, strlen(body));
+    long status = r.status;
+    json_t *j = th_resp_json(&r);
+    if (status == 202)
+        snprintf(id, 37, "%s", th_str(j, "id"));
+    if (problem != NULL)
+        snprintf(problem, plen, "%s", r.body ? r.body : "");
+    json_decref(j);
+    th_resp_dispose(&r);
+    return status;
+}
+
+/* The job as the API would hold it after SubmitJob (the dispatcher is off). */
+static void mark_submitted(const char *id, const char *batch_id)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "UPDATE jobs SET status = 'SUBMITTED', batch_job_id = '%s' WHERE id = '%s'", batch_id,
+             id);
+    cr_assert_eq(th_db_exec(db, sql), 0);
+}
 
 /* A job as the API would hold it after SubmitJob (the dispatcher is off). */
 static void make_dispatched_job(char id[37], const char *batch_id)
@@ -505,4 +546,131 @@ Test(events, a_job_dispatched_to_batch_on_moto_is_driven_to_success_by_callbacks
     wait_sent(id, 2);
     cr_assert_eq(th_smtp_count(&smtp, "ann@ml.example"), 1);
     cr_assert_eq(th_smtp_count(&smtp, "ops@ml.example"), 1);
+}
+
+/* ---- what users may not do with notifications ---------------------------------- */
+
+/* Undo start_gateway's test allowances: the gateway's defaults. */
+static const char *const webhook_defaults[] = {"MLGW_WEBHOOK_ALLOW_HTTP",
+                                               "MLGW_WEBHOOK_ALLOW_CIDRS", NULL};
+
+/* A TCP listener on 127.0.0.1 that nobody serves: a connection to it waits
+ * in the backlog, so accept() afterwards tells whether one ever came. */
+static int listener_start(unsigned *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
+    cr_assert_eq(inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr), 1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    cr_assert_eq(listen(fd, 16), 0);
+    socklen_t len = sizeof(sin);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+static int listener_connections(int fd)
+{
+    int n = 0, c;
+    while ((c = accept(fd, NULL, NULL)) >= 0) {
+        n++;
+        close(c);
+    }
+    cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "accept: %s", strerror(errno));
+    return n;
+}
+
+Test(events, a_plain_http_webhook_to_this_host_is_refused_at_submit)
+{
+    th_smtp_start(&smtp, NULL, 0);
+    start_gateway(webhook_defaults);
+    unsigned port;
+    int fd = listener_start(&port);
+    char body[512], id[37], problem[4096];
+    snprintf(body, sizeof(body),
+             "{\"script_key\": \"jobs/train.py\", \"dispatch\": \"batch\", \"notify\": "
+             "{\"webhooks\": [\"https://hooks.example.com/ml\", \"http://127.0.0.1:%u/admin\"]}}",
+             port);
+    cr_assert_eq(submit_job(id, body, problem, sizeof(problem)), 422, "%s", problem);
+    json_t *p = json_loads(problem, 0, NULL);
+    cr_assert_not_null(p, "%s", problem);
+    json_t *errs = json_object_get(p, "errors");
+    cr_assert_eq(json_array_size(errs), 1, "%s", problem);
+    cr_assert_str_eq(th_str(json_array_get(errs, 0), "field"), "notify.webhooks[1]");
+    json_decref(p);
+    char *n = th_db_scalar(db, "SELECT count(*) FROM jobs");
+    cr_assert_str_eq(n, "0", "nothing stored");
+    free(n);
+    cr_assert_eq(listener_connections(fd), 0, "the listener saw no connection");
+    close(fd);
+}
+
+Test(events, an_https_webhook_to_this_host_is_never_connected_and_reads_refused)
+{
+    th_smtp_start(&smtp, NULL, 0);
+    start_gateway(webhook_defaults);
+    unsigned port;
+    int fd = listener_start(&port);
+    char body[512], id[37], problem[4096];
+    snprintf(body, sizeof(body),
+             "{\"script_key\": \"jobs/train.py\", \"dispatch\": \"batch\", \"notify\": "
+             "{\"webhooks\": [\"https://127.0.0.1:%u/internal\"]}}",
+             port);
+    cr_assert_eq(submit_job(id, body, problem, sizeof(problem)), 202, "valid syntax: %s", problem);
+    mark_submitted(id, "b-ssrf");
+    char *ev = event("e-ssrf", "b-ssrf", "SUCCEEDED", NULL);
+    cr_assert_eq(post_event(ev, SECRET, NULL, 0), 200);
+    free(ev);
+    const char *error = NULL;
+    json_t *j = NULL;
+    for (int i = 0; i < 100 && error == NULL; i++) {
+        json_decref(j);
+        th_sleep_ms(100);
+        j = get_job(id);
+        size_t k;
+        json_t *it;
+        json_array_foreach(json_object_get(j, "notifications"), k, it)
+        {
+            if (strcmp(th_str(it, "channel"), "webhook") == 0 &&
+                strcmp(th_str(it, "state"), "failed") == 0)
+                error = th_str(it, "error");
+        }
+    }
+    cr_assert_not_null(error, "the webhook failure shows on the job");
+    cr_assert_str_eq(error, "refused", "only the class, never the transport's text");
+    json_decref(j);
+    cr_assert_eq(listener_connections(fd), 0, "the listener saw no connection");
+    close(fd);
+    char *log = th_gw_log(&gw);
+    cr_assert_not_null(strstr(log, "127.0.0.1"), "the log has the detail");
+    free(log);
+}
+
+Test(events, control_characters_in_metadata_add_no_line_to_the_mail)
+{
+    th_smtp_start(&smtp, NULL, 0);
+    start_gateway(NULL);
+    char id[37], problem[4096];
+    const char *body =
+        "{\"script_key\": \"jobs/train.py\", \"dispatch\": \"batch\", \"notify\": {\"emails\": "
+        "[\"ann@ml.example\"]}, \"metadata\": {\"user\": \"ann\\r\\nBcc: evil@x.example\", "
+        "\"project\": \"p\\nStatus:       SUCCEEDED-FORGED\\u0007\\u2028x\", "
+        "\"experiment\": \"e\\u0085\\u001b[31m\"}}";
+    cr_assert_eq(submit_job(id, body, problem, sizeof(problem)), 202, "%s", problem);
+    mark_submitted(id, "b-meta");
+    char *ev = event("e-meta", "b-meta", "SUCCEEDED", NULL);
+    cr_assert_eq(post_event(ev, SECRET, NULL, 0), 200);
+    free(ev);
+    wait_sent(id, 2);
+    char *mail = th_smtp_message(&smtp, "ann@ml.example");
+    cr_assert_not_null(mail);
+    cr_assert_null(strstr(mail, "\nBcc:"), "%s", mail);
+    cr_assert_null(strstr(mail, "\nStatus:       SUCCEEDED-FORGED"), "%s", mail);
+    cr_assert_null(strchr(mail, '\a'), "%s", mail);
+    cr_assert_null(strchr(mail, '\x1b'), "%s", mail);
+    cr_assert_null(strstr(mail, "\xe2\x80\xa8"), "%s", mail);
+    cr_assert_null(strstr(mail, "\xc2\x85"), "%s", mail);
+    cr_assert_not_null(strstr(mail, "User:         ann  Bcc: evil@x.example\r\n"), "%s", mail);
+    free(mail);
 }
