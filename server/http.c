@@ -9,6 +9,7 @@
  * first so in-flight requests can finish.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -51,6 +52,7 @@ struct srv_http {
     pthread_mutex_t conns_mu;
     struct conn_track conns; /* list head */
     struct gw_worker *sweeper;
+    atomic_int starting; /* libmicrohttpd's start-up complaints are ours to word */
 };
 
 static const char unmatched_route[] = "unmatched";
@@ -488,7 +490,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    const struct srv_http *h = cls;
     char msg[512];
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -503,7 +505,36 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     size_t len = strlen(msg);
     while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
         msg[--len] = '\0';
-    GW_LOG_WARN("libmicrohttpd: %s", msg);
+    /* While starting, libmicrohttpd names "port 0" (the address is given as a
+     * sockaddr): srv_http_start says what failed, on which port, instead. */
+    if (h != NULL && atomic_load(&((struct srv_http *)(uintptr_t)h)->starting))
+        GW_LOG_DEBUG("libmicrohttpd: %s", msg);
+    else
+        GW_LOG_WARN("libmicrohttpd: %s", msg);
+}
+
+static unsigned addr_port(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+    return 0;
+}
+
+/* Why addr cannot be listened on: bind it once to learn errno's answer. */
+static const char *bind_problem(const struct sockaddr *addr, unsigned addrlen)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return strerror(errno);
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    const char *why = "the address cannot be served (libmicrohttpd refused it)";
+    if (bind(fd, addr, addrlen) != 0)
+        why = strerror(errno);
+    close(fd);
+    return why;
 }
 
 int srv_http_start(struct srv_http **out, const struct srv_http_opts *opts, struct gw_err *err)
@@ -520,19 +551,22 @@ int srv_http_start(struct srv_http **out, const struct srv_http_opts *opts, stru
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (opts->addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    atomic_init(&h->starting, 1);
     h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, &on_request, h, MHD_OPTION_EXTERNAL_LOGGER, &mhd_logger, NULL,
+        flags, 0, NULL, NULL, &on_request, h, MHD_OPTION_EXTERNAL_LOGGER, &mhd_logger, h,
         MHD_OPTION_SOCK_ADDR, opts->addr, MHD_OPTION_THREAD_POOL_SIZE, opts->threads,
         MHD_OPTION_CONNECTION_LIMIT, opts->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         opts->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, &on_completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, &on_connection, h, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         opts->per_address_limit > 0 ? opts->per_address_limit : 0u, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         1024, MHD_OPTION_END);
+    atomic_store(&h->starting, 0);
     if (h->d == NULL) {
+        int rc = gw_err_set(err, GW_EIO, "cannot listen on port %u: %s", addr_port(opts->addr),
+                            bind_problem(opts->addr, opts->addrlen));
         pthread_mutex_destroy(&h->conns_mu);
         free(h);
-        return gw_err_set(err, GW_EIO,
-                          "cannot start the HTTP server (address in use or not available?)");
+        return rc;
     }
     if (opts->request_deadline_s > 0 &&
         gw_worker_start(&h->sweeper, "http-deadline", 500, sweep, h) != GW_OK) {

@@ -338,7 +338,7 @@ static int serve_start(struct serve *s, struct gw_err *err)
     };
     int rc = srv_http_start(&s->http, &ho, err);
     if (rc != GW_OK) {
-        GW_LOG_ERROR("%s: %s", cfg->listen, err->msg);
+        GW_LOG_ERROR("MLGW_LISTEN=%s: %s", cfg->listen, err->msg);
         return rc;
     }
     rc = jobs_dispatcher_start(&s->dispatcher, &s->app, s->aws, err);

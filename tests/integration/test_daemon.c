@@ -24,7 +24,15 @@ static void echo(struct rt_request *req, struct rt_reply *out)
 static void fail_conflict(struct rt_request *req, struct rt_reply *out)
 {
     struct gw_err err = {0};
-    gw_err_set(&err, GW_ECONFLICT, "job is already finished");
+    gw_err_public(&err, GW_ECONFLICT, "job is already finished");
+    rt_reply_error(req, out, GW_ECONFLICT, &err);
+}
+
+/* A conflict whose text came from the database: SQLSTATE and constraint. */
+static void fail_db_conflict(struct rt_request *req, struct rt_reply *out)
+{
+    struct gw_err err = {0};
+    gw_err_set(&err, GW_ECONFLICT, "database conflict (23505): duplicate key jobs_secret_pkey");
     rt_reply_error(req, out, GW_ECONFLICT, &err);
 }
 
@@ -44,6 +52,7 @@ static const struct rt_route routes[] = {
     {"/echo", RT_POST, RT_BODY_JSON, echo, 0},
     {"/things/{id}/echo", RT_POST | RT_PUT, RT_BODY_JSON, echo, 0},
     {"/conflict", RT_POST, RT_BODY_NONE, fail_conflict, 0},
+    {"/dbconflict", RT_POST, RT_BODY_NONE, fail_db_conflict, 0},
     {"/dberror", RT_GET, RT_BODY_NONE, fail_db, 0},
     {"/unavailable", RT_GET, RT_BODY_NONE, fail_unavail, 0},
 };
@@ -252,6 +261,14 @@ Test(daemon, error_codes_map_to_http_in_one_place_without_internal_detail)
     snprintf(url, sizeof(url), "%s/conflict", base);
     th_http(&r, "POST", url, NULL, NULL, 0);
     th_assert_problem(&r, 409);
+    cr_assert(strstr(r.body, "job is already finished") != NULL, "public text is the detail");
+    th_resp_dispose(&r);
+
+    snprintf(url, sizeof(url), "%s/dbconflict", base);
+    th_http(&r, "POST", url, NULL, NULL, 0);
+    th_assert_problem(&r, 409);
+    cr_assert(strstr(r.body, "23505") == NULL && strstr(r.body, "jobs_secret_pkey") == NULL,
+              "a database conflict's text never reaches a client: %s", r.body);
     th_resp_dispose(&r);
 
     snprintf(url, sizeof(url), "%s/dberror", base);
@@ -277,4 +294,29 @@ Test(daemon, post_without_body_to_a_json_route_is_400)
     th_http(&r, "POST", url, NULL, NULL, 0);
     th_assert_problem(&r, 400);
     th_resp_dispose(&r);
+}
+
+Test(daemon, a_port_in_use_is_named_in_one_error_and_nothing_says_port_0)
+{
+    /* The fixture's daemon holds a port: a second one cannot have it. */
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)srv_http_port(http))};
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    struct srv_http_opts o = {
+        .addr = (const struct sockaddr *)&sin,
+        .addrlen = sizeof(sin),
+        .threads = 1,
+        .connection_limit = 8,
+        .connection_timeout_s = 10,
+        .max_body_bytes = 4096,
+        .routes = routes,
+        .nroutes = GW_ARRAY_LEN(routes),
+    };
+    struct srv_http *second = NULL;
+    struct gw_err err = {0};
+    cr_assert_eq(srv_http_start(&second, &o, &err), GW_EIO);
+    char want[64];
+    snprintf(want, sizeof(want), "port %u: ", srv_http_port(http));
+    cr_assert(strstr(err.msg, want) != NULL && strstr(err.msg, "in use") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "port 0") == NULL, "%s", err.msg);
 }
