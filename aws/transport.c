@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/time.h"
+#include "common/worker.h"
 
 #include "common/poison.h"
 
@@ -371,11 +372,17 @@ static int setup_handle(CURL *h, const struct aws_client *c, const struct attemp
 {
     const struct aws_request *req = a->req;
     int head = strcmp(req->method, "HEAD") == 0;
+    /* While the process shuts down, a call gets what is left of its budget. */
+    long timeout_ms = c->timeout_ms;
+    int64_t left_ms = gw_shutdown_left_ms();
+    if (left_ms < timeout_ms)
+        timeout_ms = left_ms > 100 ? (long)left_ms : 100;
     struct gw_curl_opts o = {
         .url = a->url,
         .protocols = "http,https",
-        .connect_timeout_ms = c->connect_timeout_ms,
-        .timeout_ms = c->timeout_ms,
+        .connect_timeout_ms =
+            c->connect_timeout_ms < timeout_ms ? c->connect_timeout_ms : timeout_ms,
+        .timeout_ms = timeout_ms,
         .sink = &out->body,
     };
     int rc = gw_curl_prepare(h, &o, err);
@@ -678,8 +685,8 @@ int aws_call(struct aws_response *out, struct aws_client *c, const struct aws_re
                         req->path, err->message);
             break;
         }
-        if (attempt >= c->max_attempts) {
-            rc = GW_EUNAVAIL;
+        if (attempt >= c->max_attempts || gw_shutting_down()) {
+            rc = GW_EUNAVAIL; /* no more tries (or no time for them): later, or elsewhere */
             break;
         }
         GW_LOG_INFO("AWS %s %s: %s (%s), retry %d of %d", req->service, req->path, err->code,

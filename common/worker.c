@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +15,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/time.h"
 
 #include "common/poison.h"
 
@@ -28,6 +31,31 @@ struct gw_worker {
     int woken;
     int run_woken; /* the current run was asked for (worker thread only) */
 };
+
+/* The process's shutdown: 0 while serving, else the monotonic time (ns) by
+ * which everything must have stopped. */
+static _Atomic int64_t shutdown_deadline_ns;
+
+void gw_shutdown_begin(int64_t deadline_ns)
+{
+    int64_t none = 0;
+    (void)atomic_compare_exchange_strong(&shutdown_deadline_ns, &none,
+                                         deadline_ns > 0 ? deadline_ns : 1);
+}
+
+int gw_shutting_down(void)
+{
+    return atomic_load(&shutdown_deadline_ns) != 0;
+}
+
+int64_t gw_shutdown_left_ms(void)
+{
+    int64_t d = atomic_load(&shutdown_deadline_ns);
+    if (d == 0)
+        return INT64_MAX;
+    int64_t left = (d - gw_monotonic_ns()) / 1000000;
+    return left > 0 ? left : 0;
+}
 
 static void *worker_main(void *p)
 {

@@ -22,6 +22,17 @@ void gw_worker_wake(struct gw_worker *w);
 /* From inside fn: whether this run was asked for by gw_worker_wake()
  * rather than by the interval. */
 int gw_worker_run_was_woken(const struct gw_worker *w);
+/* The process-wide shutdown. gw_shutdown_begin (from the main thread, at the
+ * first signal) records the monotonic deadline (gw_monotonic_ns) by which
+ * everything must have stopped; a second call keeps the first deadline.
+ * Workers look at gw_shutting_down() between items and stop taking new ones;
+ * anything that waits (an AWS call, a retry's backoff, a job's grace period)
+ * waits at most gw_shutdown_left_ms() (INT64_MAX while serving). All three
+ * are safe from any thread. */
+void gw_shutdown_begin(int64_t deadline_ns);
+int gw_shutting_down(void);
+int64_t gw_shutdown_left_ms(void);
+
 /* Stops and joins the worker (after its current run); NULL is a no-op. */
 void gw_worker_stop(struct gw_worker *w);
 

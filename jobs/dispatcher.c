@@ -85,9 +85,12 @@ static long long jint(const json_t *o, const char *k)
     return (long long)json_integer_value(json_object_get(o, k));
 }
 
-/* Before the next try: full jitter over base * 2^(attempt-1), at most 5 min. */
+/* Before the next try: full jitter over base * 2^(attempt-1), at most 5 min;
+ * none when this gateway is stopping, so that another takes the job now. */
 static long retry_delay_ms(const struct gw_config *cfg, int attempt)
 {
+    if (gw_shutting_down())
+        return 0;
     return 100 + (long)gw_jitter_ms(cfg->dispatch_retry_base_ms, 300000, attempt);
 }
 
@@ -348,7 +351,9 @@ static void cancel_batch(struct jobs_dispatcher *d, const struct db_outbox_item 
 static int dispatch_run(void *arg)
 {
     struct jobs_dispatcher *d = arg;
-    for (int n = 0; n < 1000; n++) { /* then yield to the stop check */
+    for (int n = 0; n < 1000; n++) { /* then a fresh run */
+        if (gw_shutting_down())
+            return 0; /* take nothing new: what is left stays for the next gateway */
         struct db_outbox_item it;
         struct gw_err err = {0};
         int rc = db_outbox_claim(&it, d->app->pool, d->targets, (int)d->app->cfg->dispatch_lease_s,

@@ -237,6 +237,8 @@ static int notify_run(void *arg)
     struct jobs_notifier *n = arg;
     const struct gw_config *cfg = n->app->cfg;
     for (int k = 0; k < 1000; k++) {
+        if (gw_shutting_down())
+            return 0; /* unclaimed rows wait for the next gateway */
         struct db_notification it;
         struct gw_err err = {0};
         if (db_notification_claim(&it, n->app->pool, LEASE_S, &err) != GW_OK)

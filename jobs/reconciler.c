@@ -105,6 +105,8 @@ static int reconcile_run(void *arg)
     PGresult *res = NULL;
     json_t *jobs = NULL;
     struct gw_err err = {0};
+    if (gw_shutting_down())
+        return 0;
     if (r->aws == NULL || db_jobs_stale_batch(&res, r->app->pool, r->app->cfg->reconcile_after_s,
                                               RECONCILE_BATCH, &err) != GW_OK)
         return 0;

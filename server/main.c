@@ -373,12 +373,18 @@ static void serve_until_signal(struct serve *s)
         if (n < 0 && errno != EINTR)
             break;
     }
+    /* One budget for everything: the requests in flight drain until a second
+     * before the end, the workers stop taking work now and whatever waits
+     * (an AWS call, a backoff, a job's grace) waits at most until the end. */
+    int64_t start = gw_monotonic_ns();
+    int64_t deadline = start + s->cfg->shutdown_timeout_s * 1000000000LL;
+    int64_t drain_until = deadline - (s->cfg->shutdown_timeout_s >= 2 ? 1000000000LL : 0);
+    gw_shutdown_begin(deadline);
     GW_LOG_INFO("shutting down: no new connections, waiting up to %llds for %ld in-flight "
                 "request(s)",
                 s->cfg->shutdown_timeout_s, srv_http_inflight(s->http));
     srv_http_quiesce(s->http);
-    int64_t deadline = gw_monotonic_ns() + s->cfg->shutdown_timeout_s * 1000000000LL;
-    while (srv_http_inflight(s->http) > 0 && gw_monotonic_ns() < deadline) {
+    while (srv_http_inflight(s->http) > 0 && gw_monotonic_ns() < drain_until) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
