@@ -26,23 +26,25 @@ static const struct db_stmt claim_stmt = {
     "outbox_claim",
     "WITH c AS (SELECT job_id, action, in_doubt AS was_in_doubt FROM dispatch_outbox "
     " WHERE target = ANY($1::text[]) AND next_attempt_at <= now() "
-    " AND (lease_until IS NULL OR lease_until < now()) "
+    " AND (lease_until IS NULL OR lease_until < now() "
+    "      OR (lease_holder IS NOT NULL AND NOT mlgw_holder_alive(lease_holder))) "
     " ORDER BY next_attempt_at, created_at FOR UPDATE SKIP LOCKED LIMIT 1) "
     "UPDATE dispatch_outbox o SET lease_until = now() + make_interval(secs => $2), "
-    " lease_owner = gen_random_uuid(), attempts = o.attempts + 1, "
+    " lease_owner = gen_random_uuid(), lease_holder = $3::bigint, attempts = o.attempts + 1, "
     " in_doubt = o.in_doubt OR (o.action = 'submit' AND o.target = 'batch') "
     "FROM c, jobs j WHERE o.job_id = c.job_id AND o.action = c.action AND j.id = o.job_id "
     "RETURNING o.job_id, o.action, o.target, o.lease_owner, o.attempts, c.was_in_doubt, "
     " row_to_json(j)",
-    2};
+    3};
 
 int db_outbox_claim(struct db_outbox_item *out, struct db_pool *pool, const char *targets,
-                    int lease_s, struct gw_err *err)
+                    int lease_s, int64_t holder, struct gw_err *err)
 {
     memset(out, 0, sizeof(*out));
-    char lease[16];
+    char lease[16], holder_text[24];
     gw_fmt(lease, sizeof(lease), "%d", lease_s);
-    const char *params[] = {targets, lease};
+    gw_fmt(holder_text, sizeof(holder_text), "%lld", (long long)holder);
+    const char *params[] = {targets, lease, holder > 0 ? holder_text : NULL};
     PGresult *res = NULL;
     int rc = db_pool_exec(&res, pool, &claim_stmt, params, err);
     if (rc != GW_OK)

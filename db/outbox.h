@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include <stdint.h>
+
 #include "db/pool.h"
 
 struct db_outbox_item {
@@ -27,9 +29,12 @@ struct db_outbox_item {
 void db_outbox_item_dispose(struct db_outbox_item *it);
 
 /* Leases the oldest due action for one of targets (a PostgreSQL array text,
- * e.g. "{batch,sns}") for lease_s seconds. GW_ENOTFOUND when none is due. */
+ * e.g. "{batch,sns}") for lease_s seconds, recording holder (the claiming
+ * gateway's presence key, jobs/presence.h; 0: none). An action is due when
+ * its lease expired or its holder's presence lock is gone (that gateway
+ * died). GW_ENOTFOUND when none is due. */
 int db_outbox_claim(struct db_outbox_item *out, struct db_pool *pool, const char *targets,
-                    int lease_s, struct gw_err *err);
+                    int lease_s, int64_t holder, struct gw_err *err);
 
 /* A submit went through: the job moves to status (SUBMITTED or DISPATCHED)
  * with the Batch id or SNS message id, history gets a dispatcher row, and the

@@ -17,6 +17,7 @@
 #include "db/pool.h"
 
 struct jobs_executor;
+struct jobs_presence;
 
 struct jobs_app {
     const struct gw_config *cfg;
@@ -30,6 +31,7 @@ struct jobs_app {
     struct aws_sns_verifier_opts sns_opts; /* its URL rules, for SubscribeURL too */
     struct jobs_executor *executor;        /* NULL when local jobs do not run here */
     struct aws_client *aws;                /* the process's AWS client (CloudWatch Logs) */
+    struct jobs_presence *presence;        /* this gateway's liveness lock; NULL: none */
 };
 
 /* Sets ev's notification policy (statuses, global recipients, SNS topic)

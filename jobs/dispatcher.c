@@ -33,6 +33,7 @@
 #include "db/outbox.h"
 #include "jobs/jobenv.h"
 #include "jobs/listener.h"
+#include "jobs/presence.h"
 #include "jobs/reconciler.h"
 
 #include "common/poison.h"
@@ -354,10 +355,15 @@ static int dispatch_run(void *arg)
     for (int n = 0; n < 1000; n++) { /* then a fresh run */
         if (gw_shutting_down())
             return 0; /* take nothing new: what is left stays for the next gateway */
+        /* Without its presence lock this gateway's claims would look
+         * abandoned to the others: claim nothing until it is back. */
+        const struct jobs_presence *p = d->app->presence;
+        if (p != NULL && !jobs_presence_held(p))
+            return 0;
         struct db_outbox_item it;
         struct gw_err err = {0};
         int rc = db_outbox_claim(&it, d->app->pool, d->targets, (int)d->app->cfg->dispatch_lease_s,
-                                 &err);
+                                 p != NULL ? jobs_presence_key(p) : 0, &err);
         if (rc == GW_ENOTFOUND)
             return 0;
         if (rc != GW_OK) {

@@ -146,8 +146,8 @@ int jobs_sched_intake(const struct jobs_sched *s, struct jobs_reports *r, const 
     for (int n = 0; n < INTAKE_BATCH; n++) {
         struct db_outbox_item it;
         struct gw_err err = {0};
-        int rc =
-            db_outbox_claim(&it, r->app->pool, "{local}", (int)r->app->cfg->dispatch_lease_s, &err);
+        int rc = db_outbox_claim(&it, r->app->pool, "{local}", (int)r->app->cfg->dispatch_lease_s,
+                                 0, &err);
         if (rc == GW_ENOTFOUND)
             return GW_OK;
         if (rc != GW_OK) {

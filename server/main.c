@@ -31,6 +31,7 @@
 #include "jobs/dispatcher.h"
 #include "jobs/executor.h"
 #include "jobs/notifier.h"
+#include "jobs/presence.h"
 #include "routes/routes.h"
 #include "server/http.h"
 #include "server/keys_cmd.h"
@@ -201,6 +202,7 @@ struct serve {
     struct jobs_dispatcher *dispatcher;
     struct jobs_notifier *notifier;
     struct gw_worker *janitor;
+    struct jobs_presence *presence;
 };
 
 /* Applies pending migrations now, or, with PostgreSQL down, starts the
@@ -313,6 +315,15 @@ static unsigned connection_budget(const struct gw_config *cfg)
 static int serve_start(struct serve *s, struct gw_err *err)
 {
     const struct gw_config *cfg = s->cfg;
+    /* Before any dispatcher: its claims carry this gateway's presence key. */
+    if (cfg->dispatch_workers > 0) {
+        int prc = jobs_presence_start(&s->presence, cfg, err);
+        if (prc != GW_OK) {
+            GW_LOG_ERROR("cannot start the presence lock: %s", err->msg);
+            return prc;
+        }
+        s->app.presence = s->presence;
+    }
     /* Before the HTTP server: POST /jobs checks local jobs against its capacity. */
     if (cfg->dispatch_workers > 0) {
         if (jobs_executor_start(&s->executor, &s->app, err) != GW_OK)
@@ -400,6 +411,7 @@ static void serve_stop(struct serve *s)
     jobs_executor_stop(s->executor);
     jobs_dispatcher_stop(s->dispatcher);
     jobs_notifier_stop(s->notifier);
+    jobs_presence_stop(s->presence); /* after the dispatchers: their claims are settled */
     gw_worker_stop(s->janitor);
     migrator_stop(&s->mig);
     db_pool_free(s->pool);

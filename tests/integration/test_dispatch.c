@@ -463,6 +463,67 @@ Test(dispatch, two_gateways_on_one_database_never_submit_a_job_twice)
     cr_assert_eq(th_gw_stop(&b, SIGTERM, 15), 0);
 }
 
+Test(dispatch, a_killed_gateways_claims_are_taken_over_within_seconds_and_never_twice)
+{
+    /* Gateway A's AWS never answers: its dispatchers hold their claims, each
+     * in the middle of a SubmitJob, with a lease of two minutes. */
+    struct th_mock *hang = th_mock_start();
+    th_mock_push(hang, &(struct th_mock_reply){200, "application/json", "{}", NULL, NULL, 60000});
+    char hang_ep[128];
+    snprintf(hang_ep, sizeof(hang_ep), "AWS_ENDPOINT_URL=%s", th_mock_url(hang));
+    const char *env_a[] = {hang_ep,
+                           "AWS_REGION=us-east-1",
+                           "AWS_ACCESS_KEY_ID=testing",
+                           "AWS_SECRET_ACCESS_KEY=testing",
+                           "AWS_EC2_METADATA_DISABLED=true",
+                           env_gpu_q,
+                           env_cpu_q,
+                           env_gpu_def,
+                           env_cpu_def,
+                           "MLGW_DISPATCH_POLL_MS=200",
+                           "MLGW_AWS_TIMEOUT_MS=20000",
+                           "MLGW_DISPATCH_LEASE=120",
+                           "MLGW_DISPATCH_WORKERS=3",
+                           "ML_OUTPUT_BUCKET=ml-outputs",
+                           NULL};
+    const char *env_b[] = {AWS_ENV(env_endpoint), "MLGW_DISPATCH_LEASE=120",
+                           "MLGW_DISPATCH_POLL_MS=1000", NULL};
+    struct th_gw a, b;
+    th_gw_start(&a, db, env_a);
+    enum { N = 3 };
+    char ids[N][37];
+    for (int i = 0; i < N; i++) {
+        json_t *j = post_job(&a, "{\"script_key\": \"a.py\", \"compute_type\": \"cpu\", "
+                                 "\"dispatch\": \"batch\", \"metadata\": {\"project\": "
+                                 "\"burst\"}}");
+        snprintf(ids[i], 37, "%s", th_str(j, "id"));
+        json_decref(j);
+    }
+    for (int w = 0; w < 100 && th_mock_count(hang) < N; w++)
+        th_sleep_ms(100);
+    cr_assert_eq(th_mock_count(hang), N, "A holds every job, each in a SubmitJob");
+    cr_assert_eq(scalar("SELECT count(*) FROM dispatch_outbox WHERE lease_until > now()"), N);
+
+    th_gw_start(&b, db, env_b);
+    th_sleep_ms(1500);
+    cr_assert_eq(scalar("SELECT count(*) FROM jobs WHERE status = 'SUBMITTED'"), 0,
+                 "B leaves a live gateway's claims alone");
+
+    kill(a.pid, SIGKILL);
+    th_gw_stop(&a, 0, 10);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < N; i++)
+        json_decref(wait_status(&b, ids[i], "SUBMITTED", 30));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_expect_leq(took, 5.0, "B took A's claims over %.1f s after the kill (bound: 5 s)", took);
+    names_submitted_once(ids, N);
+    cr_assert_eq(scalar("SELECT count(*) FROM job_history WHERE status = 'SUBMITTED'"), N);
+    cr_assert_eq(th_gw_stop(&b, SIGTERM, 15), 0);
+    th_mock_stop(hang);
+}
+
 /* ---- after hand-over ---------------------------------------------------------------------- */
 
 Test(dispatch, the_reconciler_brings_a_quiet_batch_job_up_to_date)
