@@ -163,6 +163,25 @@ Test(lifecycle, second_signal_exits_at_once)
     th_resp_dispose(&call.resp);
 }
 
+/* Every line of log is one JSON object; returns how many lines hold needle. */
+static int json_lines_with(const char *log, const char *needle)
+{
+    int hits = 0;
+    for (const char *p = log; *p != '\0';) {
+        const char *end = strchr(p, '\n');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        json_error_t je;
+        json_t *j = json_loadb(p, n, 0, &je);
+        cr_assert(json_is_object(j), "a stderr line that is not JSON: %.*s", (int)n, p);
+        json_decref(j);
+        char line[2048];
+        snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1), p);
+        hits += strstr(line, needle) != NULL;
+        p += n + (end != NULL);
+    }
+    return hits;
+}
+
 Test(lifecycle, readyz_follows_postgresql_down_and_up_without_a_restart)
 {
     struct th_pg pg = {0};
@@ -182,7 +201,16 @@ Test(lifecycle, readyz_follows_postgresql_down_and_up_without_a_restart)
     char *ra = th_resp_header(&r, "Retry-After");
     cr_assert(ra != NULL);
     free(ra);
+    json_t *body = th_resp_json(&r);
+    cr_assert(strstr(th_str(body, "reason"), "unavailable") != NULL, "%s", r.body);
+    json_decref(body);
     th_resp_dispose(&r);
+    /* A probe every 100 ms, as load balancers do: one line for the change. */
+    for (int i = 0; i < 20; i++) {
+        cr_assert_eq(th_wait_status(ready, 503, 2), 503);
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+    }
     cr_assert_eq(th_wait_status(health, 200, 5), 200, "still alive");
 
     th_pg_start(&pg);
@@ -191,6 +219,14 @@ Test(lifecycle, readyz_follows_postgresql_down_and_up_without_a_restart)
         cr_assert_fail("not ready 30 s after PostgreSQL came back (%s); log:\n%s", pg.url, log);
     }
     cr_assert_eq(th_gw_stop(&gw, SIGTERM, 10), 0);
+    /* The whole stderr of a run with a PostgreSQL restart is JSON lines, the
+     * server's own notices and errors included, and readiness is logged once
+     * per change however often it was probed. */
+    char *log = th_gw_log(&gw);
+    cr_assert_not_null(log);
+    cr_expect_eq(json_lines_with(log, "\"not ready: "), 1, "%s", log);
+    cr_expect_eq(json_lines_with(log, "\"ready again\""), 1, "%s", log);
+    free(log);
     th_pg_destroy(&pg);
 }
 
