@@ -524,6 +524,41 @@ Test(dispatch, a_killed_gateways_claims_are_taken_over_within_seconds_and_never_
     th_mock_stop(hang);
 }
 
+Test(dispatch, sigterm_with_a_backlog_of_thousands_exits_within_the_shutdown_budget)
+{
+    /* 3000 jobs at AWS's 50 SubmitJob/s would take a minute: the stop may
+     * not wait for them (MLGW_SHUTDOWN_TIMEOUT=3). */
+    const char *env[] = {AWS_ENV(env_endpoint), "MLGW_DISPATCH_WORKERS=4",
+                         "MLGW_SHUTDOWN_TIMEOUT=3", NULL};
+    struct th_gw gw;
+    th_gw_start(&gw, db, env);
+    cr_assert_eq(th_db_exec(db,
+                            "WITH j AS (INSERT INTO jobs (id, status, script_key, compute_type, "
+                            "vcpus, memory, gpus, dispatch, output_uri) SELECT "
+                            "gen_random_uuid(), 'QUEUED', 'a.py', 'cpu', 2, 4096, 0, 'batch', "
+                            "'s3://ml-outputs/x/' FROM generate_series(1, 3000) RETURNING id) "
+                            "INSERT INTO dispatch_outbox (job_id, action, target) "
+                            "SELECT id, 'submit', 'batch' FROM j"),
+                 0);
+    for (int w = 0; w < 100 && scalar("SELECT count(*) FROM dispatch_outbox") > 2990; w++)
+        th_sleep_ms(100);
+    cr_assert_leq(scalar("SELECT count(*) FROM dispatch_outbox"), 2990, "the dispatchers are busy");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 30), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_expect_leq(took, 4.0, "stopped %.1f s after SIGTERM (MLGW_SHUTDOWN_TIMEOUT=3, +1 s)", took);
+    long left = scalar("SELECT count(*) FROM dispatch_outbox");
+    cr_expect_gt(left, 2500, "the backlog stays for the next gateway: %ld", left);
+    char *claimed = th_db_scalar(db, "SELECT count(*) || ' claimed: ' || coalesce(string_agg("
+                                     "attempts || '/' || coalesce(last_error, '-'), '; '), '') "
+                                     "FROM dispatch_outbox WHERE lease_until > now()");
+    cr_expect(claimed != NULL && strncmp(claimed, "0 ", 2) == 0,
+              "nothing stays claimed by the stopped gateway: %s", claimed);
+    free(claimed);
+}
+
 /* ---- after hand-over ---------------------------------------------------------------------- */
 
 Test(dispatch, the_reconciler_brings_a_quiet_batch_job_up_to_date)
