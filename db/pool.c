@@ -42,6 +42,7 @@ struct db_pool {
     char *appname;
     int connect_timeout_s;
     int checkout_timeout_ms;
+    int statement_timeout_ms;
     int size;
     int waiting;
     uint64_t checkout_timeouts, connect_failures, reconnects;
@@ -89,12 +90,20 @@ static void log_notice(void *arg, const PGresult *res)
 int db_connect(PGconn **out, const char *url, int connect_timeout_s, const char *appname,
                struct gw_err *err)
 {
+    return db_connect_timed(out, url, connect_timeout_s, appname, 0, err);
+}
+
+int db_connect_timed(PGconn **out, const char *url, int connect_timeout_s, const char *appname,
+                     int statement_timeout_ms, struct gw_err *err)
+{
     *out = NULL;
-    char timeout[16];
+    char timeout[16], options[64];
     gw_fmt(timeout, sizeof(timeout), "%d", connect_timeout_s);
+    gw_fmt(options, sizeof(options), "-c statement_timeout=%d", statement_timeout_ms);
     /* Later keywords override what the URL says (expand_dbname = 1). */
-    const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *const vals[] = {url, timeout, appname ? appname : "ml-gateway", NULL};
+    const char *const keys[] = {"dbname", "connect_timeout", "application_name",
+                                statement_timeout_ms > 0 ? "options" : NULL, NULL};
+    const char *const vals[] = {url, timeout, appname ? appname : "ml-gateway", options, NULL};
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (pg == NULL)
         return gw_err_set(err, GW_ENOMEM, "out of memory connecting to PostgreSQL");
@@ -128,6 +137,7 @@ int db_pool_new(struct db_pool **out, const struct db_pool_opts *opts, struct gw
     }
     p->size = opts->size;
     p->connect_timeout_s = opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 5;
+    p->statement_timeout_ms = opts->statement_timeout_ms;
     p->checkout_timeout_ms = opts->checkout_timeout_ms > 0 ? opts->checkout_timeout_ms : 2000;
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
@@ -234,7 +244,8 @@ int db_pool_checkout(struct db_conn **out, struct db_pool *p, struct gw_err *err
     }
     if (c->pg == NULL) {
         PGconn *pg = NULL;
-        int rc = db_connect(&pg, p->url, p->connect_timeout_s, p->appname, err);
+        int rc = db_connect_timed(&pg, p->url, p->connect_timeout_s, p->appname,
+                                  p->statement_timeout_ms, err);
         if (rc != GW_OK) {
             pthread_mutex_lock(&p->mu);
             p->connect_failures++;
@@ -294,6 +305,8 @@ int db_result_error(PGconn *pg, const PGresult *res, char sqlstate[6], struct gw
     char msg[200];
     gw_fmt(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
     msg[strcspn(msg, "\n")] = '\0';
+    if (state != NULL && strcmp(state, "57014") == 0)
+        return gw_err_set(err, GW_EUNAVAIL, "statement timeout: %s", msg);
     if (PQstatus(pg) != CONNECTION_OK || (state != NULL && strncmp(state, "08", 2) == 0) ||
         (state != NULL && strncmp(state, "57P", 3) == 0))
         return gw_err_set(err, GW_EUNAVAIL, "database connection lost: %s", msg);
@@ -336,6 +349,9 @@ int db_exec(PGresult **out, struct db_conn *c, const struct db_stmt *st, const c
     }
     PGresult *res = PQexecPrepared(c->pg, st->name, st->nparams, params, NULL, NULL, 0);
     rc = check_result(res, c, err);
+    if (rc != GW_OK && strcmp(c->sqlstate, "57014") == 0)
+        GW_LOG_WARN("statement %s ran past the statement timeout (its values are not logged)",
+                    st->name);
     if (rc != GW_OK || out == NULL)
         PQclear(res);
     else
@@ -363,6 +379,11 @@ int db_exec_params(PGresult **out, struct db_conn *c, const char *sql, int npara
         *out = NULL;
     PGresult *res = PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
     int rc = check_result(res, c, err);
+    if (rc != GW_OK && strcmp(c->sqlstate, "57014") == 0) {
+        char shape[600];
+        gw_fmt(shape, sizeof(shape), "%s", sql); /* parameters only: no value is in it */
+        GW_LOG_WARN("a statement ran past the statement timeout: %s", shape);
+    }
     if (rc != GW_OK || out == NULL)
         PQclear(res);
     else

@@ -21,7 +21,8 @@ struct jobs_presence;
 
 struct jobs_app {
     const struct gw_config *cfg;
-    struct db_pool *pool;
+    struct db_pool *pool;         /* the background workers' (MLGW_DB_WORKER_*) */
+    struct db_pool *request_pool; /* HTTP requests' (MLGW_DB_POOL_SIZE, statement timeout) */
     const struct db_migration_set *migrations;
     int64_t started_ms;
     /* Notification policy as PostgreSQL array texts, built once at start. */

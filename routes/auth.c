@@ -160,12 +160,12 @@ static int lookup(struct cached_key *k, struct rt_request *req, struct rt_reply 
     struct gw_err err = {0};
     struct db_conn *c = NULL;
     struct db_api_key_auth a;
-    int rc = db_pool_checkout(&c, app->pool, &err);
+    int rc = db_pool_checkout(&c, app->request_pool, &err);
     if (rc == GW_OK)
         rc = db_api_key_lookup(&a, c, hash, &err);
     if (rc == GW_OK && !a.revoked && a.touch_due && db_api_key_touch(c, a.id, &err) != GW_OK)
         GW_LOG_WARN("could not record the use of API key %s: %s", a.id, err.msg);
-    db_pool_checkin(app->pool, c);
+    db_pool_checkin(app->request_pool, c);
     if (rc == GW_ENOTFOUND) {
         unknown_put(hash);
         return unauthorized(req, out, "unknown API key");

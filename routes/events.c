@@ -66,7 +66,7 @@ static void apply_batch_event(struct rt_request *req, struct rt_reply *out, cons
     jobs_event_policy(&ev, req->app);
     struct db_job_event_result r;
     struct gw_err err = {0};
-    int rc = db_job_event_apply(&r, req->app->pool, &ev, &err);
+    int rc = db_job_event_apply(&r, req->app->request_pool, &ev, &err);
     if (rc != GW_OK) {
         count_callback(source, "error");
         /* 5xx: EventBridge and SNS try again later. */

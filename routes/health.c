@@ -43,10 +43,10 @@ void rt_readyz(struct rt_request *req, struct rt_reply *out)
     struct gw_err err = {0};
     struct db_conn *c = NULL;
     int pending = -1;
-    int rc = db_pool_checkout(&c, app->pool, &err);
+    int rc = db_pool_checkout(&c, app->request_pool, &err);
     if (rc == GW_OK)
         rc = db_migrations_pending(&pending, c, app->migrations, &err);
-    db_pool_checkin(app->pool, c);
+    db_pool_checkin(app->request_pool, c);
 
     const char *db = rc == GW_OK || rc == GW_ECONFLICT ? "ok" : "unavailable";
     if (rc == GW_OK && pending == 0) {
@@ -98,7 +98,7 @@ static int local_metrics(struct gw_buf *b, struct jobs_app *app)
                            use.running);
     long waiting = 0;
     struct gw_err err = {0};
-    if (rc == GW_OK && db_local_waiting(&waiting, app->pool, &err) == GW_OK)
+    if (rc == GW_OK && db_local_waiting(&waiting, app->request_pool, &err) == GW_OK)
         rc = gw_buf_printf(b,
                            "# HELP mlgw_local_waiting Local jobs waiting to run (QUEUED, "
                            "RUNNABLE).\n"
@@ -114,7 +114,7 @@ void rt_metrics(struct rt_request *req, struct rt_reply *out)
     gw_buf_init(&b, (size_t)4 << 20);
     int rc = gw_metrics_render(&b);
     struct db_pool_stats st;
-    db_pool_stats(req->app->pool, &st);
+    db_pool_stats(req->app->request_pool, &st);
     if (rc == GW_OK)
         rc = gw_buf_printf(
             &b,
@@ -144,7 +144,7 @@ void rt_metrics(struct rt_request *req, struct rt_reply *out)
     long depth = 0;
     double oldest = 0;
     struct gw_err err = {0};
-    if (rc == GW_OK && db_outbox_stats(&depth, &oldest, req->app->pool, &err) == GW_OK)
+    if (rc == GW_OK && db_outbox_stats(&depth, &oldest, req->app->request_pool, &err) == GW_OK)
         rc = gw_buf_printf(&b,
                            "# HELP mlgw_outbox_depth Actions waiting to be handed to AWS.\n"
                            "# TYPE mlgw_outbox_depth gauge\n"

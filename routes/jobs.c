@@ -209,7 +209,7 @@ void rt_jobs_create(struct rt_request *req, struct rt_reply *out)
 
     struct gw_err err = {0};
     struct db_job_created created;
-    int rc = db_job_create(&created, req->app->pool, &job, ikey ? &idem : NULL, &err);
+    int rc = db_job_create(&created, req->app->request_pool, &job, ikey ? &idem : NULL, &err);
     if (rc == GW_EINVAL) { /* the key was used for another request */
         rt_reply_problem(req, out, 422, "Unprocessable Content", err.msg,
                          json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message", err.msg));
@@ -244,7 +244,7 @@ static void job_action(struct rt_request *req, struct rt_reply *out, job_fn fn, 
         return;
     char *json = NULL;
     struct gw_err err = {0};
-    int rc = fn(&json, req->app->pool, id, rt_team(req), &err);
+    int rc = fn(&json, req->app->request_pool, id, rt_team(req), &err);
     if (rc != GW_OK) {
         rt_reply_error(req, out, rc, &err);
         return;
@@ -385,7 +385,7 @@ void rt_jobs_list(struct rt_request *req, struct rt_reply *out)
     const struct db_job_filter *fp = &q.f;
     char *items = NULL, next_id[37];
     struct gw_err err = {0};
-    int rc = db_job_list(&items, next_id, req->app->pool, fp, &err);
+    int rc = db_job_list(&items, next_id, req->app->request_pool, fp, &err);
     if (rc != GW_OK) {
         rt_reply_error(req, out, rc, &err);
         return;

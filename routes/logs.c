@@ -266,7 +266,7 @@ void rt_jobs_logs(struct rt_request *req, struct rt_reply *out)
 
     char *text = NULL;
     struct gw_err err = {0};
-    int rc = db_job_get(&text, req->app->pool, id, rt_team(req), &err);
+    int rc = db_job_get(&text, req->app->request_pool, id, rt_team(req), &err);
     if (rc == GW_ENOTFOUND) {
         rt_reply_problem(req, out, 404, "Not Found", "no such job", NULL);
         return;

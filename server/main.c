@@ -193,7 +193,7 @@ struct serve {
     struct gw_config *cfg;
     const struct db_migration_set *set;
     struct migrator mig;
-    struct db_pool *pool;
+    struct db_pool *pool, *request_pool;
     struct jobs_app app;
     struct aws_creds_provider *creds;
     struct aws_client *aws;
@@ -236,15 +236,23 @@ static int serve_context(struct serve *s, struct gw_err *err)
         .size = (int)cfg->db_pool_size,
         .checkout_timeout_ms = (int)cfg->db_checkout_timeout_ms,
         .connect_timeout_s = (int)cfg->db_connect_timeout_s,
+        .statement_timeout_ms = (int)cfg->db_statement_timeout_ms,
         .application_name = "ml-gateway",
     };
-    int rc = db_pool_new(&s->pool, &po, err);
+    int rc = db_pool_new(&s->request_pool, &po, err);
+    if (rc == GW_OK) {
+        po.size = (int)cfg->db_worker_pool_size;
+        po.statement_timeout_ms = (int)cfg->db_worker_statement_timeout_ms;
+        po.application_name = "ml-gateway-worker";
+        rc = db_pool_new(&s->pool, &po, err);
+    }
     if (rc != GW_OK) {
         GW_LOG_ERROR("cannot create the database pool: %s", err->msg);
         return rc;
     }
     s->app.cfg = cfg;
     s->app.pool = s->pool;
+    s->app.request_pool = s->request_pool;
     s->app.migrations = s->set;
     s->app.started_ms = gw_now_ms();
     s->app.notify_statuses_pg = db_pg_array_from_csv(cfg->notify_statuses);
@@ -414,6 +422,7 @@ static void serve_stop(struct serve *s)
     jobs_presence_stop(s->presence); /* after the dispatchers: their claims are settled */
     gw_worker_stop(s->janitor);
     migrator_stop(&s->mig);
+    db_pool_free(s->request_pool);
     db_pool_free(s->pool);
     aws_client_free(s->aws);
     aws_creds_provider_free(s->creds);

@@ -263,3 +263,52 @@ Test(lifecycle, gateway_started_while_postgresql_is_down_migrates_when_it_return
     unlink(path);
     rmdir(dir);
 }
+
+Test(lifecycle, a_request_stuck_past_the_statement_timeout_is_503_and_its_shape_is_logged)
+{
+    char db[1024];
+    th_db_create(db, sizeof(db), NULL);
+    char key[96];
+    th_key_create(key, sizeof(key), db, "reader", "jobs:read");
+    char auth[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+    const char *env[] = {"MLGW_DB_STATEMENT_TIMEOUT_MS=500", "MLGW_AUTH_CACHE_SECONDS=60", NULL};
+    struct th_gw gw;
+    th_gw_start(&gw, db, env);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/jobs/0190f4c2-6b3e-7a8e-9c1d-2f3a4b5c6d7e", gw.base);
+    const char *h[] = {auth, NULL};
+    struct th_resp r;
+    cr_assert_eq(th_http(&r, "GET", url, h, NULL, 0), 0);
+    cr_assert_eq(r.status, 404, "%s", r.body); /* the key is verified and cached */
+    th_resp_dispose(&r);
+
+    /* Someone holds the jobs table: the lookup waits, then is cut off. */
+    PGconn *locker = PQconnectdb(db);
+    cr_assert_eq(PQstatus(locker), CONNECTION_OK);
+    PQclear(PQexec(locker, "BEGIN"));
+    PGresult *lr = PQexec(locker, "LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE");
+    cr_assert_eq(PQresultStatus(lr), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(lr));
+    PQclear(lr);
+    int64_t t0 = now_ms();
+    cr_assert_eq(th_http(&r, "GET", url, h, NULL, 0), 0);
+    int64_t took = now_ms() - t0;
+    th_assert_problem(&r, 503);
+    char *ra = th_resp_header(&r, "Retry-After");
+    cr_assert_not_null(ra, "503 carries Retry-After");
+    free(ra);
+    th_resp_dispose(&r);
+    cr_expect(took >= 400 && took < 5000, "cut off after the 500 ms timeout: %lld ms",
+              (long long)took);
+    PQclear(PQexec(locker, "ROLLBACK"));
+    PQfinish(locker);
+
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 10), 0);
+    char *log = th_gw_log(&gw);
+    const char *line = strstr(log, "statement job_get ran past the statement timeout");
+    cr_assert_not_null(line, "%s", log);
+    const char *eol = strchr(line, '\n');
+    const char *id = strstr(line, "0190f4c2-6b3e-7a8e-9c1d-2f3a4b5c6d7e");
+    cr_assert(id == NULL || (eol != NULL && id > eol), "the statement's shape, not its values");
+    free(log);
+}

@@ -463,7 +463,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 74, "one field per setting");
+    cr_assert_eq(json_object_size(obj), 77, "one field per setting");
     json_decref(obj);
 }
 
@@ -565,6 +565,9 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_SNS_CERT_HOST_SUFFIX",
         "MLGW_CONNECTIONS_PER_ADDRESS",
         "MLGW_REQUEST_DEADLINE",
+        "MLGW_DB_STATEMENT_TIMEOUT_MS",
+        "MLGW_DB_WORKER_POOL_SIZE",
+        "MLGW_DB_WORKER_STATEMENT_TIMEOUT_MS",
     };
     struct gw_buf md;
     gw_buf_init(&md, 64 * 1024);
