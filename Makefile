@@ -59,6 +59,7 @@ bench: build
 	@bench/sigv4.sh | tee bench/results/sigv4-latest.txt
 	@bench/events.sh
 	@bench/local.sh
+	@bench/list.sh
 
 clean:
 	rm -rf $(BUILD)

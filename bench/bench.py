@@ -282,6 +282,58 @@ def local(base, key, jobs, db_url):
     print(" ".join(f"{percentile(v, p):.2f}" for v in (start, ack, seen) for p in (50, 99)))
 
 
+LIST_QUERIES = [
+    ("no filter", ""),
+    ("status", "status=RUNNING"),
+    ("compute_type", "compute_type=gpu"),
+    ("user", "user=user-5"),
+    ("project", "project=project-41"),
+    ("experiment", "experiment=exp-101"),
+    ("created_after", "created_after=2000-01-01T00:00:00Z"),
+    ("created_before (last month)", "created_before=NOW-30D"),
+    ("status + user + project", "status=SUCCEEDED&user=user-5&project=project-5"),
+    ("empty: user + status that never meet", "status=QUEUED&user=user-1"),
+    ("empty: unknown user", "user=nobody"),
+    ("empty: status + compute_type + project", "status=CANCELLED&compute_type=gpu&project=project-1"),
+    ("a page deep (cursor after 20 pages)", "CURSOR20"),
+]
+
+
+def list_bench(base, team_key, admin_key, reqs):
+    """GET /jobs with each filter, p50/p99 over reqs requests, as a team key and as admin."""
+    u = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    month_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 30 * 86400))
+
+    def get(key, query):
+        conn.request("GET", f"/jobs?{query}", headers={"Authorization": f"Bearer {key}"})
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status, body
+
+    for label, query in LIST_QUERIES:
+        for who, key in (("team", team_key), ("admin", admin_key)):
+            q = query.replace("NOW-30D", month_ago)
+            if q == "CURSOR20":
+                q = ""
+                for _ in range(20):
+                    status, body = get(key, q)
+                    cursor = json.loads(body)["next_cursor"]
+                    q = f"cursor={cursor}"
+            times, statuses, items = [], {}, 0
+            for _ in range(reqs):
+                t0 = time.perf_counter()
+                status, body = get(key, q)
+                times.append((time.perf_counter() - t0) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == 200:
+                    items = len(json.loads(body)["items"])
+            times.sort()
+            shown = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
+            print(f"| {label} | {who} | {percentile(times, 50):.2f} | {percentile(times, 99):.2f} "
+                  f"| {items} | {shown} |")
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "insert-sql":
         print(insert_sql(argv[2])[0])
@@ -300,6 +352,8 @@ def main(argv):
         pgbench(argv[2], argv[3])
     elif len(argv) == 6 and argv[1] == "local":
         local(argv[2], argv[3], int(argv[4]), argv[5])
+    elif len(argv) == 6 and argv[1] == "list":
+        list_bench(argv[2], argv[3], argv[4], int(argv[5]))
     else:
         sys.exit(__doc__)
 
