@@ -10,6 +10,10 @@
 
 #include "common/poison.h"
 
+/* The format attribute lets clang's -Wformat-nonliteral see that fmt is checked at the callers. */
+static void err_vset(struct gw_err *err, int code, int public, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 static void err_vset(struct gw_err *err, int code, int public, const char *fmt, va_list ap)
 {
     gw_vfmt(err->msg, sizeof(err->msg), fmt, ap);

@@ -86,6 +86,9 @@ int jobs_log_append(int fd, int64_t at_ms, const char *msg, size_t len)
     return rc;
 }
 
+/* The format attribute lets clang's -Wformat-nonliteral see that fmt is checked at the callers. */
+static int note_v(int fd, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static int note_v(int fd, const char *fmt, va_list ap)
 {
     char msg[NOTE_MAX];
