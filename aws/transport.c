@@ -253,8 +253,7 @@ static int is_throttle(const char *code)
 }
 
 /* Parses an AWS error body (JSON or XML) and headers already in r into err. */
-static void aws_error_parse(struct aws_error *err, const struct aws_response *r,
-                            const char *type_header)
+void aws_error_parse(struct aws_error *err, const struct aws_response *r, const char *type_header)
 {
     err->http_status = r->status;
     gw_fmt(err->request_id, sizeof(err->request_id), "%s", r->request_id);

@@ -137,6 +137,15 @@ size_t aws_sign_headers(struct aws_sigv4_header *sh, size_t max, const struct aw
  * (resolving, connecting, TLS handshake). */
 void aws_error_from_curl(struct aws_error *err, int curl_code);
 
+/* Fills err (zeroed by the caller) from an AWS error answer already in r
+ * (status, request id, body) and its x-amzn-ErrorType header (NULL: none):
+ * code and message from a JSON ("__type"/"code", "message") or XML (<Code>,
+ * <Message>, <RequestId>) body, else from the header, else "HTTP<status>";
+ * retryable for 5xx, 429 and the throttling codes. Leaves ambiguous and
+ * attempts alone. r->body must be NUL-terminated (a gw_buf is). Exposed for
+ * tests (the fuzz target); pure, safe from any thread. */
+void aws_error_parse(struct aws_error *err, const struct aws_response *r, const char *type_header);
+
 /* The text of the first <tag>...</tag> in xml, entities decoded, into out.
  * Returns 0 when found. Pure; safe from any thread. */
 int aws_xml_text(char *out, size_t outlen, const char *xml, const char *tag);
