@@ -6,6 +6,8 @@
 #   make test     install what is missing, build with ASan+UBSan, run every test
 #   make lint     clang-format, clang-tidy, cppcheck and shellcheck
 #   make docs     regenerate README.md's settings table from the code
+#   make fuzz     build the libFuzzer targets of tests/fuzz/ with clang (build/fuzz/) and
+#                 run each for FUZZ_SECONDS (60; `make fuzz FUZZ_SECONDS=600`)
 #   make bench    benchmarks: POST/GET against pgbench and bare libmicrohttpd, SigV4 cost
 #                 (results in bench/results/)
 #   make clean    remove build outputs (./var/ is kept; `make distclean` too)
@@ -14,10 +16,12 @@ BUILD      ?= build
 TEST_BUILD ?= build/asan
 VENV       ?= build/venv
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_BUILD ?= build/fuzz
+FUZZ_SECONDS ?= 60
 MAKEFLAGS  += --no-print-directory
 CMAKE_ARGS ?=
 
-.PHONY: all build run test lint docs format bench clean distclean deps venv
+.PHONY: all build run test lint fuzz docs format bench clean distclean deps venv
 
 all: build
 
@@ -46,6 +50,13 @@ lint:
 	@scripts/deps.sh lint
 	@cmake -S . -B build/lint -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@scripts/lint.sh build/lint
+
+fuzz:
+	@scripts/deps.sh fuzz
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	  -DMLGW_FUZZ=ON -DMLGW_TESTS=OFF $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 docs: build
 	@scripts/docs.sh $(BUILD)/ml-gateway

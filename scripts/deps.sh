@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deps.sh GROUP — installs the Debian packages a make target needs, if missing.
-# GROUP: build | test | lint | bench. As root it runs apt-get; otherwise it
+# GROUP: build | test | lint | fuzz | bench. As root it runs apt-get; otherwise it
 # prints the exact command to run and fails.
 set -euo pipefail
 
@@ -12,6 +12,8 @@ case "$group" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test)  pkgs=("${build_pkgs[@]}" libcriterion-dev openssl) ;;
   lint)  pkgs=("${build_pkgs[@]}" libcriterion-dev clang clang-format clang-tidy cppcheck shellcheck) ;;
+  # libclang-rt-14-dev holds libFuzzer's runtime (Debian 12's clang is 14).
+  fuzz)  pkgs=("${build_pkgs[@]}" clang libclang-rt-14-dev) ;;
   bench) pkgs=("${build_pkgs[@]}" wrk postgresql-contrib) ;;
   *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
 esac
