@@ -122,6 +122,22 @@ static const struct cfg_entry cfg_table[] = {
      "Python interpreter of local jobs (runs the entrypoint and the script)"},
     {"MLGW_LOCAL_ENTRYPOINT", CFG_PATH, 0, F(local_entrypoint), "images/entrypoint/entrypoint.py",
      0, 0, NULL, "the job entrypoint local jobs run through"},
+    {"MLGW_LOCAL_SANDBOX", CFG_ENUM, 0, F(local_sandbox), "on", 0, 0, "off|on",
+     "runs each local attempt in a bubblewrap sandbox (README, Job sandbox); off is for "
+     "development only: jobs then run as the gateway's user and can read its secrets"},
+    {"MLGW_LOCAL_SANDBOX_USER", CFG_STRING, 0, F(local_sandbox_user), "mlgw-job", 0, 0, NULL,
+     "the unprivileged user local jobs run as when the gateway runs as root"},
+    {"MLGW_LOCAL_BWRAP", CFG_STRING, 0, F(local_bwrap), "bwrap", 0, 0, NULL,
+     "bubblewrap, the job sandbox's program (a path, or a name looked up in PATH)"},
+    {"MLGW_LOCAL_JOB_AWS_ACCESS_KEY_ID", CFG_STRING, 0, F(local_job_aws_key_id), NULL, 0, 0, NULL,
+     "AWS_ACCESS_KEY_ID given to local jobs (never the gateway's own; with the secret below)"},
+    {"MLGW_LOCAL_JOB_AWS_SECRET_ACCESS_KEY", CFG_STRING, CFG_SECRET, F(local_job_aws_secret), NULL,
+     0, 0, NULL, "AWS_SECRET_ACCESS_KEY given to local jobs"},
+    {"MLGW_LOCAL_JOB_AWS_PROFILE", CFG_STRING, 0, F(local_job_aws_profile), NULL, 0, 0, NULL,
+     "AWS_PROFILE given to local jobs"},
+    {"MLGW_LOCAL_JOB_AWS_CONFIG_FILE", CFG_PATH, 0, F(local_job_aws_config), NULL, 0, 0, NULL,
+     "an AWS config file made for local jobs: shown to them read-only as AWS_CONFIG_FILE and "
+     "AWS_SHARED_CREDENTIALS_FILE"},
     {"MLGW_CORS_ORIGINS", CFG_ORIGINS, 0, F(cors_origins), NULL, 0, 0, NULL,
      "comma-separated origins allowed by CORS (e.g. https://app.example.com), or *"},
     {"MLGW_IDEMPOTENCY_TTL_HOURS", CFG_INT, 0, F(idempotency_ttl_hours), "24", 24, 720, NULL,
@@ -439,6 +455,12 @@ static int check_relations(const struct gw_config *cfg, struct gw_buf *errors)
                 errors,
                 "MLGW_DISPATCH_LEASE: %lld s must exceed 4 x MLGW_AWS_TIMEOUT_MS (%lld ms)\n",
                 cfg->dispatch_lease_s, cfg->aws_timeout_ms);
+    }
+    if ((cfg->local_job_aws_key_id == NULL) != (cfg->local_job_aws_secret == NULL)) {
+        bad++;
+        if (errors != NULL)
+            gw_buf_printf(errors, "MLGW_LOCAL_JOB_AWS_ACCESS_KEY_ID: set it and "
+                                  "MLGW_LOCAL_JOB_AWS_SECRET_ACCESS_KEY together, or neither\n");
     }
     for (size_t i = 0; i < GW_ARRAY_LEN(defaults); i++) {
         if (defaults[i].value <= defaults[i].max)

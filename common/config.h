@@ -51,8 +51,15 @@ struct gw_config {
     long long local_memory;       /* MiB; 0: available at start */
     long long local_term_grace_s; /* SIGTERM → SIGKILL */
     char *local_python;
-    char *local_entrypoint; /* absolute */
-    char *cors_origins;     /* comma-separated, "*" for any; NULL when unset */
+    char *local_entrypoint;      /* absolute */
+    int local_sandbox;           /* 1 on (bubblewrap), 0 off (development only) */
+    char *local_sandbox_user;    /* the jobs' user when the gateway runs as root */
+    char *local_bwrap;           /* bubblewrap, a path or a name in PATH */
+    char *local_job_aws_key_id;  /* AWS credentials of local jobs; NULL when unset */
+    char *local_job_aws_secret;  /* NULL when unset */
+    char *local_job_aws_profile; /* NULL when unset */
+    char *local_job_aws_config;  /* absolute; NULL when unset */
+    char *cors_origins;          /* comma-separated, "*" for any; NULL when unset */
     long long idempotency_ttl_hours;
     long long auth_cache_seconds;
     long long db_statement_timeout_ms, db_worker_pool_size, db_worker_statement_timeout_ms;

@@ -6,9 +6,13 @@
  * executor's node name and the time it joined; the head of that queue
  * starts when it fits (scheduler.c). Before an attempt is forked
  * (spawn.c) the job is RUNNING in the database, so a second executor can
- * never start it too; every process of an attempt carries the job's
- * JOB_ID, so that the attempt's end, and a gateway restarted after a crash,
- * can stop all of them (supervise.c). Everything about a running attempt
+ * never start it too; an attempt that cannot even open its descriptors
+ * leaves the job at the head of the queue, tried again a moment later.
+ * Attempts run in the job sandbox (sandbox.c), whose PID namespace ends
+ * with them (supervise.c); the executor refuses to start where it cannot
+ * have one, unless MLGW_LOCAL_SANDBOX=off. Attempts are forked by, and
+ * stopped from, the executor's thread, whose end ends them (bwrap's
+ * --die-with-parent). Everything about a running attempt
  * (its pipe, deadline, resources) lives in the executor's one thread; other
  * threads only read the capacity, fixed at the start, and a copy of the
  * usage under a mutex.
@@ -36,6 +40,7 @@
 #include "jobs/listener.h"
 #include "jobs/report.h"
 #include "jobs/resources.h"
+#include "jobs/sandbox.h"
 #include "jobs/scheduler.h"
 #include "jobs/spawn.h"
 #include "jobs/supervise.h"
@@ -46,6 +51,7 @@ enum {
     TICK_MS = 50,           /* while attempts run: reap, logs, deadlines */
     CANCEL_CHECK_MS = 1000, /* without a notification: how often cancellations are looked for */
     SCHEDULE_GUARD = 1000,  /* heads looked at per pass at most */
+    HOLD_MS = 1000,         /* descriptors ran short: the queue waits this long */
 };
 
 struct jobs_executor {
@@ -59,8 +65,14 @@ struct jobs_executor {
     struct jobs_attempt *running; /* newest first */
     struct jobs_reports reports;  /* ends the database has not taken yet */
     int64_t last_cancel_check_ns, last_intake_ns;
-    pthread_mutex_t usage_mu; /* guards usage, the copy other threads read */
+    int64_t hold_until_ns;       /* the queue waits (descriptors ran short); 0: no */
+    struct jobs_sandbox sandbox; /* fixed once the thread runs */
+    pthread_mutex_t usage_mu;    /* guards usage, the copy other threads read, and stopping */
     struct jobs_executor_usage usage;
+    pthread_cond_t stop_cv; /* signalled when stopped is set */
+    int stopping, stopped;  /* jobs_executor_stop asked; the thread has stopped the attempts */
+    int stop_sent;          /* the thread's: SIGTERM sent to the attempts */
+    int64_t give_up_ns;     /* the thread's: when it stops waiting for them */
 };
 
 /* ---- starting the head of the queue ---------------------------------------------- */
@@ -110,14 +122,31 @@ static void started(struct jobs_executor *e, struct jobs_attempt *a, const json_
     GW_LOG_INFO("local job %s: attempt %d started (pid %d)", a->job_id, a->attempt, (int)a->pid);
 }
 
+/* jobs_spawn's commit: the job is RUNNING before its attempt is forked. */
+struct commit_ctx {
+    struct jobs_executor *e;
+    int committed;
+};
+
+static int commit_running(void *arg, struct jobs_attempt *a)
+{
+    struct commit_ctx *c = arg;
+    int rc = mark_running(c->e, a);
+    c->committed = rc == GW_OK;
+    return rc;
+}
+
 /*
  * Starts the next attempt of job, the queue's head (it fits): takes its
- * resources, marks it RUNNING, then forks. Returns
+ * resources, opens what the attempt needs, marks it RUNNING, then forks.
+ * Returns
  *   GW_OK        the head has left the queue: its attempt runs, or it could
  *                not be started and has been reported FAILED (the reason is
  *                in its log);
  *   GW_ECONFLICT the job was no longer RUNNABLE (cancelled meanwhile):
  *                nothing started; the queue moves on;
+ *   GW_EUNAVAIL  descriptors ran short: the job stays at the head, and the
+ *                queue waits HOLD_MS;
  *   otherwise    GW_ENOMEM or the database's code: nothing changed, and the
  *                head is tried again later.
  */
@@ -130,18 +159,25 @@ static int start(struct jobs_executor *e, const json_t *job)
     struct jobs_ask ask;
     jobs_sched_ask(&ask, job);
     jobs_sched_take(&a->grant, &e->sched, &ask);
-    rc = mark_running(e, a);
-    if (rc != GW_OK) {
-        jobs_sched_release(&e->sched, &a->grant);
-        jobs_attempt_free(a);
-        return rc;
-    }
+    struct commit_ctx c = {e, 0};
     struct gw_err err = {0};
-    if (jobs_spawn(a, e->app->cfg, job, &err) != GW_OK)
-        not_started(e, a, &err);
-    else
+    rc = jobs_spawn(a, e->app->cfg, &e->sandbox, job, commit_running, &c, &err);
+    if (rc == GW_OK) {
         started(e, a, job);
-    return GW_OK;
+        return GW_OK;
+    }
+    if (c.committed) {
+        not_started(e, a, &err);
+        return GW_OK;
+    }
+    if (rc == GW_EUNAVAIL) {
+        GW_LOG_WARN("local job %s: %s; it stays at the head of the queue, tried again in %d ms",
+                    a->job_id, err.msg, HOLD_MS);
+        e->hold_until_ns = gw_monotonic_ns() + HOLD_MS * 1000000LL;
+    }
+    jobs_sched_release(&e->sched, &a->grant);
+    jobs_attempt_free(a);
+    return rc;
 }
 
 /* Starts heads of the queue while they fit. */
@@ -187,9 +223,48 @@ static void check_cancelled(struct jobs_executor *e, int woken)
     (void)jobs_supervise_cancel_ended(e->running, e->app->pool, e->app->cfg->local_term_grace_s);
 }
 
+static int is_stopping(struct jobs_executor *e)
+{
+    pthread_mutex_lock(&e->usage_mu);
+    int stopping = e->stopping;
+    pthread_mutex_unlock(&e->usage_mu);
+    return stopping;
+}
+
+/* The executor is stopping: SIGTERM to every running attempt, then reap
+ * them (and report how they ended) for up to the grace and twice the kill
+ * margin; then it has stopped. Runs in the executor's thread, whose end
+ * would end the sandboxes at once (--die-with-parent). */
+static int exec_stop(struct jobs_executor *e)
+{
+    long long grace = e->app->cfg->local_term_grace_s;
+    if (!e->stop_sent) {
+        int n = 0;
+        for (struct jobs_attempt *a = e->running; a != NULL; a = a->next, n++)
+            jobs_supervise_stop(a, JOBS_STOP_SHUTDOWN, grace);
+        if (n > 0)
+            GW_LOG_INFO("local executor: stopping %d running job(s)", n);
+        e->give_up_ns = gw_monotonic_ns() + (grace + 2LL * JOBS_KILL_MARGIN_S) * 1000000000LL;
+        e->stop_sent = 1;
+    }
+    (void)jobs_supervise_reap(&e->running, &e->sched, &e->reports);
+    jobs_supervise_enforce(e->running, grace);
+    if (e->running != NULL && gw_monotonic_ns() < e->give_up_ns)
+        return TICK_MS;
+    jobs_supervise_abandon(&e->running);
+    publish_usage(e);
+    pthread_mutex_lock(&e->usage_mu);
+    e->stopped = 1;
+    pthread_cond_signal(&e->stop_cv);
+    pthread_mutex_unlock(&e->usage_mu);
+    return 0;
+}
+
 static int exec_run(void *arg)
 {
     struct jobs_executor *e = arg;
+    if (is_stopping(e))
+        return exec_stop(e);
     if (!e->recovered) {
         struct gw_err err = {0};
         if (jobs_supervise_recover(&e->reports, e->node, &err) != GW_OK)
@@ -202,17 +277,21 @@ static int exec_run(void *arg)
     check_cancelled(e, woken);
     jobs_supervise_enforce(e->running, e->app->cfg->local_term_grace_s);
     /* The queue is looked at when something may have changed: a
-     * notification (a new job, a cancellation), room freed, or the poll
-     * interval passed; not on every supervision tick. */
+     * notification (a new job, a cancellation), room freed, a hold over, or
+     * the poll interval passed; not on every supervision tick. */
     int64_t now = gw_monotonic_ns();
-    if (woken || freed > 0 ||
-        now - e->last_intake_ns >= e->app->cfg->dispatch_poll_ms * 1000000LL) {
+    int held = now < e->hold_until_ns, hold_over = e->hold_until_ns != 0 && !held;
+    if (!held && (woken || freed > 0 || hold_over ||
+                  now - e->last_intake_ns >= e->app->cfg->dispatch_poll_ms * 1000000LL)) {
         e->last_intake_ns = now;
+        e->hold_until_ns = 0;
         (void)jobs_sched_intake(&e->sched, &e->reports, e->node);
         schedule(e);
     }
     publish_usage(e);
-    return e->running != NULL || jobs_reports_waiting(&e->reports) ? TICK_MS : 0;
+    return e->running != NULL || jobs_reports_waiting(&e->reports) || e->hold_until_ns != 0
+               ? TICK_MS
+               : 0;
 }
 
 /* ---- start and stop ---------------------------------------------------------------------- */
@@ -221,6 +300,8 @@ static void free_executor(struct jobs_executor *e)
 {
     if (e->lock_fd >= 0)
         close(e->lock_fd);
+    jobs_sandbox_dispose(&e->sandbox);
+    pthread_cond_destroy(&e->stop_cv);
     pthread_mutex_destroy(&e->usage_mu);
     free(e);
 }
@@ -237,6 +318,27 @@ static int lock_root(struct jobs_executor *e, const char *root, struct gw_err *e
     return GW_OK;
 }
 
+/* The job sandbox, or MLGW_LOCAL_SANDBOX=off said loudly. GW_EUNAVAIL
+ * (no sandbox here: err says why and what to do), GW_EIO, GW_ENOMEM. */
+static int start_sandbox(struct jobs_executor *e, const struct gw_config *cfg, struct gw_err *err)
+{
+    int rc = jobs_sandbox_init(&e->sandbox, cfg, err);
+    if (rc != GW_OK)
+        return rc;
+    if (!e->sandbox.on) {
+        GW_LOG_WARN("local jobs run WITHOUT the job sandbox (MLGW_LOCAL_SANDBOX=off): as this "
+                    "gateway's user, seeing what it sees; for development only");
+        return GW_OK;
+    }
+    if (e->sandbox.as_root)
+        GW_LOG_INFO("job sandbox: %s; local jobs run as %s (uid %u)", e->sandbox.bwrap,
+                    cfg->local_sandbox_user, (unsigned)e->sandbox.uid);
+    else
+        GW_LOG_INFO("job sandbox: %s; local jobs run as uid %u of a user namespace",
+                    e->sandbox.bwrap, (unsigned)e->sandbox.uid);
+    return jobs_spawn_share_cache(cfg->local_root, &e->sandbox, err);
+}
+
 int jobs_executor_start(struct jobs_executor **out, struct jobs_app *app, struct gw_err *err)
 {
     *out = NULL;
@@ -248,9 +350,12 @@ int jobs_executor_start(struct jobs_executor **out, struct jobs_app *app, struct
     e->lock_fd = -1;
     jobs_reports_init(&e->reports, app);
     pthread_mutex_init(&e->usage_mu, NULL);
+    pthread_cond_init(&e->stop_cv, NULL);
     int rc = jobs_spawn_make_root(cfg->local_root, err);
     if (rc == GW_OK)
         rc = lock_root(e, cfg->local_root, err);
+    if (rc == GW_OK)
+        rc = start_sandbox(e, cfg, err);
     if (rc != GW_OK)
         goto cleanup;
     /* Nothing runs yet: what is under work/ is a dead gateway's. */
@@ -298,34 +403,22 @@ void jobs_executor_usage(struct jobs_executor *e, struct jobs_executor_usage *ou
     pthread_mutex_unlock(&e->usage_mu);
 }
 
-/* SIGTERM to every running attempt; waits for them up to the grace and
- * twice the kill margin, reaping (and reporting) those that end. */
-static void stop_running(struct jobs_executor *e)
-{
-    long long grace = e->app->cfg->local_term_grace_s;
-    int n = 0;
-    for (struct jobs_attempt *a = e->running; a != NULL; a = a->next, n++)
-        jobs_supervise_stop(a, JOBS_STOP_SHUTDOWN, grace);
-    GW_LOG_INFO("local executor: stopping %d running job(s)", n);
-    int64_t give_up = gw_monotonic_ns() + (grace + 2LL * JOBS_KILL_MARGIN_S) * 1000000000LL;
-    while (e->running != NULL && gw_monotonic_ns() < give_up) {
-        (void)jobs_supervise_reap(&e->running, &e->sched, &e->reports);
-        jobs_supervise_enforce(e->running, grace);
-        struct timespec ts = {0, TICK_MS * 1000000L};
-        if (e->running != NULL)
-            nanosleep(&ts, NULL);
-    }
-    jobs_supervise_abandon(&e->running);
-}
-
 void jobs_executor_stop(struct jobs_executor *e)
 {
     if (e == NULL)
         return;
     jobs_listener_stop(e->listener);
+    /* The executor's thread stops the attempts it forked: its end would
+     * kill them at once. */
+    pthread_mutex_lock(&e->usage_mu);
+    e->stopping = 1;
+    pthread_mutex_unlock(&e->usage_mu);
+    gw_worker_wake(e->worker);
+    pthread_mutex_lock(&e->usage_mu);
+    while (!e->stopped)
+        pthread_cond_wait(&e->stop_cv, &e->usage_mu);
+    pthread_mutex_unlock(&e->usage_mu);
     gw_worker_stop(e->worker);
-    if (e->running != NULL)
-        stop_running(e);
     (void)jobs_reports_flush(&e->reports, 1);
     jobs_reports_dispose(&e->reports);
     free_executor(e);

@@ -6,14 +6,15 @@
  * first-out queue (RUNNABLE), starts the head whenever its vCPUs, memory
  * and GPUs fit what is free, supervises the attempts (timeout, cancel,
  * retries, per-job log files) and reports every state change through
- * mlgw_apply_job_event with source "local". Each attempt runs in its own
- * session; a restarted gateway stops what a crashed one left behind before
- * it retries or fails those jobs ("gateway restarted").
+ * mlgw_apply_job_event with source "local". Each attempt runs in the job
+ * sandbox (sandbox.h: bubblewrap, a user that is not the gateway's, PID and
+ * mount namespaces of its own); a restarted gateway stops what a crashed one
+ * left behind before it retries or fails those jobs ("gateway restarted").
  *
  * Its parts, internal to jobs/: scheduler.h (the queue and the fit),
- * spawn.h (starting an attempt), supervise.h (running attempts and their
- * ends), resources.h (the machine), report.h (recording ends) and joblog.h
- * (the per-job log files).
+ * spawn.h (starting an attempt), sandbox.h (the job sandbox), supervise.h
+ * (running attempts and their ends), resources.h (the machine), report.h
+ * (recording ends) and joblog.h (the per-job log files).
  *
  * Thread-safety: start and stop from one thread; capacity, misfits and
  * usage from any thread while the executor runs. The executor is owned by
@@ -30,9 +31,11 @@ struct jobs_executor_capacity {
     long long vcpus, memory_mib, gpus;
 };
 
-/* Takes the lock of cfg->local_root (one executor per root), detects the
- * machine's resources and starts the thread. GW_ECONFLICT when another
- * process holds the root. */
+/* Takes the lock of cfg->local_root (one executor per root), makes the job
+ * sandbox ready (sandbox.h), detects the machine's resources and starts the
+ * thread. GW_ECONFLICT when another process holds the root; GW_EUNAVAIL when
+ * no job sandbox can be had here and MLGW_LOCAL_SANDBOX is not off (err is
+ * one line saying why and how to fix it). */
 int jobs_executor_start(struct jobs_executor **out, struct jobs_app *app, struct gw_err *err);
 
 /* What jobs may ask of this executor at most. */

@@ -2,12 +2,14 @@
  * spawn.c — starting one attempt of a local job (spawn.h).
  *
  * The parent builds everything the child needs (argv, envp, the work
- * directory, the pipe) before fork(); the child only resets its signals,
- * makes its own session, asks to get SIGTERM when the gateway dies, wires
- * /dev/null and the pipe to its standard streams and execs. Does not wait
- * for, signal or read from the attempt: supervise.c does.
+ * directory, the pipe, the environment's descriptor, the limits) before
+ * fork(); the child only resets its signals, makes its own session, asks to
+ * get a signal when the gateway dies, wires /dev/null, the pipe and the
+ * environment to its descriptors 0-3, sets its limits and execs bwrap (or,
+ * without the sandbox, the interpreter). Does not wait for, signal or read
+ * from the attempt: supervise.c does.
  */
-#define _GNU_SOURCE /* execvpe, pipe2, close_range, F_SETPIPE_SZ */
+#define _GNU_SOURCE /* execvpe, pipe2, close_range, F_SETPIPE_SZ, memfd_create */
 
 #include "jobs/spawn.h"
 
@@ -18,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +76,18 @@ int jobs_spawn_make_root(const char *root, struct gw_err *err)
     return GW_OK;
 }
 
+int jobs_spawn_share_cache(const char *root, const struct jobs_sandbox *sb, struct gw_err *err)
+{
+    if (!sb->on || !sb->as_root)
+        return GW_OK;
+    char path[PATH_MAX + 64];
+    path_join(path, sizeof(path), root, "cache");
+    if (chown(path, sb->uid, sb->gid) != 0)
+        return gw_err_set(err, GW_EIO, "cannot give %s to the jobs' user: %s", path,
+                          strerror(errno));
+    return GW_OK;
+}
+
 void jobs_spawn_clear_work(const char *root)
 {
     char path[PATH_MAX + 64];
@@ -108,13 +124,12 @@ void jobs_attempt_free(struct jobs_attempt *a)
 
 /* ---- argv and environment -------------------------------------------------------- */
 
-/* Names of the gateway's environment a job inherits; nothing secret of the
- * gateway's own (DATABASE_URL, MLGW_*) is passed on. */
+/* Names of the gateway's environment a job inherits; none is a secret. The
+ * gateway's own AWS credentials, profile and credential files never reach
+ * a job (the operator's MLGW_LOCAL_JOB_AWS_* do), nor DATABASE_URL, nor
+ * MLGW_*. */
 static const char *const inherited[] = {
     "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
     "LANG",
     "LC_ALL",
     "LC_CTYPE",
@@ -124,35 +139,57 @@ static const char *const inherited[] = {
     "AWS_DEFAULT_REGION",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
-    "AWS_PROFILE",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
     "AWS_CA_BUNDLE",
     "SSL_CERT_FILE",
 };
 
+/* Without the sandbox a job also has the gateway's home and user. */
+static const char *const inherited_unsandboxed[] = {"HOME", "USER", "LOGNAME"};
+
 struct spawn_plan {
-    char **argv, **envp;
-    size_t nargv, nenvp;
+    struct jobs_strv argv, envp; /* envp: "K=V" */
+    int sandboxed;
+    int python_missing; /* MLGW_LOCAL_PYTHON cannot be found: the child says so */
+    int res[4];         /* the limits of a sandboxed attempt */
+    struct rlimit lim[4];
 };
 
 static void plan_dispose(struct spawn_plan *p)
 {
-    for (size_t i = 0; p->argv != NULL && i < p->nargv; i++)
-        free(p->argv[i]);
-    for (size_t i = 0; p->envp != NULL && i < p->nenvp; i++)
-        free(p->envp[i]);
-    free(p->argv);
-    free(p->envp);
+    jobs_strv_dispose(&p->argv);
+    jobs_strv_dispose(&p->envp);
+}
+
+static void inherit(json_t *env, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *v = getenv(names[i]);
+        if (v != NULL && json_object_get(env, names[i]) == NULL)
+            json_object_set_new(env, names[i], json_string(v));
+    }
+}
+
+/* The operator's credentials for local jobs, where set. */
+static void add_job_credentials(json_t *env, const struct gw_config *cfg)
+{
+    const struct {
+        const char *name, *value;
+    } creds[] = {
+        {"AWS_ACCESS_KEY_ID", cfg->local_job_aws_key_id},
+        {"AWS_SECRET_ACCESS_KEY", cfg->local_job_aws_secret},
+        {"AWS_PROFILE", cfg->local_job_aws_profile},
+        {"AWS_CONFIG_FILE", cfg->local_job_aws_config},
+        {"AWS_SHARED_CREDENTIALS_FILE", cfg->local_job_aws_config},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(creds); i++)
+        if (creds[i].value != NULL)
+            json_object_set_new(env, creds[i].name, json_string(creds[i].value));
 }
 
 /* The attempt's environment as JSON (new): the containers' variables, the
- * local paths, and what it inherits of the gateway's. */
-static json_t *attempt_env(const struct gw_config *cfg, const json_t *job,
-                           const struct jobs_attempt *a)
+ * local paths, what it inherits of the gateway's, and its credentials. */
+static json_t *attempt_env(const struct gw_config *cfg, const struct jobs_sandbox *sb,
+                           const json_t *job, const struct jobs_attempt *a)
 {
     char dir[PATH_MAX + 64];
     json_t *env = jobs_environment(cfg, job, NULL, "");
@@ -174,63 +211,147 @@ static json_t *attempt_env(const struct gw_config *cfg, const json_t *job,
         path_join(dir, sizeof(dir), cfg->local_root, "cache");
         json_object_set_new(env, "MODEL_CACHE_DIR", json_string(dir));
     }
-    for (size_t i = 0; i < GW_ARRAY_LEN(inherited); i++) {
-        const char *v = getenv(inherited[i]);
-        if (v != NULL && json_object_get(env, inherited[i]) == NULL)
-            json_object_set_new(env, inherited[i], json_string(v));
-    }
+    if (sb->on && json_object_get(env, "HOME") == NULL)
+        json_object_set_new(env, "HOME", json_string(a->work_dir));
+    inherit(env, inherited, GW_ARRAY_LEN(inherited));
+    if (!sb->on)
+        inherit(env, inherited_unsandboxed, GW_ARRAY_LEN(inherited_unsandboxed));
+    add_job_credentials(env, cfg);
     return env;
 }
 
-/* argv (interpreter, entrypoint, the job's args) and envp ("K=V" of env's
- * strings) for execvpe. GW_ENOMEM (p is then empty). */
-static int plan_build(struct spawn_plan *p, const struct gw_config *cfg, const json_t *job,
-                      json_t *env)
+/* The sandboxed command: bwrap ... python entrypoint (sandbox.h). */
+static void plan_sandboxed(struct spawn_plan *p, const struct gw_config *cfg,
+                           const struct jobs_sandbox *sb, const struct jobs_attempt *a,
+                           const char *output_dir)
 {
-    memset(p, 0, sizeof(*p));
-    const json_t *args = json_object_get(job, "args");
-    p->argv = calloc(json_array_size(args) + 3, sizeof(char *));
-    p->envp = calloc(json_object_size(env) + 1, sizeof(char *));
-    int ok = p->argv != NULL && p->envp != NULL;
-    if (ok) {
-        p->argv[p->nargv++] = strdup(cfg->local_python);
-        p->argv[p->nargv++] = strdup(cfg->local_entrypoint);
-        size_t i;
-        const json_t *a;
-        json_array_foreach(args, i, a)
-        {
-            p->argv[p->nargv++] = strdup(json_string_value(a) ? json_string_value(a) : "");
-        }
-        const char *k;
-        json_t *v;
-        json_object_foreach(env, k, v)
-        {
-            if (!json_is_string(v))
-                continue;
-            size_t len = strlen(k) + json_string_length(v) + 2;
-            char *kv = malloc(len);
-            if (kv != NULL)
-                gw_fmt(kv, len, "%s=%s", k, json_string_value(v));
-            p->envp[p->nenvp++] = kv;
-        }
-        for (size_t j = 0; j < p->nargv; j++)
-            ok &= p->argv[j] != NULL;
-        for (size_t j = 0; j < p->nenvp; j++)
-            ok &= p->envp[j] != NULL;
-    }
-    if (!ok) {
-        plan_dispose(p);
-        memset(p, 0, sizeof(*p));
-    }
-    return ok ? GW_OK : GW_ENOMEM;
+    char python[PATH_MAX], input[PATH_MAX + 64], cache[PATH_MAX + 64];
+    p->sandboxed = 1;
+    p->python_missing =
+        jobs_sandbox_find(python, sizeof(python), cfg->local_python) != GW_OK || python[0] != '/';
+    path_join(input, sizeof(input), cfg->local_root, "input");
+    path_join(cache, sizeof(cache), cfg->local_root, "cache");
+    const char *ssl = getenv("SSL_CERT_FILE"), *ca = getenv("AWS_CA_BUNDLE");
+    struct jobs_sandbox_attempt at = {
+        .job_id = a->job_id,
+        .work_dir = a->work_dir,
+        .output_dir = output_dir[0] != '\0' ? output_dir : NULL,
+        .input_dir = input,
+        .cache_dir = cache,
+        .entrypoint = cfg->local_entrypoint,
+        .python = p->python_missing ? cfg->local_python : python,
+        .gpus = a->grant.gpu_mask != 0,
+    };
+    size_t n = 0;
+    const char *files[] = {ssl, ca, cfg->local_job_aws_config};
+    for (size_t i = 0; i < GW_ARRAY_LEN(files); i++)
+        if (files[i] != NULL && files[i][0] == '/')
+            at.ro_files[n++] = files[i];
+    jobs_sandbox_command(&p->argv, sb, &at);
+    struct rlimit nofile = {0, 0};
+    (void)getrlimit(RLIMIT_NOFILE, &nofile);
+    jobs_sandbox_limits(p->res, p->lim, a->grant.memory_mib, nofile.rlim_max);
 }
 
-/* ---- fork and exec ----------------------------------------------------------------- */
+/* argv (the sandbox, or the interpreter, then the entrypoint and the job's
+ * args) and envp ("K=V" of env's strings). GW_ENOMEM. */
+static int plan_build(struct spawn_plan *p, const struct gw_config *cfg,
+                      const struct jobs_sandbox *sb, const struct jobs_attempt *a,
+                      const json_t *job, const char *output_dir)
+{
+    memset(p, 0, sizeof(*p));
+    if (sb->on) {
+        plan_sandboxed(p, cfg, sb, a, output_dir);
+    } else {
+        jobs_strv_add(&p->argv, cfg->local_python);
+        jobs_strv_add(&p->argv, cfg->local_entrypoint);
+    }
+    size_t i;
+    const json_t *arg;
+    json_array_foreach(json_object_get(job, "args"), i, arg)
+    {
+        jobs_strv_add(&p->argv, json_string_value(arg) ? json_string_value(arg) : "");
+    }
+    json_t *env = attempt_env(cfg, sb, job, a);
+    const char *k;
+    json_t *v;
+    json_object_foreach(env, k, v)
+    {
+        if (json_is_string(v))
+            jobs_strv_addf(&p->envp, "%s=%s", k, json_string_value(v));
+    }
+    json_decref(env);
+    return p->argv.failed || p->envp.failed ? GW_ENOMEM : GW_OK;
+}
+
+/* ---- descriptors, fork and exec ------------------------------------------------------ */
+
+struct spawn_fds {
+    int null_fd, out_r, out_w, env_fd; /* -1: not open */
+};
+
+static void close_fds(struct spawn_fds *f)
+{
+    int *all[] = {&f->null_fd, &f->out_r, &f->out_w, &f->env_fd};
+    for (size_t i = 0; i < GW_ARRAY_LEN(all); i++) {
+        if (*all[i] >= 0)
+            close(*all[i]);
+        *all[i] = -1;
+    }
+}
+
+/* The sandboxed environment, "K=V\0" after one another, in a memory file
+ * read from its start. Returns an errno (0: made). */
+static int env_file(int *out, const struct jobs_strv *envp)
+{
+    int fd = memfd_create("mlgw-job-env", MFD_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    for (size_t i = 0; i < envp->n; i++) {
+        const char *s = envp->v[i];
+        size_t left = strlen(s) + 1;
+        while (left > 0) {
+            ssize_t w = write(fd, s, left);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                int saved = w < 0 ? errno : EIO;
+                close(fd);
+                return saved;
+            }
+            s += w;
+            left -= (size_t)w;
+        }
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        int saved = errno;
+        close(fd);
+        return saved;
+    }
+    *out = fd;
+    return 0;
+}
+
+/* /dev/null, the output pipe and (sandboxed) the environment. Returns an
+ * errno (0: all open). */
+static int open_fds(struct spawn_fds *f, const struct spawn_plan *p)
+{
+    f->null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (f->null_fd < 0)
+        return errno;
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0)
+        return errno;
+    f->out_r = pipefd[0];
+    f->out_w = pipefd[1];
+    return p->sandboxed ? env_file(&f->env_fd, &p->envp) : 0;
+}
 
 /* In the child between fork and exec: async-signal-safe calls only. */
-static void child_exec(const struct spawn_plan *p, pid_t parent, int out_fd, int null_fd,
+static void child_exec(const struct spawn_plan *p, pid_t parent, const struct spawn_fds *f,
                        const char *cwd)
 {
+    static char *const no_env[] = {NULL};
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
@@ -239,57 +360,76 @@ static void child_exec(const struct spawn_plan *p, pid_t parent, int out_fd, int
     dfl.sa_handler = SIG_DFL;
     (void)sigaction(SIGPIPE, &dfl, NULL);
     (void)setsid();
-    /* The gateway dying ends the attempt gracefully (the entrypoint forwards
-     * SIGTERM to the script and publishes what it has). */
-    (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* The gateway dying ends the attempt: without the sandbox gracefully (the
+     * entrypoint forwards SIGTERM to the script and publishes what it has);
+     * sandboxed, bwrap's --die-with-parent takes over from here. */
+    (void)prctl(PR_SET_PDEATHSIG, p->sandboxed ? SIGKILL : SIGTERM);
     if (getppid() != parent)
         _exit(128 + SIGTERM);
-    if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+    if (dup2(f->null_fd, 0) < 0 || dup2(f->out_w, 1) < 0 || dup2(f->out_w, 2) < 0)
         _exit(126);
-    (void)close_range(3, ~0U, 0);
+    if (p->sandboxed) {
+        if (dup2(f->env_fd, JOBS_SANDBOX_ENV_FD) < 0 || fcntl(JOBS_SANDBOX_ENV_FD, F_SETFD, 0) != 0)
+            _exit(126);
+        (void)close_range(JOBS_SANDBOX_ENV_FD + 1, ~0U, 0);
+        for (int i = 0; i < 4; i++)
+            (void)setrlimit((__rlimit_resource_t)p->res[i], &p->lim[i]);
+    } else {
+        (void)close_range(3, ~0U, 0);
+    }
     if (chdir(cwd) != 0)
         _exit(126);
-    execvpe(p->argv[0], p->argv, p->envp);
-    static const char msg[] = "ml-gateway: cannot execute the job's interpreter "
-                              "(MLGW_LOCAL_PYTHON)\n";
-    (void)!write(2, msg, sizeof(msg) - 1);
+    static const char no_python[] = "ml-gateway: cannot execute the job's interpreter "
+                                    "(MLGW_LOCAL_PYTHON)\n";
+    static const char no_bwrap[] = "ml-gateway: cannot execute the job sandbox "
+                                   "(MLGW_LOCAL_BWRAP)\n";
+    if (!p->python_missing) {
+        if (p->sandboxed)
+            execve(p->argv.v[0], p->argv.v, no_env);
+        else
+            execvpe(p->argv.v[0], p->argv.v, p->envp.v);
+    }
+    if (p->sandboxed && !p->python_missing)
+        (void)!write(2, no_bwrap, sizeof(no_bwrap) - 1);
+    else
+        (void)!write(2, no_python, sizeof(no_python) - 1);
     _exit(127);
 }
 
-/* Forks the attempt with its output on a new pipe: a->pid and a->out_fd.
- * On failure returns the errno that says why (0 on success). */
-static int fork_attempt(struct jobs_attempt *a, const struct spawn_plan *plan)
+/* Forks the attempt with its output on the pipe: a->pid and a->out_fd (the
+ * pipe's read end moves there). Returns the errno that says why it did not
+ * (0 on success). */
+static int fork_attempt(struct jobs_attempt *a, const struct spawn_plan *plan, struct spawn_fds *f)
 {
-    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null_fd < 0)
-        return errno;
-    int pipefd[2] = {-1, -1};
-    if (pipe2(pipefd, O_CLOEXEC) != 0) {
-        int saved = errno;
-        close(null_fd);
-        return saved;
-    }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        child_exec(plan, parent, pipefd[1], null_fd, a->work_dir);
-    int saved = errno;
-    close(pipefd[1]);
-    close(null_fd);
-    if (pid < 0) {
-        close(pipefd[0]);
-        return saved;
-    }
+        child_exec(plan, parent, f, a->work_dir);
+    if (pid < 0)
+        return errno;
     a->pid = pid;
-    a->out_fd = pipefd[0];
+    a->sandboxed = plan->sandboxed;
+    a->out_fd = f->out_r;
+    f->out_r = -1;
     (void)fcntl(a->out_fd, F_SETFL, fcntl(a->out_fd, F_GETFL) | O_NONBLOCK);
     (void)fcntl(a->out_fd, F_SETPIPE_SZ, 1 << 20);
     return 0;
 }
 
+/* ---- directories ---------------------------------------------------------------------- */
+
+/* Gives path to the jobs' user when the sandbox drops to one. Returns an
+ * errno (0: done or nothing to do). */
+static int give(const char *path, const struct jobs_sandbox *sb)
+{
+    if (!sb->on || !sb->as_root)
+        return 0;
+    return chown(path, sb->uid, sb->gid) == 0 ? 0 : errno;
+}
+
 /* A fresh work directory <root>/work/<job id> with output/ and tmp/.
  * Returns the errno that says why it could not be made (0: made). */
-static int make_work_dir(struct jobs_attempt *a, const char *root)
+static int make_work_dir(struct jobs_attempt *a, const char *root, const struct jobs_sandbox *sb)
 {
     char path[PATH_MAX + 64], dir[PATH_MAX];
     path_join(dir, sizeof(dir), root, "work");
@@ -303,41 +443,90 @@ static int make_work_dir(struct jobs_attempt *a, const char *root)
             path_join(path, sizeof(path), a->work_dir, sub[i]);
         if (make_dir(path) != GW_OK)
             return errno != 0 ? errno : EIO;
+        /* bwrap enters the work directory and makes directories in tmp/ (the
+         * job's /tmp) before it drops to the job's user, with no capability
+         * that bypasses permissions: the one traversable, the other a /tmp. */
+        static const mode_t modes[] = {0711, 0750, 01777};
+        if (sb->on && i != 1 && chmod(path, modes[i]) != 0)
+            return errno;
+        int sys = give(path, sb);
+        if (sys != 0)
+            return sys;
     }
     return 0;
 }
 
-/* Builds argv and envp and forks. Returns the errno that says why the
- * attempt did not start (0: it did). */
-static int exec_attempt(struct jobs_attempt *a, const struct gw_config *cfg, const json_t *job)
+/* Sandboxed, the directory of a file:// output_uri (made, and the jobs'
+ * user's) into out; "" otherwise. Returns an errno (0: done). */
+static int make_output_dir(char *out, size_t outlen, const json_t *job,
+                           const struct jobs_sandbox *sb)
 {
-    struct spawn_plan plan;
-    json_t *env = attempt_env(cfg, job, a);
-    int rc = plan_build(&plan, cfg, job, env);
-    json_decref(env);
-    if (rc != GW_OK)
-        return ENOMEM;
-    int sys = fork_attempt(a, &plan);
-    plan_dispose(&plan);
-    return sys;
+    const char *uri = gw_json_str(job, "output_uri");
+    out[0] = '\0';
+    if (!sb->on || uri == NULL || strncmp(uri, "file:///", 8) != 0)
+        return 0;
+    gw_fmt(out, outlen, "%s", uri + 7);
+    size_t len = strlen(out);
+    while (len > 1 && out[len - 1] == '/')
+        out[--len] = '\0';
+    for (char *p = strchr(out + 1, '/');; p = strchr(p + 1, '/')) {
+        if (p != NULL)
+            *p = '\0';
+        int made = make_dir(out);
+        if (p != NULL)
+            *p = '/';
+        if (made != GW_OK)
+            return errno != 0 ? errno : EIO;
+        if (p == NULL)
+            break;
+    }
+    return give(out, sb);
 }
 
-int jobs_spawn(struct jobs_attempt *a, const struct gw_config *cfg, const json_t *job,
-               struct gw_err *err)
+/* ---- an attempt ------------------------------------------------------------------------- */
+
+/* Undoes what jobs_spawn made for an attempt that does not run. */
+static void undo(struct jobs_attempt *a)
 {
-    int sys = make_work_dir(a, cfg->local_root);
-    /* The log opens even so: it says why the attempt did not start. */
-    if (jobs_log_open(&a->log_fd, cfg->local_root, a->job_id, NULL) != GW_OK && sys == 0)
-        sys = errno != 0 ? errno : EIO;
-    if (sys == 0)
-        sys = exec_attempt(a, cfg, job);
-    if (sys == 0)
-        return GW_OK;
-    char why[300];
-    gw_fmt(why, sizeof(why), "cannot start attempt %d: %s", a->attempt, strerror(sys));
-    (void)jobs_log_note(a->log_fd, "%s", why);
     jobs_log_close(a->log_fd);
     a->log_fd = -1;
     jobs_spawn_remove_tree(a->work_dir);
-    return gw_err_public(err, sys == ENOMEM ? GW_ENOMEM : GW_EIO, "%s", why);
+}
+
+int jobs_spawn(struct jobs_attempt *a, const struct gw_config *cfg, const struct jobs_sandbox *sb,
+               const json_t *job, jobs_spawn_commit_fn commit, void *ctx, struct gw_err *err)
+{
+    struct spawn_plan plan;
+    memset(&plan, 0, sizeof(plan));
+    struct spawn_fds fds = {-1, -1, -1, -1};
+    char output_dir[PATH_MAX];
+    int sys = make_work_dir(a, cfg->local_root, sb);
+    if (sys == 0)
+        sys = make_output_dir(output_dir, sizeof(output_dir), job, sb);
+    /* The log opens even so: it says why the attempt did not start. */
+    if (jobs_log_open(&a->log_fd, cfg->local_root, a->job_id, NULL) != GW_OK && sys == 0)
+        sys = errno != 0 ? errno : EIO;
+    if (sys == 0 && plan_build(&plan, cfg, sb, a, job, output_dir) != GW_OK)
+        sys = ENOMEM;
+    if (sys == 0)
+        sys = open_fds(&fds, &plan);
+    int rc;
+    if (sys == EMFILE || sys == ENFILE) {
+        rc = gw_err_set(err, GW_EUNAVAIL, "cannot start attempt %d now: %s", a->attempt,
+                        strerror(sys));
+        undo(a);
+    } else if ((rc = commit(ctx, a)) != GW_OK) {
+        undo(a);
+    } else if (sys == 0 && (sys = fork_attempt(a, &plan, &fds)) == 0) {
+        rc = GW_OK;
+    } else {
+        char why[300];
+        gw_fmt(why, sizeof(why), "cannot start attempt %d: %s", a->attempt, strerror(sys));
+        (void)jobs_log_note(a->log_fd, "%s", why);
+        undo(a);
+        rc = gw_err_public(err, sys == ENOMEM ? GW_ENOMEM : GW_EIO, "%s", why);
+    }
+    close_fds(&fds);
+    plan_dispose(&plan);
+    return rc;
 }

@@ -3,12 +3,17 @@
  *
  * An attempt runs the job entrypoint (MLGW_LOCAL_ENTRYPOINT, under
  * MLGW_LOCAL_PYTHON) with the job's args, in a fresh work directory
- * <root>/work/<job id> (output/ and tmp/ in it), in a session of its own,
- * with the job's environment (the containers' variables, a short list of
- * the gateway's own, never its secrets) and JOB_ID, by which every process
- * of the attempt is found again (supervise.h). stdout and stderr go to a
- * pipe the supervisor reads into the job's log. This module does not touch
- * the database, the queue or the attempt once it runs.
+ * <root>/work/<job id> (output/ and tmp/ in it), in the job sandbox
+ * (sandbox.h) unless MLGW_LOCAL_SANDBOX=off, with the job's environment:
+ * the containers' variables, a short list of the gateway's own that are no
+ * secrets, the operator's MLGW_LOCAL_JOB_AWS_* credentials, and JOB_ID.
+ * Never the gateway's own AWS credentials, DATABASE_URL or MLGW_* secrets.
+ * Sandboxed, the environment reaches the entrypoint through a descriptor,
+ * and the attempt's processes end with its namespace; without the sandbox
+ * every process of the attempt carries JOB_ID, by which it is found again
+ * (supervise.h). stdout and stderr go to a pipe the supervisor reads into
+ * the job's log. This module does not touch the database, the queue or the
+ * attempt once it runs.
  *
  * Thread-safety: called from the executor's thread only (fork in a
  * threaded process: the child calls async-signal-safe functions alone).
@@ -23,6 +28,7 @@
 
 #include "common/config.h"
 #include "common/err.h"
+#include "jobs/sandbox.h"
 #include "jobs/scheduler.h"
 
 enum {
@@ -41,7 +47,9 @@ struct jobs_attempt {
     long long timeout_s;       /* 0: none */
     struct jobs_grant grant;   /* what it holds of the machine */
     char work_dir[PATH_MAX];
-    pid_t pid;          /* also the session and process group id */
+    pid_t pid;          /* bwrap, or without the sandbox the entrypoint (its session) */
+    int sandboxed;      /* its processes live in a PID namespace of their own */
+    int term_pending;   /* SIGTERM asked for before the namespace had its process 1 */
     int out_fd, log_fd; /* its output pipe, the job's log; -1: closed */
     char line[JOBS_OUTPUT_LINE_MAX];
     size_t line_len;              /* output read but not yet a whole line */
@@ -57,21 +65,36 @@ int jobs_attempt_new(struct jobs_attempt **out, const json_t *job);
  * its processes alone. NULL: no-op. */
 void jobs_attempt_free(struct jobs_attempt *a);
 
+/* Called by jobs_spawn once everything the attempt needs is open, just
+ * before it forks: GW_OK lets it fork; any other code stops it (nothing is
+ * left open or running, and jobs_spawn returns that code). */
+typedef int (*jobs_spawn_commit_fn)(void *ctx, struct jobs_attempt *a);
+
 /*
  * Starts a (from jobs_attempt_new, with its grant): makes a fresh work
- * directory, opens the job's log (a->log_fd), and forks the entrypoint. On
- * GW_OK a->pid and a->out_fd (non-blocking) are set. On failure nothing is
- * left open or running and the work directory is gone; err says why in
- * words for the job's owner ("cannot start attempt 2: No space left on
- * device", public), which is also the job's log's last line. GW_EIO (a
- * directory, the log, /dev/null, the pipe or fork failed), GW_ENOMEM.
+ * directory (and, sandboxed, the output directory of a file:// output_uri),
+ * opens the job's log (a->log_fd), the output pipe and the environment,
+ * calls commit, and forks. On GW_OK a->pid and a->out_fd (non-blocking) are
+ * set. Otherwise nothing is left open or running and the work directory is
+ * gone:
+ *   GW_EUNAVAIL  descriptors ran short (EMFILE, ENFILE) before commit, which
+ *                was not called: the job is untouched; try again later;
+ *   commit's code, when commit refused;
+ *   GW_EIO, GW_ENOMEM  the attempt could not be started (a directory, the
+ *                log, the pipe or fork failed), after commit: err says why
+ *                in words for the job's owner ("cannot start attempt 2: No
+ *                space left on device", public), also the log's last line.
  */
-int jobs_spawn(struct jobs_attempt *a, const struct gw_config *cfg, const json_t *job,
-               struct gw_err *err);
+int jobs_spawn(struct jobs_attempt *a, const struct gw_config *cfg, const struct jobs_sandbox *sb,
+               const json_t *job, jobs_spawn_commit_fn commit, void *ctx, struct gw_err *err);
 
 /* Makes root and its folders (input, output, logs, work, cache) where they
  * are missing. GW_EIO. */
 int jobs_spawn_make_root(const char *root, struct gw_err *err);
+
+/* Gives the cache folder of root to the jobs' user when sb drops to one
+ * (the gateway runs as root). GW_EIO. */
+int jobs_spawn_share_cache(const char *root, const struct jobs_sandbox *sb, struct gw_err *err);
 
 /* Empties <root>/work: what is there is a dead gateway's (the caller holds
  * the root's lock and runs nothing yet). */

@@ -1,11 +1,17 @@
 /*
  * supervise.c — the running attempts of the local executor (supervise.h).
  *
- * Processes are found by the JOB_ID=<id> in /proc/<pid>/environ, since an
- * attempt's script may leave its session; pids are never trusted alone
- * (they are reused). Output is read non-blocking from each attempt's pipe
- * and cut into lines of at most JOBS_OUTPUT_LINE_MAX bytes for the job's
- * log (joblog.h). Does not start attempts nor choose which job runs next.
+ * A sandboxed attempt is stopped through its PID namespace: SIGTERM to its
+ * process 1 (the entrypoint, found as bwrap's child), SIGKILL to it and to
+ * bwrap after the grace; the kernel ends every other process of the
+ * namespace with its process 1, whatever session or environment they made
+ * for themselves. Without the sandbox, processes are found by the
+ * JOB_ID=<id> in /proc/<pid>/environ, since an attempt's script may leave
+ * its session; pids are never trusted alone (they are reused). After a
+ * crash, the JOB_ID a sandbox's process 1 carries finds what is left.
+ * Output is read non-blocking from each attempt's pipe and cut into lines
+ * of at most JOBS_OUTPUT_LINE_MAX bytes for the job's log (joblog.h). Does
+ * not start attempts nor choose which job runs next.
  */
 #include "jobs/supervise.h"
 
@@ -26,6 +32,7 @@
 #include "common/time.h"
 #include "db/local.h"
 #include "jobs/joblog.h"
+#include "jobs/sandbox.h"
 
 #include "common/poison.h"
 
@@ -146,6 +153,34 @@ void jobs_supervise_add(struct jobs_attempt **running, struct jobs_attempt *a)
     *running = a;
 }
 
+/* SIGTERM to the attempt's entrypoint: the namespace's process 1 once it
+ * has one (term_pending until then), or the entrypoint itself. */
+static void term(struct jobs_attempt *a)
+{
+    pid_t target = a->pid;
+    if (a->sandboxed) {
+        target = jobs_sandbox_init_pid(a->pid);
+        a->term_pending = target == 0;
+        if (target == 0)
+            return;
+    }
+    if (kill(target, SIGTERM) != 0 && errno != ESRCH)
+        GW_LOG_WARN("local job %s: SIGTERM: %s", a->job_id, strerror(errno));
+}
+
+/* SIGKILL to every process of the attempt. */
+static void kill_attempt(const struct jobs_attempt *a)
+{
+    if (!a->sandboxed) {
+        (void)signal_job(a->job_id, SIGKILL);
+        return;
+    }
+    pid_t init = jobs_sandbox_init_pid(a->pid);
+    if (init > 0)
+        (void)kill(init, SIGKILL);
+    (void)kill(a->pid, SIGKILL); /* bwrap: its death ends process 1 too */
+}
+
 void jobs_supervise_stop(struct jobs_attempt *a, enum jobs_stop why, long long grace_s)
 {
     if (a->stop != JOBS_STOP_NONE)
@@ -155,8 +190,7 @@ void jobs_supervise_stop(struct jobs_attempt *a, enum jobs_stop why, long long g
     static const char *const what[] = {"", "the job timed out", "the job was cancelled",
                                        "the gateway is stopping"};
     (void)jobs_log_note(a->log_fd, "%s: SIGTERM, then SIGKILL after %lld s", what[why], grace_s);
-    if (kill(a->pid, SIGTERM) != 0 && errno != ESRCH)
-        GW_LOG_WARN("local job %s: SIGTERM: %s", a->job_id, strerror(errno));
+    term(a);
 }
 
 void jobs_supervise_enforce(struct jobs_attempt *running, long long grace_s)
@@ -165,10 +199,12 @@ void jobs_supervise_enforce(struct jobs_attempt *running, long long grace_s)
     for (struct jobs_attempt *a = running; a != NULL; a = a->next) {
         if (a->stop == JOBS_STOP_NONE && a->deadline_ns != 0 && now >= a->deadline_ns)
             jobs_supervise_stop(a, JOBS_STOP_TIMEOUT, grace_s);
+        else if (a->term_pending)
+            term(a);
         if (a->kill_ns != 0 && now >= a->kill_ns) {
             (void)jobs_log_note(a->log_fd, "still running %lld s after SIGTERM: SIGKILL",
                                 grace_s + JOBS_KILL_MARGIN_S);
-            (void)signal_job(a->job_id, SIGKILL);
+            kill_attempt(a);
             a->kill_ns = now + 1000000000LL;
         }
     }
@@ -282,8 +318,10 @@ int jobs_supervise_reap(struct jobs_attempt **running, struct jobs_sched *s, str
         }
         if (w < 0) /* not our child any more: cannot happen; do not spin */
             wstatus = 255 << 8;
-        /* Whatever the attempt left running must not outlive it. */
-        (void)signal_job(a->job_id, SIGKILL);
+        /* Whatever the attempt left running must not outlive it: sandboxed,
+         * the kernel ended it with the namespace's process 1. */
+        if (!a->sandboxed)
+            (void)signal_job(a->job_id, SIGKILL);
         pump(a, 1);
         finish(r, a, wstatus);
         *pp = a->next;

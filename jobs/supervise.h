@@ -4,9 +4,10 @@
  *
  * Each tick the supervisor copies what attempts wrote into their job's log,
  * line by line with the time; stops an attempt whose job timed out or was
- * cancelled, or when the gateway stops (SIGTERM to its session, SIGKILL to
- * every process carrying its JOB_ID after MLGW_LOCAL_TERM_GRACE + 5 s);
- * reaps the ones that ended, kills whatever they left running, and reports
+ * cancelled, or when the gateway stops (SIGTERM to its entrypoint; after
+ * MLGW_LOCAL_TERM_GRACE + 5 s SIGKILL to its sandbox's PID namespace, or
+ * without the sandbox to every process carrying its JOB_ID); reaps the ones
+ * that ended, kills whatever they left running, and reports
  * the job's end (or its next attempt) through report.h. At the start it
  * stops what a crashed gateway left running and retries or fails those jobs
  * ("gateway restarted"). Starting attempts is spawn.h's; the queue is
@@ -45,9 +46,9 @@ void jobs_supervise_end(struct jobs_end *out, const struct jobs_attempt *a, int 
 /* Adds a, just started, to the running attempts and starts its timeout. */
 void jobs_supervise_add(struct jobs_attempt **running, struct jobs_attempt *a);
 
-/* Asks a to stop (SIGTERM to its session; SIGKILL to all of its processes
- * grace_s + 5 s later), saying why in the job's log. Once per attempt: a
- * later call is a no-op. */
+/* Asks a to stop (SIGTERM to its entrypoint; SIGKILL to all of its
+ * processes grace_s + 5 s later), saying why in the job's log. Once per
+ * attempt: a later call is a no-op. */
 void jobs_supervise_stop(struct jobs_attempt *a, enum jobs_stop why, long long grace_s);
 
 /* Stops the attempts past their timeout; SIGKILLs, once a second, those

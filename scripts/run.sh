@@ -56,6 +56,9 @@ fi
 export MLGW_LOCAL_ROOT=${MLGW_LOCAL_ROOT:-$root/var/local}
 mkdir -p "$MLGW_LOCAL_ROOT/input/jobs"
 cp -u examples/*.py "$MLGW_LOCAL_ROOT/input/jobs/"
+# Local jobs run in the job sandbox as an unprivileged user of their own
+# (when this runs as root): make it if missing, and let it use the root.
+scripts/sandbox-user.sh "$MLGW_LOCAL_ROOT"
 # The training and inference examples need PyTorch: when the test venv has it
 # (make test installs it), local jobs run with that interpreter.
 if [[ -z "${MLGW_LOCAL_PYTHON:-}" && -x build/venv/bin/python ]] &&

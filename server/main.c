@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -478,6 +479,14 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* First of all: no process of the same user (a local job run without the
+     * sandbox, say) may read this one's memory or /proc/<pid>/environ, where
+     * DATABASE_URL and the secrets are. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        (void)fprintf(stderr, "ml-gateway: cannot make the process non-dumpable: %s\n",
+                      strerror(errno));
+        return 1;
+    }
     const char *cmd = argc > 1 ? argv[1] : "serve";
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);

@@ -12,7 +12,9 @@ own exit code (128+signal when a signal killed it; 127 when the script could not
 be fetched or an earlier attempt's outputs could not be restored; 1 when the script
 succeeded but its outputs could not be published).
 
-Standard library only; boto3 is imported lazily, and only for s3:// locations.
+Under the local executor's sandbox the job's environment arrives on the descriptor
+``$MLGW_ENV_FD`` instead (``load_env_fd``). Standard library only; boto3 is imported lazily,
+and only for s3:// locations.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from types import FrameType
 from typing import IO, Any
 
@@ -115,6 +117,33 @@ def load_config(env: Mapping[str, str]) -> Config:
         output_uri=env.get("MLGW_OUTPUT_URI") or default_output_uri(env),
         term_grace=_non_negative_float(env.get("MLGW_TERM_GRACE"), DEFAULT_TERM_GRACE),
     )
+
+
+def load_env_fd(environ: MutableMapping[str, str]) -> None:
+    """Replace ``environ`` with the job's environment read from ``$MLGW_ENV_FD``, if set.
+
+    The local executor's sandbox starts the entrypoint with a nearly empty environment (no
+    job variable ever reaches the privileged programs that set the sandbox up, nor an
+    argument list others can read) and hands the job's own on this descriptor:
+    ``NAME=value`` entries, each ending in a NUL byte.
+    """
+    fd_text = environ.get("MLGW_ENV_FD")
+    if fd_text is None:
+        return
+    try:
+        fd = int(fd_text)
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read()
+    except (ValueError, OSError) as exc:
+        log(f"cannot read the job's environment from MLGW_ENV_FD={fd_text}: {exc}")
+        return
+    entries: dict[str, str] = {}
+    for item in data.split(b"\0"):
+        name, sep, value = item.partition(b"=")
+        if sep and name:
+            entries[os.fsdecode(name)] = os.fsdecode(value)
+    environ.clear()
+    environ.update(entries)
 
 
 def rfc3339(moment: datetime.datetime) -> str:
@@ -514,6 +543,7 @@ def restore(output_dir: str, uri: str | None, restored: dict[str, str]) -> None:
 def main(argv: Sequence[str]) -> int:
     started_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.monotonic()
+    load_env_fd(os.environ)
     config = load_config(os.environ)
     forwarder = SignalForwarder(config.term_grace)
     forwarder.install()

@@ -5,8 +5,14 @@
  * of a running job, GPU slots (MLGW_LOCAL_GPUS=2, three 1-GPU jobs),
  * first-in first-out order, jobs too big for the machine, kill -9 of the
  * gateway while jobs run, and notifications on local terminal states.
+ *
+ * Jobs run in the job sandbox: what they write for the test to see goes
+ * into the model cache (<root>/cache, the one directory every job shares),
+ * and the pids they see are their PID namespace's, which the test turns
+ * into the host's (host_pid).
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -169,7 +175,63 @@ static long pid_in(const char *path)
 
 static int alive(long pid)
 {
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* Does /proc/<pid>/<file> (NUL- or line-separated) hold the entry want? */
+static int proc_has(const char *pid, const char *file, const char *want)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "/proc/%s/%s", pid, file);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    size_t wl = strlen(want);
+    for (size_t i = 0; i < n;) {
+        size_t len = strcspn(buf + i, "\n");
+        len = strnlen(buf + i, len);
+        if (len == wl && memcmp(buf + i, want, wl) == 0)
+            return 1;
+        i += len + 1;
+    }
+    return 0;
+}
+
+/* The host pid of the process that is ns_pid in its own PID namespace and
+ * carries MARK_DIR=<mark_dir> (a job's script or what it started); -1 when
+ * there is none (any more). */
+static long host_pid(long ns_pid, const char *mark_dir)
+{
+    char env[400];
+    snprintf(env, sizeof(env), "MARK_DIR=%s", mark_dir);
+    DIR *d = opendir("/proc");
+    cr_assert(d != NULL);
+    long found = -1;
+    const struct dirent *de;
+    while (found < 0 && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        char path[300], line[256];
+        snprintf(path, sizeof(path), "/proc/%s/status", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        long inner = -1;
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (strncmp(line, "NSpid:", 6) == 0) {
+                char *last = strrchr(line, '\t');
+                inner = last != NULL ? strtol(last + 1, NULL, 10) : -1;
+            }
+        fclose(f);
+        if (inner == ns_pid && proc_has(de->d_name, "environ", env))
+            found = strtol(de->d_name, NULL, 10);
+    }
+    closedir(d);
+    return found;
 }
 
 /* Waits up to timeout_s for pid to be gone. */
@@ -211,14 +273,16 @@ static const char *const running_script =
     "print('running', flush=True)\n"
     "time.sleep(3600)\n";
 
-/* A job running script_key with MARK_DIR=<root>/<mark> (made here) in its
- * environment; fields and env: more JSON members, each with a leading ", ". */
+/* A job running script_key with MARK_DIR=<root>/cache/<mark> (made here,
+ * writable by the job) in its environment; fields and env: more JSON
+ * members, each with a leading ", ". */
 static void submit_marked(char id[37], const char *script_key, const char *mark, const char *fields,
                           const char *env)
 {
     char dir[300];
-    snprintf(dir, sizeof(dir), "%s/%s", root, mark);
+    snprintf(dir, sizeof(dir), "%s/cache/%s", root, mark);
     cr_assert_eq(mkdir(dir, 0755), 0);
+    cr_assert_eq(chmod(dir, 0777), 0);
     char body[1000];
     snprintf(body, sizeof(body),
              "{\"script_key\": \"%s\", \"compute_type\": \"cpu\", \"vcpus\": 1, "
@@ -227,20 +291,29 @@ static void submit_marked(char id[37], const char *script_key, const char *mark,
     submit(id, body);
 }
 
-/* The pid a marked job's script wrote to <root>/<mark>/<name>, once it has. */
-/* The pid a job wrote into its mark file. The script creates the file and
- * then writes it, so an empty file means: not yet. */
-static long marked_pid(const char *mark, const char *name)
+/* The host pid of the process whose pid a marked job's script wrote to
+ * <root>/cache/<mark>/<name>, once it has; -1 when it is gone. */
+static long marked_pid_if_alive(const char *mark, const char *name)
 {
-    char path[400];
-    snprintf(path, sizeof(path), "%s/%s/%s", root, mark, name);
+    char path[400], dir[300];
+    snprintf(dir, sizeof(dir), "%s/cache/%s", root, mark);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     wait_file(path, 30);
+    /* The script creates the file and then writes it: empty means not yet. */
     long pid = pid_in(path);
     for (int i = 0; pid <= 0 && i < 600; i++) {
         th_sleep_ms(50);
         pid = pid_in(path);
     }
     cr_assert(pid > 0, "%s holds no pid", path);
+    return host_pid(pid, dir);
+}
+
+/* The same, of a process that is running. */
+static long marked_pid(const char *mark, const char *name)
+{
+    long pid = marked_pid_if_alive(mark, name);
+    cr_assert(pid > 0, "the process of %s/%s runs", mark, name);
     return pid;
 }
 
@@ -524,7 +597,7 @@ Test(local, nothing_a_job_started_outlives_it)
     json_t *j = wait_job(id, "SUCCEEDED|FAILED", 60);
     cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
-    long pid = marked_pid("marks", "daemon");
+    long pid = marked_pid_if_alive("marks", "daemon");
     cr_assert(gone_within(pid, 5), "the job's daemon (pid %ld) was stopped with the job", pid);
 }
 
@@ -534,7 +607,7 @@ Test(local, two_gpus_three_one_gpu_jobs)
 {
     /* Each job appends "start|end <time> <CUDA_VISIBLE_DEVICES> <job>" lines. */
     char trace[300];
-    snprintf(trace, sizeof(trace), "%s/trace.txt", root);
+    snprintf(trace, sizeof(trace), "%s/cache/trace.txt", root);
     char text[1200];
     snprintf(text, sizeof(text),
              "import os, time\n"
@@ -630,7 +703,7 @@ Test(local, gpu_slots_are_the_gateways_own_visible_devices)
 Test(local, jobs_start_first_in_first_out)
 {
     char trace[300];
-    snprintf(trace, sizeof(trace), "%s/order.txt", root);
+    snprintf(trace, sizeof(trace), "%s/cache/order.txt", root);
     char text[600];
     snprintf(text, sizeof(text),
              "import os, sys, time\n"
