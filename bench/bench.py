@@ -35,6 +35,7 @@
 import glob
 import http.client
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -277,9 +278,25 @@ def local(base, key, jobs, db_url):
     start = sorted(float(x) for x in out.split())
     if len(start) != jobs:
         die(f"{len(start)} of {jobs} jobs have a start time")
+    # The job script writes the time it began to run into its outputs (local.sh's noop.py):
+    # accept -> script running includes the sandbox and both interpreters' start-up.
+    sql = ("SELECT id, extract(epoch FROM created_at) FROM jobs "
+           "WHERE dispatch = 'local' AND started_at IS NOT NULL")
+    out = subprocess.run(["psql", db_url, "-X", "-t", "-A", "-F", " ", "-c", sql], check=True,
+                         capture_output=True, text=True).stdout
+    running = []
+    for line in out.split("\n"):
+        if line.strip():
+            job_id, created = line.split()
+            path = os.path.join(os.environ["MLGW_LOCAL_ROOT"], "output", "jobs", job_id,
+                                "began.txt")
+            with open(path) as f:
+                running.append((float(f.read()) - float(created)) * 1000)
+    running.sort()
     ack.sort()
     seen.sort()
-    print(" ".join(f"{percentile(v, p):.2f}" for v in (start, ack, seen) for p in (50, 99)))
+    print(" ".join(f"{percentile(v, p):.2f}" for v in (start, ack, seen, running)
+                   for p in (50, 99)))
 
 
 LIST_QUERIES = [

@@ -427,13 +427,11 @@ static int give(const char *path, const struct jobs_sandbox *sb)
     return chown(path, sb->uid, sb->gid) == 0 ? 0 : errno;
 }
 
-/* A fresh work directory <root>/work/<job id> with output/ and tmp/.
- * Returns the errno that says why it could not be made (0: made). */
-static int make_work_dir(struct jobs_attempt *a, const char *root, const struct jobs_sandbox *sb)
+/* A fresh work directory a->work_dir with output/ and tmp/. Returns the
+ * errno that says why it could not be made (0: made). */
+static int make_work_dir(struct jobs_attempt *a, const struct jobs_sandbox *sb)
 {
-    char path[PATH_MAX + 64], dir[PATH_MAX];
-    path_join(dir, sizeof(dir), root, "work");
-    path_join(a->work_dir, sizeof(a->work_dir), dir, a->job_id);
+    char path[PATH_MAX + 64];
     jobs_spawn_remove_tree(a->work_dir);
     static const char *const sub[] = {"", "output", "tmp"};
     for (size_t i = 0; i < GW_ARRAY_LEN(sub); i++) {
@@ -456,19 +454,26 @@ static int make_work_dir(struct jobs_attempt *a, const char *root, const struct 
     return 0;
 }
 
-/* Sandboxed, the directory of a file:// output_uri (made, and the jobs'
- * user's) into out; "" otherwise. Returns an errno (0: done). */
-static int make_output_dir(char *out, size_t outlen, const json_t *job,
-                           const struct jobs_sandbox *sb)
+/* Sandboxed, the directory of a file:// output_uri into out; "" otherwise. */
+static void output_dir_of(char *out, size_t outlen, const json_t *job,
+                          const struct jobs_sandbox *sb)
 {
     const char *uri = gw_json_str(job, "output_uri");
     out[0] = '\0';
     if (!sb->on || uri == NULL || strncmp(uri, "file:///", 8) != 0)
-        return 0;
+        return;
     gw_fmt(out, outlen, "%s", uri + 7);
     size_t len = strlen(out);
     while (len > 1 && out[len - 1] == '/')
         out[--len] = '\0';
+}
+
+/* Makes out (from output_dir_of; "": nothing to do) and gives it to the
+ * jobs' user. Returns an errno (0: done). */
+static int make_output_dir(char *out, const struct jobs_sandbox *sb)
+{
+    if (out[0] == '\0')
+        return 0;
     for (char *p = strchr(out + 1, '/');; p = strchr(p + 1, '/')) {
         if (p != NULL)
             *p = '\0';
@@ -485,9 +490,16 @@ static int make_output_dir(char *out, size_t outlen, const json_t *job,
 
 /* ---- an attempt ------------------------------------------------------------------------- */
 
-/* Undoes what jobs_spawn made for an attempt that does not run. */
-static void undo(struct jobs_attempt *a)
+static int short_of_descriptors(int sys)
 {
+    return sys == EMFILE || sys == ENFILE;
+}
+
+/* Undoes what jobs_spawn made for an attempt that does not run (its
+ * descriptors closed first: removing the tree needs some). */
+static void undo(struct jobs_attempt *a, struct spawn_fds *fds)
+{
+    close_fds(fds);
     jobs_log_close(a->log_fd);
     a->log_fd = -1;
     jobs_spawn_remove_tree(a->work_dir);
@@ -497,33 +509,37 @@ int jobs_spawn(struct jobs_attempt *a, const struct gw_config *cfg, const struct
                const json_t *job, jobs_spawn_commit_fn commit, void *ctx, struct gw_err *err)
 {
     struct spawn_plan plan;
-    memset(&plan, 0, sizeof(plan));
     struct spawn_fds fds = {-1, -1, -1, -1};
-    char output_dir[PATH_MAX];
-    int sys = make_work_dir(a, cfg->local_root, sb);
-    if (sys == 0)
-        sys = make_output_dir(output_dir, sizeof(output_dir), job, sb);
-    /* The log opens even so: it says why the attempt did not start. */
-    if (jobs_log_open(&a->log_fd, cfg->local_root, a->job_id, NULL) != GW_OK && sys == 0)
-        sys = errno != 0 ? errno : EIO;
-    if (sys == 0 && plan_build(&plan, cfg, sb, a, job, output_dir) != GW_OK)
-        sys = ENOMEM;
+    char output_dir[PATH_MAX], dir[PATH_MAX];
+    path_join(dir, sizeof(dir), cfg->local_root, "work");
+    path_join(a->work_dir, sizeof(a->work_dir), dir, a->job_id);
+    output_dir_of(output_dir, sizeof(output_dir), job, sb);
+    /* Descriptors first: when they run short, nothing else was made. */
+    int sys = plan_build(&plan, cfg, sb, a, job, output_dir) != GW_OK ? ENOMEM : 0;
     if (sys == 0)
         sys = open_fds(&fds, &plan);
+    if (sys == 0)
+        sys = make_work_dir(a, sb);
+    if (sys == 0)
+        sys = make_output_dir(output_dir, sb);
+    /* The log opens even so: it says why the attempt did not start. */
+    if (!short_of_descriptors(sys) &&
+        jobs_log_open(&a->log_fd, cfg->local_root, a->job_id, NULL) != GW_OK && sys == 0)
+        sys = errno != 0 ? errno : EIO;
     int rc;
-    if (sys == EMFILE || sys == ENFILE) {
+    if (short_of_descriptors(sys)) {
         rc = gw_err_set(err, GW_EUNAVAIL, "cannot start attempt %d now: %s", a->attempt,
                         strerror(sys));
-        undo(a);
+        undo(a, &fds);
     } else if ((rc = commit(ctx, a)) != GW_OK) {
-        undo(a);
+        undo(a, &fds);
     } else if (sys == 0 && (sys = fork_attempt(a, &plan, &fds)) == 0) {
         rc = GW_OK;
     } else {
         char why[300];
         gw_fmt(why, sizeof(why), "cannot start attempt %d: %s", a->attempt, strerror(sys));
         (void)jobs_log_note(a->log_fd, "%s", why);
-        undo(a);
+        undo(a, &fds);
         rc = gw_err_public(err, sys == ENOMEM ? GW_ENOMEM : GW_EIO, "%s", why);
     }
     close_fds(&fds);

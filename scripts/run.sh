@@ -65,6 +65,12 @@ if [[ -z "${MLGW_LOCAL_PYTHON:-}" && -x build/venv/bin/python ]] &&
    build/venv/bin/python -c 'import torch' 2>/dev/null; then
   export MLGW_LOCAL_PYTHON=$root/build/venv/bin/python
 fi
+# The job sandbox shows jobs the interpreter's own installation: name the real one (a
+# pyenv shim found in PATH would not run there).
+if [[ -z "${MLGW_LOCAL_PYTHON:-}" ]]; then
+  MLGW_LOCAL_PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+  export MLGW_LOCAL_PYTHON
+fi
 
 base="http://${MLGW_LISTEN}"
 cat >&2 <<MSG

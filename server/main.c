@@ -477,16 +477,22 @@ static void usage(FILE *f)
                   "Settings come from environment variables; see README.md.\n");
 }
 
+/* No process of the same user (a local job run without the sandbox, say)
+ * may read this one's memory or /proc/<pid>/environ, where DATABASE_URL and
+ * the secrets are. 0, or -1 (said on stderr). */
+static int make_undumpable(void)
+{
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0)
+        return 0;
+    (void)fprintf(stderr, "ml-gateway: cannot make the process non-dumpable: %s\n",
+                  strerror(errno));
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
-    /* First of all: no process of the same user (a local job run without the
-     * sandbox, say) may read this one's memory or /proc/<pid>/environ, where
-     * DATABASE_URL and the secrets are. */
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-        (void)fprintf(stderr, "ml-gateway: cannot make the process non-dumpable: %s\n",
-                      strerror(errno));
+    if (make_undumpable() != 0) /* first of all */
         return 1;
-    }
     const char *cmd = argc > 1 ? argv[1] : "serve";
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);

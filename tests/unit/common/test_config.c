@@ -463,7 +463,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 77, "one field per setting");
+    cr_assert_eq(json_object_size(obj), 84, "one field per setting");
     json_decref(obj);
 }
 
@@ -521,6 +521,13 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_LOCAL_TERM_GRACE",
         "MLGW_LOCAL_PYTHON",
         "MLGW_LOCAL_ENTRYPOINT",
+        "MLGW_LOCAL_SANDBOX",
+        "MLGW_LOCAL_SANDBOX_USER",
+        "MLGW_LOCAL_BWRAP",
+        "MLGW_LOCAL_JOB_AWS_ACCESS_KEY_ID",
+        "MLGW_LOCAL_JOB_AWS_SECRET_ACCESS_KEY",
+        "MLGW_LOCAL_JOB_AWS_PROFILE",
+        "MLGW_LOCAL_JOB_AWS_CONFIG_FILE",
         "MLGW_CORS_ORIGINS",
         "MLGW_IDEMPOTENCY_TTL_HOURS",
         "MLGW_AUTH_CACHE_SECONDS",
@@ -771,4 +778,32 @@ Test(server_config, webhook_allow_cidrs_must_be_addresses_or_ranges)
     gw_buf_reset(&errors);
     cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_WEBHOOK_ALLOW_HTTP", "yes"}),
                  1);
+Test(server_config, the_job_sandbox_is_on_by_default_and_local_job_keys_come_in_pairs)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}), 0, "%s", errtext());
+    cr_assert_eq(cfg.local_sandbox, 1);
+    cr_assert_str_eq(cfg.local_sandbox_user, "mlgw-job");
+    cr_assert_str_eq(cfg.local_bwrap, "bwrap");
+    cr_assert_null(cfg.local_job_aws_key_id);
+    gw_config_dispose(&cfg);
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_LOCAL_SANDBOX", "off"}), 0);
+    cr_assert_eq(cfg.local_sandbox, 0);
+    gw_config_dispose(&cfg);
+    gw_buf_dispose(&errors);
+    gw_buf_init(&errors, 16 * 1024);
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL},
+                      {"MLGW_LOCAL_JOB_AWS_ACCESS_KEY_ID", "AKIAJOBS"}),
+                 1);
+    cr_assert(strstr(errtext(), "MLGW_LOCAL_JOB_AWS_ACCESS_KEY_ID: set it and") != NULL, "%s",
+              errtext());
+    gw_config_dispose(&cfg);
+    char *described = NULL;
+    cr_assert_eq(LOAD(&cfg, NULL, {"DATABASE_URL", DB_URL},
+                      {"MLGW_LOCAL_JOB_AWS_ACCESS_KEY_ID", "AKIAJOBS"},
+                      {"MLGW_LOCAL_JOB_AWS_SECRET_ACCESS_KEY", "job-secret-0042"}),
+                 0);
+    described = gw_config_describe(&cfg);
+    cr_assert(strstr(described, "job-secret-0042") == NULL, "%s", described);
+    free(described);
+    gw_config_dispose(&cfg);
 }
