@@ -778,6 +778,8 @@ Test(server_config, webhook_allow_cidrs_must_be_addresses_or_ranges)
     gw_buf_reset(&errors);
     cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_WEBHOOK_ALLOW_HTTP", "yes"}),
                  1);
+}
+
 Test(server_config, the_job_sandbox_is_on_by_default_and_local_job_keys_come_in_pairs)
 {
     cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}), 0, "%s", errtext());
