@@ -238,13 +238,25 @@ static int is_stopping(struct jobs_executor *e)
 static int exec_stop(struct jobs_executor *e)
 {
     long long grace = e->app->cfg->local_term_grace_s;
+    /* Inside the process's shutdown budget the grace and the kill come
+     * early enough to end before it does (MLGW_SHUTDOWN_TIMEOUT). */
+    int64_t left_ms = gw_shutdown_left_ms();
+    int64_t now = gw_monotonic_ns();
+    int64_t end_ns = left_ms == INT64_MAX ? INT64_MAX : now + (left_ms - 500) * 1000000LL;
+    if (left_ms != INT64_MAX && grace > (left_ms - 1000) / 1000)
+        grace = left_ms > 1000 ? (left_ms - 1000) / 1000 : 0;
     if (!e->stop_sent) {
         int n = 0;
-        for (struct jobs_attempt *a = e->running; a != NULL; a = a->next, n++)
+        for (struct jobs_attempt *a = e->running; a != NULL; a = a->next, n++) {
             jobs_supervise_stop(a, JOBS_STOP_SHUTDOWN, grace);
+            if (a->kill_ns > end_ns)
+                a->kill_ns = end_ns;
+        }
         if (n > 0)
-            GW_LOG_INFO("local executor: stopping %d running job(s)", n);
-        e->give_up_ns = gw_monotonic_ns() + (grace + 2LL * JOBS_KILL_MARGIN_S) * 1000000000LL;
+            GW_LOG_INFO("local executor: stopping %d running job(s) (%lld s grace)", n, grace);
+        e->give_up_ns = now + (grace + 2LL * JOBS_KILL_MARGIN_S) * 1000000000LL;
+        if (e->give_up_ns > end_ns + 400000000LL)
+            e->give_up_ns = end_ns + 400000000LL;
         e->stop_sent = 1;
     }
     (void)jobs_supervise_reap(&e->running, &e->sched, &e->reports);
