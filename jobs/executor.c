@@ -348,7 +348,7 @@ static int start_sandbox(struct jobs_executor *e, const struct gw_config *cfg, s
     else
         GW_LOG_INFO("job sandbox: %s; local jobs run as uid %u of a user namespace",
                     e->sandbox.bwrap, (unsigned)e->sandbox.uid);
-    return jobs_spawn_share_cache(cfg->local_root, &e->sandbox, err);
+    return jobs_spawn_share_root(cfg->local_root, &e->sandbox, err);
 }
 
 int jobs_executor_start(struct jobs_executor **out, struct jobs_app *app, struct gw_err *err)

@@ -246,6 +246,8 @@ void jobs_sandbox_command(struct jobs_strv *out, const struct jobs_sandbox *sb,
     jobs_strv_addf(out, "%s/tmp", at->work_dir);
     jobs_strv_add(out, "/tmp");
     add_bind(out, "--bind", at->work_dir);
+    if (at->outputs_dir != NULL)
+        add_bind(out, "--ro-bind", at->outputs_dir);
     if (at->output_dir != NULL)
         add_bind(out, "--bind", at->output_dir);
     add_bind(out, "--ro-bind", at->input_dir);

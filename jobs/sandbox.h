@@ -10,9 +10,10 @@
  * gateway. Inside: /usr (and the /lib*, /bin, /sbin links) and a few files
  * of /etc read-only, a /proc of its own, a minimal /dev (the NVIDIA devices
  * for a job with GPUs), /sys read-only, the input directory and the
- * entrypoint read-only, the interpreter's environment read-only, and
- * writable: the attempt's work directory, its output directory and the model
- * cache; /tmp is the attempt's own. The network is the host's.
+ * entrypoint read-only, the interpreter's environment read-only, the
+ * outputs jobs published read-only (a job reads another's checkpoint, as it
+ * would on S3), and writable: the attempt's work directory, its own output
+ * directory and the model cache; /tmp is the attempt's own. The network is the host's.
  *
  * Running as root, the gateway has bwrap drop to MLGW_LOCAL_SANDBOX_USER
  * through setpriv; running unprivileged, bwrap maps the job to uid 65534 in
@@ -82,7 +83,8 @@ void jobs_sandbox_dispose(struct jobs_sandbox *sb);
 struct jobs_sandbox_attempt {
     const char *job_id;
     const char *work_dir;    /* writable; its tmp/ is also the job's /tmp */
-    const char *output_dir;  /* writable; NULL: none (outputs go to S3) */
+    const char *outputs_dir; /* read-only: what jobs published (<root>/output), as on S3 */
+    const char *output_dir;  /* writable, below it; NULL: none (outputs go to S3) */
     const char *input_dir;   /* read-only */
     const char *cache_dir;   /* writable (MODEL_CACHE_DIR) */
     const char *entrypoint;  /* read-only */

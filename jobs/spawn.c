@@ -76,7 +76,7 @@ int jobs_spawn_make_root(const char *root, struct gw_err *err)
     return GW_OK;
 }
 
-int jobs_spawn_share_cache(const char *root, const struct jobs_sandbox *sb, struct gw_err *err)
+int jobs_spawn_share_root(const char *root, const struct jobs_sandbox *sb, struct gw_err *err)
 {
     if (!sb->on || !sb->as_root)
         return GW_OK;
@@ -85,6 +85,15 @@ int jobs_spawn_share_cache(const char *root, const struct jobs_sandbox *sb, stru
     if (chown(path, sb->uid, sb->gid) != 0)
         return gw_err_set(err, GW_EIO, "cannot give %s to the jobs' user: %s", path,
                           strerror(errno));
+    /* output/ and output/jobs/: traversable, not listable; each job's own
+     * directory is the jobs' user's. */
+    static const char *const outputs[] = {"output", "output/jobs"};
+    for (size_t i = 0; i < GW_ARRAY_LEN(outputs); i++) {
+        path_join(path, sizeof(path), root, outputs[i]);
+        if (make_dir(path) != GW_OK || chmod(path, 0711) != 0)
+            return gw_err_set(err, GW_EIO, "cannot open %s to the jobs' user: %s", path,
+                              strerror(errno));
+    }
     return GW_OK;
 }
 
@@ -225,16 +234,18 @@ static void plan_sandboxed(struct spawn_plan *p, const struct gw_config *cfg,
                            const struct jobs_sandbox *sb, const struct jobs_attempt *a,
                            const char *output_dir)
 {
-    char python[PATH_MAX], input[PATH_MAX + 64], cache[PATH_MAX + 64];
+    char python[PATH_MAX], input[PATH_MAX + 64], cache[PATH_MAX + 64], outputs[PATH_MAX + 64];
     p->sandboxed = 1;
     p->python_missing =
         jobs_sandbox_find(python, sizeof(python), cfg->local_python) != GW_OK || python[0] != '/';
     path_join(input, sizeof(input), cfg->local_root, "input");
     path_join(cache, sizeof(cache), cfg->local_root, "cache");
+    path_join(outputs, sizeof(outputs), cfg->local_root, "output");
     const char *ssl = getenv("SSL_CERT_FILE"), *ca = getenv("AWS_CA_BUNDLE");
     struct jobs_sandbox_attempt at = {
         .job_id = a->job_id,
         .work_dir = a->work_dir,
+        .outputs_dir = outputs,
         .output_dir = output_dir[0] != '\0' ? output_dir : NULL,
         .input_dir = input,
         .cache_dir = cache,

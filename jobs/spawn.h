@@ -92,9 +92,10 @@ int jobs_spawn(struct jobs_attempt *a, const struct gw_config *cfg, const struct
  * are missing. GW_EIO. */
 int jobs_spawn_make_root(const char *root, struct gw_err *err);
 
-/* Gives the cache folder of root to the jobs' user when sb drops to one
- * (the gateway runs as root). GW_EIO. */
-int jobs_spawn_share_cache(const char *root, const struct jobs_sandbox *sb, struct gw_err *err);
+/* When sb drops to the jobs' user (the gateway runs as root): gives it the
+ * cache folder of root, and lets it through output/ and output/jobs/ (mode
+ * 0711) to the job directories it owns. GW_EIO. */
+int jobs_spawn_share_root(const char *root, const struct jobs_sandbox *sb, struct gw_err *err);
 
 /* Empties <root>/work: what is there is a dead gateway's (the caller holds
  * the root's lock and runs nothing yet). */

@@ -323,10 +323,12 @@ int jobs_supervise_reap(struct jobs_attempt **running, struct jobs_sched *s, str
         if (!a->sandboxed)
             (void)signal_job(a->job_id, SIGKILL);
         pump(a, 1);
+        /* Gone before the job's end is recorded: whoever sees it ended finds
+         * nothing of the attempt left. */
+        jobs_spawn_remove_tree(a->work_dir);
         finish(r, a, wstatus);
         *pp = a->next;
         jobs_sched_release(s, &a->grant);
-        jobs_spawn_remove_tree(a->work_dir);
         jobs_attempt_free(a);
         n++;
     }

@@ -21,6 +21,8 @@ if [[ -n "$root" ]]; then
   chgrp -R "$group" "$root/input"
   chmod -R g+rX "$root/input"
   # The model cache is the jobs' to fill and empty; each job's output
-  # directory is given to the user by the gateway when the job runs.
+  # directory is given to the user by the gateway when the job runs (and
+  # read by later jobs through output/, which they may cross, not list).
   chown -R "$user:" "$root/cache"
+  chmod 0711 "$root/output" "$root/output/jobs"
 fi

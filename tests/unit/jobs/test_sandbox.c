@@ -29,6 +29,7 @@ static struct jobs_sandbox sandbox(int as_root)
 static const struct jobs_sandbox_attempt at = {
     .job_id = "0190a3a4-0000-7000-8000-000000000001",
     .work_dir = "/srv/mlgw/local/work/0190a3a4-0000-7000-8000-000000000001",
+    .outputs_dir = "/srv/mlgw/local/output",
     .output_dir = "/srv/mlgw/local/output/jobs/0190a3a4-0000-7000-8000-000000000001",
     .input_dir = "/srv/mlgw/local/input",
     .cache_dir = "/srv/mlgw/local/cache",
@@ -70,7 +71,10 @@ Test(jobs_sandbox, an_attempt_sees_its_own_directories_at_their_places)
     cr_assert(tmp > 0, "the attempt's tmp/ is its /tmp");
     long work = find3(&cmd, "--bind", at.work_dir, at.work_dir);
     cr_assert(work > tmp, "/tmp is bound before what lies below it");
-    cr_assert(find3(&cmd, "--bind", at.output_dir, at.output_dir) > 0);
+    long outputs = find3(&cmd, "--ro-bind", at.outputs_dir, at.outputs_dir);
+    cr_assert(outputs > 0, "what jobs published, read-only");
+    cr_assert(find3(&cmd, "--bind", at.output_dir, at.output_dir) > outputs,
+              "its own output directory, writable, on top");
     cr_assert(find3(&cmd, "--ro-bind", at.input_dir, at.input_dir) > 0);
     cr_assert(find3(&cmd, "--bind", at.cache_dir, at.cache_dir) > 0);
     cr_assert(find3(&cmd, "--ro-bind", at.entrypoint, at.entrypoint) > 0, "the entrypoint alone");
