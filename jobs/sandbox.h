@@ -74,7 +74,7 @@ struct jobs_sandbox {
  * Otherwise finds bwrap (MLGW_LOCAL_BWRAP), and when the gateway is root,
  * setpriv and MLGW_LOCAL_SANDBOX_USER; then runs one empty sandbox to prove
  * it can be had. GW_EUNAVAIL when it cannot, err then being one line that
- * says why and how to fix it; GW_ENOMEM. sb is disposed either way.
+ * says why and how to fix it; GW_ENOMEM. The caller disposes sb either way.
  */
 int jobs_sandbox_init(struct jobs_sandbox *sb, const struct gw_config *cfg, struct gw_err *err);
 void jobs_sandbox_dispose(struct jobs_sandbox *sb);
