@@ -150,6 +150,9 @@ psql_q() {
 
 export DATABASE_URL=$url MLGW_LOG_LEVEL=warn MLGW_THREADS=$threads
 export MLGW_LOCAL_ROOT=$dir/local
+# The jobs posted are stored, not run: the executor and the dispatchers stay off, so that the
+# request path alone is measured (running thousands of jobs would take the CPUs from it).
+export MLGW_DISPATCH_WORKERS=0 MLGW_NOTIFY_WORKERS=0
 "$gw" migrate 2>"$dir/migrate.log" || die "migrations failed: $(cat "$dir/migrate.log")"
 key=$("$gw" keys create --name bench --scopes jobs:read,jobs:write --rate 1000000 --burst 1000000 2>"$dir/keys.log") \
   || die "cannot create the API key: $(cat "$dir/keys.log")"
