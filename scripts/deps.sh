@@ -7,7 +7,7 @@ set -euo pipefail
 group=${1:-build}
 build_pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev
             libcurl4-openssl-dev libssl-dev libpq-dev postgresql python3 python3-venv
-            curl ca-certificates)
+            curl ca-certificates bubblewrap)
 case "$group" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test)  pkgs=("${build_pkgs[@]}" libcriterion-dev openssl) ;;
