@@ -5,6 +5,7 @@
  */
 #include "routes/batch_event.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -65,6 +66,24 @@ static void add_error(json_t *errors, const char *field, const char *message)
     json_array_append_new(errors, json_pack("{s:s,s:s}", "field", field, "message", message));
 }
 
+/* Absent, or an object whose every value is a string (what Batch sends). */
+static int tags_valid(const json_t *tags)
+{
+    if (tags == NULL)
+        return 1;
+    if (!json_is_object(tags))
+        return 0;
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)(uintptr_t)tags, k, v)
+    {
+        (void)k;
+        if (!json_is_string(v))
+            return 0;
+    }
+    return 1;
+}
+
 static int batch_status_known(const char *status)
 {
     static const char *const statuses[] = {"SUBMITTED", "PENDING",   "RUNNABLE", "STARTING",
@@ -96,6 +115,8 @@ int rt_batch_event_parse(struct db_job_event *out, json_t *errors, const json_t 
         add_error(errors, "detail.jobId", "is required");
     if (!batch_status_known(status))
         add_error(errors, "detail.status", "must be an AWS Batch job status");
+    if (!tags_valid(json_object_get(detail, "tags")))
+        add_error(errors, "detail.tags", "must be an object of string values");
     if (json_array_size(errors) > before)
         return GW_EINVAL;
 

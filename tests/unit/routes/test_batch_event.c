@@ -101,3 +101,21 @@ Test(rt_batch_event, refuses_a_status_batch_never_sends_and_an_id_over_256_bytes
     json_decref(errors);
     json_decref(event);
 }
+
+Test(rt_batch_event, refuses_tags_that_are_not_an_object_of_strings)
+{
+    static const char *const bad[] = {"[]", "\"x\"", "{\"a\": 1}", "{\"a\": \"b\", \"c\": null}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *event = load(sample), *errors = json_array();
+        json_error_t je;
+        json_object_set_new(json_object_get(event, "detail"), "tags",
+                            json_loads(bad[i], JSON_DECODE_ANY, &je));
+        struct db_job_event ev;
+        cr_expect_eq(rt_batch_event_parse(&ev, errors, event, "eventbridge"), GW_EINVAL, "%s",
+                     bad[i]);
+        cr_expect_str_eq(json_string_value(json_object_get(json_array_get(errors, 0), "field")),
+                         "detail.tags", "%s", bad[i]);
+        json_decref(errors);
+        json_decref(event);
+    }
+}
