@@ -192,6 +192,15 @@ static void reply_cloud(struct rt_request *req, struct rt_reply *out, const json
         struct aws_client *aws = req->app->aws;
         struct gw_err err = {0};
         int rc;
+        /* A job learnt of from callbacks, on a gateway without AWS: say so. */
+        if (aws == NULL || aws_client_region(aws)[0] == '\0') {
+            gw_err_public(&err, GW_EUNAVAIL,
+                          "CloudWatch Logs is not configured on this gateway (no AWS region: "
+                          "AWS_REGION); this job's log is in stream %s",
+                          stream);
+            rt_reply_error(req, out, GW_EUNAVAIL, &err);
+            return;
+        }
         struct aws_logs_get in = {
             .group = cfg->batch_log_group,
             .stream = stream,

@@ -170,10 +170,12 @@ void rt_reply_error(struct rt_request *req, struct rt_reply *out, int code,
                          NULL);
         return;
     case GW_EUNAVAIL:
-        /* The cause (which host, which timeout) stays in the log. */
+        /* The cause (which host, which timeout) stays in the log, unless its
+         * writer made it public (a dependency this gateway is not set up for). */
         GW_LOG_WARN("dependency unavailable: %s", msg);
         rt_reply_problem(req, out, 503, "Service Unavailable",
-                         "a dependency is unavailable; retry later", NULL);
+                         detail != NULL ? detail : "a dependency is unavailable; retry later",
+                         NULL);
         rt_reply_header(out, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         return;
     default:

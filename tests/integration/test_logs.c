@@ -508,6 +508,19 @@ Test(logs, a_batch_job_without_a_stream_yet_or_with_one_cloudwatch_lacks_has_no_
     json_decref(p);
 }
 
+Test(logs, a_batch_job_on_a_gateway_without_aws_is_503_saying_so_not_502)
+{
+    start_gateway("AWS_REGION=");
+    char batch_id[64], id[37];
+    unique(batch_id, sizeof(batch_id), "batch-");
+    batch_event(id, batch_id, "RUNNING", "ml-job/default/y");
+    struct th_resp r;
+    get_logs(&r, reader, id, NULL);
+    th_assert_problem(&r, 503);
+    cr_expect(strstr(r.body, "not configured") != NULL, "%s", r.body);
+    th_resp_dispose(&r);
+}
+
 Test(logs, cloudwatch_refusing_is_502_and_cloudwatch_down_is_503_with_retry_after)
 {
     struct th_mock *cw = th_mock_start();
