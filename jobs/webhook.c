@@ -17,8 +17,6 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -37,13 +35,11 @@ void jobs_webhook_signature(char *out, size_t outlen, const char *secret, long l
 {
     struct gw_buf msg;
     gw_buf_init(&msg, len + 32);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    char hex[2 * EVP_MAX_MD_SIZE + 1] = "";
+    unsigned char mac[32];
+    char hex[65] = "";
     if (gw_buf_printf(&msg, "%lld.", now) == GW_OK && gw_buf_add(&msg, body, len) == GW_OK &&
-        HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg.data, msg.len,
-             mac, &maclen) != NULL)
-        gw_hex(hex, mac, maclen);
+        gw_hmac_sha256(mac, secret, strlen(secret), msg.data, msg.len) == GW_OK)
+        gw_hex(hex, mac, sizeof(mac));
     gw_buf_dispose(&msg);
     gw_fmt(out, outlen, "t=%lld,v1=%s", now, hex);
 }
