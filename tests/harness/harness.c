@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -581,4 +582,89 @@ json_t *th_get_json(const char *url, const char *auth_header)
     cr_assert(j != NULL, "GET %s: not JSON: %s", url, r.body);
     th_resp_dispose(&r);
     return j;
+}
+
+void th_local_make(struct th_local *l, const char *prefix)
+{
+    memset(l, 0, sizeof(*l));
+    snprintf(l->root, sizeof(l->root), "/tmp/%s-XXXXXX", prefix);
+    cr_assert_not_null(mkdtemp(l->root), "mkdtemp %s", l->root);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/input", l->root);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/input/jobs", l->root);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    snprintf(l->env_root, sizeof(l->env_root), "MLGW_LOCAL_ROOT=%s", l->root);
+    snprintf(l->env_entry, sizeof(l->env_entry), "MLGW_LOCAL_ENTRYPOINT=%s",
+             th_source_path("images/entrypoint/entrypoint.py"));
+    const char *venv = getenv("MLGW_VENV");
+    snprintf(l->env_python, sizeof(l->env_python), "MLGW_LOCAL_PYTHON=%s%s",
+             venv && *venv ? venv : "", venv && *venv ? "/bin/python" : "python3");
+}
+
+void th_local_remove(const struct th_local *l)
+{
+    if (l->root[0] == '\0')
+        return;
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", l->root);
+    cr_expect_eq(system(cmd), 0);
+}
+
+void th_job_submit(char id[37], const struct th_gw *gw, const char *auth, const char *body)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s/jobs", gw->base);
+    const char *h[] = {"Content-Type: application/json", auth, NULL};
+    struct th_resp r;
+    cr_assert_eq(th_http(&r, "POST", url, h, body, strlen(body)), 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    json_t *j = th_resp_json(&r);
+    snprintf(id, 37, "%s", th_str(j, "id"));
+    json_decref(j);
+    th_resp_dispose(&r);
+}
+
+json_t *th_job_get(const struct th_gw *gw, const char *auth, const char *id)
+{
+    char url[160];
+    snprintf(url, sizeof(url), "%s/jobs/%s", gw->base, id);
+    return th_get_json(url, auth);
+}
+
+json_t *th_job_wait(const struct th_gw *gw, const char *auth, const char *id, const char *want,
+                    int timeout_s)
+{
+    char set[200];
+    snprintf(set, sizeof(set), "|%s|", want);
+    for (int64_t i = 0; i < (int64_t)timeout_s * 10; i++) {
+        json_t *j = th_job_get(gw, auth, id);
+        char needle[40];
+        snprintf(needle, sizeof(needle), "|%s|", th_str(j, "status"));
+        if (strstr(set, needle) != NULL)
+            return j;
+        json_decref(j);
+        th_sleep_ms(100);
+    }
+    json_t *j = th_job_get(gw, auth, id);
+    cr_assert_fail("job %s is %s after %d s, not %s (reason: %s)", id, th_str(j, "status"),
+                   timeout_s, want, th_str(j, "status_reason"));
+    return NULL;
+}
+
+void th_local_gw_start(struct th_gw *gw, const char *db_url, const struct th_local *l,
+                       const char *const *more)
+{
+    enum { MAX_ENV = 24 };
+    const char *env[MAX_ENV] = {l->env_root,          l->env_entry,
+                                l->env_python,        "MLGW_LOCAL_TERM_GRACE=1",
+                                "MLGW_LOCAL_VCPUS=8", "MLGW_LOCAL_MEMORY=8192",
+                                "MLGW_LOCAL_GPUS=0",  "MLGW_DISPATCH_POLL_MS=200"};
+    size_t k = 8;
+    for (size_t i = 0; more != NULL && more[i] != NULL; i++) {
+        cr_assert_lt(k, MAX_ENV - 1, "too many settings");
+        env[k++] = more[i];
+    }
+    env[k] = NULL;
+    th_gw_start(gw, db_url, env);
 }

@@ -56,6 +56,35 @@ void th_key_create(char *out, size_t outlen, const char *db_url, const char *nam
  * {"--name", "n", "--scopes", "jobs:read", "--team", "red", NULL}. */
 void th_key_create_args(char *out, size_t outlen, const char *db_url, const char *const *args);
 
+/* A local executor's root for one test: <root>/input/jobs made, and the
+ * gateway settings that point at it, the job entrypoint of this source tree
+ * and the test venv's Python (python3 without one), ready for th_gw_start. */
+struct th_local {
+    char root[256];
+    char env_root[300];    /* MLGW_LOCAL_ROOT=... */
+    char env_entry[1100];  /* MLGW_LOCAL_ENTRYPOINT=... */
+    char env_python[1100]; /* MLGW_LOCAL_PYTHON=... */
+};
+/* Makes /tmp/<prefix>-XXXXXX. Aborts the test on failure. */
+void th_local_make(struct th_local *l, const char *prefix);
+/* Starts the gateway with its local executor on l: 8 vCPUs, 8 GiB, no GPUs,
+ * a 1 s grace, a 200 ms dispatch poll, then more (NAME=VALUE, NULL-ended,
+ * may be NULL). */
+void th_local_gw_start(struct th_gw *gw, const char *db_url, const struct th_local *l,
+                       const char *const *more);
+/* Removes the root and everything below it. */
+void th_local_remove(const struct th_local *l);
+
+/* POSTs body to gw's /jobs with auth (an "Authorization: ..." line), asserts
+ * 202 and writes the new job's id. */
+void th_job_submit(char id[37], const struct th_gw *gw, const char *auth, const char *body);
+/* GET /jobs/{id} (new: json_decref). */
+json_t *th_job_get(const struct th_gw *gw, const char *auth, const char *id);
+/* Polls the job until its status is one of want ("A|B") and returns it
+ * (new); fails the test, naming status and reason, after timeout_s. */
+json_t *th_job_wait(const struct th_gw *gw, const char *auth, const char *id, const char *want,
+                    int timeout_s);
+
 /* Sends sig and waits up to timeout_s; returns the exit status, 128+signal,
  * or -1 when it did not exit in time (it is then killed). */
 int th_gw_stop(struct th_gw *gw, int sig, int timeout_s);

@@ -25,8 +25,8 @@
 #include "../harness/harness.h"
 #include "../harness/smtp.h"
 
-static char db[1024], auth[128], root[256];
-static char env_root[300], env_entry[1100], env_python[1100];
+static char db[1024], auth[128];
+static struct th_local loc;
 static struct th_gw gw;
 static int gw_running;
 
@@ -54,7 +54,7 @@ static char *read_file(const char *path)
 static void script(const char *name, const char *text)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/input/jobs/%s", root, name);
+    snprintf(path, sizeof(path), "%s/input/jobs/%s", loc.root, name);
     write_file(path, text);
 }
 
@@ -64,19 +64,7 @@ static void setup(void)
     char key[96];
     th_key_create(key, sizeof(key), db, "writer", "jobs:read,jobs:write");
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-    snprintf(root, sizeof(root), "/tmp/mlgw-local-XXXXXX");
-    cr_assert(mkdtemp(root) != NULL);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/input", root);
-    cr_assert_eq(mkdir(path, 0755), 0);
-    snprintf(path, sizeof(path), "%s/input/jobs", root);
-    cr_assert_eq(mkdir(path, 0755), 0);
-    snprintf(env_root, sizeof(env_root), "MLGW_LOCAL_ROOT=%s", root);
-    snprintf(env_entry, sizeof(env_entry), "MLGW_LOCAL_ENTRYPOINT=%s",
-             th_source_path("images/entrypoint/entrypoint.py"));
-    const char *venv = getenv("MLGW_VENV");
-    snprintf(env_python, sizeof(env_python), "MLGW_LOCAL_PYTHON=%s%s", venv && *venv ? venv : "",
-             venv && *venv ? "/bin/python" : "python3");
+    th_local_make(&loc, "mlgw-local");
     gw_running = 0;
 }
 
@@ -84,9 +72,7 @@ static void teardown(void)
 {
     if (gw_running)
         cr_expect_eq(th_gw_stop(&gw, SIGTERM, 30), 0);
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    cr_expect_eq(system(cmd), 0);
+    th_local_remove(&loc);
 }
 
 TestSuite(local, .init = setup, .fini = teardown);
@@ -94,63 +80,27 @@ TestSuite(local, .init = setup, .fini = teardown);
 /* The gateway with the executor on; more: extra NAME=VALUE settings. */
 static void start_gateway(const char *const *more)
 {
-    const char *env[24] = {env_root,
-                           env_entry,
-                           env_python,
-                           "MLGW_LOCAL_TERM_GRACE=1",
-                           "MLGW_LOCAL_VCPUS=8",
-                           "MLGW_LOCAL_MEMORY=8192",
-                           "MLGW_LOCAL_GPUS=0",
-                           "MLGW_DISPATCH_POLL_MS=200"};
-    size_t k = 8;
-    for (size_t i = 0; more != NULL && more[i] != NULL && k < 23; i++)
-        env[k++] = more[i];
-    env[k] = NULL;
-    th_gw_start(&gw, db, env);
+    th_local_gw_start(&gw, db, &loc, more);
     gw_running = 1;
 }
 
+/* A local job: th_job_submit, and it is dispatched here. */
 static void submit(char id[37], const char *body)
 {
-    char url[128];
-    snprintf(url, sizeof(url), "%s/jobs", gw.base);
-    const char *h[] = {"Content-Type: application/json", auth, NULL};
-    struct th_resp r;
-    th_http(&r, "POST", url, h, body, strlen(body));
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    json_t *j = th_resp_json(&r);
+    th_job_submit(id, &gw, auth, body);
+    json_t *j = th_job_get(&gw, auth, id);
     cr_assert_str_eq(th_str(j, "dispatch"), "local");
-    snprintf(id, 37, "%s", th_str(j, "id"));
     json_decref(j);
-    th_resp_dispose(&r);
 }
 
 static json_t *get_job(const char *id)
 {
-    char url[160];
-    snprintf(url, sizeof(url), "%s/jobs/%s", gw.base, id);
-    return th_get_json(url, auth);
+    return th_job_get(&gw, auth, id);
 }
 
-/* Polls the job until its status is one of want ("A|B"); returns it. */
 static json_t *wait_job(const char *id, const char *want, int timeout_s)
 {
-    int64_t tries = (int64_t)timeout_s * 10;
-    for (int64_t i = 0; i < tries; i++) {
-        json_t *j = get_job(id);
-        char needle[40];
-        snprintf(needle, sizeof(needle), "|%s|", th_str(j, "status"));
-        char set[200];
-        snprintf(set, sizeof(set), "|%s|", want);
-        if (strstr(set, needle) != NULL)
-            return j;
-        json_decref(j);
-        th_sleep_ms(100);
-    }
-    json_t *j = get_job(id);
-    cr_assert_fail("job %s is %s after %d s, not %s (reason: %s)", id, th_str(j, "status"),
-                   timeout_s, want, th_str(j, "status_reason"));
-    return NULL;
+    return th_job_wait(&gw, auth, id, want, timeout_s);
 }
 
 /* Waits until path exists (a script's "I am running" marker). */
@@ -280,7 +230,7 @@ static void submit_marked(char id[37], const char *script_key, const char *mark,
                           const char *env)
 {
     char dir[300];
-    snprintf(dir, sizeof(dir), "%s/cache/%s", root, mark);
+    snprintf(dir, sizeof(dir), "%s/cache/%s", loc.root, mark);
     cr_assert_eq(mkdir(dir, 0755), 0);
     cr_assert_eq(chmod(dir, 0777), 0);
     char body[1000];
@@ -296,7 +246,7 @@ static void submit_marked(char id[37], const char *script_key, const char *mark,
 static long marked_pid_if_alive(const char *mark, const char *name)
 {
     char path[400], dir[300];
-    snprintf(dir, sizeof(dir), "%s/cache/%s", root, mark);
+    snprintf(dir, sizeof(dir), "%s/cache/%s", loc.root, mark);
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     wait_file(path, 30);
     /* The script creates the file and then writes it: empty means not yet. */
@@ -344,16 +294,16 @@ Test(local, success_publishes_outputs_manifest_and_log)
     cr_assert(has_history(j, "RUNNABLE", NULL) && has_history(j, "RUNNING", NULL) &&
               has_history(j, "SUCCEEDED", NULL));
     char expect_uri[400];
-    snprintf(expect_uri, sizeof(expect_uri), "file://%s/output/jobs/%s/", root, id);
+    snprintf(expect_uri, sizeof(expect_uri), "file://%s/output/jobs/%s/", loc.root, id);
     cr_assert_str_eq(th_str(j, "output_uri"), expect_uri);
     json_decref(j);
 
     char path[600];
-    snprintf(path, sizeof(path), "%s/output/jobs/%s/result.txt", root, id);
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/result.txt", loc.root, id);
     char *s = read_file(path);
     cr_assert(s != NULL && strcmp(s, "42\n") == 0, "%s", s ? s : "(missing)");
     free(s);
-    snprintf(path, sizeof(path), "%s/output/jobs/%s/sub/env.json", root, id);
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/sub/env.json", loc.root, id);
     json_t *env = json_load_file(path, 0, NULL);
     cr_assert(env != NULL);
     cr_assert_str_eq(th_str(env, "JOB_ID"), id);
@@ -365,7 +315,7 @@ Test(local, success_publishes_outputs_manifest_and_log)
     cr_assert(json_is_null(json_object_get(env, "DATABASE_URL")), "no gateway secrets");
     json_decref(env);
 
-    snprintf(path, sizeof(path), "%s/output/jobs/%s/manifest.json", root, id);
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/manifest.json", loc.root, id);
     json_t *m = json_load_file(path, 0, NULL);
     cr_assert(m != NULL, "manifest.json");
     cr_assert_str_eq(th_str(m, "job_id"), id);
@@ -379,14 +329,14 @@ Test(local, success_publishes_outputs_manifest_and_log)
                      "084c799cd551dd1d8d5c5f9a5d593b2e931f5e36122ee5c793c1d08a19839cc0");
     json_decref(m);
 
-    snprintf(path, sizeof(path), "%s/logs/%s.log", root, id);
+    snprintf(path, sizeof(path), "%s/logs/%s.log", loc.root, id);
     s = read_file(path);
     cr_assert(s != NULL, "the job's log file");
     cr_assert(strstr(s, "Z hello ['--epochs', '2'] cpu\n") != NULL, "%s", s);
     cr_assert(strstr(s, "Z to stderr\n") != NULL, "%s", s);
     cr_assert(strstr(s, "exited with code 0") != NULL, "%s", s);
     free(s);
-    snprintf(path, sizeof(path), "%s/work/%s", root, id);
+    snprintf(path, sizeof(path), "%s/work/%s", loc.root, id);
     cr_assert_neq(access(path, F_OK), 0, "the attempt's work directory is removed");
 
     /* The same lines through the API. */
@@ -431,7 +381,7 @@ Test(local, failure_records_exit_code_and_retries_while_attempts_remain)
     cr_assert(has_history(j, "RUNNABLE", "attempt 1 of 2 exited with code 3; retrying"));
     json_decref(j);
     char path[600];
-    snprintf(path, sizeof(path), "%s/logs/%s.log", root, twice);
+    snprintf(path, sizeof(path), "%s/logs/%s.log", loc.root, twice);
     char *s = read_file(path);
     cr_assert(s != NULL && strstr(s, "attempt 1\n") && strstr(s, "attempt 2\n"), "%s", s);
     free(s);
@@ -510,7 +460,7 @@ Test(local, an_interpreter_that_cannot_run_fails_the_job_with_the_reason)
     cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
     json_decref(j);
     char path[600];
-    snprintf(path, sizeof(path), "%s/logs/%s.log", root, id);
+    snprintf(path, sizeof(path), "%s/logs/%s.log", loc.root, id);
     char *log = read_file(path);
     cr_assert(log != NULL && strstr(log, "cannot execute the job's interpreter") != NULL, "%s",
               log ? log : "(no log)");
@@ -607,7 +557,7 @@ Test(local, two_gpus_three_one_gpu_jobs)
 {
     /* Each job appends "start|end <time> <CUDA_VISIBLE_DEVICES> <job>" lines. */
     char trace[300];
-    snprintf(trace, sizeof(trace), "%s/cache/trace.txt", root);
+    snprintf(trace, sizeof(trace), "%s/cache/trace.txt", loc.root);
     char text[1200];
     snprintf(text, sizeof(text),
              "import os, time\n"
@@ -694,7 +644,7 @@ Test(local, gpu_slots_are_the_gateways_own_visible_devices)
     cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
     char path[600];
-    snprintf(path, sizeof(path), "%s/output/jobs/%s/gpus.txt", root, id);
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/gpus.txt", loc.root, id);
     char *s = read_file(path);
     cr_assert(s != NULL && strcmp(s, "5,7") == 0, "%s", s ? s : "(missing)");
     free(s);
@@ -703,7 +653,7 @@ Test(local, gpu_slots_are_the_gateways_own_visible_devices)
 Test(local, jobs_start_first_in_first_out)
 {
     char trace[300];
-    snprintf(trace, sizeof(trace), "%s/cache/order.txt", root);
+    snprintf(trace, sizeof(trace), "%s/cache/order.txt", loc.root);
     char text[600];
     snprintf(text, sizeof(text),
              "import os, sys, time\n"
@@ -770,7 +720,7 @@ Test(local, kill_9_of_the_gateway_while_jobs_run)
     json_decref(j);
     cr_assert(!alive(pid2), "attempt 1 (pid %ld) ended before attempt 2 ran", pid2);
     char path[600];
-    snprintf(path, sizeof(path), "%s/output/jobs/%s/done.txt", root, retried);
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/done.txt", loc.root, retried);
     cr_assert_eq(access(path, F_OK), 0, "attempt 2 published its output");
 
     /* The queued job was not lost: it ran after the restart. */
@@ -802,7 +752,7 @@ Test(local, an_attempt_that_ends_while_postgresql_is_down_is_recorded_when_it_re
 
     /* The attempt ends while the database is away (its log says so)... */
     char path[600];
-    snprintf(path, sizeof(path), "%s/logs/%s.log", root, id);
+    snprintf(path, sizeof(path), "%s/logs/%s.log", loc.root, id);
     int ended = 0;
     for (int i = 0; i < 200 && !ended; i++) {
         char *log = read_file(path);
@@ -823,7 +773,7 @@ Test(local, an_attempt_that_ends_while_postgresql_is_down_is_recorded_when_it_re
     cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 0);
     json_decref(j);
-    snprintf(path, sizeof(path), "%s/output/jobs/%s/late.txt", root, id);
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/late.txt", loc.root, id);
     cr_assert_eq(access(path, F_OK), 0);
     cr_assert_eq(th_gw_stop(&gw, SIGTERM, 30), 0);
     gw_running = 0;
@@ -869,7 +819,7 @@ Test(local, terminal_states_notify)
 static json_t *load_output(const char *id, const char *rel)
 {
     char path[700];
-    snprintf(path, sizeof(path), "%s/output/jobs/%s/%s", root, id, rel);
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/%s", loc.root, id, rel);
     json_t *j = json_load_file(path, 0, NULL);
     cr_assert(j != NULL, "%s", path);
     return j;
@@ -906,7 +856,8 @@ Test(local, the_example_jobs_run_through_the_executor)
     cr_assert(getenv("MLGW_VENV") != NULL && getenv("MLGW_VENV")[0] != '\0',
               "the examples need the test venv (PyTorch)");
     char cmd[1400];
-    snprintf(cmd, sizeof(cmd), "cp '%s'/*.py '%s/input/jobs/'", th_source_path("examples"), root);
+    snprintf(cmd, sizeof(cmd), "cp '%s'/*.py '%s/input/jobs/'", th_source_path("examples"),
+             loc.root);
     cr_assert_eq(system(cmd), 0);
     start_gateway(NULL);
     char cpu[37], train[37], warm[37], infer[37], clean[37];
@@ -951,7 +902,7 @@ Test(local, the_example_jobs_run_through_the_executor)
     cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
     char cache[300];
-    snprintf(cache, sizeof(cache), "%s/cache", root);
+    snprintf(cache, sizeof(cache), "%s/cache", loc.root);
     cr_assert(dir_entries(cache) > 0, "warm-cache wrote into %s", cache);
     submit(clean, "{\"script_key\": \"jobs/cleanup_processor.py\", \"compute_type\": \"cpu\", "
                   "\"vcpus\": 1, \"memory\": 256, \"operation\": \"cleanup-cache\"}");

@@ -26,7 +26,8 @@
 enum { LIMIT = 64, PER_ADDRESS = 24, SLOW = 2 * LIMIT, RUN_S = 8 };
 
 static struct th_gw gw;
-static char db[1024], auth[128], root[64], env_root[128], env_entry[600], env_python[600];
+static char db[1024], auth[128];
+static struct th_local loc;
 
 static void write_text(const char *path, const char *text)
 {
@@ -45,29 +46,16 @@ static void setup(void)
                           NULL};
     th_key_create_args(key, sizeof(key), db, args);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-    snprintf(root, sizeof(root), "/tmp/mlgw-load-XXXXXX");
-    cr_assert_not_null(mkdtemp(root));
-    char path[256];
-    snprintf(path, sizeof(path), "%s/input", root);
-    cr_assert_eq(mkdir(path, 0755), 0);
-    snprintf(path, sizeof(path), "%s/input/jobs", root);
-    cr_assert_eq(mkdir(path, 0755), 0);
-    snprintf(path, sizeof(path), "%s/input/jobs/noop.py", root);
+    th_local_make(&loc, "mlgw-load");
+    char path[512];
+    snprintf(path, sizeof(path), "%s/input/jobs/noop.py", loc.root);
     write_text(path, "print('ok')\n");
-    snprintf(env_root, sizeof(env_root), "MLGW_LOCAL_ROOT=%s", root);
-    snprintf(env_entry, sizeof(env_entry), "MLGW_LOCAL_ENTRYPOINT=%s",
-             th_source_path("images/entrypoint/entrypoint.py"));
-    const char *venv = getenv("MLGW_VENV");
-    snprintf(env_python, sizeof(env_python), "MLGW_LOCAL_PYTHON=%s%s", venv && *venv ? venv : "",
-             venv && *venv ? "/bin/python" : "python3");
 }
 
 static void teardown(void)
 {
     cr_expect_eq(th_gw_stop(&gw, SIGTERM, 20), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    cr_expect_eq(system(cmd), 0);
+    th_local_remove(&loc);
 }
 
 TestSuite(overload, .init = setup, .fini = teardown);
@@ -173,7 +161,7 @@ Test(overload, slow_clients_twice_the_limit_do_not_stop_health_probes_or_accepte
     snprintf(per_address, sizeof(per_address), "MLGW_CONNECTIONS_PER_ADDRESS=%d", PER_ADDRESS);
     const char *env[] = {conn_limit, per_address, "MLGW_REQUEST_DEADLINE=3",
                          "MLGW_CONNECTION_TIMEOUT=60", "MLGW_LOCAL_VCPUS=4",
-                         "MLGW_LOCAL_MEMORY=4096", env_root, env_entry, env_python,
+                         "MLGW_LOCAL_MEMORY=4096", loc.env_root, loc.env_entry, loc.env_python,
                          /* In the sanitizer build, freed memory is held in
                           * a quarantine that would read as growth. */
                          "ASAN_OPTIONS=quarantine_size_mb=1", NULL};

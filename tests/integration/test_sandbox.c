@@ -22,8 +22,8 @@
 
 #include "../harness/harness.h"
 
-static char db[1024], auth[128], root[256];
-static char env_root[300], env_entry[1100], env_python[1100];
+static char db[1024], auth[128];
+static struct th_local loc;
 static struct th_gw gw;
 static int gw_running;
 
@@ -51,7 +51,7 @@ static char *read_file(const char *path)
 static void script(const char *name, const char *text)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/input/jobs/%s", root, name);
+    snprintf(path, sizeof(path), "%s/input/jobs/%s", loc.root, name);
     write_file(path, text, 0644);
 }
 
@@ -61,19 +61,7 @@ static void setup(void)
     char key[96];
     th_key_create(key, sizeof(key), db, "writer", "jobs:read,jobs:write");
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-    snprintf(root, sizeof(root), "/tmp/mlgw-sandbox-XXXXXX");
-    cr_assert(mkdtemp(root) != NULL);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/input", root);
-    cr_assert_eq(mkdir(path, 0755), 0);
-    snprintf(path, sizeof(path), "%s/input/jobs", root);
-    cr_assert_eq(mkdir(path, 0755), 0);
-    snprintf(env_root, sizeof(env_root), "MLGW_LOCAL_ROOT=%s", root);
-    snprintf(env_entry, sizeof(env_entry), "MLGW_LOCAL_ENTRYPOINT=%s",
-             th_source_path("images/entrypoint/entrypoint.py"));
-    const char *venv = getenv("MLGW_VENV");
-    snprintf(env_python, sizeof(env_python), "MLGW_LOCAL_PYTHON=%s%s", venv && *venv ? venv : "",
-             venv && *venv ? "/bin/python" : "python3");
+    th_local_make(&loc, "mlgw-sandbox");
     gw_running = 0;
 }
 
@@ -81,77 +69,41 @@ static void teardown(void)
 {
     if (gw_running)
         cr_expect_eq(th_gw_stop(&gw, SIGTERM, 30), 0);
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    cr_expect_eq(system(cmd), 0);
+    th_local_remove(&loc);
 }
 
 TestSuite(sandbox, .init = setup, .fini = teardown);
 
+/* The gateway with the executor on; more: extra NAME=VALUE settings. */
 static void start_gateway(const char *const *more)
 {
-    const char *env[24] = {env_root,
-                           env_entry,
-                           env_python,
-                           "MLGW_LOCAL_TERM_GRACE=1",
-                           "MLGW_LOCAL_VCPUS=8",
-                           "MLGW_LOCAL_MEMORY=8192",
-                           "MLGW_LOCAL_GPUS=0",
-                           "MLGW_DISPATCH_POLL_MS=200"};
-    size_t k = 8;
-    for (size_t i = 0; more != NULL && more[i] != NULL && k < 23; i++)
-        env[k++] = more[i];
-    env[k] = NULL;
-    th_gw_start(&gw, db, env);
+    th_local_gw_start(&gw, db, &loc, more);
     gw_running = 1;
 }
 
+/* A local job: th_job_submit, and it is dispatched here. */
 static void submit(char id[37], const char *body)
 {
-    char url[128];
-    snprintf(url, sizeof(url), "%s/jobs", gw.base);
-    const char *h[] = {"Content-Type: application/json", auth, NULL};
-    struct th_resp r;
-    th_http(&r, "POST", url, h, body, strlen(body));
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    json_t *j = th_resp_json(&r);
+    th_job_submit(id, &gw, auth, body);
+    json_t *j = th_job_get(&gw, auth, id);
     cr_assert_str_eq(th_str(j, "dispatch"), "local");
-    snprintf(id, 37, "%s", th_str(j, "id"));
     json_decref(j);
-    th_resp_dispose(&r);
 }
 
 static json_t *get_job(const char *id)
 {
-    char url[160];
-    snprintf(url, sizeof(url), "%s/jobs/%s", gw.base, id);
-    return th_get_json(url, auth);
+    return th_job_get(&gw, auth, id);
 }
 
-/* Polls the job until its status is one of want ("A|B"); returns it. */
 static json_t *wait_job(const char *id, const char *want, int timeout_s)
 {
-    char set[200];
-    snprintf(set, sizeof(set), "|%s|", want);
-    for (int i = 0; i < timeout_s * 10; i++) {
-        json_t *j = get_job(id);
-        char needle[40];
-        snprintf(needle, sizeof(needle), "|%s|", th_str(j, "status"));
-        if (strstr(set, needle) != NULL)
-            return j;
-        json_decref(j);
-        th_sleep_ms(100);
-    }
-    json_t *j = get_job(id);
-    cr_assert_fail("job %s is %s after %d s, not %s (reason: %s)", id, th_str(j, "status"),
-                   timeout_s, want, th_str(j, "status_reason"));
-    return NULL;
+    return th_job_wait(&gw, auth, id, want, timeout_s);
 }
 
 static char *job_log(const char *id)
 {
     char path[600];
-    snprintf(path, sizeof(path), "%s/logs/%s.log", root, id);
+    snprintf(path, sizeof(path), "%s/logs/%s.log", loc.root, id);
     char *s = read_file(path);
     cr_assert(s != NULL, "%s", path);
     return s;
@@ -161,7 +113,7 @@ static char *job_log(const char *id)
 static char *job_outputs(const char *id)
 {
     char cmd[700];
-    snprintf(cmd, sizeof(cmd), "cat '%s/output/jobs/%s'/* 2>/dev/null", root, id);
+    snprintf(cmd, sizeof(cmd), "cat '%s/output/jobs/%s'/* 2>/dev/null", loc.root, id);
     FILE *p = popen(cmd, "r");
     cr_assert(p != NULL);
     char *buf = calloc(1, 1 << 22);
@@ -222,7 +174,7 @@ static void url_password(char *out, size_t outlen, const char *url)
 Test(sandbox, a_job_finds_none_of_the_gateways_secrets_and_runs_as_another_user)
 {
     char secret_file[400], pw[200];
-    snprintf(secret_file, sizeof(secret_file), "%s/gateway-secret.txt", root);
+    snprintf(secret_file, sizeof(secret_file), "%s/gateway-secret.txt", loc.root);
     write_file(secret_file, "file-secret-5b0f9c2e\n", 0600);
     url_password(pw, sizeof(pw), db);
     script("snoop.py", snoop_script);
@@ -264,7 +216,7 @@ Test(sandbox, a_job_finds_none_of_the_gateways_secrets_and_runs_as_another_user)
     free(outputs);
 
     char path[600];
-    snprintf(path, sizeof(path), "%s/output/jobs/%s/uid.txt", root, id);
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/uid.txt", loc.root, id);
     char *uid = read_file(path);
     cr_assert(uid != NULL);
     cr_assert_neq(strtol(uid, NULL, 10), (long)getuid(), "the job runs as uid %s", uid);
@@ -373,7 +325,7 @@ Test(sandbox, with_the_sandbox_off_jobs_still_run_and_the_gateway_warns)
     cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
     char path[600];
-    snprintf(path, sizeof(path), "%s/output/jobs/%s/uid.txt", root, id);
+    snprintf(path, sizeof(path), "%s/output/jobs/%s/uid.txt", loc.root, id);
     char *uid = read_file(path);
     cr_assert(uid != NULL && strtol(uid, NULL, 10) == (long)getuid(),
               "unsandboxed, the job is the gateway's user");
@@ -399,7 +351,7 @@ Test(sandbox, without_a_sandbox_local_jobs_are_refused_in_one_clear_line)
     cr_assert_str_eq(th_str(j, "status"), "QUEUED", "no executor took it");
     json_decref(j);
     char path[600];
-    snprintf(path, sizeof(path), "%s/logs/%s.log", root, id);
+    snprintf(path, sizeof(path), "%s/logs/%s.log", loc.root, id);
     cr_assert_neq(access(path, F_OK), 0, "it never ran");
     char *log = th_gw_log(&gw);
     cr_assert(log != NULL);
