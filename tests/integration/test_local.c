@@ -487,6 +487,31 @@ Test(local, timeout_terminates_the_process_group)
     cr_assert(gone_within(pid, 5), "the script (pid %ld) was killed", pid);
 }
 
+Test(local, sigterm_with_a_job_ignoring_it_exits_within_the_shutdown_budget_not_the_grace)
+{
+    script("hang.py", running_script);
+    const char *more[] = {"MLGW_LOCAL_TERM_GRACE=30", "MLGW_SHUTDOWN_TIMEOUT=3", NULL};
+    start_gateway(more);
+    char id[37];
+    submit_marked(id, "jobs/hang.py", "marks", ", \"max_attempts\": 2", ", \"IGNORE_TERM\": \"1\"");
+    long pid = marked_pid("marks", "pid-1");
+    json_decref(wait_job(id, "RUNNING", 30));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 30), 0);
+    gw_running = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_expect_leq(took, 4.0, "stopped %.1f s after SIGTERM (budget 3 s + 1 s, grace 30 s)", took);
+    cr_expect(gone_within(pid, 2), "the job's process (pid %ld) did not outlive the gateway", pid);
+    char sql[200];
+    snprintf(sql, sizeof(sql), "SELECT status FROM jobs WHERE id = '%s'", id);
+    char *st = th_db_scalar(db, sql);
+    cr_expect(st != NULL && strcmp(st, "RUNNABLE") == 0, "requeued for its second attempt: %s",
+              st ? st : "(null)");
+    free(st);
+}
+
 Test(local, cancel_stops_a_running_job)
 {
     script("hang.py", running_script);
