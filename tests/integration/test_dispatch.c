@@ -524,6 +524,38 @@ Test(dispatch, a_killed_gateways_claims_are_taken_over_within_seconds_and_never_
     th_mock_stop(hang);
 }
 
+Test(dispatch, a_lost_presence_session_is_taken_again_and_dispatch_goes_on)
+{
+    const char *env[] = {AWS_ENV(env_endpoint), NULL};
+    struct th_gw gw;
+    th_gw_start(&gw, db, env);
+    const char *q =
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted "
+        "AND a.application_name = 'ml-gateway-presence' AND a.datname = current_database()";
+    cr_assert_eq(scalar(q), 1, "the gateway holds its presence lock");
+    cr_assert_eq(th_db_exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = 'ml-gateway-presence' "
+                                "AND datname = current_database()"),
+                 0);
+    int back = 0;
+    for (int i = 0; i < 50 && !back; i++) {
+        th_sleep_ms(100);
+        back = scalar(q) == 1;
+    }
+    cr_assert(back, "the lock is taken again within 5 s");
+    json_t *j = post_job(&gw, "{\"script_key\": \"a.py\", \"compute_type\": \"cpu\", "
+                              "\"dispatch\": \"batch\"}");
+    char id[37];
+    snprintf(id, sizeof(id), "%s", th_str(j, "id"));
+    json_decref(j);
+    json_decref(wait_status(&gw, id, "SUBMITTED", 30));
+    char *log = th_gw_log(&gw);
+    cr_expect(strstr(log, "presence: lost the database session") != NULL, "%s", log);
+    free(log);
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 15), 0);
+}
+
 Test(dispatch, sigterm_with_a_backlog_of_thousands_exits_within_the_shutdown_budget)
 {
     /* 3000 jobs at AWS's 50 SubmitJob/s would take a minute: the stop may
