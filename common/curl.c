@@ -17,7 +17,9 @@ int gw_curl_checked(CURLcode rc, const char *option, struct gw_err *err)
     return gw_err_set(err, GW_EINVAL, "libcurl refused %s: %s", option, curl_easy_strerror(rc));
 }
 
-size_t gw_curl_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+/* The bounded write callback (userdata: a struct gw_buf *, or NULL to
+ * discard): a body past the buffer's max stops the transfer. */
+static size_t write_bounded(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct gw_buf *b = userdata;
     if (nmemb != 0 && size > (size_t)-1 / nmemb)
@@ -52,7 +54,7 @@ int gw_curl_prepare(CURL *h, const struct gw_curl_opts *o, struct gw_err *err)
     if (rc == GW_OK)
         rc = GW_CURL_SET(h, CURLOPT_USERAGENT, ua, err);
     if (rc == GW_OK)
-        rc = GW_CURL_SET(h, CURLOPT_WRITEFUNCTION, gw_curl_write, err);
+        rc = GW_CURL_SET(h, CURLOPT_WRITEFUNCTION, write_bounded, err);
     if (rc == GW_OK)
         rc = GW_CURL_SET(h, CURLOPT_WRITEDATA, (void *)o->sink, err);
     if (rc == GW_OK && o->sink != NULL && o->sink->max > 0)

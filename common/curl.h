@@ -56,9 +56,4 @@ int gw_curl_checked(CURLcode rc, const char *option, struct gw_err *err);
  * GW_ENOMEM is returned, so a chain of appends cannot leak. */
 int gw_curl_header(struct curl_slist **list, const char *line, struct gw_err *err);
 
-/* The bounded write callback gw_curl_prepare installs (userdata: a struct
- * gw_buf *, or NULL to discard): a body past the buffer's max stops the
- * transfer with CURLE_WRITE_ERROR. */
-size_t gw_curl_write(char *ptr, size_t size, size_t nmemb, void *userdata);
-
 #endif

@@ -87,14 +87,9 @@ static void log_notice(void *arg, const PGresult *res)
     gw_buf_dispose(&f);
 }
 
-int db_connect(PGconn **out, const char *url, int connect_timeout_s, const char *appname,
-               struct gw_err *err)
-{
-    return db_connect_timed(out, url, connect_timeout_s, appname, 0, err);
-}
-
-int db_connect_timed(PGconn **out, const char *url, int connect_timeout_s, const char *appname,
-                     int statement_timeout_ms, struct gw_err *err)
+/* A connection whose statements run under statement_timeout_ms (0: none). */
+static int connect_timed(PGconn **out, const char *url, int connect_timeout_s, const char *appname,
+                         int statement_timeout_ms, struct gw_err *err)
 {
     *out = NULL;
     char timeout[16], options[64];
@@ -118,6 +113,12 @@ int db_connect_timed(PGconn **out, const char *url, int connect_timeout_s, const
     (void)PQsetNoticeReceiver(pg, log_notice, NULL);
     *out = pg;
     return GW_OK;
+}
+
+int db_connect(PGconn **out, const char *url, int connect_timeout_s, const char *appname,
+               struct gw_err *err)
+{
+    return connect_timed(out, url, connect_timeout_s, appname, 0, err);
 }
 
 int db_pool_new(struct db_pool **out, const struct db_pool_opts *opts, struct gw_err *err)
@@ -244,8 +245,8 @@ int db_pool_checkout(struct db_conn **out, struct db_pool *p, struct gw_err *err
     }
     if (c->pg == NULL) {
         PGconn *pg = NULL;
-        int rc = db_connect_timed(&pg, p->url, p->connect_timeout_s, p->appname,
-                                  p->statement_timeout_ms, err);
+        int rc = connect_timed(&pg, p->url, p->connect_timeout_s, p->appname,
+                               p->statement_timeout_ms, err);
         if (rc != GW_OK) {
             pthread_mutex_lock(&p->mu);
             p->connect_failures++;

@@ -62,10 +62,6 @@ int db_pool_checkout(struct db_conn **out, struct db_pool *pool, struct gw_err *
 void db_pool_checkin(struct db_pool *pool, struct db_conn *conn);
 void db_pool_stats(struct db_pool *pool, struct db_pool_stats *out);
 
-/* The same with a statement timeout (0: none) for the session. */
-int db_connect_timed(PGconn **out, const char *url, int connect_timeout_s, const char *appname,
-                     int statement_timeout_ms, struct gw_err *err);
-
 /* Opens one connection outside any pool (migrations, LISTEN). */
 int db_connect(PGconn **out, const char *url, int connect_timeout_s, const char *appname,
                struct gw_err *err);
