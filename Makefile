@@ -15,6 +15,7 @@
 BUILD      ?= build
 TEST_BUILD ?= build/asan
 VENV       ?= build/venv
+TFVENV     ?= build/tfvenv
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_BUILD ?= build/fuzz
 FUZZ_SECONDS ?= 60
@@ -37,12 +38,13 @@ run: build
 
 venv:
 	@scripts/venv.sh $(VENV) tests/requirements.txt
+	@scripts/venv.sh $(TFVENV) tests/deploy/requirements.txt
 
 test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory venv
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMLGW_SANITIZE=ON \
-	  -DMLGW_VENV=$(abspath $(VENV)) $(CMAKE_ARGS) >/dev/null
+	  -DMLGW_VENV=$(abspath $(VENV)) -DMLGW_TFVENV=$(abspath $(TFVENV)) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """tf-schema.py — derive the hashicorp/aws 6.25.0 schema from @cdktf/provider-aws's .jsii.
 
-    scripts/tf-schema.py [--jsii PATH] [--out tests/deploy/schema/aws-6.25.0.json.gz]
+    scripts/tf-schema.py [--jsii PATH] [--out tests/deploy/schema/aws-6.25.0.json.gz] [--check]
+
+--check writes nothing: it fails when the committed file differs from what the package gives.
 
 Without --jsii the npm package @cdktf/provider-aws@21.22.1 (generated from hashicorp/aws 6.25.0)
 is fetched with `npm pack` into build/tfschema/ (kept there: a second run reads the cache).
@@ -57,22 +59,23 @@ CDKTF_MAPS = {"cdktf.StringMap": ["map", "string"], "cdktf.NumberMap": ["map", "
               "cdktf.NumberListList": ["list", ["list", "number"]]}
 
 
-def fetch_jsii():
+def fetch_package():
+    """The npm package's tarball, fetched once into build/tfschema/."""
     os.makedirs(CACHE, exist_ok=True)
-    jsii = os.path.join(CACHE, f"provider-aws-{PKG_VERSION}.jsii")
-    if os.path.exists(jsii):
-        return jsii
     tgz = os.path.join(CACHE, f"cdktf-provider-aws-{PKG_VERSION}.tgz")
     if not os.path.exists(tgz):
         print(f"tf-schema: npm pack {PKG}@{PKG_VERSION}", file=sys.stderr)
         subprocess.run(["npm", "pack", "--silent", f"{PKG}@{PKG_VERSION}"], cwd=CACHE, check=True,
                        stdout=subprocess.DEVNULL)
-    with tarfile.open(tgz) as tar:
-        src = tar.extractfile("package/.jsii")
-        with open(jsii + ".tmp", "wb") as dst:
-            dst.write(src.read())
-    os.replace(jsii + ".tmp", jsii)
-    return jsii
+    return tgz
+
+
+def read_types(jsii_path):
+    if jsii_path:
+        with open(jsii_path, encoding="utf-8") as f:
+            return json.load(f)["types"]
+    with tarfile.open(fetch_package()) as tar:
+        return json.load(tar.extractfile("package/.jsii"))["types"]
 
 
 def snake(camel):
@@ -184,9 +187,7 @@ def snake_or_doc(prop):
     return m.group(1) if m else snake(prop["name"])
 
 
-def derive(jsii_path):
-    with open(jsii_path, encoding="utf-8") as f:
-        types = json.load(f)["types"]
+def derive(types):
     d = Deriver(types)
     schema = {"provider_version": PROVIDER_VERSION, "source": f"{PKG}@{PKG_VERSION}",
               "provider": None, "resource": {}, "data": {}}
@@ -215,9 +216,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jsii", help="path of an unpacked .jsii (default: npm pack into build/)")
     ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
     args = ap.parse_args()
-    schema = derive(args.jsii or fetch_jsii())
+    schema = derive(read_types(args.jsii))
     data = json.dumps(schema, sort_keys=True, separators=(",", ":")).encode()
+    if args.check:
+        with gzip.open(args.out) as f:
+            same = f.read() == data
+        print(f"tf-schema: {os.path.relpath(args.out, ROOT)} "
+              + ("is current" if same else "differs from the package: run scripts/tf-schema.py"),
+              file=sys.stderr)
+        return 0 if same else 1
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     # mtime 0: the same schema gives the same bytes.
     with open(args.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
@@ -225,7 +234,8 @@ def main():
         gz.write(data)
     print(f"tf-schema: {len(schema['resource'])} resources, {len(schema['data'])} data sources "
           f"-> {os.path.relpath(args.out, ROOT)} ({os.path.getsize(args.out)} bytes)", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
