@@ -25,6 +25,7 @@ or lock file), the provider mirror, Terraform's data dirs. Nothing is fetched fr
 """
 import argparse
 import ctypes
+import hashlib
 import json
 import os
 import re
@@ -37,6 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORK = os.environ.get("TFCHECK_WORK") or os.path.join(ROOT, "build", "tfcheck")
 PROVIDER_VERSION = "6.25.0"
+SCHEMA = os.path.join(HERE, "schema", f"aws-{PROVIDER_VERSION}.json.gz")
 SKIP_COMMENT = re.compile(r"checkov:skip=([A-Za-z0-9_]+)(?::([^\n]*))?")
 
 
@@ -67,6 +69,14 @@ def run_terraform_here(args):
     os._exit(rc)
 
 
+def schema_cache():
+    """Where the stand-in keeps its encoded schema answer: named by the schema file's digest, so
+    a regenerated schema gets a new one."""
+    with open(SCHEMA, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    return os.path.join(WORK, f"schema-{digest}.pb")
+
+
 class Terraform:
     """The embedded Terraform in a child process, set up to use the stand-in provider only."""
 
@@ -88,7 +98,8 @@ class Terraform:
         home = os.path.join(self.work, "home")
         os.makedirs(home)
         self.env = dict(os.environ, TF_CLI_CONFIG_FILE=rc, TF_IN_AUTOMATION="1",
-                        CHECKPOINT_DISABLE="1", HOME=home, TF_INPUT="0")
+                        CHECKPOINT_DISABLE="1", HOME=home, TF_INPUT="0",
+                        TFCHECK_SCHEMA_CACHE=schema_cache())
         for var in ("TF_DATA_DIR", "TF_WORKSPACE", "TF_CLI_ARGS", "TF_LOG"):
             self.env.pop(var, None)
 

@@ -113,25 +113,51 @@ class StandInServicer(tf.provider.ProviderServicer):
 
     def __init__(self, app):
         super().__init__(app)
-        self.schema = load_schema()
+        self._schema = None
         self.region = "us-east-1"
         self._schema_pb = None
+
+    @property
+    def schema(self):
+        if self._schema is None:
+            self._schema = load_schema()
+        return self._schema
+
+    def _cached_schema_pb(self):
+        """The encoded GetProviderSchema answer, kept in $TFCHECK_SCHEMA_CACHE when set: Terraform
+        starts the provider several times per command, and building the answer takes a while."""
+        cache = os.environ.get("TFCHECK_SCHEMA_CACHE")
+        if cache and os.path.exists(cache):
+            resp = pb.GetProviderSchema.Response()
+            with open(cache, "rb") as f:
+                resp.ParseFromString(f.read())
+            return resp
+        resp = self._build_schema_pb()
+        if cache:
+            tmp = f"{cache}.{os.getpid()}"
+            with open(tmp, "wb") as f:
+                f.write(resp.SerializeToString())
+            os.replace(tmp, cache)
+        return resp
 
     def GetMetadata(self, request, context):
         return pb.GetMetadata.Response(server_capabilities=pb.ServerCapabilities(plan_destroy=True))
 
     def GetProviderSchema(self, request, context):
         if self._schema_pb is None:
-            empty = pb.Schema(block=Block(description_kind=pb.PLAIN))
-            self._schema_pb = pb.GetProviderSchema.Response(
-                provider=pb.Schema(block=block_pb(self.schema["provider"], False)),
-                provider_meta=empty,
-                resource_schemas={k: pb.Schema(block=block_pb(v, True))
-                                  for k, v in self.schema["resource"].items()},
-                data_source_schemas={k: pb.Schema(block=block_pb(v, True))
-                                     for k, v in self.schema["data"].items()},
-                server_capabilities=pb.ServerCapabilities(plan_destroy=True))
+            self._schema_pb = self._cached_schema_pb()
         return self._schema_pb
+
+    def _build_schema_pb(self):
+        empty = pb.Schema(block=Block(description_kind=pb.PLAIN))
+        return pb.GetProviderSchema.Response(
+            provider=pb.Schema(block=block_pb(self.schema["provider"], False)),
+            provider_meta=empty,
+            resource_schemas={k: pb.Schema(block=block_pb(v, True))
+                              for k, v in self.schema["resource"].items()},
+            data_source_schemas={k: pb.Schema(block=block_pb(v, True))
+                                 for k, v in self.schema["data"].items()},
+            server_capabilities=pb.ServerCapabilities(plan_destroy=True))
 
     def ValidateProviderConfig(self, request, context):
         return pb.ValidateProviderConfig.Response()
