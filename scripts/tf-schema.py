@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""tf-schema.py — derive the hashicorp/aws 6.25.0 schema from @cdktf/provider-aws's .jsii.
+"""tf-schema.py — derive provider schemas (hashicorp/aws 6.25.0, hashicorp/archive 2.7.1) from
+the .jsii type information of cdktf's prebuilt provider packages on npm.
 
-    scripts/tf-schema.py [--jsii PATH] [--out tests/deploy/schema/aws-6.25.0.json.gz] [--check]
+    scripts/tf-schema.py [--check] [NAME...]      NAME: aws, archive (default: both)
 
---check writes nothing: it fails when the committed file differs from what the package gives.
-
-Without --jsii the npm package @cdktf/provider-aws@21.22.1 (generated from hashicorp/aws 6.25.0)
-is fetched with `npm pack` into build/tfschema/ (kept there: a second run reads the cache).
+For each provider the npm package (@cdktf/provider-aws@21.22.1, generated from hashicorp/aws
+6.25.0; @cdktf/provider-archive@11.0.1, from hashicorp/archive 2.7.1) is fetched with `npm pack`
+into build/tfschema/ (kept there: a second run reads the cache) and its schema written to
+tests/deploy/schema/NAME-VERSION.json.gz. --check writes nothing: it fails when a committed file
+differs from what its package gives.
 
 The output is the schema the offline Terraform checks of tests/deploy/ need, gzip-compressed JSON:
 
@@ -33,18 +35,16 @@ import subprocess
 import sys
 import tarfile
 
-PKG = "@cdktf/provider-aws"
-PKG_VERSION = "21.22.1"
-PROVIDER_VERSION = "6.25.0"
+# NAME: (npm package, its version, the hashicorp/NAME version it was generated from)
+PROVIDERS = {"aws": ("@cdktf/provider-aws", "21.22.1", "6.25.0"),
+             "archive": ("@cdktf/provider-archive", "11.0.1", "2.7.1")}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.join(ROOT, "build", "tfschema")
-DEFAULT_OUT = os.path.join(ROOT, "tests", "deploy", "schema", f"aws-{PROVIDER_VERSION}.json.gz")
-
-REPRESENTS = re.compile(
-    r"Represents a \{@link https://registry\.terraform\.io/providers/hashicorp/aws/"
-    + re.escape(PROVIDER_VERSION)
-    + r"/docs(?:/(resources|data-sources)/\w+)? (aws_?\w*)\}"
-)
+OUT_DIR = os.path.join(ROOT, "tests", "deploy", "schema")
+# The attribute names in cdktf's generated JavaScript (`this.getStringAttribute('arn')`): a
+# getter's Terraform name cannot be told from its camelCase name alone (outputBase64Sha256 is
+# output_base64sha256, ipv6CidrBlock is ipv6_cidr_block).
+ATTRIBUTE_NAME = re.compile(r"(?:Attribute|terraformAttribute)\('([a-z][a-z0-9_]*)'\)")
 ANCHOR = re.compile(r"#(\w+) \w+#\w+\}")
 BLOCK_DOC = re.compile(r"^(\w+) block\.$")
 PRIMITIVES = {"string": "string", "number": "number", "boolean": "bool", "any": "dynamic",
@@ -59,23 +59,24 @@ CDKTF_MAPS = {"cdktf.StringMap": ["map", "string"], "cdktf.NumberMap": ["map", "
               "cdktf.NumberListList": ["list", ["list", "number"]]}
 
 
-def fetch_package():
-    """The npm package's tarball, fetched once into build/tfschema/."""
+def read_types(pkg, version):
+    """The .jsii types of the npm package, its tarball fetched once into build/tfschema/."""
     os.makedirs(CACHE, exist_ok=True)
-    tgz = os.path.join(CACHE, f"cdktf-provider-aws-{PKG_VERSION}.tgz")
+    tgz = os.path.join(CACHE, f"{pkg.lstrip('@').replace('/', '-')}-{version}.tgz")
     if not os.path.exists(tgz):
-        print(f"tf-schema: npm pack {PKG}@{PKG_VERSION}", file=sys.stderr)
-        subprocess.run(["npm", "pack", "--silent", f"{PKG}@{PKG_VERSION}"], cwd=CACHE, check=True,
+        print(f"tf-schema: npm pack {pkg}@{version}", file=sys.stderr)
+        subprocess.run(["npm", "pack", "--silent", f"{pkg}@{version}"], cwd=CACHE, check=True,
                        stdout=subprocess.DEVNULL)
-    return tgz
-
-
-def read_types(jsii_path):
-    if jsii_path:
-        with open(jsii_path, encoding="utf-8") as f:
-            return json.load(f)["types"]
-    with tarfile.open(fetch_package()) as tar:
-        return json.load(tar.extractfile("package/.jsii"))["types"]
+    names = {}
+    with tarfile.open(tgz) as tar:
+        types = json.load(tar.extractfile("package/.jsii"))["types"]
+        for member in tar:
+            m = re.match(r"package/lib/(.+)/index\.js$", member.name)
+            if m:
+                text = tar.extractfile(member).read().decode("utf-8")
+                names[f"src/{m.group(1)}/index.ts"] = {
+                    n.replace("_", ""): n for n in set(ATTRIBUTE_NAME.findall(text))}
+    return types, names
 
 
 def snake(camel):
@@ -83,18 +84,26 @@ def snake(camel):
 
 
 class Deriver:
-    def __init__(self, types):
+    def __init__(self, types, names):
         self.types = types
+        self.names = names
         self.unknown = set()
 
-    def tf_name(self, prop):
+    def getter_name(self, prop, cls):
+        """A getter's Terraform name: its doc anchor, else the name the generated code reads."""
         docs = prop.get("docs", {})
-        text = docs.get("summary", "") + " " + docs.get("remarks", "")
-        m = ANCHOR.search(text)
+        m = ANCHOR.search(docs.get("summary", "") + " " + docs.get("remarks", ""))
         if m:
             return m.group(1)
-        m = BLOCK_DOC.match(docs.get("summary", ""))
-        return m.group(1) if m else snake(prop["name"])
+        known = self.names.get(cls.get("locationInModule", {}).get("filename"), {})
+        return known.get(prop["name"].lower(), snake(prop["name"]))
+
+    def tf_name(self, prop, owner):
+        """An input's Terraform name: its doc anchor, its block name, else as a getter's."""
+        m = BLOCK_DOC.match(prop.get("docs", {}).get("summary", ""))
+        if m and not ANCHOR.search(prop.get("docs", {}).get("remarks", "")):
+            return m.group(1)
+        return self.getter_name(prop, owner)
 
     @staticmethod
     def strip_resolvable(ty):
@@ -123,7 +132,7 @@ class Deriver:
         if fqn in CDKTF_MAPS:
             return CDKTF_MAPS[fqn]
         if self.types.get(fqn, {}).get("datatype"):
-            return ["object", {self.tf_name(p): self.input_type(p["type"])
+            return ["object", {self.tf_name(p, self.types[fqn]): self.input_type(p["type"])
                                for p in self.struct_props(fqn)}]
         self.unknown.add(fqn)
         return "dynamic"
@@ -147,13 +156,13 @@ class Deriver:
                 continue
             if p.get("protected"):
                 continue
-            attrs[snake_or_doc(p)] = self.output_type(p["type"])
+            attrs[self.getter_name(p, cls)] = self.output_type(p["type"])
         return ["object", attrs]
 
     def block(self, fqn, top):
         out = {"attrs": {}, "blocks": {}}
         for p in self.struct_props(fqn):
-            name = self.tf_name(p)
+            name = self.tf_name(p, self.types[fqn])
             ty = self.strip_resolvable(p["type"])
             optional = bool(p.get("optional"))
             if BLOCK_DOC.match(p.get("docs", {}).get("summary", "")) and "primitive" not in ty:
@@ -174,28 +183,26 @@ class Deriver:
         for p in cls.get("properties", []):
             if p.get("static") or p["name"].endswith("Input") or p["name"] in given:
                 continue
-            name = snake_or_doc(p)
+            name = self.getter_name(p, cls)
             if name in out["blocks"]:
                 continue
             out["attrs"][name] = [self.output_type(p["type"]), "computed"]
         return out
 
 
-def snake_or_doc(prop):
-    docs = prop.get("docs", {})
-    m = ANCHOR.search(docs.get("summary", "") + " " + docs.get("remarks", ""))
-    return m.group(1) if m else snake(prop["name"])
-
-
-def derive(types):
-    d = Deriver(types)
-    schema = {"provider_version": PROVIDER_VERSION, "source": f"{PKG}@{PKG_VERSION}",
+def derive(name, types, names):
+    pkg, pkg_version, version = PROVIDERS[name]
+    represents = re.compile(r"Represents a \{@link https://registry\.terraform\.io/providers/hashicorp/"
+                            + re.escape(f"{name}/{version}")
+                            + r"/docs(?:/(resources|data-sources)/\w+)? (\w+)\}")
+    d = Deriver(types, names)
+    schema = {"provider_version": version, "source": f"{pkg}@{pkg_version}",
               "provider": None, "resource": {}, "data": {}}
     for fqn in sorted(types):
         cls = types[fqn]
         if cls.get("kind") != "class":
             continue
-        m = REPRESENTS.match(cls.get("docs", {}).get("summary", ""))
+        m = represents.match(cls.get("docs", {}).get("summary", ""))
         if not m:
             continue
         kind, name = m.groups()
@@ -214,27 +221,32 @@ def derive(types):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--jsii", help="path of an unpacked .jsii (default: npm pack into build/)")
-    ap.add_argument("--out", default=DEFAULT_OUT)
-    ap.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
+    ap.add_argument("--check", action="store_true", help="compare with the committed files")
+    ap.add_argument("names", nargs="*", choices=[[]] + sorted(PROVIDERS), default=[])
     args = ap.parse_args()
-    schema = derive(read_types(args.jsii))
-    data = json.dumps(schema, sort_keys=True, separators=(",", ":")).encode()
-    if args.check:
-        with gzip.open(args.out) as f:
-            same = f.read() == data
-        print(f"tf-schema: {os.path.relpath(args.out, ROOT)} "
-              + ("is current" if same else "differs from the package: run scripts/tf-schema.py"),
-              file=sys.stderr)
-        return 0 if same else 1
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    # mtime 0: the same schema gives the same bytes.
-    with open(args.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
+    stale = 0
+    for name in args.names or sorted(PROVIDERS):
+        pkg, pkg_version, version = PROVIDERS[name]
+        schema = derive(name, *read_types(pkg, pkg_version))
+        data = json.dumps(schema, sort_keys=True, separators=(",", ":")).encode()
+        out = os.path.join(OUT_DIR, f"{name}-{version}.json.gz")
+        rel = os.path.relpath(out, ROOT)
+        if args.check:
+            with gzip.open(out) as f:
+                same = f.read() == data
+            stale += not same
+            print(f"tf-schema: {rel} " + ("is current" if same else
+                                          "differs from its package: run scripts/tf-schema.py"),
+                  file=sys.stderr)
+            continue
+        os.makedirs(OUT_DIR, exist_ok=True)
+        # mtime 0: the same schema gives the same bytes.
+        with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
                                                     filename="") as gz:
-        gz.write(data)
-    print(f"tf-schema: {len(schema['resource'])} resources, {len(schema['data'])} data sources "
-          f"-> {os.path.relpath(args.out, ROOT)} ({os.path.getsize(args.out)} bytes)", file=sys.stderr)
-    return 0
+            gz.write(data)
+        print(f"tf-schema: {len(schema['resource'])} resources, {len(schema['data'])} data sources "
+              f"-> {rel} ({os.path.getsize(out)} bytes)", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ CASES = {
         f"{BROKEN}/unformatted/main.tf",
         '+  name                    = "fixture"']),
     "load_duplicate": (["load", f"{BROKEN}/duplicate_resource"], 1, [
-        f'{BROKEN}/duplicate_resource/main.tf:7: Duplicate resource "aws_sqs_queue" configuration']),
+        f'{BROKEN}/duplicate_resource/main.tf:7: error: Duplicate resource "aws_sqs_queue" configuration']),
     "validate_unknown_argument": (["validate", f"{BROKEN}/unknown_argument"], 1, [
         f'{BROKEN}/unknown_argument/main.tf:4: error: Unsupported argument: An argument named "nmae"',
         f'{BROKEN}/unknown_argument/main.tf:14: error: Unsupported argument: An argument named "max_vcpu"',

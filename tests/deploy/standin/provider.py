@@ -1,8 +1,10 @@
-"""A stand-in hashicorp/aws provider for offline `terraform validate` and `terraform plan`.
+"""Stand-in providers (hashicorp/aws, hashicorp/archive) for offline `terraform validate` and
+`terraform plan`.
 
-It speaks Terraform's plugin protocol 6 through PyPI's `tf` framework (its gRPC server, TLS
-handshake and generated protocol buffers) and serves the real hashicorp/aws 6.25.0 schema of
-tests/deploy/schema/ (derived by scripts/tf-schema.py). What it does per call:
+Each speaks Terraform's plugin protocol 6 through PyPI's `tf` framework (its gRPC server, TLS
+handshake and generated protocol buffers) and serves the real schema of its provider from
+tests/deploy/schema/ (derived by scripts/tf-schema.py: hashicorp/aws 6.25.0, hashicorp/archive
+2.7.1). What it does per call:
 
 - GetProviderSchema: the provider, every resource and every data source, with their types;
 - Validate*Config, ConfigureProvider: accept (value-level checks are the real provider's);
@@ -13,9 +15,10 @@ tests/deploy/schema/ (derived by scripts/tf-schema.py). What it does per call:
   account, the `aws` partition, an IAM policy document's JSON);
 - ApplyResourceChange and imports refuse: nothing is ever created.
 
-The generated executable (tests/deploy/tfcheck.py writes it under build/) runs `main()`.
+The executables tests/deploy/tfcheck.py writes under build/ run `main(SCHEMA_FILE, SOURCE)`.
 """
 import gzip
+import hashlib
 import json
 import os
 import sys
@@ -28,17 +31,26 @@ from tf.gen import tfplugin_pb2 as pb
 from tf.types import Unknown
 from tf.utils import Diagnostics, read_dynamic_value, to_dynamic_value
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_SCHEMA = os.path.join(os.path.dirname(HERE), "schema", "aws-6.25.0.json.gz")
+SCHEMA_FILE = None  # set by main()
 Block = pb.Schema.Block
 Nested = pb.Schema.NestedBlock
 NESTING = {"list": Nested.LIST, "single": Nested.SINGLE}
 ACCOUNT = "123456789012"
 
 
-def load_schema(path=None):
-    with gzip.open(path or os.environ.get("TFCHECK_SCHEMA") or DEFAULT_SCHEMA, "rt") as f:
+def load_schema():
+    with gzip.open(SCHEMA_FILE, "rt") as f:
         return json.load(f)
+
+
+def schema_cache_path():
+    """$TFCHECK_CACHE_DIR/<schema file>-<digest>.pb, or None without that variable."""
+    cache_dir = os.environ.get("TFCHECK_CACHE_DIR")
+    if not cache_dir:
+        return None
+    with open(SCHEMA_FILE, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    return os.path.join(cache_dir, f"{os.path.basename(SCHEMA_FILE)}-{digest}.pb")
 
 
 def block_pb(block, top):
@@ -124,9 +136,9 @@ class StandInServicer(tf.provider.ProviderServicer):
         return self._schema
 
     def _cached_schema_pb(self):
-        """The encoded GetProviderSchema answer, kept in $TFCHECK_SCHEMA_CACHE when set: Terraform
+        """The encoded GetProviderSchema answer, kept under $TFCHECK_CACHE_DIR when set: Terraform
         starts the provider several times per command, and building the answer takes a while."""
-        cache = os.environ.get("TFCHECK_SCHEMA_CACHE")
+        cache = schema_cache_path()
         if cache and os.path.exists(cache):
             resp = pb.GetProviderSchema.Response()
             with open(cache, "rb") as f:
@@ -216,16 +228,20 @@ class StandInServicer(tf.provider.ProviderServicer):
 class StandInProvider:
     """What tf.runner asks of a provider object besides the servicer."""
 
-    @staticmethod
-    def full_name():
-        return "registry.terraform.io/hashicorp/aws"
+    def __init__(self, source):
+        self.source = source
+
+    def full_name(self):
+        return self.source
 
 
-def main():
+def main(schema_file, source):
+    global SCHEMA_FILE
+    SCHEMA_FILE = schema_file
     # tf.runner builds tf.provider.ProviderServicer(provider); serve the schema-driven one instead.
     tf.provider.ProviderServicer = StandInServicer
-    runner.run_provider(StandInProvider(), sys.argv)
+    runner.run_provider(StandInProvider(source), sys.argv)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1], sys.argv[2])
