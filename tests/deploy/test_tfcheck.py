@@ -18,7 +18,8 @@ GOOD_PLAN = ["--var-file", f"{GOOD}/terraform.tfvars.example", "--expect",
 CASES = {
     "good_fmt": (["fmt", GOOD], 0, ["fmt: tests/deploy/fixtures/good formatted"]),
     "good_load": (["load", GOOD], 0, ["load: 2 module(s)"]),
-    "good_validate": (["validate", GOOD], 0, ["validate: 2 configuration(s)"]),
+    "good_validate": (["validate", GOOD], 0, [
+        "validate: 1 configuration(s) under tests/deploy/fixtures/good (and the 1 module(s) they call)"]),
     "good_plan": (["plan", GOOD, *GOOD_PLAN], 0, ["plan: 9 resources planned"]),
     "good_checkov": (["checkov", GOOD], 0, ["1 skipped with a reason, 0 failed"]),
     "fmt_unformatted": (["fmt", f"{BROKEN}/unformatted"], 1, [
@@ -29,7 +30,9 @@ CASES = {
     "validate_unknown_argument": (["validate", f"{BROKEN}/unknown_argument"], 1, [
         f'{BROKEN}/unknown_argument/main.tf:4: error: Unsupported argument: An argument named "nmae"',
         f'{BROKEN}/unknown_argument/main.tf:14: error: Unsupported argument: An argument named "max_vcpu"',
-        f'{BROKEN}/unknown_argument/main.tf:23: error: Unsupported block type: Blocks of type "encryption"']),
+        f'{BROKEN}/unknown_argument/main.tf:23: error: Unsupported block type: Blocks of type "encryption"',
+        f'{BROKEN}/unknown_argument/modules/q/main.tf:3: error: Unsupported argument: An argument named '
+        '"delay_second"']),
     "validate_missing_required": (["validate", f"{BROKEN}/missing_required"], 1, [
         f'{BROKEN}/missing_required/main.tf:3: error: Missing required argument: The argument "name"',
         f'{BROKEN}/missing_required/main.tf:3: error: Missing required argument: The argument "state"',

@@ -7,7 +7,8 @@ Run with build/tfvenv's Python (tests/deploy/requirements.txt):
     tfcheck.py load DIR           every directory of .tf files under DIR (root, modules) loads
                                   (terraform init) without a diagnostic
     tfcheck.py validate DIR       terraform init + validate of DIR and of every directory of .tf
-                                  files under it, each as a root, against the stand-in hashicorp/aws
+                                  files under it that no configuration validated before calls as
+                                  a module, each as a root, against the stand-in hashicorp/aws
                                   (standin/provider.py) serving the 6.25.0 schema: resource and data
                                   source types, arguments, nested blocks, required ones, value types,
                                   and every reference (variables, locals, module outputs, resource
@@ -190,11 +191,22 @@ def cmd_load(args):
     return 0
 
 
-def validate_one(tf, src, label):
+def called_modules(cfg, src):
+    """The source directories of the modules that init found the configuration in cfg calling."""
+    try:
+        with open(os.path.join(cfg, ".terraform", "modules", "modules.json"), encoding="utf-8") as f:
+            mods = json.load(f).get("Modules") or []
+    except FileNotFoundError:
+        return set()
+    return {os.path.normpath(os.path.join(src, m["Dir"])) for m in mods if m.get("Dir")}
+
+
+def validate_one(tf, src, label, covered):
     cfg = tf.copy(src, "v-" + re.sub(r"[^A-Za-z0-9]+", "_", label))
     problems = init_problems(tf, cfg, label)
     if problems:
         return problems
+    covered |= called_modules(cfg, src)
     res = tf(cfg, "validate", "-json", "-no-color")
     try:
         out = json.loads(res.stdout)
@@ -212,18 +224,26 @@ def validate_one(tf, src, label):
 def cmd_validate(args):
     tf = Terraform("validate")
     problems = []
-    dirs = tf_dirs(args.dir)
+    # A module that a configuration validated before calls was validated with it (with the
+    # values of its call): only the directories nothing calls are validated as roots.
+    covered = set()
+    roots = []
     try:
-        for d in dirs:
-            problems += validate_one(tf, d, label_of(d))
+        for d in tf_dirs(args.dir):
+            if os.path.normpath(d) in covered:
+                continue
+            roots.append(os.path.normpath(d))
+            problems += validate_one(tf, d, label_of(d), covered)
     finally:
         tf.cleanup()
     for p in problems:
         print(p)
     if problems:
         return fail(f"validate: {len(problems)} problem(s) under {args.dir}")
-    print(f"tfcheck: validate: {len(dirs)} configuration(s) under {args.dir} valid against "
-          f"the stand-in providers' schemas (hashicorp/aws {PROVIDER_VERSION})")
+    print(f"tfcheck: validate: {len(roots)} configuration(s) under {args.dir} (and the "
+          f"{len(covered - set(roots))} "
+          f"module(s) they call) valid against the stand-in providers' schemas "
+          f"(hashicorp/aws {PROVIDER_VERSION})")
     return 0
 
 
