@@ -21,6 +21,7 @@ CASES = {
     "good_validate": (["validate", GOOD], 0, [
         "validate: 1 configuration(s) under tests/deploy/fixtures/good (and the 1 module(s) they call)"]),
     "good_plan": (["plan", GOOD, *GOOD_PLAN], 0, ["plan: 9 resources planned"]),
+    "good_test": (["test", GOOD], 0, ["test: terraform test passed in 1 configuration(s)"]),
     "good_checkov": (["checkov", GOOD], 0, ["1 skipped with a reason, 0 failed"]),
     "fmt_unformatted": (["fmt", f"{BROKEN}/unformatted"], 1, [
         f"{BROKEN}/unformatted/main.tf",
@@ -51,6 +52,10 @@ CASES = {
         'not have an attribute named "arn"',
         f'{BROKEN}/dangling_reference/main.tf:20: error: Reference to undeclared input variable',
         f'{BROKEN}/dangling_reference/main.tf:24: error: Reference to undeclared resource']),
+    "test_failed_assertion": (["test", f"{BROKEN}/failed_assertion"], 1, [
+        'run "keeps_messages_four_days"... fail', "Error: Test assertion failed",
+        "the queue keeps messages for four days",
+        f"test: terraform test failed in {BROKEN}/failed_assertion"]),
     "checkov_failure": (["checkov", f"{BROKEN}/checkov_failure"], 1, [
         f"{BROKEN}/checkov_failure/main.tf:2: CKV_AWS_27 aws_sqs_queue.q"]),
     "checkov_skip_without_reason": (["checkov", f"{BROKEN}/skip_without_reason"], 1, [

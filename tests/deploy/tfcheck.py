@@ -17,6 +17,8 @@ Run with build/tfvenv's Python (tests/deploy/requirements.txt):
                                   terraform plan of DIR with the stand-in (backend made local) and
                                   F; the planned resource addresses must equal LIST (--update
                                   rewrites LIST instead)
+    tfcheck.py test DIR           terraform test in every directory under DIR with *.tftest.hcl
+                                  files (its own or in tests/): runs with `command = plan` only
     tfcheck.py checkov DIR        checkov: every failed check fails, and every in-line
                                   `checkov:skip=ID` must carry its reason (`checkov:skip=ID:why`)
     tfcheck.py terraform ARGS...  the embedded Terraform itself, with the stand-in's CLI settings
@@ -26,6 +28,7 @@ or lock file), the provider mirror, Terraform's data dirs. Nothing is fetched fr
 """
 import argparse
 import ctypes
+import glob
 import json
 import os
 import re
@@ -302,6 +305,32 @@ def cmd_plan(args):
                 f"rerun with --update and commit the list)")
 
 
+def cmd_test(args):
+    """`terraform test` of every directory with test files (`*.tftest.hcl`, beside the .tf files
+    or in their tests/): plan-only runs, since the stand-ins never apply."""
+    tf = Terraform("test")
+    failed, ran = [], 0
+    try:
+        for d in tf_dirs(args.dir):
+            if not glob.glob(os.path.join(d, "*.tftest.hcl")) + glob.glob(
+                    os.path.join(d, "tests", "*.tftest.hcl")):
+                continue
+            ran += 1
+            label = label_of(d)
+            cfg = tf.copy(d, "t-" + re.sub(r"[^A-Za-z0-9]+", "_", label))
+            problems = init_problems(tf, cfg, label)
+            res = None if problems else tf(cfg, "test", "-no-color")
+            if problems or res.returncode != 0:
+                failed.append(label)
+                print("\n".join(problems) if problems else res.stdout + res.stderr)
+    finally:
+        tf.cleanup()
+    if failed:
+        return fail(f"test: terraform test failed in {', '.join(failed)}")
+    print(f"tfcheck: test: terraform test passed in {ran} configuration(s) under {args.dir}")
+    return 0
+
+
 def unexplained_skips(top):
     out = []
     for d in tf_dirs(top):
@@ -362,7 +391,7 @@ def main():
         run_terraform_here(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("fmt", "load", "validate", "checkov"):
+    for name in ("fmt", "load", "validate", "test", "checkov"):
         sub.add_parser(name).add_argument("dir")
     p = sub.add_parser("plan")
     p.add_argument("dir")
@@ -374,7 +403,7 @@ def main():
         return fail(f"{args.dir}: not a directory")
     os.makedirs(WORK, exist_ok=True)
     return {"fmt": cmd_fmt, "load": cmd_load, "validate": cmd_validate, "plan": cmd_plan,
-            "checkov": cmd_checkov}[args.cmd](args)
+            "test": cmd_test, "checkov": cmd_checkov}[args.cmd](args)
 
 
 if __name__ == "__main__":
