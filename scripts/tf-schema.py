@@ -5,8 +5,9 @@ the .jsii type information of cdktf's prebuilt provider packages on npm.
     scripts/tf-schema.py [--check] [NAME...]      NAME: aws, archive (default: both)
 
 For each provider the npm package (@cdktf/provider-aws@21.22.1, generated from hashicorp/aws
-6.25.0; @cdktf/provider-archive@11.0.1, from hashicorp/archive 2.7.1) is fetched with `npm pack`
-into build/tfschema/ (kept there: a second run reads the cache) and its schema written to
+6.25.0; @cdktf/provider-archive@11.0.1, from hashicorp/archive 2.7.1) is fetched with `npm pack`,
+or from registry.npmjs.org without npm, checked against its pinned integrity, into
+build/tfschema/ (kept there: a second run reads the cache) and its schema written to
 tests/deploy/schema/NAME-VERSION.json.gz. --check writes nothing: it fails when a committed file
 differs from what its package gives.
 
@@ -27,17 +28,30 @@ so every optional top-level input is taken as optional-and-computed. The five bl
 as `any` (too deeply nested: quicksight definitions, wafv2 statements) become dynamic attributes.
 """
 import argparse
+import base64
 import gzip
+import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
+import urllib.request
 
 # NAME: (npm package, its version, the hashicorp/NAME version it was generated from)
 PROVIDERS = {"aws": ("@cdktf/provider-aws", "21.22.1", "6.25.0"),
              "archive": ("@cdktf/provider-archive", "11.0.1", "2.7.1")}
+# The packages' dist.integrity on the npm registry: a download must match it.
+INTEGRITY = {
+    "@cdktf/provider-aws@21.22.1": "sha512-BuSHeaQFUL9l33pBzIMRT7cTQ69AM2mLtijjteCPhVQRmvuhuj9Lvfym"
+                                   "f7knAMhYqAT6+Lrls9jiGVW/Us3zrQ==",
+    "@cdktf/provider-archive@11.0.1": "sha512-2Plwhj1hVUOYmQrxNbBvy2nrw/gyHZKnQFauPCwjhQX+MpRImF7c"
+                                      "ceKgX8zZgBPvB5YEP75MIFPbr4sjxDWeHw==",
+}
+REGISTRY = "https://registry.npmjs.org"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.join(ROOT, "build", "tfschema")
 OUT_DIR = os.path.join(ROOT, "tests", "deploy", "schema")
@@ -59,14 +73,40 @@ CDKTF_MAPS = {"cdktf.StringMap": ["map", "string"], "cdktf.NumberMap": ["map", "
               "cdktf.NumberListList": ["list", ["list", "number"]]}
 
 
+def integrity(path):
+    with open(path, "rb") as f:
+        return "sha512-" + base64.b64encode(hashlib.sha512(f.read()).digest()).decode()
+
+
+def fetch(pkg, version, tgz):
+    """The package's tarball: with npm (and its registry settings) where installed, else straight
+    from the npm registry; either way it must match the pinned integrity."""
+    tmp = tgz + ".part"
+    if shutil.which("npm"):
+        print(f"tf-schema: npm pack {pkg}@{version}", file=sys.stderr)
+        with tempfile.TemporaryDirectory(dir=CACHE) as d:
+            subprocess.run(["npm", "pack", "--silent", f"{pkg}@{version}"], cwd=d, check=True,
+                           stdout=subprocess.DEVNULL)
+            (name,) = os.listdir(d)
+            os.replace(os.path.join(d, name), tmp)
+    else:
+        url = f"{REGISTRY}/{pkg}/-/{pkg.split('/')[-1]}-{version}.tgz"
+        print(f"tf-schema: fetching {url}", file=sys.stderr)
+        with urllib.request.urlopen(url, timeout=120) as resp, open(tmp, "wb") as out:
+            shutil.copyfileobj(resp, out)
+    got, want = integrity(tmp), INTEGRITY[f"{pkg}@{version}"]
+    if got != want:
+        os.unlink(tmp)
+        raise SystemExit(f"tf-schema: {pkg}@{version}: integrity {got}, expected {want}")
+    os.replace(tmp, tgz)
+
+
 def read_types(pkg, version):
     """The .jsii types of the npm package, its tarball fetched once into build/tfschema/."""
     os.makedirs(CACHE, exist_ok=True)
     tgz = os.path.join(CACHE, f"{pkg.lstrip('@').replace('/', '-')}-{version}.tgz")
     if not os.path.exists(tgz):
-        print(f"tf-schema: npm pack {pkg}@{version}", file=sys.stderr)
-        subprocess.run(["npm", "pack", "--silent", f"{pkg}@{version}"], cwd=CACHE, check=True,
-                       stdout=subprocess.DEVNULL)
+        fetch(pkg, version, tgz)
     names = {}
     with tarfile.open(tgz) as tar:
         types = json.load(tar.extractfile("package/.jsii"))["types"]
@@ -74,8 +114,10 @@ def read_types(pkg, version):
             m = re.match(r"package/lib/(.+)/index\.js$", member.name)
             if m:
                 text = tar.extractfile(member).read().decode("utf-8")
-                names[f"src/{m.group(1)}/index.ts"] = {
-                    n.replace("_", ""): n for n in set(ATTRIBUTE_NAME.findall(text))}
+                found = {}
+                for n in sorted(set(ATTRIBUTE_NAME.findall(text))):
+                    found.setdefault(n.replace("_", ""), []).append(n)
+                names[f"src/{m.group(1)}/index.ts"] = found
     return types, names
 
 
@@ -96,7 +138,12 @@ class Deriver:
         if m:
             return m.group(1)
         known = self.names.get(cls.get("locationInModule", {}).get("filename"), {})
-        return known.get(prop["name"].lower(), snake(prop["name"]))
+        plain = snake(prop["name"])
+        candidates = known.get(prop["name"].lower(), [])
+        # Two names differing only in underscores (rare): the plain conversion if it is one.
+        if not candidates or plain in candidates:
+            return plain
+        return candidates[0]
 
     def tf_name(self, prop, owner):
         """An input's Terraform name: its doc anchor, its block name, else as a getter's."""
