@@ -158,8 +158,9 @@ resource "aws_iam_role_policy" "job" {
 
 # ---- compute ------------------------------------------------------------------------------
 
-# IMDSv2 only (a hop limit of 2 lets containers reach it for the instance role's ECS
-# agent credentials), and an encrypted root volume big enough for the images.
+# IMDSv2 only, with a hop limit of 1 so that job containers (bridge networking) cannot
+# reach the instance's metadata and the instance role: jobs get their own role's
+# credentials from the ECS agent. And an encrypted root volume big enough for the images.
 resource "aws_launch_template" "this" {
   for_each = local.kinds
 
@@ -169,7 +170,7 @@ resource "aws_launch_template" "this" {
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
-    http_put_response_hop_limit = 2
+    http_put_response_hop_limit = 1
   }
 
   block_device_mappings {
