@@ -64,7 +64,10 @@ data "aws_iam_policy_document" "assume" {
   }
 }
 
-# The role Batch manages the compute environments with.
+# The role Batch manages the compute environments with (the original pipeline's). With
+# use_service_linked_role, Batch's own AWSServiceRoleForBatch is used instead, which AWS
+# requires for in-place infrastructure updates of a compute environment (instance types,
+# launch template); with this role such a change replaces the environment.
 resource "aws_iam_role" "service" {
   name               = "${local.prefix}-batch-service"
   assume_role_policy = data.aws_iam_policy_document.assume["batch"].json
@@ -195,7 +198,7 @@ resource "aws_batch_compute_environment" "this" {
   name         = "${local.prefix}-${each.key}"
   type         = "MANAGED"
   state        = "ENABLED"
-  service_role = aws_iam_role.service.arn
+  service_role = var.use_service_linked_role ? null : aws_iam_role.service.arn
 
   compute_resources {
     type                = each.value.spot ? "SPOT" : "EC2"
