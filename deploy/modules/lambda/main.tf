@@ -20,7 +20,7 @@ data "archive_file" "functions" {
   type        = "zip"
   source_dir  = "${path.module}/functions"
   output_path = "${path.root}/.terraform/build/${local.prefix}-functions.zip"
-  excludes    = ["__pycache__", "triggers/__pycache__"]
+  excludes    = ["**/__pycache__/**", "**/*.pyc"]
 }
 
 # ---- dead-letter queues -------------------------------------------------------------------
