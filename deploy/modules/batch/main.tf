@@ -291,14 +291,15 @@ resource "aws_batch_job_definition" "this" {
       each.value.gpus > 0 ? [{ type = "GPU", value = tostring(each.value.gpus) }] : [],
     )
     # PyTorch's DataLoader workers pass batches through /dev/shm; Docker's 64 MiB is too little.
+    # (No initProcessEnabled: the images run tini as their own PID 1.)
     linuxParameters = {
-      sharedMemorySize   = var.shared_memory_size
-      initProcessEnabled = true
+      sharedMemorySize = var.shared_memory_size
     }
     environment = [
       { name = "HF_HOME", value = "/opt/models/huggingface" },
       { name = "TORCH_HOME", value = "/opt/models/torch" },
       { name = "MODEL_CACHE_DIR", value = "/opt/models" },
+      { name = "XDG_CACHE_HOME", value = "/opt/models/cache" },
     ]
     volumes = [{
       name = "models"
