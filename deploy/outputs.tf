@@ -82,6 +82,11 @@ output "job_log_group" {
   value       = module.batch.job_log_group_name
 }
 
+output "job_log_group_arn" {
+  description = "ARN of the jobs' log group (for a reader's logs:GetLogEvents grant)."
+  value       = module.batch.job_log_group_arn
+}
+
 output "ecr_repository_urls" {
   description = "ECR repository URLs by image: ml-python-slim, ml-python, ml-gateway."
   value       = module.ecr.repository_urls

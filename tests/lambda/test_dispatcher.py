@@ -244,9 +244,11 @@ def test_batch_refusal_raises(settings, wire, pipeline):
     """A queue Batch does not know: SubmitJob fails and the handler raises (no silent loss)."""
     import dataclasses
 
+    from botocore.exceptions import ClientError
+
     broken = dataclasses.replace(settings, cpu_queue="arn:aws:batch:us-east-1:123456789012:"
                                                     "job-queue/no-such-queue")
-    with pytest.raises(Exception):  # botocore's ClientError
+    with pytest.raises(ClientError):
         dispatcher.handle(sns_event(CPU_DEFAULT), broken, wire.clients)
 
 

@@ -64,7 +64,10 @@ data "aws_iam_policy_document" "assume" {
   }
 }
 
-# The role Batch manages the compute environments with.
+# The role Batch manages the compute environments with (the original pipeline's). With
+# use_service_linked_role, Batch's own AWSServiceRoleForBatch is used instead, which AWS
+# requires for in-place infrastructure updates of a compute environment (instance types,
+# launch template); with this role such a change replaces the environment.
 resource "aws_iam_role" "service" {
   name               = "${local.prefix}-batch-service"
   assume_role_policy = data.aws_iam_policy_document.assume["batch"].json
@@ -158,8 +161,9 @@ resource "aws_iam_role_policy" "job" {
 
 # ---- compute ------------------------------------------------------------------------------
 
-# IMDSv2 only (a hop limit of 2 lets containers reach it for the instance role's ECS
-# agent credentials), and an encrypted root volume big enough for the images.
+# IMDSv2 only, with a hop limit of 1 so that job containers (bridge networking) cannot
+# reach the instance's metadata and the instance role: jobs get their own role's
+# credentials from the ECS agent. And an encrypted root volume big enough for the images.
 resource "aws_launch_template" "this" {
   for_each = local.kinds
 
@@ -169,7 +173,7 @@ resource "aws_launch_template" "this" {
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
-    http_put_response_hop_limit = 2
+    http_put_response_hop_limit = 1
   }
 
   block_device_mappings {
@@ -194,7 +198,7 @@ resource "aws_batch_compute_environment" "this" {
   name         = "${local.prefix}-${each.key}"
   type         = "MANAGED"
   state        = "ENABLED"
-  service_role = aws_iam_role.service.arn
+  service_role = var.use_service_linked_role ? null : aws_iam_role.service.arn
 
   compute_resources {
     type                = each.value.spot ? "SPOT" : "EC2"
@@ -287,14 +291,15 @@ resource "aws_batch_job_definition" "this" {
       each.value.gpus > 0 ? [{ type = "GPU", value = tostring(each.value.gpus) }] : [],
     )
     # PyTorch's DataLoader workers pass batches through /dev/shm; Docker's 64 MiB is too little.
+    # (No initProcessEnabled: the images run tini as their own PID 1.)
     linuxParameters = {
-      sharedMemorySize   = var.shared_memory_size
-      initProcessEnabled = true
+      sharedMemorySize = var.shared_memory_size
     }
     environment = [
       { name = "HF_HOME", value = "/opt/models/huggingface" },
       { name = "TORCH_HOME", value = "/opt/models/torch" },
       { name = "MODEL_CACHE_DIR", value = "/opt/models" },
+      { name = "XDG_CACHE_HOME", value = "/opt/models/cache" },
     ]
     volumes = [{
       name = "models"

@@ -206,3 +206,9 @@ variable "log_kms_key_arn" {
   type        = string
   default     = null
 }
+
+variable "use_service_linked_role" {
+  description = "Manage the compute environments with Batch's service-linked role (AWSServiceRoleForBatch, allows in-place infrastructure updates) instead of the service role made here."
+  type        = bool
+  default     = false
+}

@@ -31,9 +31,10 @@ locals {
 }
 
 resource "aws_ecr_repository" "this" {
+  #checkov:skip=CKV_AWS_51:tags are immutable (IMMUTABLE_WITH_EXCLUSION) except the mutable_tags patterns ("latest"), which the check does not recognise
   for_each = toset(var.repositories)
 
-  name                 = "${var.name}/${each.value}"
+  name                 = "${var.name}-${each.value}"
   image_tag_mutability = "IMMUTABLE_WITH_EXCLUSION"
   force_delete         = var.force_delete
 

@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Namespace of the repositories (the project name): <name>/<image>."
+  description = "Prefix of the repository names (the project name): <name>-<image>, as images/build-and-push.sh pushes."
   type        = string
 }
 

@@ -20,9 +20,9 @@ variable "kms_key_arn" {
 }
 
 variable "posix_uid" {
-  description = "POSIX user ID every client of the access point acts as (owner of /models)."
+  description = "POSIX user ID every client of the access point acts as (owner of /models); 10001 is the job user of the images in images/."
   type        = number
-  default     = 1000
+  default     = 10001
 
   validation {
     condition     = var.posix_uid >= 0 && floor(var.posix_uid) == var.posix_uid
@@ -31,9 +31,9 @@ variable "posix_uid" {
 }
 
 variable "posix_gid" {
-  description = "POSIX group ID every client of the access point acts as."
+  description = "POSIX group ID every client of the access point acts as (10001 in the images)."
   type        = number
-  default     = 1000
+  default     = 10001
 
   validation {
     condition     = var.posix_gid >= 0 && floor(var.posix_gid) == var.posix_gid

@@ -20,7 +20,7 @@ data "archive_file" "functions" {
   type        = "zip"
   source_dir  = "${path.module}/functions"
   output_path = "${path.root}/.terraform/build/${local.prefix}-functions.zip"
-  excludes    = ["__pycache__", "triggers/__pycache__"]
+  excludes    = ["**/__pycache__/**", "**/*.pyc"]
 }
 
 # ---- dead-letter queues -------------------------------------------------------------------
@@ -49,6 +49,24 @@ data "aws_iam_policy_document" "dlq" {
       test     = "Bool"
       variable = "aws:SecureTransport"
       values   = ["false"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "trigger" ? [1] : []
+    content {
+      sid       = "SnsDeadLetters"
+      actions   = ["sqs:SendMessage"]
+      resources = [each.value.arn]
+      principals {
+        type        = "Service"
+        identifiers = ["sns.amazonaws.com"]
+      }
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = [var.trigger_topic_arn]
+      }
     }
   }
 
@@ -207,6 +225,7 @@ resource "aws_cloudwatch_log_group" "this" {
 }
 
 resource "aws_lambda_function" "dispatcher" {
+  #checkov:skip=CKV_AWS_115:reserved concurrency is the dispatcher_concurrency variable, unreserved by default: new accounts may have only 10 concurrent executions, all of which must stay unreserved
   #checkov:skip=CKV_AWS_117:the VPC has no NAT gateway by design; outside a VPC the function reaches the Batch API directly and needs no network of its own
   #checkov:skip=CKV_AWS_272:the code is built from this repository by Terraform itself; code signing would need a signing profile and a separate build step
   #checkov:skip=CKV_AWS_173:the environment holds queue and bucket names only, no secrets; Lambda encrypts it at rest with its service key
@@ -269,15 +288,19 @@ resource "aws_lambda_permission" "sns" {
   source_arn    = var.trigger_topic_arn
 }
 
+# Messages SNS itself cannot deliver (the function throttled past SNS's retries) go to the
+# same dead-letter queue as those the function refused.
 resource "aws_sns_topic_subscription" "dispatcher" {
-  topic_arn = var.trigger_topic_arn
-  protocol  = "lambda"
-  endpoint  = aws_lambda_function.dispatcher.arn
+  topic_arn      = var.trigger_topic_arn
+  protocol       = "lambda"
+  endpoint       = aws_lambda_function.dispatcher.arn
+  redrive_policy = jsonencode({ deadLetterTargetArn = aws_sqs_queue.dlq["trigger"].arn })
 
   depends_on = [aws_lambda_permission.sns]
 }
 
 resource "aws_lambda_function" "monitor" {
+  #checkov:skip=CKV_AWS_115:reserved concurrency is the monitor_concurrency variable, unreserved by default: new accounts may have only 10 concurrent executions, all of which must stay unreserved
   #checkov:skip=CKV_AWS_117:the VPC has no NAT gateway by design; outside a VPC the function reaches SNS directly
   #checkov:skip=CKV_AWS_272:the code is built from this repository by Terraform itself; code signing would need a signing profile and a separate build step
   #checkov:skip=CKV_AWS_173:the environment holds a topic ARN only, no secrets

@@ -97,15 +97,15 @@ variable "runtime" {
 }
 
 variable "dispatcher_concurrency" {
-  description = "Concurrent dispatcher invocations at most (-1: unreserved). SubmitJob allows 50 calls/s per account."
+  description = "Concurrent dispatcher invocations reserved and at most (-1: unreserved; an account keeps at least 10 unreserved, and new accounts may have only 10 in all)."
   type        = number
-  default     = 10
+  default     = -1
 }
 
 variable "monitor_concurrency" {
-  description = "Concurrent monitor invocations at most (-1: unreserved)."
+  description = "Concurrent monitor invocations reserved and at most (-1: unreserved)."
   type        = number
-  default     = 5
+  default     = -1
 }
 
 variable "log_retention_days" {

@@ -41,7 +41,7 @@ class BaseTrigger(abc.ABC):
         self.data: Mapping[str, Any] = data
         self.metadata: Mapping[str, Any] = metadata
 
-    def validate(self) -> None:  # noqa: B027 (optional hook, empty on purpose)
+    def validate(self) -> None:
         """Raise ``TriggerError`` when the message cannot be acted on."""
 
     @abc.abstractmethod
