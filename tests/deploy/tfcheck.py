@@ -13,7 +13,7 @@ Run with build/tfvenv's Python (tests/deploy/requirements.txt):
                                   source types, arguments, nested blocks, required ones, value types,
                                   and every reference (variables, locals, module outputs, resource
                                   attributes, computed ones included). Errors and warnings fail.
-    tfcheck.py plan DIR --var-file F --expect LIST [--update]
+    tfcheck.py plan DIR --var-file F --expect LIST [--update] [--save-json PLAN.json]
                                   terraform plan of DIR with the stand-in (backend made local) and
                                   F; the planned resource addresses must equal LIST (--update
                                   rewrites LIST instead)
@@ -250,7 +250,7 @@ def cmd_validate(args):
     return 0
 
 
-def planned_addresses(tf, cfg, var_file):
+def planned_addresses(tf, cfg, var_file, save_json=None):
     res = tf(cfg, "init", "-no-color")
     if res.returncode != 0:
         raise RuntimeError(f"terraform init failed:\n{res.stdout}{res.stderr}")
@@ -264,6 +264,10 @@ def planned_addresses(tf, cfg, var_file):
     if res.returncode != 0:
         raise RuntimeError(f"terraform show failed:\n{res.stderr}")
     plan = json.loads(res.stdout)
+    if save_json:
+        with open(save_json + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(plan, f)
+        os.replace(save_json + ".tmp", save_json)
     addrs = []
     for change in plan.get("resource_changes", []):
         if change.get("mode") == "managed" and change["change"]["actions"] != ["no-op"]:
@@ -276,7 +280,7 @@ def cmd_plan(args):
     try:
         cfg = tf.copy(args.dir)
         try:
-            got = planned_addresses(tf, cfg, args.var_file)
+            got = planned_addresses(tf, cfg, args.var_file, args.save_json)
         except RuntimeError as exc:
             print(exc)
             return fail(f"plan: {args.dir}")
@@ -398,6 +402,7 @@ def main():
     p.add_argument("--var-file")
     p.add_argument("--expect", required=True)
     p.add_argument("--update", action="store_true")
+    p.add_argument("--save-json", help="also write the plan (terraform show -json) there")
     args = ap.parse_args()
     if not os.path.isdir(args.dir):
         return fail(f"{args.dir}: not a directory")
