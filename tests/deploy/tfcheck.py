@@ -76,6 +76,13 @@ def run_terraform_here(args):
     os._exit(rc)
 
 
+def platform():
+    """Terraform's name for this machine's platform (the mirror's directory), e.g. linux_amd64."""
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    return f"{sys.platform}_{arch}"
+
+
 class Terraform:
     """The embedded Terraform in a child process, set up to use the stand-in provider only."""
 
@@ -84,7 +91,7 @@ class Terraform:
         mirror = os.path.join(self.work, "mirror")
         for name, version in STANDINS:
             source = f"registry.terraform.io/hashicorp/{name}"
-            plugin = os.path.join(mirror, source, version, "linux_amd64",
+            plugin = os.path.join(mirror, source, version, platform(),
                                   f"terraform-provider-{name}_v{version}")
             schema = os.path.join(HERE, "schema", f"{name}-{version}.json.gz")
             os.makedirs(os.path.dirname(plugin))
