@@ -108,7 +108,8 @@ def data_source_result(type_name, block, config, region):
     for name, value in special.items():
         if name in block["attrs"] and block["attrs"][name][1] != "required":
             out[name] = value
-    out["id"] = config.get("id") or f"stand-in-{type_name}"
+    if "id" in block["attrs"]:
+        out["id"] = config.get("id") or f"stand-in-{type_name}"
     return out
 
 
