@@ -7,8 +7,8 @@ pipeline asks of each service, with the values the variables give.
     test_deploy_plan.py --selftest PLAN.json   each rule, on the plan with one fact broken, reports it
 
 Values that only AWS knows (ARNs, IDs) are unknown in the plan; a rule on such a value asks only
-that it is set. The IAM policy documents are data sources, stand-in values offline: their content
-is not checked here.
+that it is set. The IAM policy documents are data sources whose result is a stand-in offline, but
+their statements (effects, actions, conditions) are in the plan as written and are checked.
 """
 import copy
 import json
@@ -25,6 +25,12 @@ class Plan:
         self.doc = doc
         self.vars = {k: v.get("value") for k, v in doc.get("variables", {}).items()}
         self.changes = [c for c in doc.get("resource_changes", []) if c.get("mode") == "managed"]
+        self.reads = [c for c in doc.get("resource_changes", []) if c.get("mode") == "data"]
+
+    def policy_statements(self):
+        """(address, statement) of every aws_iam_policy_document, as configured."""
+        return [(c["address"], st) for c in self.reads if c["type"] == "aws_iam_policy_document"
+                for st in ((c["change"]["after"] or {}).get("statement") or [])]
 
     def of_type(self, rtype):
         return [(c["address"], c["change"]["after"] or {}, c["change"].get("after_unknown") or {})
@@ -251,8 +257,31 @@ def rule_outputs(p):
     return out
 
 
+def tls_only(statement):
+    return statement.get("effect") == "Deny" and any(
+        c.get("variable") == "aws:SecureTransport" and c.get("values") == ["false"]
+        for c in statement.get("condition") or [])
+
+
+def rule_policies(p):
+    out = []
+    statements = p.policy_statements()
+    for addr, st in statements:
+        if st.get("effect", "Allow") in (None, "Allow"):
+            broad = [a for a in st.get("actions") or [] if a == "*" or a.endswith(":*")]
+            if broad:
+                out.append(f"{addr}: statement {st.get('sid')!r} allows {broad} (least privilege: name the actions)")
+    buckets = {key_of(a) for a, _, _ in p.of_type("aws_s3_bucket")}
+    for b in sorted(map(str, buckets)):
+        if not any(key_of(a) == b and tls_only(st) and any(x.startswith("s3:") for x in st.get("actions") or [])
+                   for a, st in statements):
+            out.append(f"s3 {b}: its policy does not deny requests without TLS (aws:SecureTransport)")
+    return out
+
+
 RULES = [rule_compute_environments, rule_job_queues, rule_job_definitions, rule_network,
-         rule_topics, rule_buckets, rule_efs, rule_registries, rule_dispatcher, rule_outputs]
+         rule_topics, rule_buckets, rule_efs, rule_registries, rule_dispatcher, rule_outputs,
+         rule_policies]
 
 
 def check(doc):
@@ -263,6 +292,14 @@ def check(doc):
 def edit(doc, address, fn):
     for c in doc["resource_changes"]:
         if c["address"] == address:
+            fn(c["change"]["after"])
+            return
+    raise KeyError(address)
+
+
+def edit_data(doc, address, fn):
+    for c in doc["resource_changes"]:
+        if c["address"] == address and c.get("mode") == "data":
             fn(c["change"]["after"])
             return
     raise KeyError(address)
@@ -282,6 +319,8 @@ def selftest(doc):
         ("throughput_mode 'bursting', expected elastic", lambda d: edit(d, "module.efs.aws_efs_file_system.this", lambda a: a.update(throughput_mode="bursting"))),
         ("no repository for ml-gateway", lambda d: d.update(resource_changes=[c for c in d["resource_changes"] if c["address"] != 'module.ecr.aws_ecr_repository.this["ml-gateway"]'])),
         ("output trigger_dlq_url missing", lambda d: d["output_changes"].pop("trigger_dlq_url")),
+        ("allows ['s3:*']", lambda d: edit_data(d, "module.batch.data.aws_iam_policy_document.job", lambda a: a["statement"][0].update(actions=["s3:*"]))),
+        ("s3 output: its policy does not deny requests without TLS", lambda d: edit_data(d, 'module.s3.data.aws_iam_policy_document.bucket["output"]', lambda a: a["statement"][0].update(condition=[]))),
     ]
     failures = check(doc)
     if failures:
