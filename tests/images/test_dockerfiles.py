@@ -40,6 +40,8 @@ BUILD_TOOLS = re.compile(r"^(build-essential|gcc|g\+\+|clang|make|cmake|pkg-conf
                          r"python3(\.\d+)?-(dev|venv|pip)|.*-dev)(=.*)?$")
 SECRET_NAMES = re.compile(r"(PASSWORD|SECRET|TOKEN|DATABASE_URL|ACCESS_KEY|PRIVATE_KEY|"
                           r"API_KEY)", re.IGNORECASE)
+# An exact version tag (x.y.z or x.y, never latest) and the digest it had when pinned.
+PINNED_BASE = re.compile(r"^[a-z0-9./-]+:\d+\.\d+(\.\d+)?(-[a-z0-9.]+)*@sha256:[0-9a-f]{64}$")
 # Sanitizer runtimes of the ASan+UBSan test build: not part of a release binary.
 SANITIZER_PACKAGE = re.compile(r"^lib(asan|ubsan|lsan|tsan)\d+$")
 
@@ -306,10 +308,9 @@ class JobImages(unittest.TestCase):
                 # rebuilds no heavy layer.
                 layered = [i for i in final.instructions if i.keyword in ("RUN", "COPY")]
                 self.assertIn(ENTRYPOINT_SOURCE, layered[-1].args)
-                # Base images pinned by exact tag (or digest), the same in every stage.
+                # Base images pinned by exact tag and digest, the same in every stage.
                 for stage in stages:
-                    self.assertRegex(stage.base, r"(@sha256:[0-9a-f]{64}$|:\d+\.\d+\.\d+-)")
-                    self.assertNotIn("latest", stage.base)
+                    self.assertRegex(stage.base, PINNED_BASE)
                 self.assertEqual({s.base for s in stages}, {stages[0].base})
 
     def test_bases(self) -> None:
@@ -397,7 +398,8 @@ class GatewayImage(unittest.TestCase):
                          env["MLGW_MIGRATIONS_DIR"])
         for stage in self.stages:
             JobImages.assertNoSecrets(self, stage)  # type: ignore[arg-type]
-            self.assertRegex(stage.base, r"^debian:12\.\d+-slim$")
+            self.assertRegex(stage.base, PINNED_BASE)
+            self.assertRegex(stage.base, r"^debian:12\.\d+-slim@")
         for package in apt_packages(final):
             self.assertNotRegex(package, BUILD_TOOLS)
             self.assertIn("=", package, f"{package} is not pinned")
