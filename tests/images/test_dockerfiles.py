@@ -481,19 +481,32 @@ class GatewayImage(unittest.TestCase):
         self.assertNotEqual(closed.returncode, 0)
 
 
-def owning_package(path: str) -> str:
-    """The Debian package that installed ``path`` (dpkg -S), without its architecture."""
-    candidates = [path, os.path.realpath(path)]
-    for candidate in list(candidates):
+def path_candidates(path: str) -> list[str]:
+    """``path`` as dpkg may have recorded it: as given, resolved, with and without /usr."""
+    found = [path, os.path.realpath(path)]
+    for candidate in list(found):
         if candidate.startswith("/usr/lib/"):
-            candidates.append(candidate[len("/usr"):])
+            found.append(candidate[len("/usr"):])
         elif candidate.startswith("/lib/"):
-            candidates.append("/usr" + candidate)
-    for candidate in candidates:
-        result = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
-        if result.returncode == 0:
-            return result.stdout.split(":", 1)[0].split(",")[0].strip()
-    raise AssertionError(f"no Debian package owns {path}")
+            found.append("/usr" + candidate)
+    return found
+
+
+def owning_packages(paths: list[str]) -> dict[str, str]:
+    """{path: the Debian package that installed it} (one `dpkg -S` for all)."""
+    candidates = sorted({c for path in paths for c in path_candidates(path)})
+    out = subprocess.run(["dpkg", "-S", *candidates], capture_output=True, text=True).stdout
+    owner: dict[str, str] = {}
+    for line in out.splitlines():
+        packages, _, owned = line.partition(": ")
+        owner[owned.strip()] = packages.split(",")[0].split(":")[0].strip()
+    result = {}
+    for path in paths:
+        found = [owner[c] for c in path_candidates(path) if c in owner]
+        if not found:
+            raise AssertionError(f"no Debian package owns {path}")
+        result[path] = found[0]
+    return result
 
 
 class GatewayLibraries(unittest.TestCase):
@@ -506,6 +519,11 @@ class GatewayLibraries(unittest.TestCase):
             self.assertIsNotNone(shutil.which(tool), f"{tool} is needed (Debian)")
         ldd = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
         resolved = dict(re.findall(r"^\s*(\S+) => (/\S+)", ldd, re.MULTILINE))
+        owner = owning_packages(list(resolved.values()))
+
+        def owning_package(path: str) -> str:
+            return owner[path]
+
         dynamic = subprocess.run(["readelf", "-d", binary], check=True, capture_output=True,
                                  text=True).stdout
         needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", dynamic)
@@ -520,16 +538,28 @@ class GatewayLibraries(unittest.TestCase):
         self.assertEqual(sorted(libraries), sorted(direct),
                          "the runtime apt list and the libraries the binary links differ")
 
-        # Every library loaded, directly or not, comes with those packages.
+        # Every library loaded, directly or not, comes with those packages. The walk starts
+        # from the binary's own libraries, the sanitizer runtimes (and what only they load)
+        # left out.
+        loaded: set[str] = set()
+        pending = [lib for lib in needed if lib in resolved
+                   and not SANITIZER_PACKAGE.match(owning_package(resolved[lib]))]
+        while pending:
+            lib = pending.pop()
+            if lib in loaded:
+                continue
+            loaded.add(lib)
+            out = subprocess.run(["readelf", "-d", resolved[lib]], check=True,
+                                 capture_output=True, text=True).stdout
+            pending += [n for n in re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", out)
+                        if n in resolved]
         closure_out = subprocess.run(
             ["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
              "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *listed],
             check=True, capture_output=True, text=True).stdout
         closure = {line.strip() for line in closure_out.splitlines() if not line.startswith(" ")}
-        for lib, path in resolved.items():
-            package = owning_package(path)
-            if SANITIZER_PACKAGE.match(package):
-                continue
+        for lib in sorted(loaded):
+            package = owning_package(resolved[lib])
             self.assertIn(package, closure, f"{lib} ({package}) would be missing in the image")
 
 
