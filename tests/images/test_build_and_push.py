@@ -133,8 +133,10 @@ class BuildAndPush(unittest.TestCase):
     def run_script(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         environ = {"PATH": f"{self.fake_bin}:{self.host_bin}", "HOME": self.tmp,
                    "FAKE_LOG": self.log, "LC_ALL": "C.UTF-8", **env}
+        # From outside the checkout: the script finds its Dockerfiles itself.
         return subprocess.run([os.path.join(self.repo, "images", "build-and-push.sh"), *args],
-                              env=environ, capture_output=True, text=True, timeout=60)
+                              env=environ, capture_output=True, text=True, timeout=60,
+                              cwd=self.tmp)
 
     def calls(self) -> list[dict[str, object]]:
         if not os.path.exists(self.log):
