@@ -4,6 +4,9 @@
 # for CPython 3.11 on linux/amd64 (manylinux_2_28) from PyPI. Needs uv
 # (`pip install uv`); reads only package metadata, downloads no wheel.
 #
+# Versions already in requirements.txt are kept where requirements.in allows them;
+# UPGRADE=1 moves every package to its newest allowed version.
+#
 # The Dockerfiles install the lock with `pip install --no-deps --require-hashes`, so
 # what is built is exactly what is listed. ml-python-slim's torch and torchaudio come
 # from the PyTorch CPU index instead and are left out, with the CUDA wheels
@@ -17,10 +20,13 @@ fi
 images=("$@")
 [[ ${#images[@]} -gt 0 ]] || images=(ml-python-slim ml-python)
 
+upgrade=()
+[[ -z ${UPGRADE:-} ]] || upgrade=(--upgrade)
+
 compile() { # IN OUT [uv options...]
   local in=$1 out=$2
   shift 2
-  uv pip compile "$in" --quiet --python-version 3.11 \
+  uv pip compile "$in" "${upgrade[@]}" --quiet --python-version 3.11 \
     --python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple \
     --generate-hashes --custom-compile-command "images/lock.sh" -o "$out" "$@"
 }
