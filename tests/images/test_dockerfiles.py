@@ -467,7 +467,8 @@ class GatewayImage(unittest.TestCase):
         self.addCleanup(server.server_close)
         self.addCleanup(server.shutdown)
         port = server.server_address[1]
-        env = {**os.environ, **self.final.env(), "MLGW_LISTEN": f"0.0.0.0:{port}"}
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        env.update({**self.final.env(), "MLGW_LISTEN": f"0.0.0.0:{port}"})
         ok = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=20)
         self.assertEqual(ok.returncode, 0, ok.stderr)
         status["code"] = 503
