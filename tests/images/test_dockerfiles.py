@@ -29,6 +29,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import unittest
 
@@ -421,6 +422,39 @@ class GatewayImage(unittest.TestCase):
             floors = re.findall(r"^mlgw_floor\(\w+ (\w+)", handle.read(), re.MULTILINE)
         copied = {src.rstrip("/") for sources, _, _ in copies(self.build) for src in sources}
         self.assertEqual(set(floors) - copied, set())
+
+    def stage_build_context(self, dest: str) -> None:
+        """Lays out in ``dest`` what the build stage's COPYs put in its working directory,
+        from the tracked files that .dockerignore lets into the context."""
+        for sources, target, frm in copies(self.build):
+            self.assertIsNone(frm)
+            for source in sources:
+                for rel in git_files(source):
+                    if not sent_to_builder(ROOT, rel):
+                        continue
+                    if source.endswith("/"):
+                        out = os.path.join(dest, target, os.path.relpath(rel, source))
+                    elif target.endswith("/"):
+                        out = os.path.join(dest, target, os.path.basename(rel))
+                    else:
+                        out = os.path.join(dest, target)
+                    os.makedirs(os.path.dirname(out), exist_ok=True)
+                    shutil.copy2(os.path.join(ROOT, rel), out)
+
+    def test_build_stage_configures_from_the_context(self) -> None:
+        """CMake configures from exactly what the build context sends (the compile itself
+        is `make`'s, with the same flags)."""
+        self.assertEqual(self.build.last("WORKDIR").args, "/src")
+        runs = " ".join(i.args for i in self.build.all("RUN"))
+        configure = re.search(r"(cmake -S \. -B build [^&]*)", runs).group(1).split()
+        with tempfile.TemporaryDirectory(prefix="mlgw-gateway-context-") as src:
+            self.stage_build_context(src)
+            result = subprocess.run(configure, cwd=src, capture_output=True, text=True,
+                                    timeout=120)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            floors = subprocess.run(["scripts/check-floors.sh", "."], cwd=src,
+                                    capture_output=True, text=True, timeout=60)
+            self.assertEqual(floors.returncode, 0, floors.stdout + floors.stderr)
 
     def test_dockerignore(self) -> None:
         for rel in ("build/ml-gateway", "build/asan/CMakeCache.txt", "var/pg/postgresql.conf",
