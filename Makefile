@@ -4,7 +4,7 @@
 #   make run      install what is missing, build, start a private PostgreSQL
 #                 under ./var/ (unless DATABASE_URL is set) and serve on :8080
 #   make test     install what is missing, build with ASan+UBSan, run every test
-#   make lint     clang-format, clang-tidy, cppcheck and shellcheck
+#   make lint     clang-format, clang-tidy, cppcheck, shellcheck and hadolint
 #   make docs     regenerate README.md's settings table from the code
 #   make fuzz     build the libFuzzer targets of tests/fuzz/ with clang (build/fuzz/) and
 #                 run each for FUZZ_SECONDS (60; `make fuzz FUZZ_SECONDS=600`)

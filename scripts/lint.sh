@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # lint.sh BUILD_DIR — clang-format (no diffs), clang-tidy (warnings are errors)
-# and cppcheck over the C sources, using BUILD_DIR/compile_commands.json.
+# and cppcheck over the C sources, using BUILD_DIR/compile_commands.json; the
+# shell scripts through shellcheck and the Dockerfiles through hadolint.
 set -euo pipefail
 build=${1:-build/asan}
 cd "$(dirname "$0")/.."
@@ -36,5 +37,10 @@ cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,perfo
 echo "lint: shellcheck" >&2
 mapfile -t scripts < <(git ls-files '*.sh' .ci/run)
 shellcheck -S warning "${scripts[@]}"
+
+echo "lint: hadolint" >&2
+# Every Dockerfile (images/); the rules and the few ignored ones are in .hadolint.yaml.
+mapfile -t dockerfiles < <(git ls-files '*Dockerfile')
+build/lint-venv/bin/hadolint --config .hadolint.yaml "${dockerfiles[@]}"
 
 echo "lint: ok" >&2
