@@ -217,6 +217,23 @@ static const struct cfg_entry cfg_table[] = {
      "tries before a notification is recorded as failed"},
     {"MLGW_NOTIFY_RETRY_BASE_MS", CFG_INT, 0, F(notify_retry_base_ms), "5000", 10, 3600000, NULL,
      "first backoff of a failed notification (doubles per try, full jitter, at most 1 h)"},
+    {"MLGW_CACHE_DIR", CFG_PATH, 0, F(cache_dir), NULL, 0, 0, NULL,
+     "the model cache this gateway shows and manages (GET /cache); local jobs get it as "
+     "MODEL_CACHE_DIR (unset: MLGW_LOCAL_ROOT/cache; on AWS the EFS mount, e.g. /opt/models)"},
+    {"MLGW_CACHE_MAX_BYTES", CFG_INT, 0, F(cache_max_bytes), "0", 0, 4611686018427387904LL, NULL,
+     "cache size above which a scan starts one least-recently-used cleanup down to 80 % "
+     "(0: no limit)"},
+    {"MLGW_CACHE_SCAN_INTERVAL", CFG_INT, 0, F(cache_scan_interval_s), "300", 0, 86400, NULL,
+     "seconds between cache scans; a warm or cleanup job's end scans sooner (0: no scanner)"},
+    {"MLGW_CACHE_SCAN_TIMEOUT", CFG_INT, 0, F(cache_scan_timeout_s), "30", 1, 3600, NULL,
+     "seconds one cache scan may take before it stops and records a partial result"},
+    {"MLGW_CACHE_SCAN_MAX_FILES", CFG_INT, 0, F(cache_scan_max_files), "2000000", 1, 1000000000,
+     NULL, "files one cache scan looks at before it stops and records a partial result"},
+    {"MLGW_CACHE_SCRIPT_KEY", CFG_STRING, 0, F(cache_script_key), "jobs/cleanup_processor.py", 0,
+     0, NULL, "script_key of the jobs POST /cache/warm and /cache/cleanup create"},
+    {"MLGW_CACHE_DISPATCH", CFG_ENUM, 0, F(cache_dispatch), "default", 0, 0,
+     "default|local|batch|sns",
+     "where cache jobs run: where MLGW_CACHE_DIR's cache is written (default: MLGW_DISPATCH)"},
     {"MLGW_SNS_TOPIC_ARNS", CFG_STRING, 0, F(sns_topic_arns), NULL, 0, 0, NULL,
      "comma-separated SNS topic ARNs POST /events/sns accepts (unset: none)"},
     {"MLGW_SNS_CERT_CA_FILE", CFG_STRING, 0, F(sns_cert_ca_file), NULL, 0, 0, NULL,
@@ -431,6 +448,17 @@ static int set_path(char *field, const char *v)
     return 0;
 }
 
+/* *slot = base/name (new); 1 when out of memory. */
+static int set_derived_path(char **slot, const char *base, const char *name)
+{
+    struct gw_buf b;
+    gw_buf_init(&b, strlen(base) + strlen(name) + 2);
+    int rc = gw_buf_printf(&b, "%s/%s", base, name);
+    *slot = rc == GW_OK ? gw_buf_steal(&b) : NULL;
+    gw_buf_dispose(&b);
+    return *slot == NULL;
+}
+
 /* Checks that span several settings. */
 static int check_relations(const struct gw_config *cfg, struct gw_buf *errors)
 {
@@ -541,6 +569,8 @@ int gw_config_load(struct gw_config *cfg, gw_config_getter get, void *ctx, struc
         case CFG_ADDR: bad += parse_addr(cfg, v, errors, e->env); break;
         }
     }
+    if (bad == 0 && cfg->cache_dir == NULL) /* a default derived from another setting */
+        bad += set_derived_path(&cfg->cache_dir, cfg->local_root, "cache");
     if (bad == 0)
         bad += check_relations(cfg, errors);
     return bad;

@@ -100,6 +100,15 @@ struct gw_config {
     char *sns_topic_arns;       /* topics /events/sns accepts (comma-separated) */
     char *sns_cert_ca_file;     /* tests: CA that signs SNS signing certificates */
     char *sns_cert_host_suffix; /* tests: widens the SigningCertURL host check */
+
+    /* the model cache */
+    char *cache_dir; /* absolute; MLGW_LOCAL_ROOT/cache when unset */
+    long long cache_max_bytes;       /* 0: no limit */
+    long long cache_scan_interval_s; /* 0: no scanner */
+    long long cache_scan_timeout_s;
+    long long cache_scan_max_files;
+    char *cache_script_key;
+    int cache_dispatch; /* 0: MLGW_DISPATCH, else enum gw_dispatch + 1 */
 };
 
 /* The names of enum gw_dispatch values. */

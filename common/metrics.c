@@ -134,6 +134,15 @@ void gw_metrics_add(const char *family, const char *labels, double v)
     pthread_mutex_unlock(&mu);
 }
 
+void gw_metrics_set(const char *family, const char *labels, double v)
+{
+    pthread_mutex_lock(&mu);
+    struct named *n = named_get(family, labels, 0);
+    if (n != NULL)
+        n->value = v;
+    pthread_mutex_unlock(&mu);
+}
+
 void gw_metrics_time(const char *family, const char *labels, double seconds)
 {
     pthread_mutex_lock(&mu);
@@ -162,8 +171,10 @@ static int render_named(struct gw_buf *out)
             if (strcmp(n->family, fam) != 0)
                 continue;
             const char *sep = n->labels[0] ? "," : "";
+            const char *open = n->labels[0] ? "{" : "", *close = n->labels[0] ? "}" : "";
             if (!n->histogram) {
-                rc = gw_buf_printf(out, "%s{%s} %.17g\n", fam, n->labels, n->value);
+                rc = gw_buf_printf(out, "%s%s%s%s %.17g\n", fam, open, n->labels, close,
+                                   n->value);
                 continue;
             }
             unsigned long long cum = 0;
@@ -175,10 +186,10 @@ static int render_named(struct gw_buf *out)
             cum += n->counts[NBUCKETS];
             if (rc == GW_OK)
                 rc = gw_buf_printf(out,
-                                   "%s_bucket{%s%sle=\"+Inf\"} %llu\n%s_sum{%s} %.6f\n"
-                                   "%s_count{%s} %llu\n",
-                                   fam, n->labels, sep, cum, fam, n->labels, n->value, fam,
-                                   n->labels, n->n);
+                                   "%s_bucket{%s%sle=\"+Inf\"} %llu\n%s_sum%s%s%s %.6f\n"
+                                   "%s_count%s%s%s %llu\n",
+                                   fam, n->labels, sep, cum, fam, open, n->labels, close,
+                                   n->value, fam, open, n->labels, close, n->n);
         }
     }
     return rc;

@@ -18,6 +18,8 @@ void gw_metrics_observe(const char *route, const char *method, unsigned status, 
  * of {} ("target=\"batch\",result=\"ok\""), copied, from a bounded set. */
 void gw_metrics_describe(const char *family, const char *type, const char *help);
 void gw_metrics_add(const char *family, const char *labels, double v);
+/* A gauge: the series takes the value v. */
+void gw_metrics_set(const char *family, const char *labels, double v);
 /* A latency histogram (seconds) per family and labels. */
 void gw_metrics_time(const char *family, const char *labels, double seconds);
 

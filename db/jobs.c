@@ -58,6 +58,18 @@ static int insert_job(char **out, struct db_conn *c, const struct db_job_new *jo
     return rc;
 }
 
+/* The job's guard (if any), then the job, on c inside a transaction. */
+static int guarded_insert(char **out, struct db_conn *c, const struct db_job_new *job,
+                          struct gw_err *err)
+{
+    if (job->guard != NULL) {
+        int rc = job->guard->fn(c, job->id, job->guard->arg, err);
+        if (rc != GW_OK)
+            return rc;
+    }
+    return insert_job(out, c, job, err);
+}
+
 static const struct db_stmt idem_lock_stmt = {
     "idem_lock", "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))", 2};
 
@@ -122,7 +134,7 @@ static int create_idempotent(struct db_conn *c, void *arg, struct gw_err *err)
     }
     PQclear(res);
 
-    rc = insert_job(&x->out->json, c, x->job, err);
+    rc = guarded_insert(&x->out->json, c, x->job, err);
     if (rc != GW_OK)
         return rc;
     x->out->status = 202;
@@ -138,13 +150,22 @@ static int create_idempotent(struct db_conn *c, void *arg, struct gw_err *err)
     return rc;
 }
 
+static int create_guarded(struct db_conn *c, void *arg, struct gw_err *err)
+{
+    struct create_ctx *x = arg;
+    int rc = guarded_insert(&x->out->json, c, x->job, err);
+    if (rc == GW_OK)
+        x->out->status = 202;
+    return rc;
+}
+
 int db_job_create(struct db_job_created *out, struct db_pool *pool, const struct db_job_new *job,
                   const struct db_idempotency *idem, struct gw_err *err)
 {
     memset(out, 0, sizeof(*out));
-    if (idem != NULL) {
+    if (idem != NULL || job->guard != NULL) {
         struct create_ctx x = {out, job, idem};
-        int rc = db_tx(pool, create_idempotent, &x, err);
+        int rc = db_tx(pool, idem != NULL ? create_idempotent : create_guarded, &x, err);
         if (rc != GW_OK) {
             free(out->json);
             out->json = NULL;

@@ -14,6 +14,15 @@
 
 #include "db/pool.h"
 
+/* Work done inside the transaction that stores a new job, after its
+ * Idempotency-Key (if any) was found unused and before the job is inserted:
+ * fn may refuse (its error is the creation's) or write rows of its own that
+ * commit with the job. */
+struct db_job_guard {
+    int (*fn)(struct db_conn *c, const char *job_id, void *arg, struct gw_err *err);
+    void *arg;
+};
+
 struct db_job_new {
     char id[37];
     const char *script_key;
@@ -29,7 +38,8 @@ struct db_job_new {
     const char *dispatch;
     const char *output_uri;
     const char *api_key_id;
-    const char *team; /* the creating key's team */
+    const char *team;                 /* the creating key's team */
+    const struct db_job_guard *guard; /* NULL: none */
 };
 
 struct db_idempotency {

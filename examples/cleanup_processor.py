@@ -4,16 +4,20 @@
 The operation comes from ``--operation`` or else the ``OPERATION`` environment variable (the
 job's ``operation`` field):
 
-- ``cleanup-cache``: deletes everything inside the cache directory — files, links, folders —
-  and keeps the directory itself (the EFS mount point stays ready for the next job). It reports
-  the bytes freed and the files removed on stdout and in ``$ML_OUTPUT_DIR/cleanup.json``.
+- ``cleanup-cache``: with no selection, deletes everything inside the cache directory — files,
+  links, folders — and keeps the directory itself (the EFS mount point stays ready for the next
+  job). ``--models a b`` removes only those top-level entries; ``--older-than-days N`` removes
+  the entries not used for N days (an entry's last use is the newest access or change time of
+  anything in it, or its ``.usage/<name>`` marker, which the job entrypoint touches for the
+  entries a job used). It reports the bytes freed and the files removed on stdout and in
+  ``$ML_OUTPUT_DIR/summary.json`` (``freed_bytes``, which the gateway shows in ``GET /cache``).
   ``--dry-run`` only counts. It refuses to clean ``/`` or an empty path.
-- ``warm-cache``: fills the cache with the ``--models`` named, each as
+- ``warm-cache``: fills the cache with the ``--models`` named (default ``mlp-small``), each as
   ``<cache>/<name>/weights.bin`` (``--size-mb`` of deterministic bytes standing in for the
   weights a real job would download) and ``<name>/model.json`` (size and SHA-256). A model
   already there and intact is left alone; a damaged one is replaced. Each model is written to
   a temporary folder and renamed into place, so other jobs never see half a model. It reports
-  in ``$ML_OUTPUT_DIR/warm.json``.
+  in ``$ML_OUTPUT_DIR/summary.json``.
 
 The cache directory is ``--cache-dir``, else ``$MODEL_CACHE_DIR``, else ``/opt/models``.
 Exit status: 0 done, 1 some entries could not be handled (listed in the report), 2 a bad
@@ -29,6 +33,7 @@ import os
 import random
 import re
 import shutil
+import stat
 import sys
 import time
 from typing import Any
@@ -101,22 +106,107 @@ def remove_tree_contents(directory: str, tally: Tally, dry_run: bool) -> None:
             tally.errors.append(f"{entry.path}: {exc.strerror or exc}")
 
 
-def cleanup(cache_dir: str, dry_run: bool) -> dict[str, Any]:
+USAGE_DIR = ".usage"
+
+
+def last_use(cache_dir: str, name: str) -> float:
+    """The newest access or change time of anything in the entry ``name`` (links not followed;
+    a folder's own access time is left out, as listing it sets it), or of its usage marker."""
+    path = os.path.join(cache_dir, name)
+    info = os.lstat(path)
+    newest = info.st_mtime if stat.S_ISDIR(info.st_mode) else max(info.st_atime, info.st_mtime)
+    if stat.S_ISDIR(info.st_mode):
+        for folder, dirs, files in os.walk(path):
+            for child in dirs + files:
+                try:
+                    child_info = os.lstat(os.path.join(folder, child))
+                except OSError:
+                    continue
+                times = [child_info.st_mtime]
+                if not stat.S_ISDIR(child_info.st_mode):
+                    times.append(child_info.st_atime)
+                newest = max(newest, *times)
+    try:
+        newest = max(newest, os.lstat(os.path.join(cache_dir, USAGE_DIR, name)).st_mtime)
+    except OSError:
+        pass
+    return newest
+
+
+def remove_entry(cache_dir: str, name: str, tally: Tally, dry_run: bool) -> None:
+    """Delete the top-level entry ``name`` (a folder, file or link) and its usage marker."""
+    path = os.path.join(cache_dir, name)
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            remove_tree_contents(path, tally, dry_run)
+            if not dry_run:
+                os.rmdir(path)
+            tally.directories += 1
+        else:
+            size = os.lstat(path).st_size if os.path.isfile(path) and not os.path.islink(
+                path) else 0
+            if not dry_run:
+                os.unlink(path)
+            tally.files += 1
+            tally.bytes += size
+        if not dry_run:
+            marker = os.path.join(cache_dir, USAGE_DIR, name)
+            if os.path.lexists(marker):
+                os.unlink(marker)
+    except OSError as exc:
+        tally.errors.append(f"{path}: {exc.strerror or exc}")
+
+
+def select(cache_dir: str, models: list[str] | None, older_than_days: float | None,
+           now: float) -> tuple[list[str], list[str]]:
+    """The entries to remove and the models asked for that are not there."""
+    if models is not None:
+        present = [name for name in models if os.path.lexists(os.path.join(cache_dir, name))]
+        return present, [name for name in models if name not in present]
+    names = sorted(name for name in os.listdir(cache_dir) if not name.startswith("."))
+    if older_than_days is None:
+        return names, []
+    cutoff = now - older_than_days * 86400
+    chosen = []
+    for name in names:
+        try:
+            if last_use(cache_dir, name) < cutoff:
+                chosen.append(name)
+        except OSError:
+            continue  # removed meanwhile
+    return chosen, []
+
+
+def cleanup(cache_dir: str, dry_run: bool, models: list[str] | None = None,
+            older_than_days: float | None = None) -> dict[str, Any]:
     tally = Tally()
     exists = os.path.isdir(cache_dir)
-    if exists:
+    removed: list[str] = []
+    absent: list[str] = []
+    if exists and models is None and older_than_days is None:
         remove_tree_contents(cache_dir, tally, dry_run)
+    elif exists:
+        removed, absent = select(cache_dir, models, older_than_days, time.time())
+        for name in removed:
+            remove_entry(cache_dir, name, tally, dry_run)
     elif os.path.lexists(cache_dir):
         raise UsageError(f"the cache directory {cache_dir} is not a directory")
     verb = "would free" if dry_run else "freed"
+    scope = ("everything" if models is None and older_than_days is None
+             else f"{len(removed)} entr{'y' if len(removed) == 1 else 'ies'}")
     if not exists:
         print(f"{cache_dir} does not exist: nothing to clean")
     else:
         print(f"{verb} {human(tally.bytes)} ({tally.bytes} bytes) in {tally.files} file(s) and "
-              f"{tally.directories} folder(s) from {cache_dir}; the directory itself is kept")
+              f"{tally.directories} folder(s) from {cache_dir} ({scope}); the directory itself "
+              f"is kept")
+    for name in absent:
+        print(f"{name}: not in the cache")
     for error in tally.errors:
         print(f"could not remove {error}", file=sys.stderr)
     return {"cache_dir": cache_dir, "existed": exists, "dry_run": dry_run,
+            "selection": {"models": models, "older_than_days": older_than_days},
+            "removed": removed, "absent": absent,
             "freed_bytes": tally.bytes, "files": tally.files, "directories": tally.directories,
             "errors": tally.errors}
 
@@ -210,8 +300,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help=f"{' or '.join(OPERATIONS)} (default $OPERATION)")
     parser.add_argument("--cache-dir", default=None,
                         help=f"default $MODEL_CACHE_DIR, else {DEFAULT_CACHE_DIR}")
-    parser.add_argument("--models", nargs="+", default=["mlp-small"],
-                        help="warm-cache: model names (default mlp-small)")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="warm-cache: model names (default mlp-small); cleanup-cache: "
+                             "remove only these entries")
+    parser.add_argument("--older-than-days", type=float, default=None,
+                        help="cleanup-cache: remove only the entries not used for this long")
     parser.add_argument("--size-mb", type=float, default=8.0,
                         help="warm-cache: weights per model, in MiB (default 8)")
     parser.add_argument("--dry-run", action="store_true",
@@ -228,17 +321,29 @@ def run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         raise UsageError(f"unknown operation {shown}: use --operation or OPERATION = "
                          f"{' or '.join(OPERATIONS)}")
     cache_dir = cache_directory(args.cache_dir)
+    names = model_names(args.models)
     if operation == "cleanup-cache":
-        return "cleanup.json", cleanup(cache_dir, args.dry_run)
+        if names is not None and args.older_than_days is not None:
+            raise UsageError("--models and --older-than-days cannot be used together")
+        if args.older_than_days is not None and not 0 < args.older_than_days <= 36500:
+            raise UsageError("--older-than-days must be more than 0 and at most 36500")
+        return "summary.json", cleanup(cache_dir, args.dry_run, names, args.older_than_days)
+    if not 0 <= args.size_mb <= 65536:
+        raise UsageError("--size-mb must be between 0 and 65536")
+    return "summary.json", warm(cache_dir, names or ["mlp-small"], int(args.size_mb * CHUNK))
+
+
+def model_names(option: list[str] | None) -> list[str] | None:
+    """The names given to --models, distinct and checked; None when the option is absent."""
+    if option is None:
+        return None
     names: list[str] = []
-    for entry in args.models:  # "a b" and "a,b" both work, as from a job's args list
+    for entry in option:  # "a b" and "a,b" both work, as from a job's args list
         names += [name for name in entry.replace(",", " ").split() if name]
     bad = [name for name in names if not MODEL_NAME.fullmatch(name)]
     if bad or not names:
         raise UsageError(f"model names must match {MODEL_NAME.pattern}: {bad or names}")
-    if not 0 <= args.size_mb <= 65536:
-        raise UsageError("--size-mb must be between 0 and 65536")
-    return "warm.json", warm(cache_dir, list(dict.fromkeys(names)), int(args.size_mb * CHUNK))
+    return list(dict.fromkeys(names))
 
 
 def main(argv: list[str]) -> int:

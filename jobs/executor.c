@@ -348,7 +348,7 @@ static int start_sandbox(struct jobs_executor *e, const struct gw_config *cfg, s
     else
         GW_LOG_INFO("job sandbox: %s; local jobs run as uid %u of a user namespace",
                     e->sandbox.bwrap, (unsigned)e->sandbox.uid);
-    return jobs_spawn_share_root(cfg->local_root, &e->sandbox, err);
+    return jobs_spawn_share_root(cfg, &e->sandbox, err);
 }
 
 int jobs_executor_start(struct jobs_executor **out, struct jobs_app *app, struct gw_err *err)
@@ -363,7 +363,7 @@ int jobs_executor_start(struct jobs_executor **out, struct jobs_app *app, struct
     jobs_reports_init(&e->reports, app);
     pthread_mutex_init(&e->usage_mu, NULL);
     pthread_cond_init(&e->stop_cv, NULL);
-    int rc = jobs_spawn_make_root(cfg->local_root, err);
+    int rc = jobs_spawn_make_root(cfg, err);
     if (rc == GW_OK)
         rc = lock_root(e, cfg->local_root, err);
     if (rc == GW_OK)

@@ -6,6 +6,7 @@
 #include "jobs/jobenv.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "common/buf.h"
 #include "common/json.h"
@@ -65,4 +66,12 @@ json_t *jobs_environment(const struct gw_config *cfg, const json_t *job, const c
     json_object_set_new(env, "ML_OUTPUT_DIR", json_string(output_dir));
     json_object_update_missing(env, json_object_get(job, "env"));
     return env;
+}
+
+int jobs_output_uri(char *out, size_t outlen, const struct gw_config *cfg, const char *job_id)
+{
+    int n = cfg->output_bucket != NULL
+                ? snprintf(out, outlen, "s3://%s/jobs/%s/", cfg->output_bucket, job_id)
+                : snprintf(out, outlen, "file://%s/output/jobs/%s/", cfg->local_root, job_id);
+    return n >= 0 && (size_t)n < outlen ? 0 : -1;
 }

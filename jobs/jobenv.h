@@ -18,6 +18,11 @@
  * project. out: 129 bytes, caller-owned. */
 void jobs_batch_job_name(char *out, const char *project, const char *job_id);
 
+/* Where a new job's outputs go (API.md, output_uri): s3://<ML_OUTPUT_BUCKET>/jobs/<id>/,
+ * else file://<MLGW_LOCAL_ROOT>/output/jobs/<id>/. Returns 0, or -1 when it
+ * does not fit in outlen bytes. */
+int jobs_output_uri(char *out, size_t outlen, const struct gw_config *cfg, const char *job_id);
+
 /* The job's environment contract of API.md (new object: json_decref it):
  * ML_* buckets, OUTPUT_PREFIX, COMPUTE_TYPE, SCRIPT_KEY, JOB_ID, TRIGGER_*,
  * OPERATION, AWS_DEFAULT_REGION (when region is not NULL), ML_OUTPUT_DIR =

@@ -64,24 +64,38 @@ void jobs_spawn_remove_tree(const char *path)
 
 /* ---- the local root --------------------------------------------------------- */
 
-int jobs_spawn_make_root(const char *root, struct gw_err *err)
+/* The model cache of local jobs: MLGW_CACHE_DIR, else <root>/cache. */
+static void cache_path(char *out, size_t outlen, const struct gw_config *cfg)
 {
-    static const char *const dirs[] = {"", "input", "output", "logs", "work", "cache"};
+    if (cfg->cache_dir != NULL)
+        gw_fmt(out, outlen, "%s", cfg->cache_dir);
+    else
+        path_join(out, outlen, cfg->local_root, "cache");
+}
+
+int jobs_spawn_make_root(const struct gw_config *cfg, struct gw_err *err)
+{
+    static const char *const dirs[] = {"", "input", "output", "logs", "work"};
     char path[PATH_MAX + 64];
-    for (size_t i = 0; i < GW_ARRAY_LEN(dirs); i++) {
-        path_join(path, sizeof(path), root, dirs[i]);
+    for (size_t i = 0; i <= GW_ARRAY_LEN(dirs); i++) {
+        if (i < GW_ARRAY_LEN(dirs))
+            path_join(path, sizeof(path), cfg->local_root, dirs[i]);
+        else
+            cache_path(path, sizeof(path), cfg);
         if (make_dir(path) != GW_OK)
             return gw_err_set(err, GW_EIO, "cannot create %s: %s", path, strerror(errno));
     }
     return GW_OK;
 }
 
-int jobs_spawn_share_root(const char *root, const struct jobs_sandbox *sb, struct gw_err *err)
+int jobs_spawn_share_root(const struct gw_config *cfg, const struct jobs_sandbox *sb,
+                          struct gw_err *err)
 {
     if (!sb->on || !sb->as_root)
         return GW_OK;
+    const char *root = cfg->local_root;
     char path[PATH_MAX + 64];
-    path_join(path, sizeof(path), root, "cache");
+    cache_path(path, sizeof(path), cfg);
     if (chown(path, sb->uid, sb->gid) != 0)
         return gw_err_set(err, GW_EIO, "cannot give %s to the jobs' user: %s", path,
                           strerror(errno));
@@ -217,7 +231,7 @@ static json_t *attempt_env(const struct gw_config *cfg, const struct jobs_sandbo
     json_object_set_new(env, "CUDA_VISIBLE_DEVICES", json_string(a->grant.visible));
     json_object_set_new(env, "PYTHONUNBUFFERED", json_string("1"));
     if (json_object_get(env, "MODEL_CACHE_DIR") == NULL) {
-        path_join(dir, sizeof(dir), cfg->local_root, "cache");
+        cache_path(dir, sizeof(dir), cfg);
         json_object_set_new(env, "MODEL_CACHE_DIR", json_string(dir));
     }
     if (sb->on && json_object_get(env, "HOME") == NULL)
@@ -239,7 +253,7 @@ static void plan_sandboxed(struct spawn_plan *p, const struct gw_config *cfg,
     p->python_missing =
         jobs_sandbox_find(python, sizeof(python), cfg->local_python) != GW_OK || python[0] != '/';
     path_join(input, sizeof(input), cfg->local_root, "input");
-    path_join(cache, sizeof(cache), cfg->local_root, "cache");
+    cache_path(cache, sizeof(cache), cfg);
     path_join(outputs, sizeof(outputs), cfg->local_root, "output");
     const char *ssl = getenv("SSL_CERT_FILE"), *ca = getenv("AWS_CA_BUNDLE");
     struct jobs_sandbox_attempt at = {

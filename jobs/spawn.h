@@ -88,14 +88,16 @@ typedef int (*jobs_spawn_commit_fn)(void *ctx, struct jobs_attempt *a);
 int jobs_spawn(struct jobs_attempt *a, const struct gw_config *cfg, const struct jobs_sandbox *sb,
                const json_t *job, jobs_spawn_commit_fn commit, void *ctx, struct gw_err *err);
 
-/* Makes root and its folders (input, output, logs, work, cache) where they
- * are missing. GW_EIO. */
-int jobs_spawn_make_root(const char *root, struct gw_err *err);
+/* Makes cfg->local_root and its folders (input, output, logs, work) and the
+ * model cache (cfg->cache_dir, else <root>/cache) where they are missing.
+ * GW_EIO. */
+int jobs_spawn_make_root(const struct gw_config *cfg, struct gw_err *err);
 
 /* When sb drops to the jobs' user (the gateway runs as root): gives it the
- * cache folder of root, and lets it through output/ and output/jobs/ (mode
- * 0711) to the job directories it owns. GW_EIO. */
-int jobs_spawn_share_root(const char *root, const struct jobs_sandbox *sb, struct gw_err *err);
+ * model cache, and lets it through output/ and output/jobs/ (mode 0711) to
+ * the job directories it owns. GW_EIO. */
+int jobs_spawn_share_root(const struct gw_config *cfg, const struct jobs_sandbox *sb,
+                          struct gw_err *err);
 
 /* Empties <root>/work: what is there is a dead gateway's (the caller holds
  * the root's lock and runs nothing yet). */

@@ -19,6 +19,7 @@
 #include "common/parse.h"
 #include "db/events.h"
 #include "jobs/app.h"
+#include "jobs/jobenv.h"
 #include "routes/batch_event.h"
 #include "routes/routes.h"
 
@@ -52,15 +53,11 @@ static void apply_batch_event(struct rt_request *req, struct rt_reply *out, cons
     }
     json_decref(errors);
 
-    char new_id[37], uri[512];
-    if (gw_uuid7(new_id) != GW_OK) {
+    char new_id[37], uri[4200];
+    if (gw_uuid7(new_id) != GW_OK || jobs_output_uri(uri, sizeof(uri), cfg, new_id) != 0) {
         rt_reply_error(req, out, GW_ENOMEM, NULL);
         return;
     }
-    if (cfg->output_bucket != NULL)
-        gw_fmt(uri, sizeof(uri), "s3://%s/jobs/%s/", cfg->output_bucket, new_id);
-    else
-        gw_fmt(uri, sizeof(uri), "file://%s/output/jobs/%s/", cfg->local_root, new_id);
     ev.new_id = new_id;
     ev.output_uri = uri;
     jobs_event_policy(&ev, req->app);

@@ -17,6 +17,7 @@
 #include "db/outbox.h"
 #include "jobs/app.h"
 #include "jobs/executor.h"
+#include "jobs/jobenv.h"
 #include "routes/job_request.h"
 #include "routes/params.h"
 #include "routes/routes.h"
@@ -40,20 +41,6 @@ static int idempotency_key_ok(const char *k)
         if (k[i] < 0x20 || k[i] > 0x7e)
             return 0;
     return 1;
-}
-
-static char *output_uri(const struct gw_config *cfg, const char *id)
-{
-    struct gw_buf b;
-    gw_buf_init(&b, 8192);
-    int rc = cfg->output_bucket != NULL
-                 ? gw_buf_printf(&b, "s3://%s/jobs/%s/", cfg->output_bucket, id)
-                 : gw_buf_printf(&b, "file://%s/output/jobs/%s/", cfg->local_root, id);
-    if (rc != GW_OK) {
-        gw_buf_dispose(&b);
-        return NULL;
-    }
-    return gw_buf_steal(&b);
 }
 
 /* A job can only be accepted for a target this gateway can hand it to. */
@@ -91,17 +78,17 @@ static void check_local_fits(const struct jobs_executor *e, const struct rt_job_
     }
 }
 
-/* SHA-256 of "POST /jobs\n" and the body's canonical JSON (sorted keys, no
- * spacing): the same request is the same JSON, whatever its spacing or key
- * order. GW_ENOMEM when it cannot be built. */
-static int request_hash(unsigned char out[32], const json_t *body)
+/* SHA-256 of what ("POST /jobs"), a newline and the body's canonical JSON
+ * (sorted keys, no spacing): the same request is the same JSON, whatever its
+ * spacing or key order. GW_ENOMEM when it cannot be built. */
+static int request_hash(unsigned char out[32], const char *what, const json_t *body)
 {
     char *canonical = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
     if (canonical == NULL)
         return GW_ENOMEM;
     struct gw_buf h;
-    gw_buf_init(&h, strlen(canonical) + 64);
-    int rc = gw_buf_printf(&h, "POST /jobs\n%s", canonical);
+    gw_buf_init(&h, strlen(canonical) + strlen(what) + 64);
+    int rc = gw_buf_printf(&h, "%s\n%s", what, canonical);
     if (rc == GW_OK)
         gw_sha256(out, h.data, h.len);
     gw_buf_dispose(&h);
@@ -148,21 +135,18 @@ static void reply_created(struct rt_reply *out, const struct db_job_created *cre
         rt_reply_header(out, "Idempotent-Replayed", "true");
 }
 
-/* Parses and validates the body into jr; on failure the reply is filled
- * (400 or 422 naming every field) and a negative code returned. */
-static int read_request(struct rt_job_request *jr, json_t **body, struct rt_request *req,
-                        struct rt_reply *out)
+/* Validates body into jr; on failure the reply is filled (422 naming every
+ * field) and a negative code returned. */
+static int check_request(struct rt_job_request *jr, json_t *body, struct rt_request *req,
+                         struct rt_reply *out)
 {
     const struct gw_config *cfg = req->app->cfg;
-    int rc = rt_body_json(body, req, out);
-    if (rc != GW_OK)
-        return rc;
     json_t *errors = json_array();
     if (errors == NULL) {
         rt_reply_error(req, out, GW_ENOMEM, NULL);
         return GW_ENOMEM;
     }
-    if (rt_job_request_parse(jr, *body, cfg, errors) == 0) {
+    if (rt_job_request_parse(jr, body, cfg, errors) == 0) {
         check_dispatch_configured(cfg, jr, errors);
         check_local_fits(req->app->executor, jr, errors);
     }
@@ -175,11 +159,11 @@ static int read_request(struct rt_job_request *jr, json_t **body, struct rt_requ
     return GW_OK;
 }
 
-void rt_jobs_create(struct rt_request *req, struct rt_reply *out)
+void rt_jobs_submit(struct rt_request *req, struct rt_reply *out, json_t *body, const char *what,
+                    const struct db_job_guard *guard)
 {
     const struct gw_config *cfg = req->app->cfg;
-    json_t *body = NULL;
-    char *uri = NULL;
+    char uri[4200];
     struct rt_job_request jr;
     memset(&jr, 0, sizeof(jr));
 
@@ -189,19 +173,20 @@ void rt_jobs_create(struct rt_request *req, struct rt_reply *out)
                          "Idempotency-Key must be 1 to 255 printable ASCII characters",
                          json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message",
                                    "must be 1 to 255 printable ASCII characters"));
-        goto cleanup;
+        return;
     }
-    if (read_request(&jr, &body, req, out) != GW_OK)
+    if (check_request(&jr, body, req, out) != GW_OK)
         goto cleanup;
 
     struct db_job_new job = job_row(&jr, req->auth_key_id, req->auth_team);
+    job.guard = guard;
     struct db_idempotency idem = {
         .api_key_id = req->auth_key_id,
         .key = ikey,
         .ttl_hours = cfg->idempotency_ttl_hours,
     };
-    if (gw_uuid7(job.id) != GW_OK || (uri = output_uri(cfg, job.id)) == NULL ||
-        (ikey != NULL && request_hash(idem.request_hash, body) != GW_OK)) {
+    if (gw_uuid7(job.id) != GW_OK || jobs_output_uri(uri, sizeof(uri), cfg, job.id) != 0 ||
+        (ikey != NULL && request_hash(idem.request_hash, what, body) != GW_OK)) {
         rt_reply_error(req, out, GW_ENOMEM, NULL);
         goto cleanup;
     }
@@ -226,8 +211,15 @@ void rt_jobs_create(struct rt_request *req, struct rt_reply *out)
 
 cleanup:
     rt_job_request_dispose(&jr);
+}
+
+void rt_jobs_create(struct rt_request *req, struct rt_reply *out)
+{
+    json_t *body = NULL;
+    if (rt_body_json(&body, req, out) != GW_OK)
+        return;
+    rt_jobs_submit(req, out, body, "POST /jobs", NULL);
     json_decref(body);
-    free(uri);
 }
 
 /* One job, looked up or acted on by fn for the caller's team, answered with

@@ -19,6 +19,9 @@ static const struct rt_route table[] = {
     {"/jobs/{id}/cancel", RT_POST, RT_BODY_NONE, rt_jobs_cancel, DB_SCOPE_JOBS_WRITE},
     {"/jobs/{id}/retry", RT_POST, RT_BODY_NONE, rt_jobs_retry, DB_SCOPE_ADMIN},
     {"/jobs/{id}/logs", RT_GET, RT_BODY_NONE, rt_jobs_logs, DB_SCOPE_JOBS_READ},
+    {"/cache", RT_GET, RT_BODY_NONE, rt_cache_get, DB_SCOPE_JOBS_READ},
+    {"/cache/warm", RT_POST, RT_BODY_JSON, rt_cache_warm, DB_SCOPE_JOBS_WRITE},
+    {"/cache/cleanup", RT_POST, RT_BODY_JSON, rt_cache_cleanup, DB_SCOPE_ADMIN},
     /* Callbacks authenticate with their own schemes (routes/events.c). */
     {"/events/batch", RT_POST, RT_BODY_JSON, rt_events_batch, 0},
     {"/events/sns", RT_POST, RT_BODY_TEXT, rt_events_sns, 0},

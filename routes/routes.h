@@ -20,7 +20,15 @@ const struct rt_route *rt_table(size_t *n);
 /* auth.c: the rt_authorize_fn of the gateway */
 int rt_authorize(struct rt_request *req, unsigned scope, struct rt_reply *out);
 
+struct db_job_guard;
+
 /* jobs.c */
+/* Validates body as a POST /jobs request and stores the job (the guard runs
+ * in its transaction), answering 202 with the job, 400/422 naming the fields,
+ * or the guard's error. what names the operation in Idempotency-Key hashes
+ * ("POST /jobs"). body is only read. */
+void rt_jobs_submit(struct rt_request *req, struct rt_reply *out, json_t *body, const char *what,
+                    const struct db_job_guard *guard);
 void rt_jobs_create(struct rt_request *req, struct rt_reply *out);
 void rt_jobs_list(struct rt_request *req, struct rt_reply *out);
 void rt_jobs_get(struct rt_request *req, struct rt_reply *out);
@@ -33,6 +41,11 @@ void rt_jobs_logs(struct rt_request *req, struct rt_reply *out);
 /* events.c */
 void rt_events_batch(struct rt_request *req, struct rt_reply *out);
 void rt_events_sns(struct rt_request *req, struct rt_reply *out);
+
+/* cache.c */
+void rt_cache_get(struct rt_request *req, struct rt_reply *out);
+void rt_cache_warm(struct rt_request *req, struct rt_reply *out);
+void rt_cache_cleanup(struct rt_request *req, struct rt_reply *out);
 
 /* health.c */
 void rt_healthz(struct rt_request *req, struct rt_reply *out);

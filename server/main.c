@@ -29,6 +29,7 @@
 #include "db/events.h"
 #include "db/jobs.h"
 #include "jobs/app.h"
+#include "jobs/cache.h"
 #include "jobs/dispatcher.h"
 #include "jobs/executor.h"
 #include "jobs/notifier.h"
@@ -202,6 +203,7 @@ struct serve {
     struct srv_http *http;
     struct jobs_dispatcher *dispatcher;
     struct jobs_notifier *notifier;
+    struct jobs_cache *cache;
     struct gw_worker *janitor;
     struct jobs_presence *presence;
 };
@@ -371,6 +373,11 @@ static int serve_start(struct serve *s, struct gw_err *err)
         GW_LOG_ERROR("cannot start the notifiers: %s", err->msg);
         return rc;
     }
+    rc = jobs_cache_start(&s->cache, &s->app, s->aws, err);
+    if (rc != GW_OK) {
+        GW_LOG_ERROR("cannot start the cache scanner: %s", err->msg);
+        return rc;
+    }
     if (gw_worker_start(&s->janitor, "janitor", (int64_t)10 * 60 * 1000, janitor_run, &s->app) !=
         GW_OK)
         GW_LOG_WARN("cannot start the janitor: expired idempotency keys stay until restart");
@@ -420,6 +427,7 @@ static void serve_stop(struct serve *s)
     jobs_executor_stop(s->executor);
     jobs_dispatcher_stop(s->dispatcher);
     jobs_notifier_stop(s->notifier);
+    jobs_cache_stop(s->cache);
     jobs_presence_stop(s->presence); /* after the dispatchers: their claims are settled */
     gw_worker_stop(s->janitor);
     migrator_stop(&s->mig);

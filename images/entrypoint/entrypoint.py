@@ -537,6 +537,74 @@ def restore(output_dir: str, uri: str | None, restored: dict[str, str]) -> None:
     log(f"restored {len(restored)} file(s) an earlier attempt published at {uri}{note}")
 
 
+# --- the model cache ----------------------------------------------------------------------------
+
+CACHE_USAGE_DIR = ".usage"  # <cache>/.usage/<entry>: touched for each entry a job used
+CACHE_USAGE_REPORT = "cache_usage.json"  # a script's own report in ML_OUTPUT_DIR: {"used": [...]}
+CACHE_WATCH_LIMIT = 20000  # paths looked at per walk of the cache
+
+
+def cache_times(cache_dir: str | None) -> dict[str, float] | None:
+    """Per top-level entry of the model cache (dot names aside), the newest access or change
+    time of anything in it (a folder's own access time aside: listing it sets it); None when
+    there is no cache. Only stats: reading nothing, it changes no access time."""
+    if not cache_dir or not os.path.isdir(cache_dir):
+        return None
+    times: dict[str, float] = {}
+    budget = CACHE_WATCH_LIMIT
+    try:
+        names = [name for name in os.listdir(cache_dir) if not name.startswith(".")]
+    except OSError:
+        return None
+    for name in names:
+        path = os.path.join(cache_dir, name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        newest = info.st_mtime if os.path.isdir(path) else max(info.st_atime, info.st_mtime)
+        for folder, dirs, files in os.walk(path):
+            for child in dirs + files:
+                budget -= 1
+                if budget < 0:
+                    break
+                with contextlib.suppress(OSError):
+                    child_info = os.lstat(os.path.join(folder, child))
+                    newest = max(newest, child_info.st_mtime)
+                    if child in files:
+                        newest = max(newest, child_info.st_atime)
+            if budget < 0:
+                break
+        times[name] = newest
+    return times
+
+
+def cache_usage(cache_dir: str, before: Mapping[str, float], output_dir: str) -> dict[str, Any]:
+    """Which cache entries the job created or used (their times moved during the run, or the
+    script listed them in ``cache_usage.json``), for the manifest; touches each one's usage
+    marker so that the gateway sees the use where the file system keeps no access times."""
+    after = cache_times(cache_dir) or {}
+    created = sorted(name for name in after if name not in before)
+    used = {name for name in after if name in before and after[name] > before[name]}
+    with contextlib.suppress(OSError, ValueError):
+        with open(os.path.join(output_dir, CACHE_USAGE_REPORT), encoding="utf-8") as handle:
+            reported = json.load(handle).get("used", [])
+        used.update(name for name in reported if isinstance(name, str) and name in after)
+    used.difference_update(created)
+    markers = os.path.join(cache_dir, CACHE_USAGE_DIR)
+    for name in sorted(used) + created:
+        try:
+            os.makedirs(markers, exist_ok=True)
+            marker = os.path.join(markers, name)
+            with open(marker, "a", encoding="utf-8"):
+                pass  # empty: its modification time is the record
+            os.utime(marker)
+        except OSError as exc:  # a read-only cache: the manifest still says it
+            log(f"cannot record the use of cache entry {name!r}: {exc}")
+            break
+    return {"dir": cache_dir, "used": sorted(used), "created": created}
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -551,6 +619,8 @@ def main(argv: Sequence[str]) -> int:
     output_dir = os.path.abspath(config.output_dir or os.path.join(work_dir, "output"))
     error: str | None = None
     restored: dict[str, str] = {}
+    cache_dir = os.environ.get("MODEL_CACHE_DIR")
+    cache_before = cache_times(cache_dir)
     try:
         os.makedirs(output_dir, exist_ok=True)
         script = fetch_script(config, work_dir)
@@ -588,6 +658,8 @@ def main(argv: Sequence[str]) -> int:
     }
     if error is not None:
         manifest["error"] = error
+    if cache_dir and cache_before is not None:
+        manifest["cache"] = cache_usage(cache_dir, cache_before, output_dir)
     try:
         publish(output_dir, config.output_uri, manifest, restored)
     except PublishError as exc:

@@ -409,6 +409,40 @@ class EntrypointTest(unittest.TestCase):
         result = self.run_entrypoint(MLGW_OUTPUT_URI="ftp://host/out/")
         self.assertEqual(result.returncode, 5)
 
+    def test_model_cache_use_is_recorded_in_the_manifest_and_marked(self) -> None:
+        cache = os.path.join(self.tmp, "cache")
+        for name in ("alpha", "beta", "idle"):
+            os.makedirs(os.path.join(cache, name))
+            with open(os.path.join(cache, name, "weights.bin"), "wb") as handle:
+                handle.write(b"w" * 64)
+            past = time.time() - 3600
+            os.utime(os.path.join(cache, name, "weights.bin"), (past, past))
+            os.utime(os.path.join(cache, name), (past, past))
+        self.write_script("""
+            import json, os
+            cache = os.environ["MODEL_CACHE_DIR"]
+            with open(os.path.join(cache, "alpha", "weights.bin"), "ab") as handle:
+                handle.write(b"more")                      # changed: used
+            os.makedirs(os.path.join(cache, "gamma"))      # new: created
+            with open(os.path.join(cache, "gamma", "weights.bin"), "wb") as handle:
+                handle.write(b"new")
+            with open(os.path.join(os.environ["ML_OUTPUT_DIR"], "cache_usage.json"), "w") as f:
+                json.dump({"used": ["beta", "not-there"]}, f)   # read, by its own report
+        """)
+        result = self.run_entrypoint(MODEL_CACHE_DIR=cache)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.manifest()["cache"],
+                         {"dir": cache, "used": ["alpha", "beta"], "created": ["gamma"]})
+        self.assertEqual(sorted(os.listdir(os.path.join(cache, ".usage"))),
+                         ["alpha", "beta", "gamma"])
+
+    def test_no_cache_no_cache_record(self) -> None:
+        self.write_script("print('hi')\n")
+        result = self.run_entrypoint(MODEL_CACHE_DIR=os.path.join(self.tmp, "absent"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertNotIn("cache", self.manifest())
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "absent")))
+
     def test_script_manifest_name_is_reserved(self) -> None:
         self.write_script("""
             import os

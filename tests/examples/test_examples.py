@@ -386,7 +386,7 @@ class CleanupTest(ExampleTestCase):
                           env={**env, "OPERATION": "warm-cache"})
         self.assertSucceeded(result)
         self.assertIn("alpha: written", result.stdout)
-        report = read_json(warm.path("warm.json"))
+        report = read_json(warm.path("summary.json"))
         size, files = tree_size(cache)
         self.assertEqual((report["written_bytes"], report["written_files"]), (size, files))
         self.assertEqual(files, 4)
@@ -399,18 +399,60 @@ class CleanupTest(ExampleTestCase):
         again = self.job("cleanup_processor", "warm-again")
         self.assertSucceeded(again.run("--models", "alpha", "--size-mb", "0.05",
                                        env={**env, "OPERATION": "warm-cache"}))
-        self.assertEqual(read_json(again.path("warm.json"))["written_bytes"], 0)
+        self.assertEqual(read_json(again.path("summary.json"))["written_bytes"], 0)
 
         clean = self.job("cleanup_processor", "clean")
         result = clean.run(env={**env, "OPERATION": "cleanup-cache"})
         self.assertSucceeded(result)
         self.assertIn(f"freed {size / 1024:.2f} KiB ({size} bytes) in 4 file(s)", result.stdout)
-        report = read_json(clean.path("cleanup.json"))
+        report = read_json(clean.path("summary.json"))
         self.assertEqual((report["freed_bytes"], report["files"], report["directories"]),
                          (size, 4, 2))
         self.assertEqual(report["errors"], [])
         self.assertTrue(os.path.isdir(cache))
         self.assertEqual(os.listdir(cache), [])
+
+    def warm_models(self, cache: str, *names: str) -> None:
+        warm = self.job("cleanup_processor", "warm-" + "-".join(names))
+        self.assertSucceeded(warm.run("--models", *names, "--size-mb", "0.01",
+                                      env={"MODEL_CACHE_DIR": cache, "OPERATION": "warm-cache"}))
+
+    def test_cleanup_of_named_models_removes_only_them(self) -> None:
+        cache = os.path.join(self.tmp, "cache")
+        self.warm_models(cache, "alpha", "beta", "gamma")
+        os.makedirs(os.path.join(cache, ".usage"))
+        with open(os.path.join(cache, ".usage", "beta"), "w", encoding="utf-8"):
+            pass
+        beta_size, _ = tree_size(os.path.join(cache, "beta"))
+        clean = self.job("cleanup_processor", "clean-some")
+        result = clean.run("--models", "beta", "delta",
+                           env={"MODEL_CACHE_DIR": cache, "OPERATION": "cleanup-cache"})
+        self.assertSucceeded(result)
+        report = read_json(clean.path("summary.json"))
+        self.assertEqual((report["removed"], report["absent"]), (["beta"], ["delta"]))
+        self.assertEqual(report["freed_bytes"], beta_size)
+        self.assertEqual(sorted(os.listdir(cache)), [".usage", "alpha", "gamma"])
+        self.assertEqual(os.listdir(os.path.join(cache, ".usage")), [])
+        self.assertIn("delta: not in the cache", result.stdout)
+
+    def test_cleanup_older_than_removes_entries_not_used_since(self) -> None:
+        cache = os.path.join(self.tmp, "cache")
+        self.warm_models(cache, "old", "recent", "marked")
+        ten_days_ago = time.time() - 10 * 86400
+        for name in ("old", "marked"):  # every time in them ten days back
+            for folder, _dirs, files in os.walk(os.path.join(cache, name)):
+                for child in files:
+                    os.utime(os.path.join(folder, child), (ten_days_ago, ten_days_ago))
+                os.utime(folder, (ten_days_ago, ten_days_ago))
+        os.makedirs(os.path.join(cache, ".usage"))  # a job reported using "marked" just now
+        with open(os.path.join(cache, ".usage", "marked"), "w", encoding="utf-8"):
+            pass
+        clean = self.job("cleanup_processor", "clean-old")
+        result = clean.run("--older-than-days", "7",
+                           env={"MODEL_CACHE_DIR": cache, "OPERATION": "cleanup-cache"})
+        self.assertSucceeded(result)
+        self.assertEqual(read_json(clean.path("summary.json"))["removed"], ["old"])
+        self.assertEqual(sorted(os.listdir(cache)), [".usage", "marked", "recent"])
 
     def test_bad_operations_and_paths_are_refused(self) -> None:
         job = self.job("cleanup_processor")
@@ -422,6 +464,10 @@ class CleanupTest(ExampleTestCase):
             ({"OPERATION": "cleanup-cache"}, ["--cache-dir", "", "--dry-run"], "empty path"),
             ({"OPERATION": "warm-cache", "MODEL_CACHE_DIR": self.tmp}, ["--models", "../up"],
              "model names must match"),
+            ({"OPERATION": "cleanup-cache", "MODEL_CACHE_DIR": self.tmp},
+             ["--models", "a", "--older-than-days", "3", "--dry-run"], "cannot be used together"),
+            ({"OPERATION": "cleanup-cache", "MODEL_CACHE_DIR": self.tmp},
+             ["--older-than-days", "0", "--dry-run"], "--older-than-days must be"),
         ]
         for env, args, message in cases:
             with self.subTest(env=env, args=args):

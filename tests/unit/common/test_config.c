@@ -463,7 +463,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 84, "one field per setting");
+    cr_assert_eq(json_object_size(obj), 91, "one field per setting");
     json_decref(obj);
 }
 
@@ -570,6 +570,13 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_SNS_TOPIC_ARNS",
         "MLGW_SNS_CERT_CA_FILE",
         "MLGW_SNS_CERT_HOST_SUFFIX",
+        "MLGW_CACHE_DIR",
+        "MLGW_CACHE_MAX_BYTES",
+        "MLGW_CACHE_SCAN_INTERVAL",
+        "MLGW_CACHE_SCAN_TIMEOUT",
+        "MLGW_CACHE_SCAN_MAX_FILES",
+        "MLGW_CACHE_SCRIPT_KEY",
+        "MLGW_CACHE_DISPATCH",
         "MLGW_CONNECTIONS_PER_ADDRESS",
         "MLGW_REQUEST_DEADLINE",
         "MLGW_DB_STATEMENT_TIMEOUT_MS",
@@ -654,6 +661,26 @@ Test(server_config, job_defaults_are_the_seeds)
     cr_assert_null(cfg.cors_origins);
     cr_assert(cfg.local_root != NULL && cfg.local_root[0] == '/', "absolute: %s", cfg.local_root);
     cr_assert(strstr(cfg.local_root, "/var/local") != NULL);
+}
+
+Test(server_config, the_cache_is_below_the_local_root_unless_set)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_LOCAL_ROOT", "/srv/mlgw"}),
+                 0, "%s", errtext());
+    cr_assert_str_eq(cfg.cache_dir, "/srv/mlgw/cache");
+    cr_assert_eq(cfg.cache_max_bytes, 0);
+    cr_assert_eq(cfg.cache_scan_interval_s, 300);
+    cr_assert_eq(cfg.cache_dispatch, 0);
+    gw_config_dispose(&cfg);
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_CACHE_DIR", "/opt/models"},
+                      {"MLGW_CACHE_DISPATCH", "batch"}, {"MLGW_CACHE_MAX_BYTES", "1000000"}),
+                 0, "%s", errtext());
+    cr_assert_str_eq(cfg.cache_dir, "/opt/models");
+    cr_assert_eq(cfg.cache_dispatch, 1 + GW_DISPATCH_BATCH);
+    cr_assert_eq(cfg.cache_max_bytes, 1000000);
+    gw_config_dispose(&cfg);
+    cr_assert_neq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_CACHE_DISPATCH", "efs"}), 0);
+    cr_assert(strstr(errtext(), "MLGW_CACHE_DISPATCH") != NULL, "%s", errtext());
 }
 
 Test(server_config, dispatch_is_one_of_local_batch_sns)

@@ -27,10 +27,10 @@ Test(jobs_spawn, running_out_of_descriptors_leaves_the_job_untouched)
     char root[] = "/tmp/mlgw-spawn-XXXXXX";
     cr_assert_not_null(mkdtemp(root));
     struct gw_err err = {0};
-    cr_assert_eq(jobs_spawn_make_root(root, &err), GW_OK, "%s", err.msg);
     struct gw_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.local_root = root;
+    cr_assert_eq(jobs_spawn_make_root(&cfg, &err), GW_OK, "%s", err.msg);
     char python[] = "python3", entrypoint[] = "/nonexistent/entrypoint.py";
     cfg.local_python = python;
     cfg.local_entrypoint = entrypoint;
