@@ -665,8 +665,8 @@ Test(server_config, job_defaults_are_the_seeds)
 
 Test(server_config, the_cache_is_below_the_local_root_unless_set)
 {
-    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_LOCAL_ROOT", "/srv/mlgw"}),
-                 0, "%s", errtext());
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}, {"MLGW_LOCAL_ROOT", "/srv/mlgw"}), 0,
+                 "%s", errtext());
     cr_assert_str_eq(cfg.cache_dir, "/srv/mlgw/cache");
     cr_assert_eq(cfg.cache_max_bytes, 0);
     cr_assert_eq(cfg.cache_scan_interval_s, 300);
