@@ -263,9 +263,10 @@ static int summary_read(struct gw_buf *out, struct jobs_cache *c, const char *ou
         char chunk[4096];
         size_t got;
         int rc = GW_OK;
+        /* gw_buf_add is GW_ETOOBIG past SUMMARY_MAX; a read-only file's fclose cannot lose data */
         while (rc == GW_OK && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-            rc = gw_buf_add(out, chunk, got); /* GW_ETOOBIG past SUMMARY_MAX */
-        fclose(f);
+            rc = gw_buf_add(out, chunk, got);
+        (void)fclose(f);
         return rc == GW_OK ? GW_OK : GW_ENOTFOUND;
     }
     const char *bucket = strncmp(output_uri, "s3://", 5) == 0 ? output_uri + 5 : NULL;
