@@ -12,6 +12,7 @@
 #include "common/id.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "common/utf8.h"
 #include "db/api_keys.h"
 #include "db/jobs.h"
 #include "db/outbox.h"
@@ -339,6 +340,11 @@ static void list_query_read(struct list_query *q, struct rt_request *req, json_t
     f->user = rt_query(req, "user");
     f->project = rt_query(req, "project");
     f->experiment = rt_query(req, "experiment");
+    const char *const meta[][2] = {{"user", f->user}, {"project", f->project},
+                                   {"experiment", f->experiment}};
+    for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
+        if (meta[i][1] != NULL && gw_utf8_chars(meta[i][1], strlen(meta[i][1])) > 256)
+            rt_param_error(errors, meta[i][0], "must be at most 256 characters");
 
     const char *v = rt_query(req, "created_after");
     if (v != NULL && !rfc3339_ok(q->after, sizeof(q->after), v))
