@@ -114,14 +114,16 @@ static void check_detail_types(json_t *errors, const json_t *detail)
         long long ms = 0;
         gw_fmt(field, sizeof(field), "detail.%s", times[i]);
         if (v != NULL && (!gw_json_whole(v, &ms) || ms < 0 || ms > EPOCH_MS_MAX))
-            add_error(errors, field,
-                      "must be milliseconds since the epoch (0 to 253402300799999)");
+            add_error(errors, field, "must be milliseconds since the epoch (0 to 253402300799999)");
     }
     const json_t *attempts = json_object_get(detail, "attempts");
     int attempts_ok = attempts == NULL || json_is_array(attempts);
     size_t i;
     const json_t *a;
-    json_array_foreach(attempts, i, a) attempts_ok = attempts_ok && json_is_object(a);
+    json_array_foreach(attempts, i, a)
+    {
+        attempts_ok = attempts_ok && json_is_object(a);
+    }
     if (!attempts_ok)
         add_error(errors, "detail.attempts", "must be an array of objects");
     const json_t *container = json_object_get(detail, "container");
