@@ -124,8 +124,8 @@ static char *notify_summary(const json_t *job, const char *region)
     count_or_dash(memory, sizeof(memory), json_object_get(res, "memory"));
     count_or_dash(gpus, sizeof(gpus), json_object_get(res, "gpus"));
     gw_fmt(compute, sizeof(compute), "%.32s, %s vCPU, %s MiB, %s GPU",
-           gw_json_str(job, "compute_type") ? gw_json_str(job, "compute_type") : "-", vcpus,
-           memory, gpus);
+           gw_json_str(job, "compute_type") ? gw_json_str(job, "compute_type") : "-", vcpus, memory,
+           gpus);
     gw_buf_adds(&b, "Job ");
     add_plain(&b, gw_json_str(job, "id") ? gw_json_str(job, "id") : "-");
     gw_buf_adds(&b, " is ");

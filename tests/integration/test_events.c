@@ -261,8 +261,9 @@ Test(events, a_job_learnt_of_from_a_bare_event_has_nulls_not_placeholders_until_
     cr_expect(json_is_null(json_object_get(j, "script_key")), "script_key is not null");
     cr_expect(json_is_null(json_object_get(j, "compute_type")), "compute_type is not null");
     cr_expect(json_is_null(json_object_get(res, "vcpus")) &&
-              json_is_null(json_object_get(res, "memory")) &&
-              json_is_null(json_object_get(res, "gpus")), "resources are not null");
+                  json_is_null(json_object_get(res, "memory")) &&
+                  json_is_null(json_object_get(res, "gpus")),
+              "resources are not null");
     /* The documented keys are there (null), no other key is null. */
     cr_expect(json_is_null(json_object_get(meta, "user")));
     cr_expect_eq(json_object_size(meta), 3, "metadata has more than user/project/experiment");

@@ -123,10 +123,9 @@ Test(rt_batch_event, refuses_tags_that_are_not_an_object_of_strings)
 Test(rt_batch_event, refuses_members_of_another_type_than_the_schema_gives_naming_each)
 {
     static const char *const bad[][2] = {
-        {"stoppedAt", "{}"},          {"startedAt", "-1"},       {"createdAt", "1.5"},
-        {"createdAt", "1e300"},       {"statusReason", "5"},     {"jobName", "[]"},
-        {"jobQueue", "null"},         {"attempts", "[1]"},       {"attempts", "{}"},
-        {"container", "\"x\""},       {"jobId", "\"\""},
+        {"stoppedAt", "{}"},   {"startedAt", "-1"},    {"createdAt", "1.5"}, {"createdAt", "1e300"},
+        {"statusReason", "5"}, {"jobName", "[]"},      {"jobQueue", "null"}, {"attempts", "[1]"},
+        {"attempts", "{}"},    {"container", "\"x\""}, {"jobId", "\"\""},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_t *event = load(sample), *errors = json_array();
