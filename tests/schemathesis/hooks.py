@@ -15,6 +15,11 @@ spec says, but which keys were used before is state the generator cannot see
 (it draws the same short keys again and again). A valid request's key is made
 its own by a suffix from the body, so that the same key with the same body
 still replays, and a different body never meets an earlier request's key.
+
+With MLGW_CONTRACT_LOG set (as CTest sets it for the integration tests), every
+exchange is appended there too, in the format of tests/harness, so that
+tests/contract/check_contract.py checks these answers against openapi.yaml
+with its own validator as well.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import datetime
 import hashlib
 import json
 import os
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -108,3 +114,27 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         key = case.headers["Idempotency-Key"]
         if isinstance(key, str):
             case.headers["Idempotency-Key"] = _idempotency_key(key, case.body)
+
+
+@schemathesis.hook
+def after_call(context: Any, case: Any, response: Any) -> None:
+    path = os.environ.get("MLGW_CONTRACT_LOG")
+    if not path:
+        return
+    url = urllib.parse.urlsplit(response.request.url)
+    ct = response.headers.get("content-type")
+    rec = {
+        "method": response.request.method,
+        "path": url.path + (f"?{url.query}" if url.query else ""),
+        "status": response.status_code,
+        "content_type": ct[0] if ct else None,
+        "body": response.content.decode("utf-8", "replace"),
+    }
+    if rec["content_type"] is None:
+        del rec["content_type"]
+    # One write per line: the integration tests append to the same file.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(rec) + "\n").encode())
+    finally:
+        os.close(fd)

@@ -2,6 +2,7 @@
 """Property-based contract test: Schemathesis against a gateway of its own.
 
 Usage: run.py [--seed N|random] [--max-examples N] [--max-time S] [--phases LIST]
+              [--report-dir DIR] [-- SCHEMATHESIS-RUN-OPTIONS]
 
 Starts, and stops again:
   - a fresh database on the test PostgreSQL (the CTest fixture's cluster named by
@@ -234,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-time", type=int, default=None, help="seconds, for the whole run")
     ap.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
     ap.add_argument("--report-dir", default=None, help="keep the gateway log and a JUnit report here")
+    ap.add_argument("st_args", nargs=argparse.REMAINDER,
+                    help="after --, more `schemathesis run` options (--include-operation-id X)")
     args = ap.parse_args(argv)
     seed = random.SystemRandom().randrange(1, 2**31) if args.seed == "random" else int(args.seed)
     log(f"seed {seed} (rerun with --seed {seed})")
@@ -310,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_dir:
         Path(args.report_dir).mkdir(parents=True, exist_ok=True)
         cmd += ["--report", "junit", "--report-dir", args.report_dir]
+    cmd += [a for a in args.st_args if a != "--"]
     log(" ".join(cmd))
     rc = subprocess.run(cmd, env=st_env, cwd=ROOT, check=False).returncode
 
