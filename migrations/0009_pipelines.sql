@@ -28,6 +28,7 @@ END
 $$;
 
 CREATE TABLE pipelines (
+    id             uuid NOT NULL UNIQUE DEFAULT mlgw_uuidv7(), -- list order and cursor
     team           text NOT NULL,
     name           text NOT NULL CHECK (name ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
     latest_version integer NOT NULL DEFAULT 1,
@@ -61,6 +62,7 @@ CREATE TABLE pipeline_runs (
     metadata         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     notify           jsonb NOT NULL DEFAULT '{"emails": [], "webhooks": []}',
     dispatch         text,
+    notify_topic     text, -- the SNS topic the run's summary goes to, as configured at its start
     output_base      text NOT NULL, -- a job's output_uri is output_base || id || '/'
     api_key_id       text REFERENCES api_keys (id) ON DELETE SET NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
@@ -255,8 +257,9 @@ $$;
 -- Ends run when none of its steps is waiting or running: SUCCEEDED when
 -- every step did, CANCELLED when a user cancelled it (or a step's jobs were
 -- cancelled and none failed), FAILED otherwise; one notification row per
--- recipient of the run's and its pipeline version's notify.
-CREATE FUNCTION mlgw_pipeline_maybe_end(run uuid, p_topic text) RETURNS text
+-- recipient of the run's and its pipeline version's notify, and the SNS
+-- summary topic.
+CREATE FUNCTION mlgw_pipeline_maybe_end(run uuid) RETURNS text
     LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -293,17 +296,11 @@ BEGIN
           FROM (VALUES (r.notify), (def_notify)) AS x(n)
           WHERE jsonb_typeof(n -> 'webhooks') = 'array'
           UNION
-          SELECT 'sns', p_topic WHERE p_topic IS NOT NULL AND p_topic <> '') c
+          SELECT 'sns', r.notify_topic WHERE coalesce(r.notify_topic, '') <> '') c
     ON CONFLICT DO NOTHING;
     RETURN fin;
 END
 $$;
-
--- The SNS topic run summaries go to: set per transaction by the gateway
--- (mlgw.notify_topic), empty when none.
-CREATE FUNCTION mlgw_pipeline_topic() RETURNS text
-    LANGUAGE sql STABLE
-    RETURN nullif(current_setting('mlgw.notify_topic', true), '');
 
 -- The trigger: a job of a run changed status.
 CREATE FUNCTION mlgw_pipeline_job_changed() RETURNS trigger
@@ -367,7 +364,7 @@ BEGIN
         INSERT INTO pipeline_run_history (run_id, step, status, reason)
         SELECT r.id, name, 'SKIPPED', 'step ' || NEW.step || ' ended ' || st FROM skipped;
     END IF;
-    PERFORM mlgw_pipeline_maybe_end(r.id, mlgw_pipeline_topic());
+    PERFORM mlgw_pipeline_maybe_end(r.id);
     RETURN NULL;
 END
 $$;
