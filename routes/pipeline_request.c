@@ -113,7 +113,7 @@ static int value_check(const char *key, json_t *value, const char *from, const c
  * everything else is replaced (new). */
 static json_t *merge_job(json_t *base, json_t *over)
 {
-    json_t *out = json_deep_copy(base ? base : json_object());
+    json_t *out = base ? json_deep_copy(base) : json_object();
     if (out == NULL)
         return NULL;
     const char *key;
