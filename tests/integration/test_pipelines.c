@@ -41,12 +41,17 @@ static void script(const char *name, const char *text)
  * slow.py sleeps; flaky.py fails its first attempt. */
 static void scripts(void)
 {
-    script("ok.py", "import json, os\n"
-                    "out = os.environ['ML_OUTPUT_DIR']\n"
-                    "keys = ['JOB_ID', 'ARRAY_INDEX', 'ARRAY_SIZE', 'LR', 'PARENT_OUTPUT_URIS',\n"
-                    "        'RUN_NOTE']\n"
-                    "with open(os.path.join(out, 'seen.json'), 'w') as f:\n"
-                    "    json.dump({k: os.environ.get(k) for k in keys}, f)\n");
+    script("ok.py",
+           "import json, os\n"
+           "out = os.environ['ML_OUTPUT_DIR']\n"
+           "keys = ['JOB_ID', 'ARRAY_INDEX', 'ARRAY_SIZE', 'LR', 'PARENT_OUTPUT_URIS',\n"
+           "        'RUN_NOTE']\n"
+           "seen = {k: os.environ.get(k) for k in keys}\n"
+           "inp = os.environ.get('ML_INPUT_DIR')\n"
+           "seen['inputs'] = sorted(os.path.relpath(os.path.join(b, n), inp)\n"
+           "                        for b, _, fs in os.walk(inp) for n in fs) if inp else None\n"
+           "with open(os.path.join(out, 'seen.json'), 'w') as f:\n"
+           "    json.dump(seen, f)\n");
     script("fail.py", "import sys\nsys.exit(3)\n");
     script("slow.py", "import time\ntime.sleep(60)\n");
     script("flaky.py", "import os, sys\n"
@@ -335,6 +340,13 @@ Test(pipelines, a_linear_chain_runs_each_step_after_its_parent_with_its_outputs)
     cr_assert_str_eq(json_string_value(json_array_get(json_object_get(parents, "a"), 0)),
                      th_str(ja, "output_uri"));
     json_decref(parents);
+    /* a's outputs were fetched into b's ML_INPUT_DIR/a/ */
+    json_t *inputs = json_object_get(sb, "inputs");
+    cr_assert_eq(json_array_size(inputs), 1, "%s", json_dumps(inputs, 0));
+    cr_assert_str_eq(json_string_value(json_array_get(inputs, 0)), "a/seen.json");
+    json_decref(sb);
+    sb = seen(run, "a", 0);
+    cr_assert(json_is_null(json_object_get(sb, "inputs")), "a step without parents has none");
     json_decref(sb);
     json_decref(ja);
     json_decref(jb);
@@ -415,6 +427,14 @@ Test(pipelines, fan_out_by_array_and_by_matrix_makes_one_job_each)
         json_t *parents = json_loads(th_str(s, "PARENT_OUTPUT_URIS"), 0, NULL);
         cr_assert_eq(json_array_size(json_object_get(parents, "arr")), 3);
         json_decref(parents);
+        /* one folder per job of the fanned-out parent */
+        json_t *inputs = json_object_get(s, "inputs");
+        cr_assert_eq(json_array_size(inputs), 3, "%s", json_dumps(inputs, 0));
+        for (size_t k = 0; k < 3; k++) {
+            char want[32];
+            snprintf(want, sizeof(want), "arr/%zu/seen.json", k);
+            cr_assert_str_eq(json_string_value(json_array_get(inputs, k)), want);
+        }
         json_decref(s);
     }
     cr_assert_eq(seen_lr[0], 2);
