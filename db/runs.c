@@ -279,3 +279,84 @@ int db_run_cancel(PGresult **jobs, struct db_pool *pool, const char *team, const
     }
     return rc;
 }
+
+static const struct db_stmt note_claim_stmt = {
+    "run_notification_claim",
+    "WITH c AS (SELECT id FROM pipeline_run_notifications WHERE sent_at IS NULL "
+    " AND failed_at IS NULL AND next_attempt_at <= now() "
+    " AND (lease_until IS NULL OR lease_until < now()) "
+    " ORDER BY next_attempt_at FOR UPDATE SKIP LOCKED LIMIT 1) "
+    "UPDATE pipeline_run_notifications n SET lease_until = now() + make_interval(secs => $1), "
+    " attempts = n.attempts + 1 FROM c, pipeline_runs r WHERE n.id = c.id AND r.id = n.run_id "
+    "RETURNING n.id, n.channel, n.status, n.recipient, n.attempts, mlgw_run_json(r, true)",
+    1};
+
+int db_run_notification_claim(struct db_notification *out, struct db_pool *pool, int lease_s,
+                              struct gw_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    char lease[16];
+    gw_fmt(lease, sizeof(lease), "%d", lease_s);
+    const char *params[] = {lease};
+    PGresult *res = NULL;
+    int rc = db_pool_exec(&res, pool, &note_claim_stmt, params, err);
+    if (rc == GW_OK && PQntuples(res) == 0)
+        rc = GW_ENOTFOUND;
+    if (rc == GW_OK) {
+        gw_fmt(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
+        gw_fmt(out->channel, sizeof(out->channel), "%s", PQgetvalue(res, 0, 1));
+        gw_fmt(out->status, sizeof(out->status), "%s", PQgetvalue(res, 0, 2));
+        long long n = 0;
+        if (gw_parse_ll(&n, PQgetvalue(res, 0, 4), 0, 1000000) == GW_OK)
+            out->attempts = (int)n;
+        out->recipient = strdup(PQgetvalue(res, 0, 3));
+        out->job_json = strdup(PQgetvalue(res, 0, 5));
+        if (out->recipient == NULL || out->job_json == NULL) {
+            db_notification_dispose(out);
+            rc = gw_err_set(err, GW_ENOMEM, "out of memory");
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+static const struct db_stmt note_sent_stmt = {
+    "run_notification_sent",
+    "UPDATE pipeline_run_notifications SET sent_at = now(), lease_until = NULL, "
+    "last_error = NULL, error_class = NULL WHERE id = $1",
+    1};
+
+int db_run_notification_sent(struct db_pool *pool, const char *id, struct gw_err *err)
+{
+    const char *p[] = {id};
+    return db_pool_exec(NULL, pool, &note_sent_stmt, p, err);
+}
+
+static const struct db_stmt note_retry_stmt = {
+    "run_notification_retry",
+    "UPDATE pipeline_run_notifications SET lease_until = NULL, last_error = $2, "
+    "error_class = $4, next_attempt_at = now() + make_interval(secs => $3::float8 / 1000) "
+    "WHERE id = $1",
+    4};
+
+int db_run_notification_retry(struct db_pool *pool, const char *id, const char *error,
+                              const char *error_class, long delay_ms, struct gw_err *err)
+{
+    char delay[24];
+    gw_fmt(delay, sizeof(delay), "%ld", delay_ms);
+    const char *p[] = {id, error, delay, error_class};
+    return db_pool_exec(NULL, pool, &note_retry_stmt, p, err);
+}
+
+static const struct db_stmt note_failed_stmt = {
+    "run_notification_failed",
+    "UPDATE pipeline_run_notifications SET failed_at = now(), lease_until = NULL, "
+    "last_error = $2, error_class = $3 WHERE id = $1",
+    3};
+
+int db_run_notification_failed(struct db_pool *pool, const char *id, const char *error,
+                               const char *error_class, struct gw_err *err)
+{
+    const char *p[] = {id, error, error_class};
+    return db_pool_exec(NULL, pool, &note_failed_stmt, p, err);
+}

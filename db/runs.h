@@ -12,6 +12,7 @@
 #define MLGW_DB_RUNS_H
 
 #include "db/jobs.h"
+#include "db/notifications.h"
 #include "db/pool.h"
 
 struct db_run_new {
@@ -57,5 +58,18 @@ int db_run_list(char **items, char next_id[37], struct db_pool *pool, const stru
  * GW_ENOTFOUND; GW_ECONFLICT when the run has ended. */
 int db_run_cancel(PGresult **jobs, struct db_pool *pool, const char *team, const char *pipeline,
                   const char *id, struct gw_err *err);
+
+/*
+ * The run notification outbox (pipeline_run_notifications), as
+ * db/notifications.h is the jobs' one: a claimed row's job_json holds the
+ * run with its steps and history. GW_ENOTFOUND when nothing is due.
+ */
+int db_run_notification_claim(struct db_notification *out, struct db_pool *pool, int lease_s,
+                              struct gw_err *err);
+int db_run_notification_sent(struct db_pool *pool, const char *id, struct gw_err *err);
+int db_run_notification_retry(struct db_pool *pool, const char *id, const char *error,
+                              const char *error_class, long delay_ms, struct gw_err *err);
+int db_run_notification_failed(struct db_pool *pool, const char *id, const char *error,
+                               const char *error_class, struct gw_err *err);
 
 #endif

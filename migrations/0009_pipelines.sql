@@ -374,6 +374,30 @@ CREATE TRIGGER jobs_pipeline_advance AFTER UPDATE OF status ON jobs
     WHEN (NEW.pipeline_run_id IS NOT NULL AND OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION mlgw_pipeline_job_changed();
 
+-- A step's job notifies its own notify only (the step's, if any), not the
+-- configured global list nor the SNS topic: a run's end is announced once,
+-- to the run's and the pipeline's recipients (pipeline_run_notifications).
+CREATE FUNCTION mlgw_pipeline_job_notification_filter() RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    own jsonb;
+BEGIN
+    SELECT j.notify INTO own FROM jobs j
+        WHERE j.id = NEW.job_id AND j.pipeline_run_id IS NOT NULL;
+    IF NOT FOUND THEN
+        RETURN NEW;
+    END IF;
+    IF (NEW.channel = 'email' AND coalesce(own -> 'emails', '[]') ? NEW.recipient)
+       OR (NEW.channel = 'webhook' AND coalesce(own -> 'webhooks', '[]') ? NEW.recipient) THEN
+        RETURN NEW;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER notifications_pipeline_filter BEFORE INSERT ON notifications
+    FOR EACH ROW EXECUTE FUNCTION mlgw_pipeline_job_notification_filter();
+
 -- The run resource of API.md; history (a JSON array) appended when not NULL.
 CREATE FUNCTION mlgw_run_json(r pipeline_runs, with_history boolean) RETURNS json
     LANGUAGE plpgsql STABLE

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../harness/harness.h"
+#include "../harness/smtp.h"
 
 static char db[1024], auth[128], admin[128];
 static struct th_local loc;
@@ -612,4 +613,46 @@ Test(pipelines, another_team_sees_nothing_of_a_pipeline_or_its_runs)
     cr_assert_eq(r.status, 201, "%s", r.body);
     th_resp_dispose(&r);
     json_decref(wait_run("mine", id, "SUCCEEDED", 60));
+}
+
+Test(pipelines, a_run_end_sends_one_message_per_recipient_and_its_jobs_only_their_own)
+{
+    struct th_smtp smtp;
+    th_smtp_start(&smtp, NULL, 0);
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 30), 0);
+    char env_smtp[96];
+    snprintf(env_smtp, sizeof(env_smtp), "MLGW_SMTP_URL=%s", smtp.url);
+    const char *more[] = {env_smtp,
+                          "MLGW_SMTP_TLS=off",
+                          "MLGW_SMTP_FROM=gw <gw@ml.example>",
+                          "MLGW_NOTIFY_EMAILS=ops@ml.example",
+                          "MLGW_NOTIFY_RETRY_BASE_MS=100",
+                          NULL};
+    th_local_gw_start(&gw, db, &loc, more);
+    create("{\"name\": \"told\", \"notify\": {\"emails\": [\"team@ml.example\"]},"
+           " \"defaults\": {\"compute_type\": \"cpu\", \"vcpus\": 1, \"memory\": 128},"
+           " \"steps\": [{\"name\": \"bad\", \"script_key\": \"jobs/fail.py\"},"
+           " {\"name\": \"after-bad\", \"script_key\": \"jobs/ok.py\", \"depends_on\": [\"bad\"]},"
+           " {\"name\": \"good\", \"script_key\": \"jobs/ok.py\","
+           "  \"notify\": {\"emails\": [\"step@ml.example\"]}}]}");
+    char id[37];
+    start_run(id, "told", "{\"notify\": {\"emails\": [\"run@ml.example\"]}}");
+    json_decref(wait_run("told", id, "FAILED", 90));
+    for (int i = 0; i < 100 && (th_smtp_count(&smtp, "team@ml.example") < 1 ||
+                                th_smtp_count(&smtp, "run@ml.example") < 1 ||
+                                th_smtp_count(&smtp, "step@ml.example") < 1);
+         i++)
+        th_sleep_ms(200);
+    th_sleep_ms(1500); /* anything else would have arrived by now */
+    cr_assert_eq(th_smtp_count(&smtp, "team@ml.example"), 1);
+    cr_assert_eq(th_smtp_count(&smtp, "run@ml.example"), 1);
+    cr_assert_eq(th_smtp_count(&smtp, "step@ml.example"), 1, "the step's own job notify");
+    cr_assert_eq(th_smtp_count(&smtp, "ops@ml.example"), 0, "no global mail per step job");
+    char *m = th_smtp_message(&smtp, "team@ml.example");
+    cr_assert_not_null(m);
+    cr_assert(strstr(m, "FAILED: pipeline told") != NULL, "%s", m);
+    cr_assert(strstr(m, "after-bad") != NULL && strstr(m, "SKIPPED") != NULL, "%s", m);
+    cr_assert(strstr(m, "1/1 succeeded") != NULL && strstr(m, "0/1 succeeded") != NULL, "%s", m);
+    free(m);
+    th_smtp_stop(&smtp);
 }
