@@ -656,3 +656,37 @@ Test(pipelines, a_run_end_sends_one_message_per_recipient_and_its_jobs_only_thei
     free(m);
     th_smtp_stop(&smtp);
 }
+
+/* examples/pipelines/train-and-evaluate-cpu.json, the README's laptop pipeline, end to end with
+ * the real example scripts (PyTorch from the test venv): the evaluation reads the better
+ * training's checkpoint through ML_INPUT_DIR. */
+Test(pipelines, the_cpu_example_pipeline_runs_end_to_end)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "cp %s/*.py %s/input/jobs/", th_source_path("examples"), loc.root);
+    cr_assert_eq(system(cmd), 0);
+    json_error_t e;
+    json_t *def =
+        json_load_file(th_source_path("examples/pipelines/train-and-evaluate-cpu.json"), 0, &e);
+    cr_assert_not_null(def, "%s", e.text);
+    char *text = json_dumps(def, 0);
+    json_decref(def);
+    create(text);
+    free(text);
+    char id[37];
+    start_run(id, "train-and-evaluate-cpu", NULL);
+    json_t *run = wait_run("train-and-evaluate-cpu", id, "SUCCEEDED|FAILED|CANCELLED", 280);
+    cr_assert_str_eq(th_str(run, "status"), "SUCCEEDED", "%s", json_dumps(run, 0));
+    cr_assert_eq(json_array_size(json_object_get(step_of(run, "train"), "jobs")), 2);
+    json_t *job = step_job(run, "evaluate", 0);
+    char path[600];
+    snprintf(path, sizeof(path), "%sinference_summary.json", th_str(job, "output_uri") + 7);
+    json_t *summary = json_load_file(path, 0, &e);
+    cr_assert_not_null(summary, "%s: %s", path, e.text);
+    const char *ck = th_str(summary, "checkpoint");
+    cr_assert(ck != NULL && strstr(ck, "/train/") != NULL && strstr(ck, "checkpoint.pt") != NULL,
+              "evaluate used %s", ck ? ck : "no checkpoint");
+    json_decref(summary);
+    json_decref(job);
+    json_decref(run);
+}
