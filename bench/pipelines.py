@@ -2,13 +2,14 @@
 """The pipeline engine's overhead, measured against the release gateway (bench/pipelines.sh).
 
 chain BASE KEY DB STEPS RUNS: runs a chain of STEPS no-op local steps RUNS times; for every
-edge, the parent job's stopped_at → the child job's created_at (the engine: the transaction
-that ended the parent inserted the child) and → the child's started_at (the engine, the
+edge, the parent job's stopped_at → the child job inserted (the engine, inside the
+transaction that ended the parent: the step's RUNNING history row, written right after the
+child's job and outbox rows, at clock_timestamp()) and → the child's started_at (the engine, the
 outbox wake-up and the executor's intake and fork). Prints "create50 create99 start50 start99
 edges".
 
 fanout BASE KEY DB N: one run of a step with array_size N after a no-op parent; the parent's
-stopped_at → the last of the N jobs created, and → the last of them started. Prints
+stopped_at → the N jobs inserted (as above), and → the last of them started. Prints
 "created_ms started_ms".
 
 Standard library only, plus psql for the database's own timestamps.
@@ -69,12 +70,16 @@ def chain(base: str, key: str, db: str, steps: int, runs: int) -> None:
         done = wait_run(base, key, "bench-chain", run["id"], 600)
         if done["status"] != "SUCCEEDED":
             raise SystemExit(f"pipelines.py: the chain run ended {done['status']}")
+        # "created": when the engine had inserted the child's job and outbox row (the step's
+        # RUNNING history row, written right after them, at clock_timestamp()).
         rows = psql(db, (
-            "SELECT extract(epoch FROM c.created_at - p.stopped_at) * 1000, "
+            "SELECT extract(epoch FROM h.at - p.stopped_at) * 1000, "
             "extract(epoch FROM c.started_at - p.stopped_at) * 1000 "
             "FROM pipeline_run_steps s JOIN jobs c ON c.pipeline_run_id = s.run_id "
             "AND c.step = s.name JOIN jobs p ON p.pipeline_run_id = s.run_id "
-            f"AND p.step = s.depends_on[1] WHERE s.run_id = '{run['id']}'"))
+            "AND p.step = s.depends_on[1] JOIN pipeline_run_history h ON h.run_id = s.run_id "
+            "AND h.step = s.name AND h.status = 'RUNNING' "
+            f"WHERE s.run_id = '{run['id']}'"))
         for created_ms, started_ms in rows:
             create.append(float(created_ms))
             start.append(float(started_ms))
@@ -96,11 +101,13 @@ def fanout(base: str, key: str, db: str, n: int) -> None:
     if done["status"] != "SUCCEEDED":
         raise SystemExit(f"pipelines.py: the fan-out run ended {done['status']}")
     (row,) = psql(db, (
-        "SELECT extract(epoch FROM max(c.created_at) - p.stopped_at) * 1000, "
+        "SELECT extract(epoch FROM (SELECT h.at FROM pipeline_run_history h "
+        "WHERE h.run_id = p.pipeline_run_id AND h.step = 'wide' AND h.status = 'RUNNING') "
+        "- p.stopped_at) * 1000, "
         "extract(epoch FROM max(c.started_at) - p.stopped_at) * 1000, count(*) "
         "FROM jobs c, jobs p WHERE c.pipeline_run_id = p.pipeline_run_id "
         f"AND c.step = 'wide' AND p.step = 'parent' AND p.pipeline_run_id = '{run['id']}' "
-        "GROUP BY p.stopped_at"))
+        "GROUP BY p.stopped_at, p.pipeline_run_id"))
     if int(row[2]) != n:
         raise SystemExit(f"pipelines.py: {row[2]} jobs instead of {n}")
     print(f"{float(row[0]):.2f} {float(row[1]):.2f}")

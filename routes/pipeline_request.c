@@ -288,7 +288,8 @@ static void report_cycle(struct graph *g, size_t u, size_t j, size_t v)
     size_t at = 0;
     while (at < g->depth && g->path[at] != v)
         at++;
-    for (size_t k = at; rc == GW_OK && k < g->depth; k++)
+    /* path[at..] runs from v to u itself (on top): the cycle is u → v → … → u */
+    for (size_t k = at; rc == GW_OK && k + 1 < g->depth; k++)
         rc = gw_buf_printf(&msg, " → %s", step_name(g, g->path[k]));
     if (rc == GW_OK)
         rc = gw_buf_printf(&msg, " → %s", step_name(g, u));

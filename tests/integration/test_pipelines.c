@@ -292,6 +292,9 @@ Test(pipelines, an_invalid_definition_is_refused_naming_every_field_and_changes_
                   " {\"name\": \"b\", \"script_key\": \"jobs/ok.py\", \"depends_on\": [\"a\"]}]}",
                   422);
     expect_error(p, "steps[1].depends_on[0]", "makes a cycle: b → a → b");
+    char *text = json_dumps(p, 0);
+    cr_assert(strstr(text, "b → a → b →") == NULL, "the cycle is named once: %s", text);
+    free(text);
     json_decref(p);
 
     p = call_json(
