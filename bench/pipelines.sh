@@ -47,7 +47,7 @@ out=bench/results/pipelines-latest.md
   echo "Host: \`$(uname -srm)\`, $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)."
   echo "PostgreSQL $(psql "$url" -X -t -A -c 'SHOW server_version') with fsync on; release gateway, logs at warn;"
   echo "local executor (64 vCPU slots), job sandbox \`MLGW_LOCAL_SANDBOX=${MLGW_LOCAL_SANDBOX:-on}\`; every job a no-op Python script."
-  echo "Times from the database: the parent job's \`stopped_at\` to the child job's \`created_at\` / \`started_at\`."
+  echo "Times from the database: the parent job's \`stopped_at\` to the child's step's RUNNING history row (written right after its jobs and outbox rows) / the child job's \`started_at\`."
   echo
   echo "| 20-step chain, $runs runs ($edges edges) | p50 (ms) | p99 (ms) |"
   echo "|---|---:|---:|"
