@@ -3,6 +3,8 @@
  */
 #include "db/pipelines.h"
 
+#include "db/idempotency.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,18 +35,49 @@ static const struct db_stmt create_stmt = {
     "SELECT mlgw_pipeline_json(v::pipeline_versions, p::pipelines) FROM v, p",
     4};
 
-int db_pipeline_create(char **out, struct db_pool *pool, const char *team, const char *name,
-                       const char *definition_json, const char *api_key_id, struct gw_err *err)
+struct create_ctx {
+    struct db_job_created *out;
+    const char *team, *name, *definition_json, *api_key_id;
+    const struct db_idempotency *idem;
+};
+
+static int create_tx(struct db_conn *c, void *arg, struct gw_err *err)
 {
-    *out = NULL;
-    const char *params[] = {team, name, definition_json, api_key_id};
+    struct create_ctx *x = arg;
+    if (x->idem != NULL) {
+        int found = db_idem_replay(x->out, c, x->idem, err);
+        if (found != 0)
+            return found < 0 ? found : GW_OK;
+    }
+    const char *params[] = {x->team, x->name, x->definition_json, x->api_key_id};
     PGresult *res = NULL;
-    int rc = db_pool_exec(&res, pool, &create_stmt, params, err);
+    int rc = db_exec(&res, c, &create_stmt, params, err);
     if (rc == GW_OK && PQntuples(res) == 0)
-        rc = gw_err_public(err, GW_ECONFLICT, "a pipeline named %s exists already", name);
+        rc = gw_err_public(err, GW_ECONFLICT, "a pipeline named %s exists already", x->name);
     if (rc == GW_OK)
-        rc = first_text(out, res, err);
+        rc = first_text(&x->out->json, res, err);
     PQclear(res);
+    if (rc != GW_OK)
+        return rc;
+    x->out->status = 201;
+    if (x->idem == NULL)
+        return GW_OK;
+    char location[128];
+    gw_fmt(location, sizeof(location), "/pipelines/%s", x->name);
+    return db_idem_save(c, x->idem, 201, x->out->json, location, err);
+}
+
+int db_pipeline_create(struct db_job_created *out, struct db_pool *pool, const char *team,
+                       const char *name, const char *definition_json, const char *api_key_id,
+                       const struct db_idempotency *idem, struct gw_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct create_ctx x = {out, team, name, definition_json, api_key_id, idem};
+    int rc = db_tx(pool, create_tx, &x, err);
+    if (rc != GW_OK) {
+        free(out->json);
+        memset(out, 0, sizeof(*out));
+    }
     return rc;
 }
 

@@ -14,6 +14,7 @@
 #ifndef MLGW_DB_PIPELINES_H
 #define MLGW_DB_PIPELINES_H
 
+#include "db/jobs.h"
 #include "db/pool.h"
 
 struct db_pipeline_scope {
@@ -21,10 +22,14 @@ struct db_pipeline_scope {
     const char *own_team; /* the caller's own team */
 };
 
-/* Stores version 1 of a new pipeline of team. GW_ECONFLICT when the team
- * has a pipeline of that name. */
-int db_pipeline_create(char **out, struct db_pool *pool, const char *team, const char *name,
-                       const char *definition_json, const char *api_key_id, struct gw_err *err);
+/* Stores version 1 of a new pipeline of team (out->status 201). With idem,
+ * replays the first answer for the same key and request (out->replayed).
+ * GW_ECONFLICT when the team has a pipeline of that name, or the key is in
+ * use by a request in progress; GW_EINVAL when the key was used for another
+ * request. */
+int db_pipeline_create(struct db_job_created *out, struct db_pool *pool, const char *team,
+                       const char *name, const char *definition_json, const char *api_key_id,
+                       const struct db_idempotency *idem, struct gw_err *err);
 
 /* Stores the next version. GW_ENOTFOUND. */
 int db_pipeline_update(char **out, struct db_pool *pool, const struct db_pipeline_scope *scope,

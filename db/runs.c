@@ -3,11 +3,12 @@
  */
 #include "db/runs.h"
 
+#include "db/idempotency.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
-#include "common/encode.h"
 #include "common/err.h"
 #include "common/parse.h"
 
@@ -67,78 +68,17 @@ static int insert_run(char **out, struct db_conn *c, const struct db_run_new *ru
     return rc;
 }
 
-static const struct db_stmt idem_lock_stmt = {
-    "run_idem_lock", "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
-    2};
-
-static const struct db_stmt idem_find_stmt = {
-    "run_idem_find",
-    "SELECT request_hash = decode($3, 'hex'), status, response_body FROM idempotency_keys "
-    "WHERE api_key_id = $1 AND key = $2 AND created_at > now() - make_interval(hours => $4)",
-    4};
-
-static const struct db_stmt idem_save_stmt = {
-    "run_idem_save",
-    "INSERT INTO idempotency_keys (api_key_id, key, request_hash, status, response_body, "
-    "location) VALUES ($1, $2, decode($3, 'hex'), 202, $4, $5) "
-    "ON CONFLICT (api_key_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, "
-    "status = EXCLUDED.status, response_body = EXCLUDED.response_body, "
-    "location = EXCLUDED.location, created_at = now()",
-    5};
-
 struct create_ctx {
     struct db_job_created *out;
     const struct db_run_new *run;
     const struct db_idempotency *idem;
 };
 
-/* The replay of an earlier answer for the same key, if there is one: 1 when
- * *out holds it, 0 when the key is new, or a negative code. */
-static int idem_replay(struct create_ctx *x, struct db_conn *c, const char *hash,
-                       struct gw_err *err)
-{
-    char ttl[24];
-    gw_fmt(ttl, sizeof(ttl), "%lld", x->idem->ttl_hours);
-    PGresult *res = NULL;
-    const char *lock_params[] = {x->idem->api_key_id, x->idem->key};
-    int rc = db_exec(&res, c, &idem_lock_stmt, lock_params, err);
-    if (rc != GW_OK)
-        return rc;
-    int locked = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    if (!locked)
-        return gw_err_public(err, GW_ECONFLICT,
-                             "a request with this Idempotency-Key is still in progress");
-    const char *find_params[] = {x->idem->api_key_id, x->idem->key, hash, ttl};
-    rc = db_exec(&res, c, &idem_find_stmt, find_params, err);
-    if (rc != GW_OK)
-        return rc;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return 0;
-    }
-    long long status = 0;
-    if (PQgetvalue(res, 0, 0)[0] == 't' &&
-        gw_parse_ll(&status, PQgetvalue(res, 0, 1), 100, 599) == GW_OK) {
-        x->out->json = strdup(PQgetvalue(res, 0, 2));
-        x->out->status = (unsigned)status;
-        x->out->replayed = 1;
-        rc = x->out->json ? 1 : gw_err_set(err, GW_ENOMEM, "out of memory");
-    } else {
-        rc = gw_err_public(err, GW_EINVAL,
-                           "this Idempotency-Key was already used for a different request");
-    }
-    PQclear(res);
-    return rc;
-}
-
 static int create_tx(struct db_conn *c, void *arg, struct gw_err *err)
 {
     struct create_ctx *x = arg;
-    char hash[65];
     if (x->idem != NULL) {
-        gw_hex(hash, x->idem->request_hash, 32);
-        int found = idem_replay(x, c, hash, err);
+        int found = db_idem_replay(x->out, c, x->idem, err);
         if (found != 0)
             return found < 0 ? found : GW_OK;
     }
@@ -150,8 +90,7 @@ static int create_tx(struct db_conn *c, void *arg, struct gw_err *err)
         return GW_OK;
     char location[400];
     gw_fmt(location, sizeof(location), "/pipelines/%s/runs/%s", x->run->pipeline, x->run->id);
-    const char *save_params[] = {x->idem->api_key_id, x->idem->key, hash, x->out->json, location};
-    return db_exec(NULL, c, &idem_save_stmt, save_params, err);
+    return db_idem_save(c, x->idem, 202, x->out->json, location, err);
 }
 
 int db_run_create(struct db_job_created *out, struct db_pool *pool, const struct db_run_new *run,

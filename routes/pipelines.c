@@ -80,6 +80,70 @@ static int query_ok(struct rt_request *req, struct rt_reply *out, const char *co
 
 static const char *const team_only[] = {"team", NULL};
 
+/* 1–255 printable ASCII characters (API.md, "Idempotency"). */
+static int idempotency_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n < 1 || n > 255)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x20 || k[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* SHA-256 of the method, the path and the body's canonical JSON. */
+static int request_hash(unsigned char out[32], const char *path, const json_t *body)
+{
+    char *canonical = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    if (canonical == NULL)
+        return GW_ENOMEM;
+    struct gw_buf h;
+    gw_buf_init(&h, strlen(canonical) + strlen(path) + 64);
+    int rc = gw_buf_printf(&h, "POST %s\n%s", path, canonical);
+    if (rc == GW_OK)
+        gw_sha256(out, h.data, h.len);
+    gw_buf_dispose(&h);
+    free(canonical);
+    return rc;
+}
+
+/* The Idempotency-Key header when it is valid (or absent: NULL, *ok = 1);
+ * a malformed one fills a 400 and sets *ok = 0. */
+static const char *idempotency_key(int *ok, struct rt_request *req, struct rt_reply *out)
+{
+    const char *ikey = rt_header(req, "Idempotency-Key");
+    *ok = ikey == NULL || idempotency_key_ok(ikey);
+    if (!*ok)
+        rt_reply_problem(req, out, 400, "Bad Request",
+                         "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                         json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message",
+                                   "must be 1 to 255 printable ASCII characters"));
+    return ikey;
+}
+
+/* The answer to a create: the problem of a reused key (422), another
+ * failure, or the created (or replayed) resource with its Location. */
+static void reply_create(struct rt_request *req, struct rt_reply *out, int rc,
+                         const struct gw_err *err, struct db_job_created *created,
+                         const char *location)
+{
+    if (rc == GW_EINVAL) {
+        rt_reply_problem(req, out, 422, "Unprocessable Content", err->msg,
+                         json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message", err->msg));
+        return;
+    }
+    if (rc != GW_OK) {
+        rt_reply_error(req, out, rc, err);
+        return;
+    }
+    reply_text_json(out, created->status, created->json);
+    created->json = NULL;
+    rt_reply_header(out, MHD_HTTP_HEADER_LOCATION, location);
+    if (created->replayed)
+        rt_reply_header(out, "Idempotent-Replayed", "true");
+}
+
 static void reply_definition_invalid(struct rt_request *req, struct rt_reply *out, json_t *errors)
 {
     rt_reply_problem(req, out, 422, "Unprocessable Content",
@@ -89,8 +153,10 @@ static void reply_definition_invalid(struct rt_request *req, struct rt_reply *ou
 void rt_pipelines_create(struct rt_request *req, struct rt_reply *out)
 {
     json_t *body = NULL, *stored = NULL, *errors = NULL;
-    char *def = NULL, *json = NULL;
-    if (rt_body_json(&body, req, out) != GW_OK)
+    char *def = NULL;
+    int key_ok;
+    const char *ikey = idempotency_key(&key_ok, req, out);
+    if (!key_ok || rt_body_json(&body, req, out) != GW_OK)
         goto cleanup;
     errors = json_array();
     if (errors == NULL || rt_pipeline_def_parse(&stored, body, NULL, req->app->cfg, errors) > 0) {
@@ -99,27 +165,29 @@ void rt_pipelines_create(struct rt_request *req, struct rt_reply *out)
         goto cleanup;
     }
     const char *name = json_string_value(json_object_get(body, "name"));
+    struct db_idempotency idem = {.api_key_id = req->auth_key_id,
+                                  .key = ikey,
+                                  .ttl_hours = req->app->cfg->idempotency_ttl_hours};
     struct gw_err err = {0};
-    int rc = (def = json_dumps(stored, JSON_COMPACT)) == NULL ? GW_ENOMEM : GW_OK;
+    struct db_job_created created = {0};
+    int rc = (def = json_dumps(stored, JSON_COMPACT)) == NULL ||
+                     (ikey != NULL && request_hash(idem.request_hash, req->path, body) != GW_OK)
+                 ? GW_ENOMEM
+                 : GW_OK;
     if (rc == GW_OK)
-        rc = db_pipeline_create(&json, req->app->request_pool, req->auth_team, name, def,
-                                req->auth_key_id, &err);
-    if (rc != GW_OK) {
-        rt_reply_error(req, out, rc, &err);
-        goto cleanup;
-    }
+        rc = db_pipeline_create(&created, req->app->request_pool, req->auth_team, name, def,
+                                req->auth_key_id, ikey ? &idem : NULL, &err);
     char location[128];
     gw_fmt(location, sizeof(location), "/pipelines/%s", name);
-    reply_text_json(out, 201, json);
-    json = NULL;
-    rt_reply_header(out, MHD_HTTP_HEADER_LOCATION, location);
-    GW_LOG_INFO("pipeline %s created (API key %s)", name, req->auth_key_id);
+    reply_create(req, out, rc, &err, &created, location);
+    free(created.json);
+    if (rc == GW_OK && !created.replayed)
+        GW_LOG_INFO("pipeline %s created (API key %s)", name, req->auth_key_id);
 cleanup:
     json_decref(errors);
     json_decref(stored);
     json_decref(body);
     free(def);
-    free(json);
 }
 
 void rt_pipelines_update(struct rt_request *req, struct rt_reply *out)
@@ -270,34 +338,6 @@ void rt_pipelines_list(struct rt_request *req, struct rt_reply *out)
     reply_page(req, out, items, next_id, pipeline_cursor_tag);
 }
 
-/* 1–255 printable ASCII characters (API.md, "Idempotency"). */
-static int idempotency_key_ok(const char *k)
-{
-    size_t n = strlen(k);
-    if (n < 1 || n > 255)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (k[i] < 0x20 || k[i] > 0x7e)
-            return 0;
-    return 1;
-}
-
-/* SHA-256 of the method, the path and the body's canonical JSON. */
-static int request_hash(unsigned char out[32], const char *path, const json_t *body)
-{
-    char *canonical = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-    if (canonical == NULL)
-        return GW_ENOMEM;
-    struct gw_buf h;
-    gw_buf_init(&h, strlen(canonical) + strlen(path) + 64);
-    int rc = gw_buf_printf(&h, "POST %s\n%s", path, canonical);
-    if (rc == GW_OK)
-        gw_sha256(out, h.data, h.len);
-    gw_buf_dispose(&h);
-    free(canonical);
-    return rc;
-}
-
 /* The definition a run starts from: the latest version, or the one the run
  * names (a version that does not exist is the request's problem: 422). *def
  * is new. Replies and returns non-zero on failure. */
@@ -435,38 +475,17 @@ static int run_plan(json_t **def, json_t **steps, struct rt_run_request *run, js
     return GW_OK;
 }
 
-static void reply_run_created(struct rt_reply *out, struct db_job_created *created,
-                              const char *name, const char *new_id)
-{
-    json_t *parsed = created->replayed ? json_loads(created->json, 0, NULL) : NULL;
-    const char *id = parsed ? json_string_value(json_object_get(parsed, "id")) : new_id;
-    char location[160];
-    gw_fmt(location, sizeof(location), "/pipelines/%s/runs/%s", name, id ? id : new_id);
-    json_decref(parsed);
-    reply_text_json(out, created->status, created->json);
-    created->json = NULL;
-    rt_reply_header(out, MHD_HTTP_HEADER_LOCATION, location);
-    if (created->replayed)
-        rt_reply_header(out, "Idempotent-Replayed", "true");
-}
-
 void rt_pipeline_runs_create(struct rt_request *req, struct rt_reply *out)
 {
     const struct gw_config *cfg = req->app->cfg;
     json_t *body = NULL, *def = NULL, *steps = NULL;
     struct run_texts t = {0};
     struct rt_run_request run;
-    const char *ikey = rt_header(req, "Idempotency-Key");
+    int key_ok = 0;
     const char *name = name_param(req, out);
-    if (name == NULL || !query_ok(req, out, team_only))
+    const char *ikey = name ? idempotency_key(&key_ok, req, out) : NULL;
+    if (name == NULL || !key_ok || !query_ok(req, out, team_only))
         goto cleanup;
-    if (ikey != NULL && !idempotency_key_ok(ikey)) {
-        rt_reply_problem(req, out, 400, "Bad Request",
-                         "Idempotency-Key must be 1 to 255 printable ASCII characters",
-                         json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message",
-                                   "must be 1 to 255 printable ASCII characters"));
-        goto cleanup;
-    }
     if (req->body.len == 0 ? (body = json_object()) == NULL
                            : rt_body_json(&body, req, out) != GW_OK)
         goto cleanup;
@@ -493,18 +512,18 @@ void rt_pipeline_runs_create(struct rt_request *req, struct rt_reply *out)
     r.notify_json = t.notify;
     r.output_base = t.base;
     struct gw_err err = {0};
-    struct db_job_created created;
+    struct db_job_created created = {0};
     int rc = db_run_create(&created, req->app->request_pool, &r, ikey ? &idem : NULL, &err);
-    if (rc == GW_EINVAL) {
-        rt_reply_problem(req, out, 422, "Unprocessable Content", err.msg,
-                         json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message", err.msg));
-    } else if (rc != GW_OK) {
-        rt_reply_error(req, out, rc, &err);
-    } else {
-        reply_run_created(out, &created, name, r.id);
-        if (!created.replayed)
-            GW_LOG_INFO("pipeline %s run %s queued (version %lld)", name, r.id, r.version);
-    }
+    /* a replay answers with the original run, whose id is in its own body */
+    json_t *parsed = created.replayed ? json_loads(created.json, 0, NULL) : NULL;
+    const char *id = parsed ? json_string_value(json_object_get(parsed, "id")) : NULL;
+    char location[160];
+    gw_fmt(location, sizeof(location), "/pipelines/%s/runs/%s", name, id ? id : r.id);
+    json_decref(parsed);
+    reply_create(req, out, rc, &err, &created, location);
+    free(created.json);
+    if (rc == GW_OK && !created.replayed)
+        GW_LOG_INFO("pipeline %s run %s queued (version %lld)", name, r.id, r.version);
 cleanup:
     run_texts_dispose(&t);
     json_decref(steps);

@@ -693,3 +693,35 @@ Test(pipelines, the_cpu_example_pipeline_runs_end_to_end)
     json_decref(job);
     json_decref(run);
 }
+
+Test(pipelines, a_definition_posted_twice_with_one_idempotency_key_is_created_once)
+{
+    const char *def = "{\"name\": \"once\", \"steps\": [{\"name\": \"a\", \"script_key\": "
+                      "\"jobs/ok.py\"}]}";
+    struct th_resp r1 = call("POST", "/pipelines", auth, def, "Idempotency-Key: def-1");
+    struct th_resp r2 = call("POST", "/pipelines", auth, def, "Idempotency-Key: def-1");
+    cr_assert_eq(r1.status, 201, "%s", r1.body);
+    cr_assert_eq(r2.status, 201, "%s", r2.body);
+    char *replayed = th_resp_header(&r2, "Idempotent-Replayed");
+    char *where = th_resp_header(&r2, "Location");
+    cr_assert_str_eq(replayed, "true");
+    cr_assert_str_eq(where, "/pipelines/once");
+    cr_assert_str_eq(r1.body, r2.body);
+    free(replayed);
+    free(where);
+    th_resp_dispose(&r1);
+    th_resp_dispose(&r2);
+    struct th_resp r3 = call("POST", "/pipelines", auth,
+                             "{\"name\": \"other\", \"steps\": [{\"name\": \"a\", "
+                             "\"script_key\": \"jobs/ok.py\"}]}",
+                             "Idempotency-Key: def-1");
+    th_assert_problem(&r3, 422);
+    th_resp_dispose(&r3);
+    /* without a key, the name is taken */
+    struct th_resp r4 = call("POST", "/pipelines", auth, def, NULL);
+    th_assert_problem(&r4, 409);
+    th_resp_dispose(&r4);
+    json_t *p = call_json("GET", "/pipelines", NULL, 200);
+    cr_assert_eq(json_array_size(json_object_get(p, "items")), 1);
+    json_decref(p);
+}
