@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../harness/harness.h"
+#include "../harness/mock_http.h"
 #include "../harness/smtp.h"
 
 static char db[1024], auth[128], admin[128];
@@ -724,4 +725,40 @@ Test(pipelines, a_definition_posted_twice_with_one_idempotency_key_is_created_on
     json_t *p = call_json("GET", "/pipelines", NULL, 200);
     cr_assert_eq(json_array_size(json_object_get(p, "items")), 1);
     json_decref(p);
+}
+
+Test(pipelines, a_run_end_posts_the_run_once_to_each_webhook_signed)
+{
+    struct th_mock *hook = th_mock_start();
+    th_mock_set(hook, &(struct th_mock_reply){204, NULL, NULL, NULL, NULL, 0});
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 30), 0);
+    const char *more[] = {"MLGW_WEBHOOK_SECRET=hook-secret", "MLGW_WEBHOOK_ALLOW_HTTP=on",
+                          "MLGW_WEBHOOK_ALLOW_CIDRS=127.0.0.0/8", "MLGW_NOTIFY_RETRY_BASE_MS=100",
+                          NULL};
+    th_local_gw_start(&gw, db, &loc, more);
+    create("{\"name\": \"hooked\", \"steps\": [{\"name\": \"a\", \"script_key\": "
+           "\"jobs/ok.py\", \"compute_type\": \"cpu\", \"vcpus\": 1, \"memory\": 128}]}");
+    char body[512], id[37];
+    snprintf(body, sizeof(body), "{\"notify\": {\"webhooks\": [\"%s/run-ended\"]}}",
+             th_mock_url(hook));
+    start_run(id, "hooked", body);
+    json_decref(wait_run("hooked", id, "SUCCEEDED", 60));
+    for (int i = 0; i < 100 && th_mock_count(hook) < 1; i++)
+        th_sleep_ms(100);
+    th_sleep_ms(1000);
+    cr_assert_eq(th_mock_count(hook), 1, "one POST for the run, none for its job");
+    struct th_mock_request r;
+    th_mock_request(&r, hook, 0);
+    cr_assert_str_eq(r.path, "/run-ended");
+    json_t *run = json_loadb(r.body, r.body_len, 0, NULL);
+    cr_assert_str_eq(th_str(run, "id"), id);
+    cr_assert_str_eq(th_str(run, "status"), "SUCCEEDED");
+    cr_assert_not_null(json_object_get(run, "steps"));
+    json_decref(run);
+    char *sig = th_mock_header(&r, "x-signature");
+    cr_assert(sig != NULL && strncmp(sig, "t=", 2) == 0 && strstr(sig, ",v1=") != NULL, "%s",
+              sig ? sig : "no X-Signature");
+    free(sig);
+    th_mock_request_dispose(&r);
+    th_mock_stop(hook);
 }
