@@ -83,6 +83,7 @@ bench: build
 	@bench/events.sh
 	@bench/local.sh
 	@bench/list.sh
+	@bench/pipelines.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -25,6 +25,7 @@
 #include "db/notifications.h"
 #include "jobs/listener.h"
 #include "jobs/mail.h"
+#include "jobs/run_notify.h"
 #include "jobs/webhook.h"
 
 #include "common/poison.h"
@@ -253,7 +254,7 @@ static int notify_run(void *arg)
         struct db_notification it;
         struct gw_err err = {0};
         if (db_notification_claim(&it, n->app->pool, LEASE_S, &err) != GW_OK)
-            return 0;
+            break;
         json_t *job = json_loads(it.job_json, 0, NULL);
         char hook_cls[JOBS_WEBHOOK_CLASS_LEN] = "";
         int rc;
@@ -287,6 +288,8 @@ static int notify_run(void *arg)
         json_decref(job);
         db_notification_dispose(&it);
     }
+    /* then the pipeline runs' (jobs/run_notify.c), woken by the same channel */
+    (void)jobs_run_notify_due(n->app, n->aws, 1000);
     return 0;
 }
 

@@ -32,6 +32,11 @@ const char *const rt_reserved_env[] = {
     "OPERATION",
     "ML_OUTPUT_DIR",
     "AWS_DEFAULT_REGION",
+    /* set for the steps of a pipeline run */
+    "ML_INPUT_DIR",
+    "PARENT_OUTPUT_URIS",
+    "ARRAY_INDEX",
+    "ARRAY_SIZE",
     NULL,
 };
 

@@ -46,8 +46,8 @@ static int idempotency_key_ok(const char *k)
 }
 
 /* A job can only be accepted for a target this gateway can hand it to. */
-static void check_dispatch_configured(const struct gw_config *cfg, const struct rt_job_request *jr,
-                                      json_t *errors)
+void rt_job_check_dispatch(const struct gw_config *cfg, const struct rt_job_request *jr,
+                           json_t *errors)
 {
     const char *msg = NULL;
     int gpu = strcmp(jr->compute_type, "gpu") == 0;
@@ -65,7 +65,7 @@ static void check_dispatch_configured(const struct gw_config *cfg, const struct 
 }
 
 /* A local job must fit this machine, or it would wait forever. */
-static void check_local_fits(const struct jobs_executor *e, const struct rt_job_request *jr,
+void rt_job_check_local_fits(const struct jobs_executor *e, const struct rt_job_request *jr,
                              json_t *errors)
 {
     if (e == NULL || strcmp(jr->dispatch, "local") != 0)
@@ -149,8 +149,8 @@ static int check_request(struct rt_job_request *jr, json_t *body, struct rt_requ
         return GW_ENOMEM;
     }
     if (rt_job_request_parse(jr, body, cfg, errors) == 0) {
-        check_dispatch_configured(cfg, jr, errors);
-        check_local_fits(req->app->executor, jr, errors);
+        rt_job_check_dispatch(cfg, jr, errors);
+        rt_job_check_local_fits(req->app->executor, jr, errors);
     }
     if (json_array_size(errors) > 0) {
         rt_reply_problem(req, out, 422, "Unprocessable Content",

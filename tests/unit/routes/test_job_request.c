@@ -733,8 +733,9 @@ Test(job_request, every_reserved_contract_variable_is_refused_in_env)
         assert_only(parse(json_pack("{s:s,s:{s:s}}", "script_key", "k", "env", *name, "x")), field,
                     *name);
     }
-    /* API.md's list: ten names, AWS_DEFAULT_REGION and ML_OUTPUT_DIR. */
-    cr_assert_eq(n, 12);
+    /* API.md's list: ten names, AWS_DEFAULT_REGION and ML_OUTPUT_DIR; and the four a
+     * pipeline step gets (ML_INPUT_DIR, PARENT_OUTPUT_URIS, ARRAY_INDEX, ARRAY_SIZE). */
+    cr_assert_eq(n, 16);
 }
 
 Test(job_request, env_names_like_reserved_ones_are_accepted)
