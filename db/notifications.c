@@ -36,12 +36,18 @@ static const struct db_stmt claim_stmt = {
 int db_notification_claim(struct db_notification *out, struct db_pool *pool, int lease_s,
                           struct gw_err *err)
 {
+    return db_notification_claim_with(out, pool, &claim_stmt, lease_s, err);
+}
+
+int db_notification_claim_with(struct db_notification *out, struct db_pool *pool,
+                               const struct db_stmt *claim, int lease_s, struct gw_err *err)
+{
     memset(out, 0, sizeof(*out));
     char lease[16];
     gw_fmt(lease, sizeof(lease), "%d", lease_s);
     const char *params[] = {lease};
     PGresult *res = NULL;
-    int rc = db_pool_exec(&res, pool, &claim_stmt, params, err);
+    int rc = db_pool_exec(&res, pool, claim, params, err);
     if (rc == GW_OK && PQntuples(res) == 0)
         rc = GW_ENOTFOUND;
     if (rc == GW_OK) {

@@ -24,6 +24,11 @@ void db_notification_dispose(struct db_notification *n);
 /* GW_ENOTFOUND when nothing is due. */
 int db_notification_claim(struct db_notification *out, struct db_pool *pool, int lease_s,
                           struct gw_err *err);
+/* The same with another outbox's claim statement (run notifications): one
+ * parameter, the lease in seconds; it returns id, channel, status,
+ * recipient, attempts and the JSON to send, in that order. */
+int db_notification_claim_with(struct db_notification *out, struct db_pool *pool,
+                               const struct db_stmt *claim, int lease_s, struct gw_err *err);
 int db_notification_sent(struct db_pool *pool, const char *id, struct gw_err *err);
 /* error: the full text, for operators (last_error; never shown to a
  * client); error_class: what the job's JSON shows ("refused", "timeout",

@@ -233,30 +233,7 @@ static const struct db_stmt note_claim_stmt = {
 int db_run_notification_claim(struct db_notification *out, struct db_pool *pool, int lease_s,
                               struct gw_err *err)
 {
-    memset(out, 0, sizeof(*out));
-    char lease[16];
-    gw_fmt(lease, sizeof(lease), "%d", lease_s);
-    const char *params[] = {lease};
-    PGresult *res = NULL;
-    int rc = db_pool_exec(&res, pool, &note_claim_stmt, params, err);
-    if (rc == GW_OK && PQntuples(res) == 0)
-        rc = GW_ENOTFOUND;
-    if (rc == GW_OK) {
-        gw_fmt(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-        gw_fmt(out->channel, sizeof(out->channel), "%s", PQgetvalue(res, 0, 1));
-        gw_fmt(out->status, sizeof(out->status), "%s", PQgetvalue(res, 0, 2));
-        long long n = 0;
-        if (gw_parse_ll(&n, PQgetvalue(res, 0, 4), 0, 1000000) == GW_OK)
-            out->attempts = (int)n;
-        out->recipient = strdup(PQgetvalue(res, 0, 3));
-        out->job_json = strdup(PQgetvalue(res, 0, 5));
-        if (out->recipient == NULL || out->job_json == NULL) {
-            db_notification_dispose(out);
-            rc = gw_err_set(err, GW_ENOMEM, "out of memory");
-        }
-    }
-    PQclear(res);
-    return rc;
+    return db_notification_claim_with(out, pool, &note_claim_stmt, lease_s, err);
 }
 
 static const struct db_stmt note_sent_stmt = {

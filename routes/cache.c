@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/json.h"
 #include "db/cache.h"
 #include "db/jobs.h"
 #include "jobs/app.h"
@@ -17,7 +18,11 @@
 
 #include "common/poison.h"
 
-enum { OPERATIONS_SHOWN = 20, MAX_MODELS = 100, MAX_DAYS = 36500 };
+enum {
+    OPERATIONS_SHOWN = 20,
+    MAX_MODELS = 64,
+    MAX_DAYS = 36500
+}; /* models + "--models" fit a job's 100 args */
 
 void rt_cache_get(struct rt_request *req, struct rt_reply *out)
 {
@@ -38,12 +43,12 @@ static void field_error(json_t *errors, const char *field, const char *message)
     json_array_append_new(errors, json_pack("{s:s,s:s}", "field", field, "message", message));
 }
 
-/* models: 1–100 distinct cache entry names; each problem goes to errors. */
+/* models: 1–64 distinct cache entry names; each problem goes to errors. */
 static void check_models(const json_t *models, json_t *errors)
 {
     if (!json_is_array(models) || json_array_size(models) == 0 ||
         json_array_size(models) > MAX_MODELS) {
-        field_error(errors, "models", "must be a list of 1 to 100 model names");
+        field_error(errors, "models", "must be a list of 1 to 64 model names");
         return;
     }
     size_t i;
@@ -83,7 +88,7 @@ static void check_known(json_t *body, const char *const *allowed, json_t *errors
 
 /* The job for a valid body, stored with its cache operation; errors → 422. */
 static void submit(struct rt_request *req, struct rt_reply *out, const char *operation,
-                   const char *what, json_t *body, json_t *errors)
+                   json_t *body, json_t *errors)
 {
     if (json_array_size(errors) > 0) {
         rt_reply_problem(req, out, 422, "Unprocessable Content",
@@ -91,16 +96,18 @@ static void submit(struct rt_request *req, struct rt_reply *out, const char *ope
         return;
     }
     json_decref(errors);
-    const json_t *days = json_object_get(body, "older_than_days");
-    json_t *job = jobs_cache_request(req->app->cfg, operation, json_object_get(body, "models"),
-                                     days ? (long long)json_integer_value(days) : 0);
+    long long days = 0;
+    if (!gw_json_whole(json_object_get(body, "older_than_days"), &days))
+        days = 0;
+    json_t *job =
+        jobs_cache_request(req->app->cfg, operation, json_object_get(body, "models"), days);
     char *request = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
     if (job == NULL || request == NULL) {
         rt_reply_error(req, out, GW_ENOMEM, NULL);
     } else {
         struct db_cache_op op = {operation, "api", request};
         struct db_job_guard guard = {db_cache_op_guard, &op};
-        rt_jobs_submit(req, out, job, what, &guard);
+        rt_jobs_submit(req, out, job, &guard);
     }
     json_decref(job);
     free(request);
@@ -115,7 +122,7 @@ void rt_cache_warm(struct rt_request *req, struct rt_reply *out)
     json_t *errors = json_array();
     check_known(body, fields, errors);
     check_models(json_object_get(body, "models"), errors);
-    submit(req, out, "warm-cache", "POST /cache/warm", body, errors);
+    submit(req, out, "warm-cache", body, errors);
     json_decref(body);
 }
 
@@ -135,9 +142,9 @@ void rt_cache_cleanup(struct rt_request *req, struct rt_reply *out)
         field_error(errors, "older_than_days", "cannot be given with models: choose one");
     if (models != NULL)
         check_models(models, errors);
-    if (days != NULL && (!json_is_integer(days) || json_integer_value(days) < 1 ||
-                         json_integer_value(days) > MAX_DAYS))
+    long long n = 0;
+    if (days != NULL && (!gw_json_whole(days, &n) || n < 1 || n > MAX_DAYS))
         field_error(errors, "older_than_days", "must be a whole number of days from 1 to 36500");
-    submit(req, out, "cleanup-cache", "POST /cache/cleanup", body, errors);
+    submit(req, out, "cleanup-cache", body, errors);
     json_decref(body);
 }

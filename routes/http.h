@@ -97,6 +97,14 @@ const char *rt_param(const struct rt_request *req, const char *name);
 const char *rt_query(const struct rt_request *req, const char *name);
 /* Request header (case-insensitive; borrowed), or NULL. */
 const char *rt_header(const struct rt_request *req, const char *name);
+/* The Idempotency-Key header (API.md, "Idempotency"): NULL with *ok = 1
+ * when absent; a malformed one (not 1–255 printable ASCII) fills a 400
+ * naming the header and sets *ok = 0. */
+const char *rt_idempotency_key(int *ok, struct rt_request *req, struct rt_reply *out);
+/* SHA-256 of "<method> <path>", a newline and the body's canonical JSON
+ * (sorted keys, no spacing): the same request is the same hash, whatever
+ * its spacing or key order. GW_ENOMEM when it cannot be built. */
+int rt_request_hash(unsigned char out[32], const struct rt_request *req, const json_t *body);
 
 /* Parses the body as one JSON object (strict: no duplicate keys, valid UTF-8,
  * nesting ≤ 32). On failure r holds a 400 problem and a negative code is

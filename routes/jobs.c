@@ -26,23 +26,9 @@
 
 #include "common/poison.h"
 
-enum { IDEMPOTENCY_KEY_MAX = 255 };
-
 static void reply_text_json(struct rt_reply *out, unsigned status, char *json /* steals */)
 {
     rt_reply_bytes(out, status, "application/json; charset=utf-8", json, json ? strlen(json) : 0);
-}
-
-/* 1–255 printable ASCII characters. */
-static int idempotency_key_ok(const char *k)
-{
-    size_t n = strlen(k);
-    if (n < 1 || n > IDEMPOTENCY_KEY_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (k[i] < 0x20 || k[i] > 0x7e)
-            return 0;
-    return 1;
 }
 
 /* A job can only be accepted for a target this gateway can hand it to. */
@@ -78,24 +64,6 @@ void rt_job_check_local_fits(const struct jobs_executor *e, const struct rt_job_
                m[i].have);
         json_array_append_new(errors, json_pack("{s:s,s:s}", "field", m[i].field, "message", msg));
     }
-}
-
-/* SHA-256 of what ("POST /jobs"), a newline and the body's canonical JSON
- * (sorted keys, no spacing): the same request is the same JSON, whatever its
- * spacing or key order. GW_ENOMEM when it cannot be built. */
-static int request_hash(unsigned char out[32], const char *what, const json_t *body)
-{
-    char *canonical = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-    if (canonical == NULL)
-        return GW_ENOMEM;
-    struct gw_buf h;
-    gw_buf_init(&h, strlen(canonical) + strlen(what) + 64);
-    int rc = gw_buf_printf(&h, "%s\n%s", what, canonical);
-    if (rc == GW_OK)
-        gw_sha256(out, h.data, h.len);
-    gw_buf_dispose(&h);
-    free(canonical);
-    return rc;
 }
 
 /* The row to insert for a valid request (strings borrowed from jr). */
@@ -161,7 +129,7 @@ static int check_request(struct rt_job_request *jr, json_t *body, struct rt_requ
     return GW_OK;
 }
 
-void rt_jobs_submit(struct rt_request *req, struct rt_reply *out, json_t *body, const char *what,
+void rt_jobs_submit(struct rt_request *req, struct rt_reply *out, json_t *body,
                     const struct db_job_guard *guard)
 {
     const struct gw_config *cfg = req->app->cfg;
@@ -169,14 +137,10 @@ void rt_jobs_submit(struct rt_request *req, struct rt_reply *out, json_t *body, 
     struct rt_job_request jr;
     memset(&jr, 0, sizeof(jr));
 
-    const char *ikey = rt_header(req, "Idempotency-Key");
-    if (ikey != NULL && !idempotency_key_ok(ikey)) {
-        rt_reply_problem(req, out, 400, "Bad Request",
-                         "Idempotency-Key must be 1 to 255 printable ASCII characters",
-                         json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message",
-                                   "must be 1 to 255 printable ASCII characters"));
+    int key_ok = 0;
+    const char *ikey = rt_idempotency_key(&key_ok, req, out);
+    if (!key_ok)
         return;
-    }
     if (check_request(&jr, body, req, out) != GW_OK)
         goto cleanup;
 
@@ -188,7 +152,7 @@ void rt_jobs_submit(struct rt_request *req, struct rt_reply *out, json_t *body, 
         .ttl_hours = cfg->idempotency_ttl_hours,
     };
     if (gw_uuid7(job.id) != GW_OK || jobs_output_uri(uri, sizeof(uri), cfg, job.id) != 0 ||
-        (ikey != NULL && request_hash(idem.request_hash, what, body) != GW_OK)) {
+        (ikey != NULL && rt_request_hash(idem.request_hash, req, body) != GW_OK)) {
         rt_reply_error(req, out, GW_ENOMEM, NULL);
         goto cleanup;
     }
@@ -220,7 +184,7 @@ void rt_jobs_create(struct rt_request *req, struct rt_reply *out)
     json_t *body = NULL;
     if (rt_body_json(&body, req, out) != GW_OK)
         return;
-    rt_jobs_submit(req, out, body, "POST /jobs", NULL);
+    rt_jobs_submit(req, out, body, NULL);
     json_decref(body);
 }
 

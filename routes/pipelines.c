@@ -80,48 +80,6 @@ static int query_ok(struct rt_request *req, struct rt_reply *out, const char *co
 
 static const char *const team_only[] = {"team", NULL};
 
-/* 1–255 printable ASCII characters (API.md, "Idempotency"). */
-static int idempotency_key_ok(const char *k)
-{
-    size_t n = strlen(k);
-    if (n < 1 || n > 255)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (k[i] < 0x20 || k[i] > 0x7e)
-            return 0;
-    return 1;
-}
-
-/* SHA-256 of the method, the path and the body's canonical JSON. */
-static int request_hash(unsigned char out[32], const char *path, const json_t *body)
-{
-    char *canonical = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-    if (canonical == NULL)
-        return GW_ENOMEM;
-    struct gw_buf h;
-    gw_buf_init(&h, strlen(canonical) + strlen(path) + 64);
-    int rc = gw_buf_printf(&h, "POST %s\n%s", path, canonical);
-    if (rc == GW_OK)
-        gw_sha256(out, h.data, h.len);
-    gw_buf_dispose(&h);
-    free(canonical);
-    return rc;
-}
-
-/* The Idempotency-Key header when it is valid (or absent: NULL, *ok = 1);
- * a malformed one fills a 400 and sets *ok = 0. */
-static const char *idempotency_key(int *ok, struct rt_request *req, struct rt_reply *out)
-{
-    const char *ikey = rt_header(req, "Idempotency-Key");
-    *ok = ikey == NULL || idempotency_key_ok(ikey);
-    if (!*ok)
-        rt_reply_problem(req, out, 400, "Bad Request",
-                         "Idempotency-Key must be 1 to 255 printable ASCII characters",
-                         json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message",
-                                   "must be 1 to 255 printable ASCII characters"));
-    return ikey;
-}
-
 /* The answer to a create: the problem of a reused key (422), another
  * failure, or the created (or replayed) resource with its Location. */
 static void reply_create(struct rt_request *req, struct rt_reply *out, int rc,
@@ -155,7 +113,7 @@ void rt_pipelines_create(struct rt_request *req, struct rt_reply *out)
     json_t *body = NULL, *stored = NULL, *errors = NULL;
     char *def = NULL;
     int key_ok;
-    const char *ikey = idempotency_key(&key_ok, req, out);
+    const char *ikey = rt_idempotency_key(&key_ok, req, out);
     if (!key_ok || rt_body_json(&body, req, out) != GW_OK)
         goto cleanup;
     errors = json_array();
@@ -171,7 +129,7 @@ void rt_pipelines_create(struct rt_request *req, struct rt_reply *out)
     struct gw_err err = {0};
     struct db_job_created created = {0};
     int rc = (def = json_dumps(stored, JSON_COMPACT)) == NULL ||
-                     (ikey != NULL && request_hash(idem.request_hash, req->path, body) != GW_OK)
+                     (ikey != NULL && rt_request_hash(idem.request_hash, req, body) != GW_OK)
                  ? GW_ENOMEM
                  : GW_OK;
     if (rc == GW_OK)
@@ -483,7 +441,7 @@ void rt_pipeline_runs_create(struct rt_request *req, struct rt_reply *out)
     struct rt_run_request run;
     int key_ok = 0;
     const char *name = name_param(req, out);
-    const char *ikey = name ? idempotency_key(&key_ok, req, out) : NULL;
+    const char *ikey = name ? rt_idempotency_key(&key_ok, req, out) : NULL;
     if (name == NULL || !key_ok || !query_ok(req, out, team_only))
         goto cleanup;
     if (req->body.len == 0 ? (body = json_object()) == NULL
@@ -503,7 +461,7 @@ void rt_pipeline_runs_create(struct rt_request *req, struct rt_reply *out)
     struct db_idempotency idem = {
         .api_key_id = req->auth_key_id, .key = ikey, .ttl_hours = cfg->idempotency_ttl_hours};
     if (gw_uuid7(r.id) != GW_OK || run_texts_make(&t, cfg, steps, &run) != GW_OK ||
-        (ikey != NULL && request_hash(idem.request_hash, req->path, body) != GW_OK)) {
+        (ikey != NULL && rt_request_hash(idem.request_hash, req, body) != GW_OK)) {
         rt_reply_error(req, out, GW_ENOMEM, NULL);
         goto cleanup;
     }

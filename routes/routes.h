@@ -25,9 +25,9 @@ struct db_job_guard;
 /* jobs.c */
 /* Validates body as a POST /jobs request and stores the job (the guard runs
  * in its transaction), answering 202 with the job, 400/422 naming the fields,
- * or the guard's error. what names the operation in Idempotency-Key hashes
- * ("POST /jobs"). body is only read. */
-void rt_jobs_submit(struct rt_request *req, struct rt_reply *out, json_t *body, const char *what,
+ * or the guard's error. An Idempotency-Key is hashed with the request's own
+ * method and path. body is only read. */
+void rt_jobs_submit(struct rt_request *req, struct rt_reply *out, json_t *body,
                     const struct db_job_guard *guard);
 void rt_jobs_create(struct rt_request *req, struct rt_reply *out);
 void rt_jobs_list(struct rt_request *req, struct rt_reply *out);

@@ -198,7 +198,7 @@ static long long jint(const json_t *o, const char *k)
     return (long long)json_integer_value(json_object_get(o, k));
 }
 
-Test(cache, warm_shows_then_cleanup_of_one_and_of_everything_frees_it, .timeout = 240)
+Test(cache, warm_shows_then_cleanup_of_one_and_of_everything_frees_it)
 {
     start(NULL);
     json_t *s = status_wait("", 20);
@@ -287,7 +287,7 @@ static void make_entry(const char *name, int n, size_t size, long age_s)
     cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
-Test(cache, cleanup_older_than_removes_only_entries_unused_since, .timeout = 120)
+Test(cache, cleanup_older_than_removes_only_entries_unused_since)
 {
     start(NULL);
     json_decref(status_wait("", 20));
@@ -305,7 +305,7 @@ Test(cache, cleanup_older_than_removes_only_entries_unused_since, .timeout = 120
     json_decref(s);
 }
 
-Test(cache, the_seeds_cleanup_message_through_post_jobs_still_works, .timeout = 120)
+Test(cache, the_seeds_cleanup_message_through_post_jobs_still_works)
 {
     start(NULL);
     make_entry("m1", 4, 500, 0);
@@ -361,7 +361,7 @@ static void *race(void *arg)
     return NULL;
 }
 
-Test(cache, one_operation_at_a_time_and_retries_replay, .timeout = 120)
+Test(cache, one_operation_at_a_time_and_retries_replay)
 {
     start(NULL);
     /* A slow cleanup: a large tree keeps the job running for a while. */
@@ -417,7 +417,7 @@ Test(cache, one_operation_at_a_time_and_retries_replay, .timeout = 120)
     json_decref(second);
 }
 
-Test(cache, bad_requests_are_refused_and_change_nothing, .timeout = 60)
+Test(cache, bad_requests_are_refused_and_change_nothing)
 {
     start(NULL);
     struct {
@@ -451,7 +451,7 @@ Test(cache, bad_requests_are_refused_and_change_nothing, .timeout = 60)
     free(n);
 }
 
-Test(cache, above_its_maximum_the_policy_starts_one_lru_cleanup, .timeout = 120)
+Test(cache, above_its_maximum_the_policy_starts_one_lru_cleanup)
 {
     make_entry("oldest", 1, 100000, 3 * 86400);
     make_entry("older", 1, 100000, 2 * 86400);
@@ -484,7 +484,7 @@ Test(cache, above_its_maximum_the_policy_starts_one_lru_cleanup, .timeout = 120)
     th_resp_dispose(&r);
 }
 
-Test(cache, a_hundred_thousand_files_scan_within_the_bound_while_requests_flow, .timeout = 240)
+Test(cache, a_hundred_thousand_files_scan_within_the_bound_while_requests_flow)
 {
     enum { DIRS = 100, PER_DIR = 1000 };
     /* On tmpfs where there is one: what is measured is the scan and the requests beside

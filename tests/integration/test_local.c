@@ -935,7 +935,7 @@ Test(local, the_example_jobs_run_through_the_executor)
     cr_assert_str_eq(th_str(j, "status"), "SUCCEEDED", "%s", th_str(j, "status_reason"));
     json_decref(j);
     cr_assert_eq(dir_entries(cache), 0, "cleanup-cache emptied %s", cache);
-    json_t *report = load_output(clean, "cleanup.json");
+    json_t *report = load_output(clean, "summary.json");
     cr_assert(json_integer_value(json_object_get(report, "freed_bytes")) > 0);
     json_decref(report);
 }

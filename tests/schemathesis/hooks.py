@@ -10,8 +10,9 @@ from its seed: the text picks the status and the Batch job (a handful of ids, so
 that later events find earlier jobs), and rides along as the statusReason.
 Bodies generated as invalid are sent as they are.
 
-POST /jobs: an Idempotency-Key used again with a different body is 422, as the
-spec says, but which keys were used before is state the generator cannot see
+POST /jobs (and every POST that takes one: /cache/warm, /cache/cleanup,
+/pipelines, /pipelines/{name}/runs): an Idempotency-Key used again with a
+different body is 422, as the spec says, but which keys were used before is state the generator cannot see
 (it draws the same short keys again and again). A valid request's key is made
 its own by a suffix from the body, so that the same key with the same body
 still replays, and a different body never meets an earlier request's key.
@@ -98,7 +99,9 @@ def signed_notification(seed_text: str) -> str:
 
 
 def _idempotency_key(key: str, body: Any) -> str:
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8", "surrogatepass"))
+    # A request without a body (POST /cache/cleanup may have none) hashes as null.
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=lambda _: None)
+                            .encode("utf-8", "surrogatepass"))
     return f"{key[:230]}.{digest.hexdigest()[:24]}"
 
 
@@ -110,7 +113,7 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     where = (case.operation.method.upper(), case.operation.path)
     if where == ("POST", "/events/sns") and isinstance(case.body, str):
         case.body = signed_notification(case.body)
-    elif where == ("POST", "/jobs") and case.headers and "Idempotency-Key" in case.headers:
+    elif where[0] == "POST" and case.headers and "Idempotency-Key" in case.headers:
         key = case.headers["Idempotency-Key"]
         if isinstance(key, str):
             case.headers["Idempotency-Key"] = _idempotency_key(key, case.body)
