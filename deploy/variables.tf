@@ -304,7 +304,7 @@ variable "gateway_max_count" {
 }
 
 variable "gateway_extra_environment" {
-  description = "Further gateway settings (README.md's table) for the task, e.g. { MLGW_RATE_LIMIT = \"100\" }; never secrets."
+  description = "Further gateway settings (README.md's table) for the task, e.g. { MLGW_RATE_LIMIT = \"100\" }; never secrets nor what modules/gateway sets itself (its validation refuses both)."
   type        = map(string)
   default     = {}
 }

@@ -193,9 +193,31 @@ variable "shutdown_timeout_seconds" {
 }
 
 variable "extra_environment" {
-  description = "Further gateway settings (README.md's table) for the task's plain environment, e.g. MLGW_RATE_LIMIT. Never a secret: tests/deploy/test_gateway_task.py refuses secret names here."
+  description = "Further gateway settings (README.md's table) for the task's plain environment, e.g. MLGW_RATE_LIMIT. Never a secret (those are ECS secrets), nor what the module sets itself."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.extra_environment) : can(regex("^(MLGW|ML)_[A-Z0-9_]+$", k))])
+    error_message = "extra_environment takes gateway settings only (MLGW_* and ML_* names of README.md's table)."
+  }
+
+  validation {
+    condition = length(setintersection(keys(var.extra_environment), [
+      "DATABASE_URL", "MLGW_DATABASE_PASSWORD", "MLGW_CALLBACK_SECRET", "MLGW_WEBHOOK_SECRET",
+      "MLGW_SMTP_PASSWORD", "MLGW_LOCAL_JOB_AWS_SECRET_ACCESS_KEY",
+    ])) == 0
+    error_message = "extra_environment must not hold secrets: the module passes them as ECS secrets from Secrets Manager."
+  }
+
+  validation {
+    condition = length(setintersection(keys(var.extra_environment), [
+      "MLGW_LISTEN", "MLGW_MIGRATIONS_DIR", "MLGW_SHUTDOWN_TIMEOUT", "MLGW_CALLBACK_HEADER",
+      "MLGW_CACHE_DIR", "MLGW_CACHE_DISPATCH", "MLGW_SMTP_URL", "MLGW_SMTP_FROM", "MLGW_SMTP_USER",
+      "MLGW_NOTIFY_EMAILS", "MLGW_SNS_TOPIC_ARNS",
+    ])) == 0
+    error_message = "extra_environment must not set what the module sets (listen address, paths, cache, callbacks, SMTP, SNS): use the module's variables."
+  }
 }
 
 variable "log_retention_days" {
