@@ -40,6 +40,8 @@ resource "aws_db_parameter_group" "this" {
 
 resource "aws_db_instance" "this" {
   #checkov:skip=CKV_AWS_161:the gateway signs in with a password from Secrets Manager (rotated by RDS); IAM authentication would need token refresh in the gateway's pool
+  #checkov:skip=CKV_AWS_353:Performance Insights is db_performance_insights (off by default: not every small instance class offers it); CloudWatch metrics and the PostgreSQL log are on
+  #checkov:skip=CKV_AWS_354:when db_performance_insights is on, its data is encrypted with the module's key
   #checkov:skip=CKV_AWS_118:enhanced monitoring needs its own IAM role and costs per instance; Performance Insights and CloudWatch metrics are on
   #checkov:skip=CKV2_AWS_30:query logging (log_statement) would write every job's SQL; slow statements (over 1 s), connections and errors are logged
   identifier     = "${local.prefix}-db"
@@ -75,9 +77,20 @@ resource "aws_db_instance" "this" {
   delete_automated_backups  = false
 
   auto_minor_version_upgrade            = true
-  performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.this.arn
-  performance_insights_retention_period = 7
-  enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
+  performance_insights_enabled          = var.db_performance_insights
+  performance_insights_kms_key_id       = var.db_performance_insights ? aws_kms_key.this.arn : null
+  performance_insights_retention_period = var.db_performance_insights ? 7 : null
+  enabled_cloudwatch_logs_exports       = keys(aws_cloudwatch_log_group.database)
   iam_database_authentication_enabled   = false
+}
+
+# The logs RDS exports, made here first so that they expire and are encrypted (RDS would make
+# them itself, kept forever).
+resource "aws_cloudwatch_log_group" "database" {
+  #checkov:skip=CKV_AWS_338:retention is the log_retention_days variable (30 by default), as for the gateway's own logs
+  for_each = toset(["postgresql", "upgrade"])
+
+  name              = "/aws/rds/instance/${local.prefix}-db/${each.key}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
 }

@@ -82,7 +82,10 @@ data "aws_iam_policy_document" "key" {
     condition {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/ecs/${local.prefix}"]
+      values = [
+        "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/ecs/${local.prefix}",
+        "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/rds/instance/${local.prefix}-db/*",
+      ]
     }
   }
 

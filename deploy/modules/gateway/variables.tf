@@ -307,6 +307,12 @@ variable "db_backup_retention_days" {
   }
 }
 
+variable "db_performance_insights" {
+  description = "Performance Insights on the database (7 days kept, free tier; check that db_instance_class offers it)."
+  type        = bool
+  default     = false
+}
+
 variable "db_deletion_protection" {
   description = "Refuse to delete the database (turn off and apply before a destroy)."
   type        = bool
