@@ -103,7 +103,7 @@ struct gw_config {
     char *sns_cert_host_suffix; /* tests: widens the SigningCertURL host check */
 
     /* the model cache */
-    char *cache_dir; /* absolute; MLGW_LOCAL_ROOT/cache when unset */
+    char *cache_dir;                 /* absolute; MLGW_LOCAL_ROOT/cache when unset */
     long long cache_max_bytes;       /* 0: no limit */
     long long cache_scan_interval_s; /* 0: no scanner */
     long long cache_scan_timeout_s;
