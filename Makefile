@@ -8,6 +8,9 @@
 #   make docs     regenerate README.md's settings table from the code
 #   make fuzz     build the libFuzzer targets of tests/fuzz/ with clang (build/fuzz/) and
 #                 run each for FUZZ_SECONDS (60; `make fuzz FUZZ_SECONDS=600`)
+#   make schemathesis  requests generated from openapi.yaml (Schemathesis) against a
+#                 gateway of its own, longer than `make test` runs them: a random seed
+#                 (SCHEMATHESIS_SEED) and SCHEMATHESIS_EXAMPLES (50) examples per operation
 #   make bench    benchmarks: POST/GET against pgbench and bare libmicrohttpd, SigV4 cost
 #                 (results in bench/results/)
 #   make clean    remove build outputs (./var/ is kept; `make distclean` too)
@@ -19,10 +22,12 @@ TFVENV     ?= build/tfvenv
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_BUILD ?= build/fuzz
 FUZZ_SECONDS ?= 60
+SCHEMATHESIS_SEED ?= random
+SCHEMATHESIS_EXAMPLES ?= 50
 MAKEFLAGS  += --no-print-directory
 CMAKE_ARGS ?=
 
-.PHONY: all build run test lint fuzz docs format bench clean distclean deps venv
+.PHONY: all build run test lint fuzz schemathesis docs format bench clean distclean deps venv
 
 all: build
 
@@ -60,6 +65,11 @@ fuzz:
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+schemathesis: build
+	@$(MAKE) --no-print-directory venv
+	@MLGW_BIN=$(abspath $(BUILD))/ml-gateway $(VENV)/bin/python tests/schemathesis/run.py \
+	  --seed $(SCHEMATHESIS_SEED) --max-examples $(SCHEMATHESIS_EXAMPLES)
+
 docs: build
 	@scripts/docs.sh $(BUILD)/ml-gateway
 
@@ -73,6 +83,7 @@ bench: build
 	@bench/events.sh
 	@bench/local.sh
 	@bench/list.sh
+	@bench/pipelines.sh
 
 clean:
 	rm -rf $(BUILD)

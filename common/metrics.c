@@ -173,8 +173,7 @@ static int render_named(struct gw_buf *out)
             const char *sep = n->labels[0] ? "," : "";
             const char *open = n->labels[0] ? "{" : "", *close = n->labels[0] ? "}" : "";
             if (!n->histogram) {
-                rc = gw_buf_printf(out, "%s%s%s%s %.17g\n", fam, open, n->labels, close,
-                                   n->value);
+                rc = gw_buf_printf(out, "%s%s%s%s %.17g\n", fam, open, n->labels, close, n->value);
                 continue;
             }
             unsigned long long cum = 0;
@@ -188,8 +187,8 @@ static int render_named(struct gw_buf *out)
                 rc = gw_buf_printf(out,
                                    "%s_bucket{%s%sle=\"+Inf\"} %llu\n%s_sum%s%s%s %.6f\n"
                                    "%s_count%s%s%s %llu\n",
-                                   fam, n->labels, sep, cum, fam, open, n->labels, close,
-                                   n->value, fam, open, n->labels, close, n->n);
+                                   fam, n->labels, sep, cum, fam, open, n->labels, close, n->value,
+                                   fam, open, n->labels, close, n->n);
         }
     }
     return rc;

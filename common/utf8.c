@@ -69,3 +69,11 @@ int gw_utf8_sanitize(struct gw_buf *b, const char *s, size_t n)
     }
     return gw_buf_add(b, p + i - run, run);
 }
+
+size_t gw_utf8_chars(const char *s, size_t n)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++)
+        chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return chars;
+}

@@ -22,4 +22,9 @@ size_t gw_utf8_seq(const unsigned char *p, size_t left, size_t *bad);
  * replaced by U+FFFD; GW_ETOOBIG or GW_ENOMEM from the buffer. */
 int gw_utf8_sanitize(struct gw_buf *b, const char *s, size_t n);
 
+/* How many characters (code points) the n bytes at s hold, counting each byte
+ * that does not continue a sequence: exact for well-formed UTF-8 (what a JSON
+ * parser hands out), and what JSON Schema's maxLength counts. */
+size_t gw_utf8_chars(const char *s, size_t n);
+
 #endif

@@ -17,8 +17,7 @@
 /* ---- scans ------------------------------------------------------------------- */
 
 static const struct db_stmt scan_lock_stmt = {
-    "cache_scan_lock", "SELECT pg_advisory_xact_lock(hashtextextended('mlgw-cache:' || $1, 0))",
-    1};
+    "cache_scan_lock", "SELECT pg_advisory_xact_lock(hashtextextended('mlgw-cache:' || $1, 0))", 1};
 
 static const struct db_stmt scan_save_stmt = {
     "cache_scan_save",
@@ -61,8 +60,9 @@ static int scan_save_tx(struct db_conn *c, void *arg, struct gw_err *err)
     gw_fmt(nums[1], sizeof(nums[1]), "%lld", s->bytes);
     gw_fmt(nums[2], sizeof(nums[2]), "%lld", s->files);
     const char *lock[] = {s->root};
-    const char *scan[] = {s->root,  x->started_at, nums[0], nums[1], nums[2],
-                          s->complete ? "true" : "false", s->error};
+    const char *scan[] = {s->root, x->started_at, nums[0],
+                          nums[1], nums[2],       s->complete ? "true" : "false",
+                          s->error};
     const char *entries[] = {s->root, x->entries_json, x->started_at};
     int rc = db_exec(NULL, c, &scan_lock_stmt, lock, err);
     if (rc == GW_OK)
@@ -224,8 +224,7 @@ static const struct db_stmt freed_stmt = {
     "cache_op_freed",
     "UPDATE cache_operations SET freed_bytes = $2, summary_read = true WHERE job_id = $1", 2};
 
-int db_cache_op_freed(struct db_pool *pool, const char *job_id, long long freed,
-                      struct gw_err *err)
+int db_cache_op_freed(struct db_pool *pool, const char *job_id, long long freed, struct gw_err *err)
 {
     char n[24];
     gw_fmt(n, sizeof(n), "%lld", freed);

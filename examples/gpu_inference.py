@@ -8,6 +8,10 @@ model's configuration:
   downloaded once into ``$MODEL_CACHE_DIR/checkpoints/`` — the shared model cache, /opt/models
   in the job containers — and read from there by later jobs);
 - else ``$ML_OUTPUT_DIR/checkpoint.pt`` when there is one;
+- else, as a step of a pipeline, the best checkpoint its parent steps published into
+  ``$ML_INPUT_DIR`` (``<step>/checkpoint.pt``, or ``<step>/<index>/checkpoint.pt`` for a
+  fanned-out training step): the one whose ``metrics.json`` reports the lowest final
+  validation loss;
 - else no checkpoint: a freshly initialised model of ``--features/--hidden/--layers/--classes``
   (said so in the output: its predictions mean nothing, but the pipeline runs end to end).
 
@@ -21,8 +25,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import glob
 import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -101,7 +107,33 @@ def resolve_checkpoint(option: str | None, output_dir: str) -> str | None:
             raise SystemExit(f"gpu_inference: checkpoint {option} does not exist")
         return option
     default = os.path.join(output_dir, CHECKPOINT_NAME)
-    return default if os.path.isfile(default) else None
+    if os.path.isfile(default):
+        return default
+    return best_input_checkpoint(os.environ.get("ML_INPUT_DIR"))
+
+
+def final_val_loss(directory: str) -> float:
+    """The last epoch's validation loss in directory/metrics.json; infinity when unknown."""
+    try:
+        with open(os.path.join(directory, "metrics.json"), encoding="utf-8") as handle:
+            epochs = json.load(handle).get("epochs") or []
+        return float(epochs[-1]["val_loss"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return math.inf
+
+
+def best_input_checkpoint(input_dir: str | None) -> str | None:
+    """Of the checkpoints the parent steps published under input_dir, the one with the lowest
+    final validation loss (ties: the first by path); None when there is none."""
+    if not input_dir or not os.path.isdir(input_dir):
+        return None
+    found = sorted(glob.glob(os.path.join(input_dir, "**", CHECKPOINT_NAME), recursive=True))
+    if not found:
+        return None
+    best = min(found, key=lambda path: (final_val_loss(os.path.dirname(path)), path))
+    print(f"checkpoint chosen from the parent steps' outputs: {best} "
+          f"(validation loss {final_val_loss(os.path.dirname(best)):.4f})")
+    return best
 
 
 def pick_device(choice: str) -> torch.device:

@@ -185,6 +185,14 @@ def evaluate(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch
     return loss_sum.item() / count, correct.item() / count
 
 
+def env_float(name: str, default: float) -> float:
+    """A float from the environment (a pipeline step's matrix sets such values), else default."""
+    try:
+        return float(os.environ[name])
+    except (KeyError, ValueError):
+        return default
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=5, help="epochs in all (default 5)")
@@ -195,7 +203,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=512, help="hidden width (default 512)")
     parser.add_argument("--layers", type=int, default=3, help="hidden layers (default 3)")
     parser.add_argument("--batch-size", type=int, default=1024, help="(default 1024)")
-    parser.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (3e-3)")
+    parser.add_argument("--lr", type=float, default=env_float("LEARNING_RATE", 3e-3),
+                        help="AdamW learning rate ($LEARNING_RATE, else 3e-3: a pipeline's "
+                             "matrix can set it)")
     parser.add_argument("--seed", type=int, default=0, help="data and initialisation seed (0)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",

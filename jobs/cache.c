@@ -23,11 +23,11 @@
 #include "common/poison.h"
 
 enum {
-    TICK_MS = 2000,           /* how often the database is asked whether to scan */
-    SUMMARIES_PER_TICK = 16,  /* cleanup summaries read per tick */
-    SUMMARY_MAX = 1 << 20,    /* bytes of a summary.json read at most */
-    SUMMARY_RETRY_S = 60,     /* after a failed S3 read */
-    MAX_NAME = 128,           /* cleanup_processor.py's model names */
+    TICK_MS = 2000,          /* how often the database is asked whether to scan */
+    SUMMARIES_PER_TICK = 16, /* cleanup summaries read per tick */
+    SUMMARY_MAX = 1 << 20,   /* bytes of a summary.json read at most */
+    SUMMARY_RETRY_S = 60,    /* after a failed S3 read */
+    MAX_NAME = 128,          /* cleanup_processor.py's model names */
 };
 
 struct jobs_cache {
@@ -45,7 +45,8 @@ int jobs_cache_name_ok(const char *name)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char ch = name[i];
-        int alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        int alnum =
+            (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
         if (!alnum && (i == 0 || (ch != '.' && ch != '_' && ch != '-')))
             return 0;
     }
@@ -79,8 +80,8 @@ static json_t *cache_args(const json_t *models, long long older_than_days)
     return args;
 }
 
-json_t *jobs_cache_request(const struct gw_config *cfg, const char *operation,
-                           const json_t *models, long long older_than_days)
+json_t *jobs_cache_request(const struct gw_config *cfg, const char *operation, const json_t *models,
+                           long long older_than_days)
 {
     json_t *args = cache_args(models, older_than_days);
     if (args == NULL)
@@ -152,9 +153,9 @@ static void policy(struct jobs_cache *c, const struct jobs_cache_walk *w)
         if (jobs_cache_name_ok(w->items[order[i]].name))
             json_array_append_new(models, json_string(w->items[order[i]].name));
     free(order);
-    json_t *request = json_pack("{s:O,s:I,s:I,s:I}", "models", models, "bytes",
-                                (json_int_t)w->bytes, "max_bytes", (json_int_t)max,
-                                "target_bytes", (json_int_t)target);
+    json_t *request =
+        json_pack("{s:O,s:I,s:I,s:I}", "models", models, "bytes", (json_int_t)w->bytes, "max_bytes",
+                  (json_int_t)max, "target_bytes", (json_int_t)target);
     char id[37];
     struct gw_err err = {0};
     int rc = json_array_size(models) == 0 || request == NULL
@@ -183,7 +184,7 @@ static void scan_metrics(const struct jobs_cache_walk *w, double seconds)
     gw_metrics_set("mlgw_cache_files", "", (double)w->files);
     gw_metrics_set("mlgw_cache_entries", "", (double)w->n);
     gw_metrics_add("mlgw_cache_scans_total",
-                   w->error[0]    ? "result=\"error\""
+                   w->error[0]   ? "result=\"error\""
                    : w->complete ? "result=\"complete\""
                                  : "result=\"partial\"",
                    1);
@@ -242,9 +243,8 @@ static long long summary_freed(const char *text, size_t len)
 {
     json_t *j = json_loadb(text, len, 0, NULL);
     json_t *v = json_object_get(j, "freed_bytes");
-    long long freed = json_is_integer(v) && json_integer_value(v) >= 0
-                          ? (long long)json_integer_value(v)
-                          : -1;
+    long long freed =
+        json_is_integer(v) && json_integer_value(v) >= 0 ? (long long)json_integer_value(v) : -1;
     json_decref(j);
     return freed;
 }
@@ -263,9 +263,10 @@ static int summary_read(struct gw_buf *out, struct jobs_cache *c, const char *ou
         char chunk[4096];
         size_t got;
         int rc = GW_OK;
+        /* gw_buf_add is GW_ETOOBIG past SUMMARY_MAX; a read-only file's fclose cannot lose data */
         while (rc == GW_OK && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-            rc = gw_buf_add(out, chunk, got); /* GW_ETOOBIG past SUMMARY_MAX */
-        fclose(f);
+            rc = gw_buf_add(out, chunk, got);
+        (void)fclose(f);
         return rc == GW_OK ? GW_OK : GW_ENOTFOUND;
     }
     const char *bucket = strncmp(output_uri, "s3://", 5) == 0 ? output_uri + 5 : NULL;

@@ -36,8 +36,8 @@ void jobs_cache_stop(struct jobs_cache *c);
  * arguments — models (an array of names, may be NULL) or, for a cleanup,
  * older_than_days (> 0) — dispatched where cfg says cache jobs run. NULL
  * when out of memory. */
-json_t *jobs_cache_request(const struct gw_config *cfg, const char *operation,
-                           const json_t *models, long long older_than_days);
+json_t *jobs_cache_request(const struct gw_config *cfg, const char *operation, const json_t *models,
+                           long long older_than_days);
 
 /* The dispatch target of cache jobs (MLGW_CACHE_DISPATCH, else MLGW_DISPATCH). */
 const char *jobs_cache_dispatch(const struct gw_config *cfg);

@@ -124,8 +124,8 @@ static void read_markers(struct jobs_cache_walk *w, int rootfd)
         return;
     for (size_t i = 0; i < w->n; i++) {
         struct stat st;
-        if (fstatat(ufd, w->items[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISREG(st.st_mode) && ms_of(&st.st_mtim) > w->items[i].used_ms)
+        if (fstatat(ufd, w->items[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            ms_of(&st.st_mtim) > w->items[i].used_ms)
             w->items[i].used_ms = ms_of(&st.st_mtim);
     }
     close(ufd);

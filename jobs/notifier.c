@@ -25,6 +25,7 @@
 #include "db/notifications.h"
 #include "jobs/listener.h"
 #include "jobs/mail.h"
+#include "jobs/run_notify.h"
 #include "jobs/webhook.h"
 
 #include "common/poison.h"
@@ -97,6 +98,14 @@ static void add_logs(struct gw_buf *b, const json_t *job, const char *region)
     gw_buf_dispose(&link);
 }
 
+static void count_or_dash(char *out, size_t outlen, const json_t *v)
+{
+    if (json_is_integer(v))
+        gw_fmt(out, outlen, "%lld", (long long)json_integer_value(v));
+    else
+        gw_fmt(out, outlen, "-");
+}
+
 /* The plain-text summary of a finished job (new: free), for email and SNS.
  * Every value is made plain (add_plain): no line of it comes from a user. */
 static char *notify_summary(const json_t *job, const char *region)
@@ -106,16 +115,18 @@ static char *notify_summary(const json_t *job, const char *region)
     const json_t *res = json_object_get(job, "resources");
     const json_t *ec = json_object_get(job, "exit_code");
     const json_t *meta = json_object_get(job, "metadata");
-    char exit_code[24] = "-", attempts[24], compute[160];
+    char exit_code[24] = "-", attempts[24], compute[160], vcpus[24], memory[24], gpus[24];
     if (json_is_integer(ec))
         gw_fmt(exit_code, sizeof(exit_code), "%lld", (long long)json_integer_value(ec));
     gw_fmt(attempts, sizeof(attempts), "%lld",
            (long long)json_integer_value(json_object_get(job, "attempts")));
-    gw_fmt(compute, sizeof(compute), "%.32s, %lld vCPU, %lld MiB, %lld GPU",
-           gw_json_str(job, "compute_type") ? gw_json_str(job, "compute_type") : "-",
-           (long long)json_integer_value(json_object_get(res, "vcpus")),
-           (long long)json_integer_value(json_object_get(res, "memory")),
-           (long long)json_integer_value(json_object_get(res, "gpus")));
+    /* A job learnt of from AWS events may not know its resources: "-". */
+    count_or_dash(vcpus, sizeof(vcpus), json_object_get(res, "vcpus"));
+    count_or_dash(memory, sizeof(memory), json_object_get(res, "memory"));
+    count_or_dash(gpus, sizeof(gpus), json_object_get(res, "gpus"));
+    gw_fmt(compute, sizeof(compute), "%.32s, %s vCPU, %s MiB, %s GPU",
+           gw_json_str(job, "compute_type") ? gw_json_str(job, "compute_type") : "-", vcpus, memory,
+           gpus);
     gw_buf_adds(&b, "Job ");
     add_plain(&b, gw_json_str(job, "id") ? gw_json_str(job, "id") : "-");
     gw_buf_adds(&b, " is ");
@@ -147,8 +158,9 @@ static int send_email(struct jobs_notifier *n, const struct db_notification *it,
     if (cfg->smtp_url == NULL)
         return gw_err_set(err, GW_EINVAL, "no SMTP server configured (MLGW_SMTP_URL)");
     char subject[300];
+    const char *script = gw_json_str(job, "script_key");
     gw_fmt(subject, sizeof(subject), "[ml-gateway] %s: job %s (%s)", gw_json_str(job, "status"),
-           gw_json_str(job, "id"), gw_json_str(job, "script_key"));
+           gw_json_str(job, "id"), script != NULL ? script : "script unknown");
     char *body = notify_summary(job, n->aws ? aws_client_region(n->aws) : NULL);
     const char *to[] = {it->recipient};
     struct jobs_mail m = {
@@ -242,7 +254,7 @@ static int notify_run(void *arg)
         struct db_notification it;
         struct gw_err err = {0};
         if (db_notification_claim(&it, n->app->pool, LEASE_S, &err) != GW_OK)
-            return 0;
+            break;
         json_t *job = json_loads(it.job_json, 0, NULL);
         char hook_cls[JOBS_WEBHOOK_CLASS_LEN] = "";
         int rc;
@@ -276,6 +288,8 @@ static int notify_run(void *arg)
         json_decref(job);
         db_notification_dispose(&it);
     }
+    /* then the pipeline runs' (jobs/run_notify.c), woken by the same channel */
+    (void)jobs_run_notify_due(n->app, n->aws, 1000);
     return 0;
 }
 

@@ -8,17 +8,24 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "common/id.h"
 #include "common/json.h"
 #include "common/parse.h"
+#include "common/utf8.h"
 
 #include "common/poison.h"
 
+/* Resources and script keys are what the jobs table can hold (migrations/0002). */
+enum { ID_MAX_CHARS = 256, SCRIPT_KEY_MAX_CHARS = 1024, RESOURCE_MAX = 2147483647 };
+/* 9999-12-31T23:59:59.999Z in ms: the last instant a timestamp column holds. */
+static const long long EPOCH_MS_MAX = 253402300799999LL;
+
 static long long jint_or(const json_t *o, const char *k, long long def)
 {
-    const json_t *v = json_object_get(o, k);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : def;
+    long long n = 0;
+    return gw_json_whole(json_object_get(o, k), &n) ? n : def;
 }
 
 /* The gateway's job id in the tags, else at the end of the job name. */
@@ -84,6 +91,52 @@ static int tags_valid(const json_t *tags)
     return 1;
 }
 
+/* A string of 1 to max characters. */
+static int text_ok(const char *s, size_t max)
+{
+    return s != NULL && s[0] != '\0' && gw_utf8_chars(s, strlen(s)) <= max;
+}
+
+/* What the schema says of detail's optional members: absent, or of their type. */
+static void check_detail_types(json_t *errors, const json_t *detail)
+{
+    static const char *const strings[] = {"jobName", "jobQueue", "statusReason", NULL};
+    static const char *const times[] = {"createdAt", "startedAt", "stoppedAt", NULL};
+    char field[48];
+    for (size_t i = 0; strings[i] != NULL; i++) {
+        const json_t *v = json_object_get(detail, strings[i]);
+        gw_fmt(field, sizeof(field), "detail.%s", strings[i]);
+        if (v != NULL && !json_is_string(v))
+            add_error(errors, field, "must be a string");
+    }
+    for (size_t i = 0; times[i] != NULL; i++) {
+        const json_t *v = json_object_get(detail, times[i]);
+        long long ms = 0;
+        gw_fmt(field, sizeof(field), "detail.%s", times[i]);
+        if (v != NULL && (!gw_json_whole(v, &ms) || ms < 0 || ms > EPOCH_MS_MAX))
+            add_error(errors, field, "must be milliseconds since the epoch (0 to 253402300799999)");
+    }
+    const json_t *attempts = json_object_get(detail, "attempts");
+    int attempts_ok = attempts == NULL || json_is_array(attempts);
+    size_t i;
+    const json_t *a;
+    json_array_foreach(attempts, i, a)
+    {
+        attempts_ok = attempts_ok && json_is_object(a);
+    }
+    if (!attempts_ok)
+        add_error(errors, "detail.attempts", "must be an array of objects");
+    const json_t *container = json_object_get(detail, "container");
+    if (container != NULL && !json_is_object(container))
+        add_error(errors, "detail.container", "must be an object");
+}
+
+/* A count the event gave, or -1 when it gave none the jobs table can hold. */
+static long long resource(long long n, long long min)
+{
+    return n >= min && n <= RESOURCE_MAX ? n : -1;
+}
+
 static int batch_status_known(const char *status)
 {
     static const char *const statuses[] = {"SUBMITTED", "PENDING",   "RUNNABLE", "STARTING",
@@ -105,18 +158,21 @@ int rt_batch_event_parse(struct db_job_event *out, json_t *errors, const json_t 
     const char *batch_id = gw_json_str(detail, "jobId");
     size_t before = json_array_size(errors);
     memset(out, 0, sizeof(*out));
-    if (id == NULL || id[0] == '\0' || strlen(id) > 256)
-        add_error(errors, "id", "must be the event's id");
+    if (!text_ok(id, ID_MAX_CHARS))
+        add_error(errors, "id", "must be the event's id (1 to 256 characters)");
     if (dtype == NULL || strcmp(dtype, "Batch Job State Change") != 0)
         add_error(errors, "detail-type", "must be \"Batch Job State Change\"");
     if (src == NULL || strcmp(src, "aws.batch") != 0)
         add_error(errors, "source", "must be \"aws.batch\"");
     if (!json_is_object(detail) || batch_id == NULL || batch_id[0] == '\0')
         add_error(errors, "detail.jobId", "is required");
+    else if (!text_ok(batch_id, ID_MAX_CHARS))
+        add_error(errors, "detail.jobId", "must be at most 256 characters");
     if (!batch_status_known(status))
         add_error(errors, "detail.status", "must be an AWS Batch job status");
     if (!tags_valid(json_object_get(detail, "tags")))
         add_error(errors, "detail.tags", "must be an object of string values");
+    check_detail_types(errors, detail);
     if (json_array_size(errors) > before)
         return GW_EINVAL;
 
@@ -129,6 +185,7 @@ int rt_batch_event_parse(struct db_job_event *out, json_t *errors, const json_t 
     const char *log_stream = gw_json_str(json_object_get(last, "container"), "logStreamName");
     if (log_stream == NULL)
         log_stream = gw_json_str(container, "logStreamName");
+    const char *script_key = env_value(container, "SCRIPT_KEY");
     *out = (struct db_job_event){
         .event_id = id,
         .source = source,
@@ -143,10 +200,11 @@ int rt_batch_event_parse(struct db_job_event *out, json_t *errors, const json_t 
         .stopped_ms = jint_or(detail, "stoppedAt", 0),
         .job_name = gw_json_str(detail, "jobName"),
         .queue = gw_json_str(detail, "jobQueue"),
-        .script_key = env_value(container, "SCRIPT_KEY"),
-        .vcpus = requirement(container, "VCPU", jint_or(container, "vcpus", -1)),
-        .memory = requirement(container, "MEMORY", jint_or(container, "memory", -1)),
-        .gpus = requirement(container, "GPU", 0),
+        .script_key = text_ok(script_key, SCRIPT_KEY_MAX_CHARS) ? script_key : NULL,
+        .vcpus = resource(requirement(container, "VCPU", jint_or(container, "vcpus", -1)), 1),
+        .memory = resource(requirement(container, "MEMORY", jint_or(container, "memory", -1)), 1),
+        /* A container without a GPU requirement has none; no container: unknown. */
+        .gpus = resource(requirement(container, "GPU", container != NULL ? 0 : -1), 0),
     };
     return GW_OK;
 }

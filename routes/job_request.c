@@ -12,7 +12,9 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/json.h"
 #include "common/parse.h"
+#include "common/utf8.h"
 #include "routes/http.h"
 
 #include "common/poison.h"
@@ -30,6 +32,11 @@ const char *const rt_reserved_env[] = {
     "OPERATION",
     "ML_OUTPUT_DIR",
     "AWS_DEFAULT_REGION",
+    /* set for the steps of a pipeline run */
+    "ML_INPUT_DIR",
+    "PARENT_OUTPUT_URIS",
+    "ARRAY_INDEX",
+    "ARRAY_SIZE",
     NULL,
 };
 
@@ -86,7 +93,7 @@ const char *const rt_refused_env[] = {
 enum {
     MAX_ARGS = 100,
     MAX_ENV = 100,
-    MAX_VALUE_BYTES = 4096,
+    MAX_VALUE_CHARS = 4096,
     MAX_META_KEYS = 32,
     MAX_META_VALUE = 256,
     MAX_EMAILS = 20,
@@ -151,6 +158,12 @@ static int string_clean(const json_t *v)
     return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
 }
 
+/* A string's length in characters, as JSON Schema's maxLength counts. */
+static size_t chars(const json_t *v)
+{
+    return gw_utf8_chars(json_string_value(v), json_string_length(v));
+}
+
 static void check_script_key(struct ctx *c, json_t *v, struct rt_job_request *out)
 {
     if (v == NULL || json_is_null(v)) {
@@ -203,11 +216,11 @@ static void check_int(struct ctx *c, const char *field, json_t *v, long long min
 {
     if (v == NULL || json_is_null(v))
         return;
-    if (!json_is_integer(v)) {
+    long long n = 0;
+    if (!gw_json_whole(v, &n)) {
         fail(c, field, "must be an integer");
         return;
     }
-    long long n = json_integer_value(v);
     if (n < min || n > max) {
         fail(c, field, "must be between %lld and %lld", min, max);
         return;
@@ -258,8 +271,8 @@ static void check_args(struct ctx *c, json_t *v, struct rt_job_request *out)
                 gw_fmt(field, sizeof(field), "args[%zu]", i);
                 if (!string_clean(a))
                     fail(c, field, "must be a string without NUL characters");
-                else if (json_string_length(a) > MAX_VALUE_BYTES)
-                    fail(c, field, "must be at most %d bytes", MAX_VALUE_BYTES);
+                else if (chars(a) > MAX_VALUE_CHARS)
+                    fail(c, field, "must be at most %d characters", MAX_VALUE_CHARS);
                 else
                     json_array_append(args, a);
             }
@@ -316,8 +329,8 @@ static const char *env_problem(const struct gw_config *cfg, const char *name, co
         return "is not a name this gateway lets jobs set";
     if (!string_clean(val))
         return "must be a string without NUL characters";
-    if (json_string_length(val) > MAX_VALUE_BYTES)
-        return "must be at most 4096 bytes";
+    if (chars(val) > MAX_VALUE_CHARS)
+        return "must be at most 4096 characters";
     return NULL;
 }
 
@@ -396,8 +409,8 @@ static void check_metadata(struct ctx *c, const char *field, json_t *v, struct r
                     continue;
                 else if (!string_clean(val))
                     fail(c, name, "must be a string");
-                else if (json_string_length(val) > MAX_META_VALUE)
-                    fail(c, name, "must be at most %d bytes", MAX_META_VALUE);
+                else if (chars(val) > MAX_META_VALUE)
+                    fail(c, name, "must be at most %d characters", MAX_META_VALUE);
                 else
                     json_object_set(meta, key, val);
             }

@@ -12,6 +12,8 @@
 #include "common/id.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "common/time.h"
+#include "common/utf8.h"
 #include "db/api_keys.h"
 #include "db/jobs.h"
 #include "db/outbox.h"
@@ -44,8 +46,8 @@ static int idempotency_key_ok(const char *k)
 }
 
 /* A job can only be accepted for a target this gateway can hand it to. */
-static void check_dispatch_configured(const struct gw_config *cfg, const struct rt_job_request *jr,
-                                      json_t *errors)
+void rt_job_check_dispatch(const struct gw_config *cfg, const struct rt_job_request *jr,
+                           json_t *errors)
 {
     const char *msg = NULL;
     int gpu = strcmp(jr->compute_type, "gpu") == 0;
@@ -63,7 +65,7 @@ static void check_dispatch_configured(const struct gw_config *cfg, const struct 
 }
 
 /* A local job must fit this machine, or it would wait forever. */
-static void check_local_fits(const struct jobs_executor *e, const struct rt_job_request *jr,
+void rt_job_check_local_fits(const struct jobs_executor *e, const struct rt_job_request *jr,
                              json_t *errors)
 {
     if (e == NULL || strcmp(jr->dispatch, "local") != 0)
@@ -147,8 +149,8 @@ static int check_request(struct rt_job_request *jr, json_t *body, struct rt_requ
         return GW_ENOMEM;
     }
     if (rt_job_request_parse(jr, body, cfg, errors) == 0) {
-        check_dispatch_configured(cfg, jr, errors);
-        check_local_fits(req->app->executor, jr, errors);
+        rt_job_check_dispatch(cfg, jr, errors);
+        rt_job_check_local_fits(req->app->executor, jr, errors);
     }
     if (json_array_size(errors) > 0) {
         rt_reply_problem(req, out, 422, "Unprocessable Content",
@@ -275,21 +277,30 @@ void rt_jobs_retry(struct rt_request *req, struct rt_reply *out)
     job_action(req, out, requeue, 202, "queued again for dispatch");
 }
 
-/* An RFC 3339 time (gw_parse_rfc3339, the whole value), copied into out for
- * PostgreSQL with a space after the seconds (a '+' decoded from a query
- * string) turned back into '+'. */
+/* An RFC 3339 time (gw_parse_rfc3339, the whole value; a space after the
+ * seconds is a '+' decoded from a query string), written into out as the
+ * same instant in UTC, to the millisecond. PostgreSQL takes a narrower range
+ * than RFC 3339 (offsets up to 15:59, no year 0), so it gets UTC, and an
+ * instant before year 1 or after 9999 becomes the first or last millisecond
+ * of that range (no job was created outside it). */
 static int rfc3339_ok(char *out, size_t outlen, const char *s)
 {
-    enum { SECONDS_END = 19 }; /* "YYYY-MM-DDTHH:MM:SS" */
+    enum { SECONDS_END = 19 };                         /* "YYYY-MM-DDTHH:MM:SS" */
+    static const int64_t FIRST_MS = -62135596800000LL; /* 0001-01-01T00:00:00Z */
+    static const int64_t LAST_MS = 253402300799999LL;  /* 9999-12-31T23:59:59.999Z */
+    char text[256];
     size_t n = strlen(s);
     int64_t ms;
-    if (n >= outlen)
+    if (n >= sizeof(text) || n <= SECONDS_END)
         return 0;
-    memcpy(out, s, n + 1);
+    memcpy(text, s, n + 1);
     for (size_t i = SECONDS_END; i < n; i++)
-        if (out[i] == ' ')
-            out[i] = '+';
-    return n > SECONDS_END && gw_parse_rfc3339(&ms, out, n) == n;
+        if (text[i] == ' ')
+            text[i] = '+';
+    if (gw_parse_rfc3339(&ms, text, n) != n)
+        return 0;
+    gw_format_time_ms(out, outlen, ms < FIRST_MS ? FIRST_MS : ms > LAST_MS ? LAST_MS : ms);
+    return out[0] != '\0';
 }
 
 static const char cursor_tag[] = "j1:";
@@ -331,6 +342,11 @@ static void list_query_read(struct list_query *q, struct rt_request *req, json_t
     f->user = rt_query(req, "user");
     f->project = rt_query(req, "project");
     f->experiment = rt_query(req, "experiment");
+    const char *const meta[][2] = {
+        {"user", f->user}, {"project", f->project}, {"experiment", f->experiment}};
+    for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
+        if (meta[i][1] != NULL && gw_utf8_chars(meta[i][1], strlen(meta[i][1])) > 256)
+            rt_param_error(errors, meta[i][0], "must be at most 256 characters");
 
     const char *v = rt_query(req, "created_after");
     if (v != NULL && !rfc3339_ok(q->after, sizeof(q->after), v))

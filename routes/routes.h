@@ -34,6 +34,29 @@ void rt_jobs_list(struct rt_request *req, struct rt_reply *out);
 void rt_jobs_get(struct rt_request *req, struct rt_reply *out);
 void rt_jobs_cancel(struct rt_request *req, struct rt_reply *out);
 void rt_jobs_retry(struct rt_request *req, struct rt_reply *out);
+/* What POST /jobs checks beyond the body, for other routes that create jobs:
+ * a problem appended to errors when jr's dispatch target is not configured
+ * here, one per resource when a local job cannot fit this machine's local
+ * executor (e may be NULL: no local executor). */
+struct gw_config;
+struct rt_job_request;
+struct jobs_executor;
+void rt_job_check_dispatch(const struct gw_config *cfg, const struct rt_job_request *jr,
+                           json_t *errors);
+void rt_job_check_local_fits(const struct jobs_executor *e, const struct rt_job_request *jr,
+                             json_t *errors);
+
+/* pipelines.c */
+void rt_pipelines_create(struct rt_request *req, struct rt_reply *out);
+void rt_pipelines_list(struct rt_request *req, struct rt_reply *out);
+void rt_pipelines_get(struct rt_request *req, struct rt_reply *out);
+void rt_pipelines_update(struct rt_request *req, struct rt_reply *out);
+void rt_pipelines_delete(struct rt_request *req, struct rt_reply *out);
+void rt_pipelines_version(struct rt_request *req, struct rt_reply *out);
+void rt_pipeline_runs_create(struct rt_request *req, struct rt_reply *out);
+void rt_pipeline_runs_list(struct rt_request *req, struct rt_reply *out);
+void rt_pipeline_runs_get(struct rt_request *req, struct rt_reply *out);
+void rt_pipeline_runs_cancel(struct rt_request *req, struct rt_reply *out);
 
 /* logs.c */
 void rt_jobs_logs(struct rt_request *req, struct rt_reply *out);

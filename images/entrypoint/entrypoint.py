@@ -12,6 +12,13 @@ own exit code (128+signal when a signal killed it; 127 when the script could not
 be fetched or an earlier attempt's outputs could not be restored; 1 when the script
 succeeded but its outputs could not be published).
 
+A step of a pipeline run also gets ``PARENT_OUTPUT_URIS`` (JSON: parent step → the output
+URIs of its jobs): before the script starts, each parent's published outputs are fetched into
+``ML_INPUT_DIR/<parent>/`` (``ML_INPUT_DIR/<parent>/<index>/`` when the parent had several
+jobs, a fan-out), from ``file://`` or ``s3://`` alike; ``ML_INPUT_DIR`` is a directory of the
+job's own unless set. ``AWS_BATCH_JOB_ARRAY_INDEX`` mirrors ``ARRAY_INDEX`` for scripts
+written for Batch array jobs (Batch itself refuses that name in an environment override).
+
 Under the local executor's sandbox the job's environment arrives on the descriptor
 ``$MLGW_ENV_FD`` instead (``load_env_fd``). Standard library only; boto3 is imported lazily,
 and only for s3:// locations.
@@ -77,6 +84,8 @@ class Config:
     input_bucket: str
     input_dir: str | None
     output_dir: str | None
+    parents: str | None  # PARENT_OUTPUT_URIS
+    step_input_dir: str | None  # ML_INPUT_DIR
     output_uri: str | None
     term_grace: float
 
@@ -114,6 +123,8 @@ def load_config(env: Mapping[str, str]) -> Config:
         input_bucket=env.get("ML_INPUT_BUCKET", ""),
         input_dir=env.get("MLGW_INPUT_DIR") or None,
         output_dir=env.get("ML_OUTPUT_DIR") or None,
+        parents=env.get("PARENT_OUTPUT_URIS") or None,
+        step_input_dir=env.get("ML_INPUT_DIR") or None,
         output_uri=env.get("MLGW_OUTPUT_URI") or default_output_uri(env),
         term_grace=_non_negative_float(env.get("MLGW_TERM_GRACE"), DEFAULT_TERM_GRACE),
     )
@@ -283,9 +294,14 @@ def pump(source: IO[bytes], sink: IO[bytes]) -> None:
         source.close()
 
 
-def child_env(env: Mapping[str, str], output_dir: str) -> dict[str, str]:
+def child_env(env: Mapping[str, str], output_dir: str,
+              input_dir: str | None = None) -> dict[str, str]:
     result = dict(env)
     result["ML_OUTPUT_DIR"] = output_dir
+    if input_dir is not None:
+        result["ML_INPUT_DIR"] = input_dir
+    if "ARRAY_INDEX" in result and "AWS_BATCH_JOB_ARRAY_INDEX" not in result:
+        result["AWS_BATCH_JOB_ARRAY_INDEX"] = result["ARRAY_INDEX"]
     result["PYTHONUNBUFFERED"] = "1"
     return result
 
@@ -605,6 +621,72 @@ def cache_usage(cache_dir: str, before: Mapping[str, float], output_dir: str) ->
     return {"dir": cache_dir, "used": sorted(used), "created": created}
 
 
+# --- data between the steps of a pipeline ------------------------------------------------------
+
+
+class InputError(Exception):
+    """The parents' outputs could not be fetched into ML_INPUT_DIR."""
+
+
+def parse_parents(text: str) -> dict[str, list[str]]:
+    """PARENT_OUTPUT_URIS as {step: [uri, ...]}; InputError when it is not that shape."""
+    try:
+        parents = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"PARENT_OUTPUT_URIS is not JSON: {exc}") from exc
+    if not isinstance(parents, dict):
+        raise InputError("PARENT_OUTPUT_URIS must be a JSON object of step → list of URIs")
+    for step, uris in parents.items():
+        if not plain_relative(step) or "/" in step:
+            raise InputError(f"PARENT_OUTPUT_URIS names an unsafe step {step!r}")
+        if not isinstance(uris, list) or not all(isinstance(u, str) and u for u in uris):
+            raise InputError(f"PARENT_OUTPUT_URIS[{step!r}] must be a list of URIs")
+    return parents
+
+
+def fetch_one_input(uri: str, dest: str) -> int:
+    """Copy every file published at uri (its manifest aside) into dest; returns the count."""
+    try:
+        source = open_destination(uri)
+        rels = source.list_files()
+    except PublishError as exc:
+        raise InputError(str(exc)) from exc
+    except Exception as exc:  # OSError, ImportError, botocore errors, ...
+        raise InputError(f"cannot list {uri}: {type(exc).__name__}: {exc}") from exc
+    root = os.path.realpath(dest)
+    count = 0
+    for rel in rels:
+        if rel == MANIFEST_NAME or rel.startswith(f"{MANIFEST_NAME}.tmp"):
+            continue
+        target = os.path.join(dest, *rel.split("/"))
+        if not plain_relative(rel) or os.path.commonpath(
+                [root, os.path.realpath(os.path.dirname(target))]) != root:
+            log(f"not fetching {rel!r} from {uri}: not a plain relative path")
+            continue
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            source.get_file(rel, target)
+        except Exception as exc:  # OSError, botocore errors, ...
+            raise InputError(f"cannot fetch {rel} from {uri}: {type(exc).__name__}: {exc}") from exc
+        count += 1
+    return count
+
+
+def fetch_inputs(input_dir: str, parents_text: str) -> None:
+    """Fill input_dir/<step>/ (or input_dir/<step>/<index>/ for a parent with several jobs)
+    with what each parent job published. Raises InputError."""
+    parents = parse_parents(parents_text)
+    os.makedirs(input_dir, exist_ok=True)
+    total = 0
+    for step, uris in sorted(parents.items()):
+        for index, uri in enumerate(uris):
+            dest = os.path.join(input_dir, step, str(index)) if len(uris) > 1 else \
+                os.path.join(input_dir, step)
+            os.makedirs(dest, exist_ok=True)
+            total += fetch_one_input(uri, dest)
+    log(f"fetched {total} file(s) of {len(parents)} parent step(s) into {input_dir}")
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -621,12 +703,17 @@ def main(argv: Sequence[str]) -> int:
     restored: dict[str, str] = {}
     cache_dir = os.environ.get("MODEL_CACHE_DIR")
     cache_before = cache_times(cache_dir)
+    input_dir: str | None = None
+    if config.parents is not None:
+        input_dir = os.path.abspath(config.step_input_dir or os.path.join(work_dir, "input"))
     try:
         os.makedirs(output_dir, exist_ok=True)
         script = fetch_script(config, work_dir)
         if config.attempt > 1:
             restore(output_dir, config.output_uri, restored)
-    except (FetchError, RestoreError, OSError) as exc:
+        if input_dir is not None and config.parents is not None:
+            fetch_inputs(input_dir, config.parents)
+    except (FetchError, RestoreError, InputError, OSError) as exc:
         error = str(exc)
         exit_code = EXIT_FETCH_FAILED
         log(f"cannot prepare the job: {error}")
@@ -638,8 +725,9 @@ def main(argv: Sequence[str]) -> int:
         else:
             log(f"running {config.script_key} (job {config.job_id}, attempt {config.attempt})")
             try:
-                exit_code = run_script(script, argv[1:], child_env(os.environ, output_dir),
-                                       work_dir, forwarder)
+                exit_code = run_script(script, argv[1:],
+                                       child_env(os.environ, output_dir, input_dir), work_dir,
+                                       forwarder)
                 log(f"the script exited with code {exit_code}")
             except Exception as exc:  # the script could not be started or supervised
                 error = f"cannot run the script: {type(exc).__name__}: {exc}"

@@ -72,7 +72,9 @@ class LineReader:
         return "".join(self.seen)
 
 
-class EntrypointTest(unittest.TestCase):
+class EntrypointCase(unittest.TestCase):
+    """A temporary input, output and published directory, and ways to run the entrypoint."""
+
     def setUp(self) -> None:
         self.tmp = tempfile.mkdtemp(prefix="mlgw-ep-test-")
         self.input_dir = os.path.join(self.tmp, "input")
@@ -127,6 +129,10 @@ class EntrypointTest(unittest.TestCase):
     def read_published(self, rel: str) -> bytes:
         with open(os.path.join(self.published, rel), "rb") as handle:
             return handle.read()
+
+
+class EntrypointTest(EntrypointCase):
+    """Fetch, run, signals, outputs and manifest, and restoring a retried attempt."""
 
     # --- tests ---
 
@@ -576,6 +582,86 @@ class EntrypointTest(unittest.TestCase):
         self.assertEqual(self.read_published("changed.txt"), b"new")
         paths = [entry["path"] for entry in self.manifest()["files"]]
         self.assertEqual(paths, ["big-checkpoint.bin", "changed.txt"])
+
+class PipelineInputsTest(EntrypointCase):
+    """Data between the steps of a pipeline: PARENT_OUTPUT_URIS → ML_INPUT_DIR."""
+
+    def publish_parent(self, name: str, files: dict[str, bytes]) -> str:
+        root = os.path.join(self.tmp, "parents", name)
+        for rel, content in files.items():
+            path = os.path.join(root, *rel.split("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as handle:
+                handle.write(content)
+        with open(os.path.join(root, "manifest.json"), "w", encoding="utf-8") as handle:
+            handle.write('{"exit_code": 0}')
+        return f"file://{root}/"
+
+    LISTING = """
+        import json, os
+        root = os.environ["ML_INPUT_DIR"]
+        seen = {}
+        for base, _dirs, files in os.walk(root):
+            for name in files:
+                path = os.path.join(base, name)
+                with open(path, "rb") as handle:
+                    seen[os.path.relpath(path, root)] = handle.read().decode()
+        with open(os.path.join(os.environ["ML_OUTPUT_DIR"], "inputs.json"), "w") as out:
+            json.dump({"files": seen, "dir": root,
+                       "batch_index": os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX")}, out)
+    """
+
+    def test_each_parents_outputs_land_in_a_folder_named_after_it(self) -> None:
+        self.write_script(self.LISTING)
+        parents = {
+            "prep": [self.publish_parent("p", {"data.csv": b"a,b", "sub/x.txt": b"x"})],
+            "train": [self.publish_parent("t0", {"model.pt": b"m0"}),
+                      self.publish_parent("t1", {"model.pt": b"m1"})],
+        }
+        done = self.run_entrypoint(PARENT_OUTPUT_URIS=json.dumps(parents), ARRAY_INDEX="3")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        seen = json.loads(self.read_published("inputs.json"))
+        self.assertEqual(seen["files"], {
+            "prep/data.csv": "a,b", "prep/sub/x.txt": "x",
+            "train/0/model.pt": "m0", "train/1/model.pt": "m1",
+        })
+        self.assertEqual(seen["batch_index"], "3")
+        self.assertFalse(os.path.exists(seen["dir"]), "the fetched inputs are removed afterwards")
+        self.assertIn("fetched 4 file(s) of 2 parent step(s)", done.stderr)
+
+    def test_an_ml_input_dir_that_is_set_is_the_one_filled(self) -> None:
+        self.write_script(self.LISTING)
+        chosen = os.path.join(self.tmp, "chosen-input")
+        parents = {"prep": [self.publish_parent("p", {"a.txt": b"1"})]}
+        done = self.run_entrypoint(PARENT_OUTPUT_URIS=json.dumps(parents), ML_INPUT_DIR=chosen)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(self.read_published("inputs.json"))["dir"], chosen)
+        with open(os.path.join(chosen, "prep", "a.txt"), encoding="utf-8") as handle:
+            self.assertEqual(handle.read(), "1")
+
+    def test_a_job_outside_a_pipeline_gets_no_ml_input_dir(self) -> None:
+        self.write_script("""
+            import os, sys
+            sys.exit(3 if "ML_INPUT_DIR" in os.environ else 0)
+        """)
+        done = self.run_entrypoint()
+        self.assertEqual(done.returncode, 0, done.stderr)
+
+    def test_parents_that_cannot_be_fetched_fail_the_job_before_the_script(self) -> None:
+        self.write_script("""
+            import os
+            open(os.path.join(os.environ["ML_OUTPUT_DIR"], "ran"), "w").close()
+        """)
+        for bad in ('{"prep": ["ftp://host/x/"]}', "not json", '{"../up": ["file:///tmp/"]}',
+                    '{"prep": "file:///tmp/"}'):
+            with self.subTest(parents=bad):
+                done = self.run_entrypoint(PARENT_OUTPUT_URIS=bad)
+                self.assertEqual(done.returncode, 127, done.stderr)
+                self.assertEqual(self.manifest()["exit_code"], 127)
+                self.assertIn("PARENT_OUTPUT_URIS" if "ftp" not in bad else "ftp",
+                              self.manifest()["error"])
+                self.assertFalse(os.path.exists(os.path.join(self.published, "ran")))
+
 
 def load_entrypoint_module() -> Any:
     spec = importlib.util.spec_from_file_location("mlgw_entrypoint", ENTRYPOINT)

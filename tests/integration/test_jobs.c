@@ -552,6 +552,12 @@ Test(jobs, filters_select_by_status_compute_type_metadata_and_creation_time)
         {"/jobs?created_after=2000-01-01T00:00:00%2B02:00&created_before=2999-01-01T00:00:00.5Z",
          3},
         {"/jobs?user=nobody", 0},
+        /* Offsets past PostgreSQL's ±15:59 and years it does not have (0, past 9999
+         * once in UTC) are still RFC 3339 instants. */
+        {"/jobs?created_before=0360-09-04T02:30:26-18:40", 0},
+        {"/jobs?created_after=0000-01-01T00:00:00Z", 3},
+        {"/jobs?created_before=9999-12-31T23:59:59-23:59", 3},
+        {"/jobs?created_after=2000-01-01T00:00:00.123456789%2B23:59", 3},
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
         char ids[10][37], cursor[128];

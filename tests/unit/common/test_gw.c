@@ -12,6 +12,7 @@
 #include "common/encode.h"
 #include "common/err.h"
 #include "common/id.h"
+#include "common/json.h"
 #include "common/parse.h"
 #include "common/time.h"
 #include "common/utf8.h"
@@ -526,4 +527,38 @@ Test(server_gw, utf8_sequences_and_their_ill_formed_parts)
     cr_assert_eq(gw_utf8_seq(too_big, 4, &bad), 0);
     const unsigned char cont[] = {0x80};
     cr_assert_eq(gw_utf8_seq(cont, 1, NULL), 0);
+}
+
+Test(server_gw, utf8_chars_counts_code_points_as_json_schema_does)
+{
+    cr_assert_eq(gw_utf8_chars("", 0), 0);
+    cr_assert_eq(gw_utf8_chars("abc", 3), 3);
+    /* é (2 bytes), € (3), 😍 (4): three characters in nine bytes. */
+    const char mixed[] = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x8d";
+    cr_assert_eq(gw_utf8_chars(mixed, sizeof(mixed) - 1), 3);
+    cr_assert_eq(gw_utf8_chars(mixed, 2), 1, "only the bytes given are counted");
+}
+
+Test(server_gw, json_whole_takes_integers_and_whole_reals_that_fit)
+{
+    long long n = 0;
+    json_t *v = json_integer(-7);
+    cr_assert(gw_json_whole(v, &n) && n == -7);
+    json_decref(v);
+    v = json_real(3.0);
+    cr_assert(gw_json_whole(v, &n) && n == 3);
+    json_decref(v);
+    v = json_real(-4611686018427387904.0); /* -2^62 */
+    cr_assert(gw_json_whole(v, &n) && n == -4611686018427387904LL);
+    json_decref(v);
+    static const double no[] = {2.5, -0.001, 9223372036854775808.0, -1e19, 1e300};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        v = json_real(no[i]);
+        cr_expect(!gw_json_whole(v, &n), "%g", no[i]);
+        json_decref(v);
+    }
+    v = json_string("3");
+    cr_assert(!gw_json_whole(v, &n));
+    json_decref(v);
+    cr_assert(!gw_json_whole(NULL, &n));
 }

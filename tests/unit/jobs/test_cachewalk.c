@@ -51,7 +51,6 @@ static void dir(const char *rel)
     char path[256];
     snprintf(path, sizeof(path), "%s/%s", root, rel);
     cr_assert_eq(mkdir(path, 0755), 0, "%s", path);
-
 }
 
 static void age_dir(const char *rel, long age_s)
@@ -156,8 +155,10 @@ Test(jobs_cachewalk, a_missing_root_is_an_empty_cache_and_a_file_root_an_error)
 Test(jobs_cachewalk, lru_takes_the_least_recently_used_until_the_target)
 {
     struct jobs_cache_item items[4] = {
-        {"newest", 100, 1, 4000}, {"oldest", 100, 1, 1000},
-        {"middle", 100, 1, 2000}, {"older", 100, 1, 1500},
+        {"newest", 100, 1, 4000},
+        {"oldest", 100, 1, 1000},
+        {"middle", 100, 1, 2000},
+        {"older", 100, 1, 1500},
     };
     struct jobs_cache_walk w = {items, 4, 4, 400, 4, 1, ""};
     size_t order[4];

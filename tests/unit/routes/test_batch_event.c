@@ -119,3 +119,58 @@ Test(rt_batch_event, refuses_tags_that_are_not_an_object_of_strings)
         json_decref(event);
     }
 }
+
+Test(rt_batch_event, refuses_members_of_another_type_than_the_schema_gives_naming_each)
+{
+    static const char *const bad[][2] = {
+        {"stoppedAt", "{}"},   {"startedAt", "-1"},    {"createdAt", "1.5"}, {"createdAt", "1e300"},
+        {"statusReason", "5"}, {"jobName", "[]"},      {"jobQueue", "null"}, {"attempts", "[1]"},
+        {"attempts", "{}"},    {"container", "\"x\""}, {"jobId", "\"\""},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *event = load(sample), *errors = json_array();
+        json_error_t je;
+        json_object_set_new(json_object_get(event, "detail"), bad[i][0],
+                            json_loads(bad[i][1], JSON_DECODE_ANY, &je));
+        struct db_job_event ev;
+        cr_expect_eq(rt_batch_event_parse(&ev, errors, event, "eventbridge"), GW_EINVAL, "%s %s",
+                     bad[i][0], bad[i][1]);
+        char want[48];
+        snprintf(want, sizeof(want), "detail.%s", bad[i][0]);
+        const char *field = json_string_value(json_object_get(json_array_get(errors, 0), "field"));
+        cr_expect(field != NULL && strcmp(field, want) == 0, "%s %s: %s", bad[i][0], bad[i][1],
+                  field ? field : "(none)");
+        json_decref(errors);
+        json_decref(event);
+    }
+}
+
+Test(rt_batch_event, what_an_event_does_not_say_or_a_table_cannot_hold_is_unknown)
+{
+    json_t *event = load("{\"id\":\"e\",\"detail-type\":\"Batch Job State Change\","
+                         "\"source\":\"aws.batch\",\"detail\":{\"jobId\":\"b\","
+                         "\"status\":\"RUNNING\",\"createdAt\":1764000000000.0}}");
+    json_t *errors = json_array();
+    struct db_job_event ev;
+    cr_assert_eq(rt_batch_event_parse(&ev, errors, event, "eventbridge"), GW_OK);
+    cr_expect_eq(ev.vcpus, -1);
+    cr_expect_eq(ev.memory, -1);
+    cr_expect_eq(ev.gpus, -1, "no container: GPUs unknown, not 0");
+    cr_expect_null(ev.script_key);
+    json_decref(event);
+
+    /* A container without a GPU requirement has none; a vCPU count of 0, a
+     * memory past the table's integer and an empty script key are not kept. */
+    event = load("{\"id\":\"e\",\"detail-type\":\"Batch Job State Change\","
+                 "\"source\":\"aws.batch\",\"detail\":{\"jobId\":\"b\",\"status\":\"RUNNING\","
+                 "\"container\":{\"vcpus\":0,\"memory\":4294967296,\"environment\":"
+                 "[{\"name\":\"SCRIPT_KEY\",\"value\":\"\"}]}}}");
+    cr_assert_eq(rt_batch_event_parse(&ev, errors, event, "eventbridge"), GW_OK);
+    cr_expect_eq(ev.gpus, 0);
+    cr_expect_eq(ev.vcpus, -1);
+    cr_expect_eq(ev.memory, -1);
+    cr_expect_null(ev.script_key);
+    cr_expect_eq(json_array_size(errors), 0);
+    json_decref(errors);
+    json_decref(event);
+}

@@ -733,8 +733,9 @@ Test(job_request, every_reserved_contract_variable_is_refused_in_env)
         assert_only(parse(json_pack("{s:s,s:{s:s}}", "script_key", "k", "env", *name, "x")), field,
                     *name);
     }
-    /* API.md's list: ten names, AWS_DEFAULT_REGION and ML_OUTPUT_DIR. */
-    cr_assert_eq(n, 12);
+    /* API.md's list: ten names, AWS_DEFAULT_REGION and ML_OUTPUT_DIR; and the four a
+     * pipeline step gets (ML_INPUT_DIR, PARENT_OUTPUT_URIS, ARRAY_INDEX, ARRAY_SIZE). */
+    cr_assert_eq(n, 16);
 }
 
 Test(job_request, env_names_like_reserved_ones_are_accepted)
@@ -1201,4 +1202,47 @@ Test(job_request, fifty_problems_are_all_listed_and_fifty_one_are_cut)
             cr_assert_not_null(strstr(msg, "2 more"), "%s", msg);
         }
     }
+}
+
+/* ---- what JSON Schema counts: whole reals, characters ----------------------- */
+
+Test(job_request, a_whole_real_is_an_integer_as_json_schema_counts_it_a_fraction_is_not)
+{
+    assert_ok(parse_text("{\"script_key\":\"a.py\",\"vcpus\":8.0,\"timeout_seconds\":3600.0,"
+                         "\"max_attempts\":2e0}"),
+              "whole reals");
+    cr_expect_eq(req.vcpus, 8);
+    cr_expect_eq(req.timeout_seconds, 3600);
+    cr_expect_eq(req.max_attempts, 2);
+    assert_only(parse_text("{\"script_key\":\"a.py\",\"timeout_seconds\":3600.5}"),
+                "timeout_seconds", "a fraction");
+    assert_only(parse_text("{\"script_key\":\"a.py\",\"vcpus\":1e300}"), "vcpus",
+                "a whole real past long long");
+}
+
+/* n copies of the UTF-8 text ch (new). */
+static json_t *repeat_text(const char *ch, size_t n)
+{
+    size_t len = strlen(ch);
+    char *s = malloc(n * len + 1);
+    cr_assert_not_null(s);
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + i * len, ch, len);
+    s[n * len] = '\0';
+    json_t *v = json_string(s);
+    free(s);
+    return v;
+}
+
+Test(job_request, length_limits_count_characters_not_bytes)
+{
+    /* 256 "é" are 512 bytes: within metadata's 256 characters; 257 are not. */
+    json_t *b = load("{\"script_key\":\"a.py\",\"metadata\":{},\"env\":{},\"args\":[]}");
+    json_object_set_new(json_object_get(b, "metadata"), "user", repeat_text("\xc3\xa9", 256));
+    json_object_set_new(json_object_get(b, "env"), "A", repeat_text("\xe2\x82\xac", 4096));
+    json_array_append_new(json_object_get(b, "args"), repeat_text("\xf0\x9f\x98\x8d", 4096));
+    assert_ok(parse(b), "at the limits, in multi-byte characters");
+    b = load("{\"script_key\":\"a.py\",\"metadata\":{}}");
+    json_object_set_new(json_object_get(b, "metadata"), "user", repeat_text("\xc3\xa9", 257));
+    assert_only(parse(b), "metadata.user", "257 characters");
 }
