@@ -97,7 +97,7 @@ output "dispatcher_function_name" {
   value       = module.lambda.dispatcher_function_name
 }
 
-# ---- for a module hosting the gateway ----
+# ---- for a gateway hosted outside modules/gateway ----
 
 output "network" {
   description = "VPC, subnets and security groups."
