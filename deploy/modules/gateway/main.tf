@@ -206,9 +206,10 @@ resource "aws_ecs_task_definition" "this" {
     # then the gateway's own clean-up, before ECS sends SIGKILL.
     stopTimeout            = var.shutdown_timeout_seconds + 20
     readonlyRootFilesystem = false
+    # The image runs tini as PID 1 (no ECS init process). The gateway runs as 10001 and so has
+    # no capabilities; the default set stays for ECS Exec's agent, which runs as root.
     linuxParameters = {
-      initProcessEnabled = false # the image runs tini as PID 1
-      capabilities       = { drop = ["ALL"] }
+      initProcessEnabled = false
     }
     logConfiguration = {
       logDriver = "awslogs"
