@@ -229,7 +229,7 @@ def rule_registries(p):
 
 def rule_dispatcher(p):
     out = []
-    functions = p.of_type("aws_lambda_function")
+    functions = [f for f in p.of_type("aws_lambda_function") if f[0].startswith("module.lambda.")]
     if not any(str(after.get("runtime", "")).startswith("python3") for _, after, _ in functions):
         out.append("lambda: no Python dispatcher function")
     if p.vars.get("enable_monitor") is False and len(functions) != 1:
@@ -292,7 +292,8 @@ SECRET_SETTINGS = {"DATABASE_URL", "MLGW_DATABASE_PASSWORD", "MLGW_CALLBACK_SECR
 # Calls that have no resource-level permissions: the only ones a "*" resource may carry.
 NO_RESOURCE_ACTIONS = {"batch:DescribeJobs", "batch:ListJobs", "ecr:GetAuthorizationToken",
                        "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
-                       "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"}
+                       "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+                       "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
 def gateway_enabled(p):

@@ -56,7 +56,7 @@ data "aws_iam_policy_document" "callback_dlq" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.batch.arn]
+      values   = [aws_cloudwatch_event_rule.batch.arn, aws_cloudwatch_event_rule.rotation.arn]
     }
   }
 

@@ -8,6 +8,7 @@
 #   secrets.tf  DATABASE_URL, callback and webhook secrets, SMTP password
 #   iam.tf      execution role and the (least-privilege) task role
 #   events.tf   EventBridge rule, connection, API destination, target, DLQ; SNS path
+#   restart.tf  a rolling restart after RDS rotated the database password
 
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
@@ -85,6 +86,7 @@ data "aws_iam_policy_document" "key" {
       values = [
         "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/ecs/${local.prefix}",
         "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/rds/instance/${local.prefix}-db/*",
+        "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/lambda/${local.prefix}-restart-on-rotation",
       ]
     }
   }

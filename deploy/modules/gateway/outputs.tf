@@ -24,7 +24,7 @@ output "service_name" {
 }
 
 output "callback_dlq_url" {
-  description = "Dead-letter queue of Batch events EventBridge could not deliver to /events/batch."
+  description = "Dead-letter queue of Batch events EventBridge could not deliver to /events/batch (and of restarts after a password rotation that failed)."
   value       = aws_sqs_queue.callback_dlq.url
 }
 
