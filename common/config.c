@@ -57,6 +57,9 @@ static const struct cfg_entry cfg_table[] = {
      "address:port to serve on (IPv4, [IPv6] or localhost; port 0 picks a free one)"},
     {"DATABASE_URL", CFG_DBURL, CFG_SECRET | CFG_REQUIRED, F(database_url), NULL, 0, 0, NULL,
      "libpq connection URL or key=value string (password redacted in logs)"},
+    {"MLGW_DATABASE_PASSWORD", CFG_STRING, CFG_SECRET, F(database_password), NULL, 0, 0, NULL,
+     "password of DATABASE_URL's user, given apart (e.g. from a secret store holding only the "
+     "password, as RDS's managed master secret does); replaces a password in DATABASE_URL"},
     {"MLGW_MIGRATIONS_DIR", CFG_STRING, 0, F(migrations_dir), "migrations", 0, 0, NULL,
      "directory of NNNN_name.sql migrations"},
     {"MLGW_LOG_LEVEL", CFG_ENUM, 0, F(log_level), "info", 0, 0, "debug|info|warn|error",
@@ -501,6 +504,55 @@ static int check_relations(const struct gw_config *cfg, struct gw_buf *errors)
     return bad;
 }
 
+/* Appends keyword='value' to b, quoted as libpq's key/value syntax wants. */
+static int add_conninfo(struct gw_buf *b, const char *keyword, const char *val)
+{
+    int rc = b->len > 0 ? gw_buf_adds(b, " ") : GW_OK;
+    if (rc == GW_OK)
+        rc = gw_buf_printf(b, "%s='", keyword);
+    for (const char *c = val; rc == GW_OK && *c != '\0'; c++) {
+        if (*c == '\'' || *c == '\\')
+            rc = gw_buf_adds(b, "\\");
+        if (rc == GW_OK)
+            rc = gw_buf_add(b, c, 1);
+    }
+    return rc == GW_OK ? gw_buf_adds(b, "'") : rc;
+}
+
+/* DATABASE_URL rebuilt from libpq's own parse with MLGW_DATABASE_PASSWORD as
+ * its password (whatever the URL said), so that every connection made from
+ * cfg->database_url carries it. */
+static int merge_database_password(struct gw_config *cfg, struct gw_buf *errors)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(cfg->database_url, &errmsg);
+    PQfreemem(errmsg);
+    if (opts == NULL) {
+        if (errors != NULL)
+            gw_buf_printf(errors, "DATABASE_URL: is not a libpq connection string (needed to "
+                                  "add MLGW_DATABASE_PASSWORD)\n");
+        return 1;
+    }
+    struct gw_buf b;
+    gw_buf_init(&b, (size_t)64 << 10);
+    int rc = GW_OK;
+    for (const PQconninfoOption *o = opts; rc == GW_OK && o->keyword != NULL; o++)
+        if (o->val != NULL && strcmp(o->keyword, "password") != 0)
+            rc = add_conninfo(&b, o->keyword, o->val);
+    if (rc == GW_OK)
+        rc = add_conninfo(&b, "password", cfg->database_password);
+    PQconninfoFree(opts);
+    if (rc != GW_OK) {
+        gw_buf_dispose(&b);
+        if (errors != NULL)
+            gw_buf_printf(errors, "DATABASE_URL: too long with MLGW_DATABASE_PASSWORD\n");
+        return 1;
+    }
+    free(cfg->database_url);
+    cfg->database_url = gw_buf_steal(&b);
+    return 0;
+}
+
 int gw_config_load(struct gw_config *cfg, gw_config_getter get, void *ctx, struct gw_buf *errors)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -569,6 +621,8 @@ int gw_config_load(struct gw_config *cfg, gw_config_getter get, void *ctx, struc
         case CFG_ADDR: bad += parse_addr(cfg, v, errors, e->env); break;
         }
     }
+    if (bad == 0 && cfg->database_password != NULL)
+        bad += merge_database_password(cfg, errors);
     if (bad == 0 && cfg->cache_dir == NULL) /* a default derived from another setting */
         bad += set_derived_path(&cfg->cache_dir, cfg->local_root, "cache");
     if (bad == 0)

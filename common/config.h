@@ -24,7 +24,8 @@ struct gw_config {
     struct sockaddr_storage listen_addr;
     socklen_t listen_addrlen;
 
-    char *database_url;
+    char *database_url;      /* with MLGW_DATABASE_PASSWORD merged in, when set */
+    char *database_password; /* MLGW_DATABASE_PASSWORD as given; NULL when unset */
     char *migrations_dir;
     int log_level;
 

@@ -7,9 +7,14 @@
 #   ecr     repositories of the job images and the gateway
 #   batch   GPU and CPU compute environments, job queues and job definitions
 #   lambda  trigger dispatcher (+ optional job monitor) with dead-letter queues
-#
-# A module hosting the gateway itself plugs into the outputs of these (see outputs.tf:
-# network, efs, topics, buckets, batch).
+#   gateway the gateway itself (enable_gateway): ECS Fargate behind an HTTPS load balancer,
+#           PostgreSQL on RDS, secrets, EventBridge callbacks to /events/batch
+
+locals {
+  # NFS clients of the model cache besides Batch: the gateway's tasks mount it read-only.
+  gateway_efs_client = var.enable_gateway ? { gateway = module.gateway[0].task_security_group_id } : {}
+  efs_clients        = merge(var.efs_client_security_group_ids, local.gateway_efs_client)
+}
 
 module "vpc" {
   source = "./modules/vpc"
@@ -17,7 +22,7 @@ module "vpc" {
   name                          = var.project_name
   cidr_block                    = var.vpc_cidr
   az_count                      = var.az_count
-  efs_client_security_group_ids = var.efs_client_security_group_ids
+  efs_client_security_group_ids = local.efs_clients
   flow_logs_retention_days      = var.vpc_flow_logs_retention_days
 }
 
@@ -102,4 +107,49 @@ module "lambda" {
 
   enable_monitor     = var.enable_monitor
   log_retention_days = var.log_retention_days
+}
+
+module "gateway" {
+  source = "./modules/gateway"
+  count  = var.enable_gateway ? 1 : 0
+
+  name        = var.project_name
+  vpc_id      = module.vpc.vpc_id
+  subnet_ids  = module.vpc.public_subnet_ids
+  gateway_env = local.gateway_env
+
+  job_queue_arns       = module.batch.job_queue_arns
+  job_definition_names = module.batch.job_definition_names
+  topic_arns           = module.sns.topic_arns
+  bucket_arns          = module.s3.bucket_arns
+  job_log_group_arn    = module.batch.job_log_group_arn
+
+  efs_file_system_id   = module.efs.file_system_id
+  efs_file_system_arn  = module.efs.file_system_arn
+  efs_access_point_id  = module.efs.access_point_id
+  efs_access_point_arn = module.efs.access_point_arn
+
+  image                = var.gateway_image
+  image_repository_arn = module.ecr.repository_arns["ml-gateway"]
+  domain_name          = var.gateway_domain_name
+  certificate_arn      = var.gateway_certificate_arn
+  route53_zone_id      = var.gateway_route53_zone_id
+  ingress_cidrs        = var.gateway_ingress_cidrs
+  desired_count        = var.gateway_desired_count
+  min_count            = var.gateway_min_count
+  max_count            = var.gateway_max_count
+  extra_environment    = var.gateway_extra_environment
+  log_retention_days   = var.log_retention_days
+
+  smtp_url      = var.gateway_smtp_url
+  smtp_from     = var.gateway_smtp_from
+  smtp_user     = var.gateway_smtp_user
+  smtp_password = var.gateway_smtp_password
+  notify_emails = var.gateway_notify_emails
+
+  db_instance_class      = var.gateway_db_instance_class
+  db_multi_az            = var.gateway_db_multi_az
+  db_deletion_protection = var.gateway_db_deletion_protection
+
+  sns_event_topic_arns = var.gateway_sns_event_topic_arns
 }

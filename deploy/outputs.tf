@@ -97,7 +97,7 @@ output "dispatcher_function_name" {
   value       = module.lambda.dispatcher_function_name
 }
 
-# ---- for a module hosting the gateway ----
+# ---- for a gateway hosted outside modules/gateway ----
 
 output "network" {
   description = "VPC, subnets and security groups."
@@ -126,10 +126,10 @@ output "efs" {
 # publishes to the trigger topic, finished jobs are summarised on the notifications topic,
 # GET /jobs/{id}/logs reads the job log group. Set them on the gateway's process or task:
 #   terraform output -json gateway_env | jq -r 'to_entries[] | "\(.key)=\(.value)"'
-# tests/gateway_env checks every name against the gateway's own settings table.
-output "gateway_env" {
-  description = "Environment of a gateway dispatching to this pipeline (name => value)."
-  value = {
+# tests/gateway_env checks every name against the gateway's own settings table; the gateway
+# module (enable_gateway) puts them into its task's environment.
+locals {
+  gateway_env = {
     AWS_REGION              = var.aws_region
     MLGW_DISPATCH           = "batch"
     MLGW_GPU_JOB_QUEUE      = module.batch.job_queue_arns["gpu"]
@@ -147,4 +147,51 @@ output "gateway_env" {
     ML_INPUT_BUCKET         = module.s3.input_bucket
     ML_OUTPUT_BUCKET        = module.s3.output_bucket
   }
+}
+
+output "gateway_env" {
+  description = "Environment of a gateway dispatching to this pipeline (name => value)."
+  value       = local.gateway_env
+}
+
+# ---- the gateway on AWS (enable_gateway) ----
+
+output "gateway_url" {
+  description = "Base URL of the deployed gateway (null unless enable_gateway)."
+  value       = var.enable_gateway ? module.gateway[0].url : null
+}
+
+output "gateway_load_balancer_dns_name" {
+  description = "Load balancer to point gateway_domain_name at when gateway_route53_zone_id is not set."
+  value       = var.enable_gateway ? module.gateway[0].load_balancer_dns_name : null
+}
+
+output "gateway_callback_dlq_url" {
+  description = "Dead-letter queue of Batch events EventBridge could not deliver to /events/batch."
+  value       = var.enable_gateway ? module.gateway[0].callback_dlq_url : null
+}
+
+output "gateway_log_group" {
+  description = "CloudWatch Logs group of the gateway's tasks (aws logs tail … --follow)."
+  value       = var.enable_gateway ? module.gateway[0].log_group_name : null
+}
+
+output "gateway_create_admin_key_command" {
+  description = "Command creating the first admin API key in a running gateway task (ECS Exec; deploy/README.md)."
+  value       = var.enable_gateway ? module.gateway[0].create_admin_key_command : null
+}
+
+output "gateway_task_environment" {
+  description = "The gateway task's plain environment (no secrets; tests/deploy/test_gateway_task.py checks each name)."
+  value       = var.enable_gateway ? module.gateway[0].task_environment : null
+}
+
+output "gateway_task_secret_names" {
+  description = "Settings the gateway task gets from Secrets Manager."
+  value       = var.enable_gateway ? module.gateway[0].task_secret_names : null
+}
+
+output "gateway_secret_arns" {
+  description = "The gateway's Secrets Manager secrets by name, and the database's master secret (rotation: deploy/README.md)."
+  value       = var.enable_gateway ? merge(module.gateway[0].secret_arns, { database_master = module.gateway[0].database_master_secret_arn }) : null
 }

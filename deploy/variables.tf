@@ -246,3 +246,120 @@ variable "force_destroy" {
   type        = bool
   default     = false
 }
+
+# ---- the gateway on AWS (modules/gateway) ----
+
+variable "enable_gateway" {
+  description = "Host the gateway itself: ECS Fargate behind an HTTPS load balancer, PostgreSQL on RDS, secrets, EventBridge callbacks (modules/gateway). Costs money while idle (deploy/README.md)."
+  type        = bool
+  default     = true
+}
+
+variable "gateway_image" {
+  description = "The ml-gateway image: its ECR URI with the revision tag images/build-and-push.sh prints (needed with enable_gateway)."
+  type        = string
+  default     = null
+}
+
+variable "gateway_domain_name" {
+  description = "Host name of the gateway (https://<name>); the certificate must cover it."
+  type        = string
+  default     = null
+}
+
+variable "gateway_certificate_arn" {
+  description = "ACM certificate of gateway_domain_name in aws_region (the HTTPS listener's)."
+  type        = string
+  default     = null
+}
+
+variable "gateway_route53_zone_id" {
+  description = "Route 53 hosted zone of gateway_domain_name: an alias record to the load balancer is made there (null: make the DNS record yourself)."
+  type        = string
+  default     = null
+}
+
+variable "gateway_ingress_cidrs" {
+  description = "IPv4 ranges allowed to the load balancer (keep 0.0.0.0/0 for EventBridge and SNS callbacks)."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "gateway_desired_count" {
+  description = "Gateway tasks at the first deployment (autoscaling decides afterwards)."
+  type        = number
+  default     = 2
+}
+
+variable "gateway_min_count" {
+  description = "Fewest gateway tasks (2: one per AZ)."
+  type        = number
+  default     = 2
+}
+
+variable "gateway_max_count" {
+  description = "Most gateway tasks CPU autoscaling starts."
+  type        = number
+  default     = 6
+}
+
+variable "gateway_extra_environment" {
+  description = "Further gateway settings (README.md's table) for the task, e.g. { MLGW_RATE_LIMIT = \"100\" }; never secrets nor what modules/gateway sets itself (its validation refuses both)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "gateway_smtp_url" {
+  description = "MLGW_SMTP_URL (SES: smtp://email-smtp.<region>.amazonaws.com:587); null: no email from the gateway."
+  type        = string
+  default     = null
+}
+
+variable "gateway_smtp_from" {
+  description = "MLGW_SMTP_FROM, an address SES has verified."
+  type        = string
+  default     = null
+}
+
+variable "gateway_smtp_user" {
+  description = "MLGW_SMTP_USER (SES SMTP user name)."
+  type        = string
+  default     = null
+}
+
+variable "gateway_smtp_password" {
+  description = "MLGW_SMTP_PASSWORD (SES SMTP password); kept in Secrets Manager. Set it with TF_VAR_gateway_smtp_password, not in a file."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "gateway_notify_emails" {
+  description = "MLGW_NOTIFY_EMAILS: who gets every job's email from the gateway (needs gateway_smtp_url)."
+  type        = list(string)
+  default     = []
+}
+
+variable "gateway_db_instance_class" {
+  description = "RDS instance class of the gateway's PostgreSQL."
+  type        = string
+  default     = "db.t4g.small"
+}
+
+variable "gateway_db_multi_az" {
+  description = "A Multi-AZ standby for the gateway's database (about doubles its cost)."
+  type        = bool
+  default     = true
+}
+
+variable "gateway_db_deletion_protection" {
+  description = "Deletion protection of the gateway's database (set false and apply before destroying)."
+  type        = bool
+  default     = true
+}
+
+variable "gateway_sns_event_topic_arns" {
+  description = "SNS topics whose messages are delivered to the gateway's /events/sns (MLGW_SNS_TOPIC_ARNS)."
+  type        = list(string)
+  default     = []
+}

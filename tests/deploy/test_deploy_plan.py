@@ -135,6 +135,8 @@ def rule_network(p):
                for _, after, _ in p.of_type("aws_vpc_endpoint")):
         out.append("vpc: no S3 gateway endpoint")
     for addr, after, unknown in p.of_type("aws_vpc_security_group_ingress_rule"):
+        if addr.startswith("module.gateway"):
+            continue  # rule_gateway_network
         if after.get("cidr_ipv4") or after.get("cidr_ipv6"):
             out.append(f"{addr}: ingress from an address range; only security groups may reach in")
         elif after.get("from_port") != 2049 or after.get("to_port") != 2049:
@@ -227,7 +229,7 @@ def rule_registries(p):
 
 def rule_dispatcher(p):
     out = []
-    functions = p.of_type("aws_lambda_function")
+    functions = [f for f in p.of_type("aws_lambda_function") if f[0].startswith("module.lambda.")]
     if not any(str(after.get("runtime", "")).startswith("python3") for _, after, _ in functions):
         out.append("lambda: no Python dispatcher function")
     if p.vars.get("enable_monitor") is False and len(functions) != 1:
@@ -279,9 +281,241 @@ def rule_policies(p):
     return out
 
 
+# ---- the gateway on AWS (modules/gateway, enable_gateway) ----------------------------------
+
+# Settings the gateway marks (secret) in its table, and AWS's own credentials: never in a
+# task's plain environment. tests/deploy/test_gateway_task.py checks the same against the
+# binary's table itself.
+SECRET_SETTINGS = {"DATABASE_URL", "MLGW_DATABASE_PASSWORD", "MLGW_CALLBACK_SECRET",
+                   "MLGW_WEBHOOK_SECRET", "MLGW_SMTP_PASSWORD", "MLGW_LOCAL_JOB_AWS_SECRET_ACCESS_KEY",
+                   "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"}
+# Calls that have no resource-level permissions: the only ones a "*" resource may carry.
+NO_RESOURCE_ACTIONS = {"batch:DescribeJobs", "batch:ListJobs", "ecr:GetAuthorizationToken",
+                       "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                       "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+                       "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def gateway_enabled(p):
+    return p.vars.get("enable_gateway") is not False
+
+
+def gw(p, rtype):
+    return [(a, after, unknown) for a, after, unknown in p.of_type(rtype) if a.startswith("module.gateway")]
+
+
+def output_value(p, name):
+    change = p.outputs().get(name) or {}
+    after = change.get("after")
+    unknown = change.get("after_unknown")
+    return after, unknown
+
+
+def task_names(p):
+    """(environment names, secret names) of the gateway task, from the plan's outputs."""
+    env, env_unknown = output_value(p, "gateway_task_environment")
+    names = set(env or {}) | set(env_unknown if isinstance(env_unknown, dict) else {})
+    secrets, _ = output_value(p, "gateway_task_secret_names")
+    return names, set(secrets or []), env or {}
+
+
+def rule_gateway_present(p):
+    if not gateway_enabled(p):
+        return [f"{c['address']}: a gateway resource with enable_gateway = false"
+                for c in p.changes if c["address"].startswith("module.gateway")]
+    out = []
+    for rtype in ("aws_ecs_cluster", "aws_ecs_service", "aws_ecs_task_definition", "aws_lb",
+                  "aws_db_instance", "aws_cloudwatch_event_rule", "aws_appautoscaling_policy"):
+        if not gw(p, rtype):
+            out.append(f"gateway: no {rtype}")
+    url, _ = output_value(p, "gateway_url")
+    if not (isinstance(url, str) and url == f"https://{p.vars.get('gateway_domain_name')}"):
+        out.append(f"output gateway_url is {url!r}, expected https://<gateway_domain_name>")
+    for name in ("gateway_callback_dlq_url", "gateway_create_admin_key_command"):
+        if name not in p.outputs():
+            out.append(f"output {name} missing")
+    return out
+
+
+def rule_gateway_network(p):
+    out = []
+    sgs = {a.rsplit(".", 1)[-1]: a for a, _, _ in gw(p, "aws_security_group")}
+    if gateway_enabled(p) and set(sgs) != {"alb", "tasks", "database"}:
+        out.append(f"gateway: security groups {sorted(sgs)}, expected alb, tasks and database")
+    cidrs = set(p.vars.get("gateway_ingress_cidrs") or [])
+    for addr, after, unknown in gw(p, "aws_vpc_security_group_ingress_rule"):
+        port = (after.get("from_port"), after.get("to_port"))
+        from_sg = is_set(after, unknown, "referenced_security_group_id")
+        if ".alb[" in addr:
+            if port not in ((80, 80), (443, 443)) or after.get("cidr_ipv4") not in cidrs:
+                out.append(f"{addr}: load balancer ingress {port} from {after.get('cidr_ipv4')}, "
+                           f"expected 80/443 from gateway_ingress_cidrs")
+        elif addr.endswith("tasks_from_alb"):
+            if port != (8080, 8080) or not from_sg or after.get("cidr_ipv4"):
+                out.append(f"{addr}: tasks reachable on {port} from {after.get('cidr_ipv4') or 'a group'}, "
+                           "expected 8080 from the load balancer's group only")
+        elif addr.endswith("database_from_tasks"):
+            if port != (5432, 5432) or not from_sg or after.get("cidr_ipv4"):
+                out.append(f"{addr}: PostgreSQL reachable on {port}, expected 5432 from the tasks' group only")
+        else:
+            out.append(f"{addr}: an ingress rule the gateway does not need")
+    if gateway_enabled(p) and not any(key_of(a) == "gateway" for a, _, _ in
+                                      p.of_type("aws_vpc_security_group_ingress_rule")
+                                      if a.startswith("module.vpc.")):
+        out.append("efs: the gateway's tasks may not mount the model cache (no NFS rule for them)")
+    return out
+
+
+def rule_gateway_load_balancer(p):
+    out = []
+    listeners = {a.rsplit(".", 1)[-1]: after for a, after, _ in gw(p, "aws_lb_listener")}
+    https = listeners.get("https") or {}
+    if https.get("protocol") != "HTTPS" or https.get("port") != 443:
+        out.append("gateway: no HTTPS listener on 443")
+    policy = str(https.get("ssl_policy") or "")
+    if not policy.startswith("ELBSecurityPolicy-TLS13-"):
+        out.append(f"gateway: HTTPS listener's ssl_policy {policy!r}, expected a TLS 1.3 policy (ELBSecurityPolicy-TLS13-*)")
+    if https and https.get("certificate_arn") != p.vars.get("gateway_certificate_arn"):
+        out.append("gateway: the HTTPS listener does not use gateway_certificate_arn")
+    redirect = first(first((listeners.get("http") or {}).get("default_action")).get("redirect"))
+    if redirect.get("protocol") != "HTTPS" or redirect.get("status_code") != "HTTP_301":
+        out.append("gateway: HTTP does not redirect to HTTPS (301)")
+    env = task_names(p)[2]
+    shutdown = int(env.get("MLGW_SHUTDOWN_TIMEOUT") or 10)
+    for addr, after, _ in gw(p, "aws_lb_target_group"):
+        hc = first(after.get("health_check"))
+        if hc.get("path") != "/readyz":
+            out.append(f"{addr}: health check path {hc.get('path')!r}, expected /readyz")
+        if int(after.get("deregistration_delay") or 300) < shutdown:
+            out.append(f"{addr}: deregistration_delay {after.get('deregistration_delay')} below "
+                       f"MLGW_SHUTDOWN_TIMEOUT ({shutdown})")
+    for addr, after, _ in gw(p, "aws_lb"):
+        if after.get("drop_invalid_header_fields") is not True:
+            out.append(f"{addr}: drop_invalid_header_fields is not true")
+    return out
+
+
+def rule_gateway_database(p):
+    out = []
+    for addr, after, _ in gw(p, "aws_db_instance"):
+        want = {"engine": "postgres", "storage_encrypted": True, "publicly_accessible": False,
+                "manage_master_user_password": True,
+                "deletion_protection": p.vars.get("gateway_db_deletion_protection", True),
+                "multi_az": p.vars.get("gateway_db_multi_az", True)}
+        for k, v in want.items():
+            if after.get(k) != v:
+                out.append(f"{addr}: {k} is {after.get(k)!r}, expected {v!r}")
+        if not str(after.get("engine_version") or "").startswith("16"):
+            out.append(f"{addr}: engine_version {after.get('engine_version')!r}, expected PostgreSQL 16")
+        if not (after.get("backup_retention_period") or 0) >= 1:
+            out.append(f"{addr}: no automated backups (backup_retention_period)")
+        if after.get("skip_final_snapshot") is not False:
+            out.append(f"{addr}: skip_final_snapshot is not false")
+    groups = gw(p, "aws_db_parameter_group")
+    if gateway_enabled(p) and not any(
+            {"name": "rds.force_ssl", "value": "1"}.items() <= prm.items()
+            for _, after, _ in groups for prm in after.get("parameter") or []):
+        out.append("gateway: no parameter group setting rds.force_ssl = 1")
+    return out
+
+
+def rule_gateway_task(p):
+    if not gateway_enabled(p):
+        return []
+    out = []
+    names, secrets, env = task_names(p)
+    if not names:
+        return ["output gateway_task_environment missing or empty"]
+    leaked = sorted(names & SECRET_SETTINGS)
+    if leaked:
+        out.append(f"gateway task: secrets in the plain environment: {leaked}")
+    for need in ("DATABASE_URL", "MLGW_DATABASE_PASSWORD", "MLGW_CALLBACK_SECRET", "MLGW_WEBHOOK_SECRET"):
+        if need not in secrets:
+            out.append(f"gateway task: {need} is not an ECS secret")
+    want = {"MLGW_LISTEN": "0.0.0.0:8080", "MLGW_CACHE_DIR": "/opt/models", "MLGW_CACHE_DISPATCH": "batch",
+            "MLGW_CALLBACK_HEADER": "X-Callback-Key"}
+    for k, v in want.items():
+        if env.get(k) != v:
+            out.append(f"gateway task: {k} is {env.get(k)!r}, expected {v!r}")
+    for addr, after, _ in gw(p, "aws_ecs_service"):
+        cb = first(after.get("deployment_circuit_breaker"))
+        if cb.get("enable") is not True or cb.get("rollback") is not True:
+            out.append(f"{addr}: no deployment circuit breaker with rollback")
+        if after.get("desired_count") != p.vars.get("gateway_desired_count", 2):
+            out.append(f"{addr}: desired_count {after.get('desired_count')}, expected gateway_desired_count")
+    for addr, after, _ in gw(p, "aws_appautoscaling_policy"):
+        spec = first(first(after.get("target_tracking_scaling_policy_configuration")).get(
+            "predefined_metric_specification"))
+        if spec.get("predefined_metric_type") != "ECSServiceAverageCPUUtilization":
+            out.append(f"{addr}: not CPU target tracking")
+    for addr, after, _ in gw(p, "aws_ecs_task_definition"):
+        efs = [first(v.get("efs_volume_configuration")) for v in after.get("volume") or []]
+        if not any(e.get("transit_encryption") == "ENABLED" and first(e.get("authorization_config")).get("iam") == "ENABLED"
+                   for e in efs):
+            out.append(f"{addr}: the model cache is not mounted with TLS and IAM authorisation")
+    return out
+
+
+def rule_gateway_task_role(p):
+    out = []
+    for addr, st in p.policy_statements():
+        if not addr.startswith("module.gateway"):
+            continue
+        if st.get("effect", "Allow") not in (None, "Allow"):
+            continue
+        actions = set(st.get("actions") or [])
+        if any(a.lower() == "iam:passrole" for a in actions):
+            out.append(f"{addr}: statement {st.get('sid')!r} allows iam:PassRole (jobs keep their own role)")
+        if (st.get("resources") or []) == ["*"] and ".key" not in addr:
+            extra = sorted(actions - NO_RESOURCE_ACTIONS)
+            if extra:
+                out.append(f"{addr}: statement {st.get('sid')!r} allows {extra} on every resource")
+    task = [st for a, st in p.policy_statements() if a == "module.gateway[0].data.aws_iam_policy_document.task"]
+    if gateway_enabled(p):
+        granted = {a for st in task for a in st.get("actions") or []}
+        for need in ("batch:SubmitJob", "batch:DescribeJobs", "batch:ListJobs", "batch:CancelJob",
+                     "batch:TerminateJob", "batch:TagResource", "sns:Publish", "s3:GetObject",
+                     "logs:GetLogEvents", "elasticfilesystem:ClientMount"):
+            if need not in granted:
+                out.append(f"gateway task role: {need} is not granted")
+        if "elasticfilesystem:ClientWrite" in granted:
+            out.append("gateway task role: ClientWrite on the model cache (it is mounted read-only)")
+    return out
+
+
+def rule_gateway_events(p):
+    if not gateway_enabled(p):
+        return []
+    out = []
+    rules = gw(p, "aws_cloudwatch_event_rule")
+    patterns = [json.loads(after.get("event_pattern") or "{}") for _, after, _ in rules
+                if isinstance(after.get("event_pattern"), str)]
+    if not any(pt.get("source") == ["aws.batch"] and pt.get("detail-type") == ["Batch Job State Change"]
+               and (pt.get("detail") or {}).get("jobQueue") for pt in patterns) and not any(
+            unknown.get("event_pattern") for _, _, unknown in rules):
+        out.append("gateway: no EventBridge rule for aws.batch 'Batch Job State Change' on the queues")
+    conns = gw(p, "aws_cloudwatch_event_connection")
+    if not any(after.get("authorization_type") == "API_KEY"
+               and first(first(after.get("auth_parameters")).get("api_key")).get("key") == "X-Callback-Key"
+               for _, after, _ in conns):
+        out.append("gateway: no EventBridge connection with the X-Callback-Key API key")
+    dests = gw(p, "aws_cloudwatch_event_api_destination")
+    if not any(str(after.get("invocation_endpoint", "")).startswith("https://")
+               and str(after.get("invocation_endpoint", "")).endswith("/events/batch")
+               and after.get("invocation_rate_limit_per_second") for _, after, _ in dests):
+        out.append("gateway: no API destination to https://…/events/batch with a rate limit")
+    for addr, after, unknown in gw(p, "aws_cloudwatch_event_target"):
+        if not first(after.get("retry_policy")).get("maximum_retry_attempts"):
+            out.append(f"{addr}: no retry policy")
+        if not after.get("dead_letter_config"):
+            out.append(f"{addr}: no dead-letter queue")
+    return out
+
+
 RULES = [rule_compute_environments, rule_job_queues, rule_job_definitions, rule_network,
          rule_topics, rule_buckets, rule_efs, rule_registries, rule_dispatcher, rule_outputs,
-         rule_policies]
+         rule_policies, rule_gateway_present, rule_gateway_network, rule_gateway_load_balancer,
+         rule_gateway_database, rule_gateway_task, rule_gateway_task_role, rule_gateway_events]
 
 
 def check(doc):
@@ -321,6 +555,20 @@ def selftest(doc):
         ("output trigger_dlq_url missing", lambda d: d["output_changes"].pop("trigger_dlq_url")),
         ("allows ['s3:*']", lambda d: edit_data(d, "module.batch.data.aws_iam_policy_document.job", lambda a: a["statement"][0].update(actions=["s3:*"]))),
         ("s3 output: its policy does not deny requests without TLS", lambda d: edit_data(d, 'module.s3.data.aws_iam_policy_document.bucket["output"]', lambda a: a["statement"][0].update(condition=[]))),
+        ("expected 8080 from the load balancer's group only", lambda d: edit(d, "module.gateway[0].aws_vpc_security_group_ingress_rule.tasks_from_alb", lambda a: a.update(cidr_ipv4="0.0.0.0/0"))),
+        ("expected a TLS 1.3 policy", lambda d: edit(d, "module.gateway[0].aws_lb_listener.https", lambda a: a.update(ssl_policy="ELBSecurityPolicy-2016-08"))),
+        ("health check path '/healthz', expected /readyz", lambda d: edit(d, "module.gateway[0].aws_lb_target_group.this", lambda a: a["health_check"][0].update(path="/healthz"))),
+        ("deletion_protection is False", lambda d: edit(d, "module.gateway[0].aws_db_instance.this", lambda a: a.update(deletion_protection=False))),
+        ("storage_encrypted is False", lambda d: edit(d, "module.gateway[0].aws_db_instance.this", lambda a: a.update(storage_encrypted=False))),
+        ("no parameter group setting rds.force_ssl = 1", lambda d: edit(d, "module.gateway[0].aws_db_parameter_group.this", lambda a: a.update(parameter=[]))),
+        ("secrets in the plain environment: ['MLGW_CALLBACK_SECRET']", lambda d: d["output_changes"]["gateway_task_environment"]["after"].update(MLGW_CALLBACK_SECRET="x")),
+        ("DATABASE_URL is not an ECS secret", lambda d: d["output_changes"]["gateway_task_secret_names"].update(after=["MLGW_CALLBACK_SECRET"])),
+        ("no deployment circuit breaker with rollback", lambda d: edit(d, "module.gateway[0].aws_ecs_service.this", lambda a: a["deployment_circuit_breaker"][0].update(rollback=False))),
+        ("allows ['sns:Publish'] on every resource", lambda d: edit_data(d, "module.gateway[0].data.aws_iam_policy_document.task", lambda a: [st.update(resources=["*"]) for st in a["statement"] if st.get("sid") == "PublishToThePipelinesTopics"])),
+        ("allows iam:PassRole", lambda d: edit_data(d, "module.gateway[0].data.aws_iam_policy_document.task", lambda a: a["statement"][0]["actions"].append("iam:PassRole"))),
+        ("no API destination to https://…/events/batch", lambda d: edit(d, "module.gateway[0].aws_cloudwatch_event_api_destination.gateway", lambda a: a.update(invocation_endpoint="http://ml.example.com/events/batch"))),
+        ("output gateway_url is None", lambda d: d["output_changes"]["gateway_url"].update(after=None)),
+        ("no dead-letter queue", lambda d: edit(d, "module.gateway[0].aws_cloudwatch_event_target.gateway", lambda a: a.update(dead_letter_config=[]))),
     ]
     failures = check(doc)
     if failures:

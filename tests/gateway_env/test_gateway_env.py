@@ -72,13 +72,14 @@ def check(ok: bool, what: str) -> None:
 
 
 def gateway_env_names(outputs_tf: str) -> list[str]:
-    """The keys of `output "gateway_env" { value = { … } }` in deploy/outputs.tf."""
-    m = re.search(r'^output\s+"gateway_env"\s*\{(.*?)^\}', outputs_tf, re.S | re.M)
-    if not m:
-        raise SystemExit('deploy/outputs.tf has no output "gateway_env"')
-    v = re.search(r"^\s*value\s*=\s*\{(.*?)^\s*\}", m.group(1), re.S | re.M)
+    """The keys of `locals { gateway_env = { … } }` in deploy/outputs.tf, which the output
+    gateway_env and the gateway module's task both use."""
+    if not re.search(r'^output\s+"gateway_env"\s*\{[^}]*value\s*=\s*local\.gateway_env\s*$',
+                     outputs_tf, re.S | re.M):
+        raise SystemExit('deploy/outputs.tf has no output "gateway_env" = local.gateway_env')
+    v = re.search(r"^\s*gateway_env\s*=\s*\{(.*?)^\s*\}", outputs_tf, re.S | re.M)
     if not v:
-        raise SystemExit("gateway_env's value is not a literal map")
+        raise SystemExit("local.gateway_env is not a literal map in deploy/outputs.tf")
     return re.findall(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=", v.group(1), re.M)
 
 

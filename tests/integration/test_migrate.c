@@ -4,6 +4,8 @@
  * runners at once.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,13 @@ static int migrate(const char *db, char **log)
     const char *args[] = {"migrate", NULL};
     const char *env[] = {envdir, NULL};
     return th_gw_run(log, args, db, env, 60);
+}
+
+/* `ml-gateway migrate` with the repository's migrations/ (the harness's default). */
+static int migrate_real(const char *db, char **log)
+{
+    const char *args[] = {"migrate", NULL};
+    return th_gw_run(log, args, db, NULL, 90);
 }
 
 static long scalar_long(const char *db, const char *sql)
@@ -247,4 +256,135 @@ Test(migrate, jobs_recorded_from_events_lose_their_placeholders_at_0011)
                                 "'b1'; RAISE EXCEPTION 'an api job without a script was kept'; "
                                 "EXCEPTION WHEN check_violation THEN NULL; END $$"),
                  0);
+}
+
+/* ---- two tasks starting at the same moment (deploy/modules/gateway) ------------------- */
+
+/* The runner's advisory lock key (db/migrate.c), as pg_locks shows a bigint key below 2^32:
+ * classid 0, objid the key. */
+#define MIGRATE_LOCK_OBJID "1835820919"
+
+static long count_sql_files(const char *path)
+{
+    DIR *d = opendir(path);
+    cr_assert_not_null(d, "%s", path);
+    long n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len > 4 && strcmp(de->d_name + len - 4, ".sql") == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static long count_of(const char *text, const char *needle)
+{
+    long n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/*
+ * What two ECS tasks of a new deployment do against an empty RDS database: both run every
+ * migration of the repository at start. The test holds the runners' advisory lock first, so
+ * that both runners are provably waiting on it at the same moment, then lets go: one applies
+ * every file, the other finds them applied and applies none; both succeed.
+ */
+Test(migrate, two_runners_released_together_on_an_empty_database_apply_the_real_migrations_once,
+     .timeout = 120)
+{
+    char db[1024];
+    th_db_create(db, sizeof(db), NULL);
+    const long files = count_sql_files(th_source_path("migrations"));
+    cr_assert_gt(files, 0);
+
+    PGconn *holder = PQconnectdb(db);
+    cr_assert_eq(PQstatus(holder), CONNECTION_OK, "%s", PQerrorMessage(holder));
+    PGresult *res = PQexec(holder, "SELECT pg_advisory_lock(" MIGRATE_LOCK_OBJID ")");
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(holder));
+    PQclear(res);
+
+    char logs[2][128];
+    pid_t kids[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(logs[i], sizeof(logs[i]), "%s/runner-%d.log", dir, i);
+        kids[i] = fork();
+        cr_assert(kids[i] >= 0);
+        if (kids[i] == 0) {
+            const char *args[] = {"migrate", NULL};
+            char *log = NULL;
+            int rc = th_gw_run(&log, args, db, NULL, 90); /* the repository's migrations/ */
+            FILE *f = fopen(logs[i], "w");
+            if (f != NULL) {
+                fputs(log != NULL ? log : "", f);
+                fclose(f);
+            }
+            free(log);
+            _exit(rc);
+        }
+    }
+
+    /* Both runners are connected and queued behind the lock. */
+    long waiting = 0;
+    for (int i = 0; i < 600 && waiting < 2; i++) {
+        waiting = scalar_long(db, "SELECT count(*) FROM pg_locks l JOIN pg_database d ON "
+                                  "d.oid = l.database WHERE d.datname = current_database() AND "
+                                  "l.locktype = 'advisory' AND l.classid = 0 AND l.objid = "
+                                  "" MIGRATE_LOCK_OBJID " AND NOT l.granted");
+        if (waiting < 2)
+            usleep(50 * 1000);
+    }
+    cr_assert_eq(waiting, 2, "both runners wait on the migration lock");
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM pg_tables WHERE tablename = "
+                                 "'schema_migrations'"),
+                 0, "nothing is created before the lock is held");
+
+    res = PQexec(holder, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_OBJID ")");
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    PQfinish(holder);
+
+    long applied_total = 0, idle_runners = 0;
+    for (int i = 0; i < 2; i++) {
+        int st = 0;
+        cr_assert_eq(waitpid(kids[i], &st, 0), kids[i]);
+        char *log = NULL;
+        FILE *f = fopen(logs[i], "r");
+        cr_assert_not_null(f);
+        size_t cap = 1 << 20;
+        log = calloc(1, cap);
+        cr_assert_not_null(log);
+        size_t n = fread(log, 1, cap - 1, f);
+        log[n] = '\0';
+        fclose(f);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "runner %d failed (%d): %s", i, st, log);
+        applied_total += count_of(log, "applied migration ");
+        if (strstr(log, "0 applied now") != NULL)
+            idle_runners++;
+        free(log);
+    }
+    cr_assert_eq(applied_total, files, "each migration applied once in all (%ld of %ld)",
+                 applied_total, files);
+    cr_assert_eq(idle_runners, 1, "the second runner found everything applied");
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM schema_migrations"), files);
+    cr_assert_eq(scalar_long(db, "SELECT count(DISTINCT version) FROM schema_migrations"), files);
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM schema_migrations WHERE "
+                                 "checksum !~ '^[0-9a-f]{64}$' OR name !~ '^[0-9]{4}_.*[.]sql$' "
+                                 "OR version <> substr(name, 1, 4)::int"),
+                 0, "every row names its file and checksum");
+    /* In version order, one after the other. */
+    cr_assert_eq(scalar_long(db,
+                             "SELECT count(*) FROM (SELECT version, applied_at, lag(applied_at) "
+                             "OVER (ORDER BY version) AS prev FROM schema_migrations) t "
+                             "WHERE prev > applied_at"),
+                 0);
+    /* A third start changes nothing. */
+    char *log = NULL;
+    cr_assert_eq(migrate_real(db, &log), 0, "%s", log);
+    cr_assert(strstr(log, "applied migration") == NULL, "%s", log);
+    free(log);
+    cr_assert_eq(scalar_long(db, "SELECT count(*) FROM schema_migrations"), files);
 }

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -334,6 +335,78 @@ Test(server_config, several_invalid_values_give_one_line_each_and_their_count)
     }
 }
 
+/* ---- MLGW_DATABASE_PASSWORD --------------------------------------------- */
+
+/* The value libpq reads for keyword from the connection string s (a copy), or NULL. */
+static char *conninfo_value(const char *s, const char *keyword)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(s, &errmsg);
+    PQfreemem(errmsg);
+    cr_assert_not_null(opts, "libpq cannot parse \"%s\"", s);
+    char *val = NULL;
+    for (const PQconninfoOption *o = opts; o->keyword != NULL; o++)
+        if (strcmp(o->keyword, keyword) == 0 && o->val != NULL)
+            val = strdup(o->val);
+    PQconninfoFree(opts);
+    return val;
+}
+
+static void assert_conninfo(const char *s, const char *keyword, const char *want)
+{
+    char *got = conninfo_value(s, keyword);
+    int same = got != NULL && strcmp(got, want) == 0;
+    char copy[256];
+    snprintf(copy, sizeof(copy), "%s", got != NULL ? got : "(unset)");
+    free(got);
+    cr_assert(same, "%s of \"%s\" is \"%s\", want \"%s\"", keyword, s, copy, want);
+}
+
+Test(server_config, database_password_joins_a_url_without_one)
+{
+    cr_assert_eq(
+        LOAD(&cfg, &errors,
+             {"DATABASE_URL", "postgresql://app@db.internal:5432/mlgw?sslmode=verify-full"},
+             {"MLGW_DATABASE_PASSWORD", "it's a \\ p@ss word"}),
+        0, "errors: %s", errtext());
+    assert_conninfo(cfg.database_url, "password", "it's a \\ p@ss word");
+    assert_conninfo(cfg.database_url, "host", "db.internal");
+    assert_conninfo(cfg.database_url, "port", "5432");
+    assert_conninfo(cfg.database_url, "dbname", "mlgw");
+    assert_conninfo(cfg.database_url, "user", "app");
+    assert_conninfo(cfg.database_url, "sslmode", "verify-full");
+    char *shown = gw_config_redact_url(cfg.database_url);
+    cr_assert_null(strstr(shown, "p@ss"), "the merged URL is redacted: %s", shown);
+    free(shown);
+}
+
+Test(server_config, database_password_replaces_the_urls_own)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", "host=db user=app password=old dbname=x"},
+                      {"MLGW_DATABASE_PASSWORD", "rotated"}),
+                 0, "errors: %s", errtext());
+    assert_conninfo(cfg.database_url, "password", "rotated");
+    assert_conninfo(cfg.database_url, "dbname", "x");
+    cr_assert_null(strstr(cfg.database_url, "old"), "%s", cfg.database_url);
+}
+
+Test(server_config, without_database_password_the_url_is_kept_as_written)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", DB_URL}), 0, "errors: %s", errtext());
+    cr_assert_str_eq(cfg.database_url, DB_URL);
+    cr_assert_null(cfg.database_password);
+}
+
+Test(server_config, database_password_with_an_unparseable_url_is_one_problem)
+{
+    cr_assert_eq(LOAD(&cfg, &errors, {"DATABASE_URL", "host='unterminated"},
+                      {"MLGW_DATABASE_PASSWORD", "pw"}),
+                 1);
+    cr_assert(strstr(errtext(), "DATABASE_URL: is not a libpq connection string") != NULL, "%s",
+              errtext());
+    cr_assert_null(strstr(errtext(), "pw\n"), "%s", errtext());
+}
+
 /* ---- gw_config_redact_url --------------------------------------------- */
 
 static void assert_redacted(const char *in, const char *want, const char *secret)
@@ -463,7 +536,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 91, "one field per setting");
+    cr_assert_eq(json_object_size(obj), 92, "one field per setting");
     json_decref(obj);
 }
 
@@ -493,6 +566,7 @@ Test(server_config, markdown_lists_every_variable_once)
     static const char *const names[] = {
         "MLGW_LISTEN",
         "DATABASE_URL",
+        "MLGW_DATABASE_PASSWORD",
         "MLGW_MIGRATIONS_DIR",
         "MLGW_LOG_LEVEL",
         "MLGW_THREADS",
