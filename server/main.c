@@ -27,6 +27,7 @@
 #include "common/time.h"
 #include "common/worker.h"
 #include "db/events.h"
+#include "db/jobcache.h"
 #include "db/jobs.h"
 #include "jobs/app.h"
 #include "jobs/cache.h"
@@ -206,6 +207,7 @@ struct serve {
     struct jobs_cache *cache;
     struct gw_worker *janitor;
     struct jobs_presence *presence;
+    struct db_jobcache *jobcache;
 };
 
 /* Applies pending migrations now, or, with PostgreSQL down, starts the
@@ -341,6 +343,17 @@ static int serve_start(struct serve *s, struct gw_err *err)
             GW_LOG_ERROR("local jobs will wait: the local executor cannot start: %s", err->msg);
         s->app.executor = s->executor;
     }
+    /* Before the HTTP server: GET /jobs/{id} reads through it. */
+    if (cfg->job_cache_bytes > 0) {
+        if (db_jobcache_new(&s->jobcache, (size_t)cfg->job_cache_bytes) != GW_OK ||
+            db_jobcache_listen(s->jobcache, cfg->database_url, (int)cfg->db_connect_timeout_s) !=
+                GW_OK) {
+            db_jobcache_free(s->jobcache);
+            s->jobcache = NULL;
+            GW_LOG_WARN("cannot start the job cache: every GET /jobs/{id} reads the database");
+        }
+        s->app.jobcache = s->jobcache;
+    }
     size_t nroutes = 0;
     const struct rt_route *routes = rt_table(&nroutes);
     struct srv_http_opts ho = {
@@ -424,6 +437,7 @@ static void serve_until_signal(struct serve *s)
 static void serve_stop(struct serve *s)
 {
     srv_http_stop(s->http);
+    db_jobcache_free(s->jobcache); /* after the last request */
     jobs_executor_stop(s->executor);
     jobs_dispatcher_stop(s->dispatcher);
     jobs_notifier_stop(s->notifier);

@@ -463,7 +463,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 91, "one field per setting");
+    cr_assert_eq(json_object_size(obj), 92, "one field per setting");
     json_decref(obj);
 }
 
@@ -531,6 +531,7 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_CORS_ORIGINS",
         "MLGW_IDEMPOTENCY_TTL_HOURS",
         "MLGW_AUTH_CACHE_SECONDS",
+        "MLGW_JOB_CACHE_BYTES",
         "MLGW_RATE_LIMIT",
         "MLGW_RATE_BURST",
         "MLGW_AUTH_FAILURES_PER_MINUTE",

@@ -1,0 +1,426 @@
+/*
+ * jobcache.c — the in-memory job cache and its LISTEN thread. One mutex
+ * guards the table, the LRU list, the invalidation counters and the live
+ * deadline; it is held for lookups and copies only, never across I/O.
+ */
+#include "db/jobcache.h"
+
+#include <ctype.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/encode.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "common/worker.h"
+#include "db/pool.h"
+
+#include "common/poison.h"
+
+/* Invalidation counters: one per stripe of ids, so a change to one job only
+ * refuses the stores of reads of its stripe that were in flight. */
+enum { STRIPES = 256, KEY_LEN = 36, TEAM_MAX = 64 };
+
+struct entry {
+    struct entry *hnext;       /* hash chain */
+    struct entry *prev, *next; /* LRU list, most recent first */
+    char id[KEY_LEN + 1];
+    char team[TEAM_MAX + 1];
+    int has_team;
+    char etag[DB_JOBCACHE_ETAG_LEN + 1];
+    size_t len, cost;
+    char *json; /* len bytes and a NUL, in the same allocation, after the entry */
+};
+
+struct db_jobcache {
+    pthread_mutex_t mu;
+    size_t max_bytes, bytes, entries, nbuckets;
+    struct entry **buckets;
+    struct entry lru; /* sentinel */
+    uint64_t gen[STRIPES];
+    int64_t live_until_ns; /* 0: not serving */
+    uint64_t hits, misses, stores, invalidations, evictions, flushes;
+    /* the LISTEN thread's own */
+    const char *url;
+    int connect_timeout_s;
+    struct gw_worker *worker;
+    PGconn *conn;
+    int64_t last_proof_ns;
+};
+
+/* The canonical (lowercase) key of a job id; 0 when it is not 36 characters. */
+static int make_key(char key[KEY_LEN + 1], const char *id)
+{
+    size_t n = strnlen(id, KEY_LEN + 1);
+    if (n != KEY_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        key[i] = (char)tolower((unsigned char)id[i]);
+    key[n] = '\0';
+    return 1;
+}
+
+static uint64_t key_hash(const char *key)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (const char *p = key; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+static struct entry **slot_of(struct db_jobcache *c, const char *key, uint64_t h)
+{
+    struct entry **pp = &c->buckets[h & (c->nbuckets - 1)];
+    while (*pp != NULL && strcmp((*pp)->id, key) != 0)
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+static void lru_unlink(struct entry *e)
+{
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+}
+
+static void lru_push_front(struct db_jobcache *c, struct entry *e)
+{
+    e->next = c->lru.next;
+    e->prev = &c->lru;
+    c->lru.next->prev = e;
+    c->lru.next = e;
+}
+
+/* Unlinks and frees the entry *pp points at; mu held. */
+static void remove_at(struct db_jobcache *c, struct entry **pp)
+{
+    struct entry *e = *pp;
+    *pp = e->hnext;
+    lru_unlink(e);
+    c->bytes -= e->cost;
+    c->entries--;
+    free(e);
+}
+
+static int live_locked(const struct db_jobcache *c)
+{
+    return c->live_until_ns != 0 && gw_monotonic_ns() < c->live_until_ns;
+}
+
+int db_jobcache_new(struct db_jobcache **out, size_t max_bytes)
+{
+    *out = NULL;
+    struct db_jobcache *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return GW_ENOMEM;
+    /* About one bucket per 2 KiB of bound (a typical document), at least 1024. */
+    c->nbuckets = 1024;
+    while (c->nbuckets < max_bytes / 2048 && c->nbuckets < ((size_t)1 << 22))
+        c->nbuckets <<= 1;
+    c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+    if (c->buckets == NULL) {
+        free(c);
+        return GW_ENOMEM;
+    }
+    c->max_bytes = max_bytes;
+    c->lru.next = c->lru.prev = &c->lru;
+    pthread_mutex_init(&c->mu, NULL);
+    *out = c;
+    return GW_OK;
+}
+
+static void flush_locked(struct db_jobcache *c)
+{
+    for (size_t i = 0; i < c->nbuckets; i++)
+        while (c->buckets[i] != NULL)
+            remove_at(c, &c->buckets[i]);
+    for (size_t i = 0; i < STRIPES; i++)
+        c->gen[i]++;
+    c->flushes++;
+}
+
+void db_jobcache_flush(struct db_jobcache *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    flush_locked(c);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void db_jobcache_set_live(struct db_jobcache *c, int live)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (!live)
+        flush_locked(c);
+    c->live_until_ns = live ? INT64_MAX : 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
+int db_jobcache_get(struct db_jobcache *c, const char *id, const char *team, char **json,
+                    size_t *len, char etag[DB_JOBCACHE_ETAG_LEN + 1])
+{
+    *json = NULL;
+    char key[KEY_LEN + 1];
+    if (c == NULL || !make_key(key, id))
+        return 0;
+    uint64_t h = key_hash(key);
+    int hit = 0;
+    pthread_mutex_lock(&c->mu);
+    struct entry *e = live_locked(c) ? *slot_of(c, key, h) : NULL;
+    /* Another team's job is not answered from here: the database says 404. */
+    if (e != NULL && (team == NULL || (e->has_team && strcmp(team, e->team) == 0))) {
+        *json = malloc(e->len + 1);
+        if (*json != NULL) {
+            memcpy(*json, e->json, e->len + 1);
+            *len = e->len;
+            memcpy(etag, e->etag, DB_JOBCACHE_ETAG_LEN + 1);
+            lru_unlink(e);
+            lru_push_front(c, e);
+            hit = 1;
+        }
+    }
+    if (hit)
+        c->hits++;
+    else
+        c->misses++;
+    pthread_mutex_unlock(&c->mu);
+    return hit;
+}
+
+uint64_t db_jobcache_ticket(struct db_jobcache *c, const char *id)
+{
+    char key[KEY_LEN + 1];
+    if (c == NULL || !make_key(key, id))
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    uint64_t t = c->gen[key_hash(key) % STRIPES];
+    pthread_mutex_unlock(&c->mu);
+    return t;
+}
+
+/* Evicts least recently used entries until need more bytes fit; mu held. */
+static void make_room(struct db_jobcache *c, size_t need)
+{
+    while (c->bytes + need > c->max_bytes && c->lru.prev != &c->lru) {
+        struct entry *victim = c->lru.prev;
+        remove_at(c, slot_of(c, victim->id, key_hash(victim->id)));
+        c->evictions++;
+    }
+}
+
+void db_jobcache_put(struct db_jobcache *c, uint64_t ticket, const char *id, const char *job_team,
+                     const char *json, size_t len, const char *etag)
+{
+    char key[KEY_LEN + 1];
+    if (c == NULL || !make_key(key, id) || (job_team != NULL && strlen(job_team) > TEAM_MAX))
+        return;
+    size_t cost = sizeof(struct entry) + len + 1;
+    if (cost > c->max_bytes / 8)
+        return;
+    struct entry *e = malloc(cost);
+    if (e == NULL)
+        return;
+    memset(e, 0, sizeof(*e));
+    e->json = (char *)(e + 1);
+    memcpy(e->id, key, sizeof(key));
+    e->has_team = job_team != NULL;
+    if (job_team != NULL)
+        memcpy(e->team, job_team, strlen(job_team) + 1);
+    memcpy(e->etag, etag, DB_JOBCACHE_ETAG_LEN);
+    e->etag[DB_JOBCACHE_ETAG_LEN] = '\0';
+    memcpy(e->json, json, len);
+    e->json[len] = '\0';
+    e->len = len;
+    e->cost = cost;
+
+    uint64_t h = key_hash(key);
+    pthread_mutex_lock(&c->mu);
+    if (!live_locked(c) || c->gen[h % STRIPES] != ticket) {
+        pthread_mutex_unlock(&c->mu);
+        free(e);
+        return;
+    }
+    struct entry **pp = slot_of(c, key, h);
+    if (*pp != NULL)
+        remove_at(c, pp);
+    make_room(c, cost);
+    pp = &c->buckets[h & (c->nbuckets - 1)];
+    e->hnext = *pp;
+    *pp = e;
+    lru_push_front(c, e);
+    c->bytes += cost;
+    c->entries++;
+    c->stores++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void db_jobcache_forget(struct db_jobcache *c, const char *id)
+{
+    char key[KEY_LEN + 1];
+    if (c == NULL || !make_key(key, id))
+        return;
+    uint64_t h = key_hash(key);
+    pthread_mutex_lock(&c->mu);
+    c->gen[h % STRIPES]++;
+    struct entry **pp = slot_of(c, key, h);
+    if (*pp != NULL)
+        remove_at(c, pp);
+    c->invalidations++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void db_jobcache_stats(struct db_jobcache *c, struct db_jobcache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    out->bytes = c->bytes;
+    out->max_bytes = c->max_bytes;
+    out->entries = c->entries;
+    out->hits = c->hits;
+    out->misses = c->misses;
+    out->stores = c->stores;
+    out->invalidations = c->invalidations;
+    out->evictions = c->evictions;
+    out->flushes = c->flushes;
+    out->live = live_locked(c);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void db_jobcache_etag(char out[DB_JOBCACHE_ETAG_LEN + 1], const char *json, size_t len)
+{
+    unsigned char d[32];
+    gw_sha256(d, json, len);
+    out[0] = '"';
+    gw_hex(out + 1, d, 16);
+    out[DB_JOBCACHE_ETAG_LEN - 1] = '"';
+    out[DB_JOBCACHE_ETAG_LEN] = '\0';
+}
+
+/* ---- the LISTEN thread ---- */
+
+/* The connection is gone or cannot be trusted: stop serving, start empty. */
+static void listen_lost(struct db_jobcache *c)
+{
+    if (c->conn != NULL) {
+        PQfinish(c->conn);
+        c->conn = NULL;
+        GW_LOG_WARN("job cache: lost its LISTEN connection; serving from the database until it "
+                    "is back");
+    }
+    db_jobcache_set_live(c, 0);
+}
+
+/* The connection has just been proven alive and every notification up to
+ * now applied: the cache may serve for DB_JOBCACHE_LIVE_MS more. */
+static void prove_alive(struct db_jobcache *c)
+{
+    int64_t now = gw_monotonic_ns();
+    c->last_proof_ns = now;
+    pthread_mutex_lock(&c->mu);
+    c->live_until_ns = now + (int64_t)DB_JOBCACHE_LIVE_MS * 1000000;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int listen_connect(struct db_jobcache *c)
+{
+    struct gw_err err = {0};
+    PGresult *r = NULL;
+    if (db_connect(&c->conn, c->url, c->connect_timeout_s, "ml-gateway-jobcache", &err) != GW_OK ||
+        PQresultStatus(r = PQexec(c->conn, "LISTEN mlgw_job")) != PGRES_COMMAND_OK) {
+        PQclear(r);
+        if (c->conn != NULL)
+            PQfinish(c->conn);
+        c->conn = NULL;
+        return GW_EUNAVAIL;
+    }
+    PQclear(r);
+    /* Until migrations/0012 is applied nothing announces changes. */
+    r = PQexec(c->conn, "SELECT 1 FROM pg_trigger WHERE tgname = 'job_history_changed'");
+    int announced = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    PQclear(r);
+    if (!announced) {
+        PQfinish(c->conn);
+        c->conn = NULL;
+        return GW_EUNAVAIL;
+    }
+    /* Changes before the LISTEN were never announced: start empty. */
+    db_jobcache_flush(c);
+    prove_alive(c);
+    GW_LOG_INFO("job cache: listening for job changes");
+    return GW_OK;
+}
+
+static void apply_notifications(struct db_jobcache *c)
+{
+    PGnotify *nf;
+    while ((nf = PQnotifies(c->conn)) != NULL) {
+        db_jobcache_forget(c, nf->extra);
+        PQfreemem(nf);
+    }
+}
+
+/* One turn: (re)connect if needed, wait up to 500 ms for notifications,
+ * and, after a quiet DB_JOBCACHE_PING_MS, prove the connection alive. */
+static int listen_run(void *arg)
+{
+    struct db_jobcache *c = arg;
+    if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK) {
+        listen_lost(c);
+        if (listen_connect(c) != GW_OK) {
+            struct timespec ts = {1, 0};
+            nanosleep(&ts, NULL);
+            return 0;
+        }
+    }
+    struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
+    int ready = poll(&pfd, 1, 500);
+    if (ready > 0) {
+        if (PQconsumeInput(c->conn) == 0) {
+            listen_lost(c);
+            return 0;
+        }
+        apply_notifications(c);
+        prove_alive(c);
+        return 0;
+    }
+    if (gw_monotonic_ns() - c->last_proof_ns < (int64_t)DB_JOBCACHE_PING_MS * 1000000)
+        return 0;
+    PGresult *r = PQexec(c->conn, "SELECT 1");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    if (!ok) {
+        listen_lost(c);
+        return 0;
+    }
+    apply_notifications(c);
+    prove_alive(c);
+    return 0;
+}
+
+int db_jobcache_listen(struct db_jobcache *c, const char *url, int connect_timeout_s)
+{
+    c->url = url;
+    c->connect_timeout_s = connect_timeout_s;
+    return gw_worker_start(&c->worker, "jobcache", 1, listen_run, c);
+}
+
+void db_jobcache_free(struct db_jobcache *c)
+{
+    if (c == NULL)
+        return;
+    gw_worker_stop(c->worker);
+    if (c->conn != NULL)
+        PQfinish(c->conn);
+    db_jobcache_flush(c);
+    free(c->buckets);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
