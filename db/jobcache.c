@@ -120,7 +120,7 @@ int db_jobcache_new(struct db_jobcache **out, size_t max_bytes)
     c->nbuckets = 1024;
     while (c->nbuckets < max_bytes / 2048 && c->nbuckets < ((size_t)1 << 22))
         c->nbuckets <<= 1;
-    c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+    c->buckets = calloc(c->nbuckets, sizeof(struct entry *));
     if (c->buckets == NULL) {
         free(c);
         return GW_ENOMEM;

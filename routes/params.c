@@ -115,7 +115,7 @@ int rt_etag_matches(const char *if_none_match, const char *etag)
             return 1;
         if (strncmp(p, "W/", 2) == 0)
             p += 2;
-        const char *end = p;
+        const char *end;
         if (*p == '"') { /* a quoted tag: up to its closing quote */
             end = strchr(p + 1, '"');
             end = end != NULL ? end + 1 : p + strlen(p);
