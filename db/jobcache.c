@@ -1,17 +1,17 @@
 /*
- * jobcache.c — the in-memory job cache and its LISTEN thread. One mutex
+ * jobcache.c — the in-memory job cache and its polling thread. One mutex
  * guards the table, the LRU list, the invalidation counters and the live
  * deadline; it is held for lookups and copies only, never across I/O.
  */
 #include "db/jobcache.h"
 
 #include <ctype.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "common/buf.h"
 #include "common/encode.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -23,7 +23,7 @@
 
 /* Invalidation counters: one per stripe of ids, so a change to one job only
  * refuses the stores of reads of its stripe that were in flight. */
-enum { STRIPES = 256, KEY_LEN = 36, TEAM_MAX = 64 };
+enum { STRIPES = 256, KEY_LEN = 36, TEAM_MAX = 64, SNAPSHOT_MAX = 8192 };
 
 struct entry {
     struct entry *hnext;       /* hash chain */
@@ -44,12 +44,14 @@ struct db_jobcache {
     uint64_t gen[STRIPES];
     int64_t live_until_ns; /* 0: not serving */
     uint64_t hits, misses, stores, invalidations, evictions, flushes;
-    /* the LISTEN thread's own */
+    /* the polling thread's own */
     const char *url;
     int connect_timeout_s;
     struct gw_worker *worker;
     PGconn *conn;
-    int64_t last_proof_ns;
+    int64_t last_proof_ns, cleanup_ns;
+    char snapshot[SNAPSHOT_MAX];         /* the previous poll's pg_current_snapshot() */
+    char cleanup_snapshot[SNAPSHOT_MAX]; /* one taken DB_JOBCACHE_CLEANUP_MS ago or more */
 };
 
 /* The canonical (lowercase) key of a job id; 0 when it is not 36 characters. */
@@ -304,112 +306,136 @@ void db_jobcache_etag(char out[DB_JOBCACHE_ETAG_LEN + 1], const char *json, size
     out[DB_JOBCACHE_ETAG_LEN] = '\0';
 }
 
-/* ---- the LISTEN thread ---- */
+/* ---- the polling thread ---- */
 
 /* The connection is gone or cannot be trusted: stop serving, start empty. */
-static void listen_lost(struct db_jobcache *c)
+static void poll_lost(struct db_jobcache *c)
 {
     if (c->conn != NULL) {
         PQfinish(c->conn);
         c->conn = NULL;
-        GW_LOG_WARN("job cache: lost its LISTEN connection; serving from the database until it "
-                    "is back");
+        GW_LOG_WARN("job cache: lost its database connection; serving from the database until "
+                    "it is back");
     }
     db_jobcache_set_live(c, 0);
 }
 
-/* The connection has just been proven alive and every notification up to
- * now applied: the cache may serve for DB_JOBCACHE_LIVE_MS more. */
-static void prove_alive(struct db_jobcache *c)
+/* Every change up to the snapshot just taken is applied: the cache may
+ * serve for DB_JOBCACHE_LIVE_MS more. */
+static void prove_alive(struct db_jobcache *c, int64_t now)
 {
-    int64_t now = gw_monotonic_ns();
     c->last_proof_ns = now;
     pthread_mutex_lock(&c->mu);
     c->live_until_ns = now + (int64_t)DB_JOBCACHE_LIVE_MS * 1000000;
     pthread_mutex_unlock(&c->mu);
 }
 
-static int listen_connect(struct db_jobcache *c)
+static int poll_connect(struct db_jobcache *c)
 {
     struct gw_err err = {0};
     PGresult *r = NULL;
-    if (db_connect(&c->conn, c->url, c->connect_timeout_s, "ml-gateway-jobcache", &err) != GW_OK ||
-        PQresultStatus(r = PQexec(c->conn, "LISTEN mlgw_job")) != PGRES_COMMAND_OK) {
-        PQclear(r);
-        if (c->conn != NULL)
-            PQfinish(c->conn);
-        c->conn = NULL;
+    if (db_connect(&c->conn, c->url, c->connect_timeout_s, "ml-gateway-jobcache", &err) != GW_OK)
         return GW_EUNAVAIL;
-    }
+    /* Until migrations/0012 is applied nothing records changes. */
+    r = PQexec(c->conn, "SELECT pg_current_snapshot()::text FROM pg_class "
+                        "WHERE oid = to_regclass('job_changes')");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (ok)
+        gw_fmt(c->snapshot, sizeof(c->snapshot), "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
-    /* Until migrations/0012 is applied nothing announces changes. */
-    r = PQexec(c->conn, "SELECT 1 FROM pg_trigger WHERE tgname = 'job_history_changed'");
-    int announced = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-    PQclear(r);
-    if (!announced) {
+    if (!ok) {
         PQfinish(c->conn);
         c->conn = NULL;
         return GW_EUNAVAIL;
     }
-    /* Changes before the LISTEN were never announced: start empty. */
+    /* Changes before that snapshot are not reported: start empty. */
     db_jobcache_flush(c);
-    prove_alive(c);
-    GW_LOG_INFO("job cache: listening for job changes");
+    int64_t now = gw_monotonic_ns();
+    c->cleanup_ns = now;
+    memcpy(c->cleanup_snapshot, c->snapshot, sizeof(c->snapshot));
+    prove_alive(c, now);
+    GW_LOG_INFO("job cache: following job changes");
     return GW_OK;
 }
 
-static void apply_notifications(struct db_jobcache *c)
+/* The jobs whose changes committed after the previous snapshot and up to
+ * this statement's own (which becomes the next "previous"). */
+static const char poll_sql[] =
+    "SELECT pg_current_snapshot()::text, coalesce((SELECT string_agg(DISTINCT job_id::text, ',') "
+    "FROM job_changes WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) "
+    "AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)), '')";
+
+/* Rows of transactions that ended before a snapshot taken a minute ago:
+ * every serving cache has read them since (it polls every few milliseconds
+ * and stops serving after DB_JOBCACHE_LIVE_MS without a poll). */
+static const char cleanup_sql[] =
+    "DELETE FROM job_changes WHERE xid < pg_snapshot_xmin($1::pg_snapshot)";
+
+static void apply_changes(struct db_jobcache *c, const char *ids)
 {
-    PGnotify *nf;
-    while ((nf = PQnotifies(c->conn)) != NULL) {
-        db_jobcache_forget(c, nf->extra);
-        PQfreemem(nf);
+    char id[KEY_LEN + 1];
+    for (const char *p = ids; *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        if (n == KEY_LEN) {
+            memcpy(id, p, n);
+            id[n] = '\0';
+            db_jobcache_forget(c, id);
+        }
+        p += n;
+        if (*p == ',')
+            p++;
     }
 }
 
-/* One turn: (re)connect if needed, wait up to 500 ms for notifications,
- * and, after a quiet DB_JOBCACHE_PING_MS, prove the connection alive. */
-static int listen_run(void *arg)
+static void cleanup(struct db_jobcache *c, int64_t now)
+{
+    if (now - c->cleanup_ns < (int64_t)DB_JOBCACHE_CLEANUP_MS * 1000000)
+        return;
+    const char *params[] = {c->cleanup_snapshot};
+    PGresult *r = PQexecParams(c->conn, cleanup_sql, 1, NULL, params, NULL, NULL, 0);
+    PQclear(r);
+    c->cleanup_ns = now;
+    memcpy(c->cleanup_snapshot, c->snapshot, sizeof(c->snapshot));
+}
+
+/* One turn: (re)connect if needed, then read which jobs changed since the
+ * last turn and drop them; next turn in DB_JOBCACHE_POLL_MS. */
+static int poll_run(void *arg)
 {
     struct db_jobcache *c = arg;
     if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK) {
-        listen_lost(c);
-        if (listen_connect(c) != GW_OK) {
+        poll_lost(c);
+        if (poll_connect(c) != GW_OK) {
             struct timespec ts = {1, 0};
             nanosleep(&ts, NULL);
             return 0;
         }
     }
-    struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
-    int ready = poll(&pfd, 1, 500);
-    if (ready > 0) {
-        if (PQconsumeInput(c->conn) == 0) {
-            listen_lost(c);
-            return 0;
-        }
-        apply_notifications(c);
-        prove_alive(c);
+    const char *params[] = {c->snapshot};
+    PGresult *r = PQexecParams(c->conn, poll_sql, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        PQclear(r);
+        poll_lost(c);
         return 0;
     }
-    if (gw_monotonic_ns() - c->last_proof_ns < (int64_t)DB_JOBCACHE_PING_MS * 1000000)
-        return 0;
-    PGresult *r = PQexec(c->conn, "SELECT 1");
-    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    int64_t now = gw_monotonic_ns();
+    apply_changes(c, PQgetvalue(r, 0, 1));
+    gw_fmt(c->snapshot, sizeof(c->snapshot), "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
-    if (!ok) {
-        listen_lost(c);
-        return 0;
-    }
-    apply_notifications(c);
-    prove_alive(c);
-    return 0;
+    /* A turn that came too late: other gateways may have cleaned up rows
+     * this one never read. */
+    if (now - c->last_proof_ns > (int64_t)DB_JOBCACHE_LIVE_MS * 1000000)
+        db_jobcache_flush(c);
+    prove_alive(c, now);
+    cleanup(c, now);
+    return DB_JOBCACHE_POLL_MS;
 }
 
-int db_jobcache_listen(struct db_jobcache *c, const char *url, int connect_timeout_s)
+int db_jobcache_start(struct db_jobcache *c, const char *url, int connect_timeout_s)
 {
     c->url = url;
     c->connect_timeout_s = connect_timeout_s;
-    return gw_worker_start(&c->worker, "jobcache", 1, listen_run, c);
+    return gw_worker_start(&c->worker, "jobcache", DB_JOBCACHE_POLL_MS, poll_run, c);
 }
 
 void db_jobcache_free(struct db_jobcache *c)

@@ -5,19 +5,24 @@
  * The cache holds what db_job_read() returned (the whole job document, its
  * team and its ETag), bounded in bytes, least recently used out first. It is
  * kept exact by invalidation, never by updating copies:
- *  - every change to a job, its history or its notifications NOTIFYs
- *    mlgw_job with the job's id (migrations/0012_job_change_notify.sql); a
- *    thread of the cache LISTENs on a connection of its own and drops that
- *    job's copy the moment the notification arrives;
+ *  - every change to a job, its history or its notifications adds a row to
+ *    job_changes stamped with its transaction id
+ *    (migrations/0012_job_changes.sql); a thread of the cache polls, every
+ *    DB_JOBCACHE_POLL_MS on a connection of its own, for the jobs whose
+ *    changes committed between its previous snapshot and now, and drops
+ *    their copies (exact: a long transaction committing late is still
+ *    reported, because its id was in progress in the previous snapshot);
  *  - this gateway's own writes through HTTP drop the copy themselves after
- *    they commit (read-your-writes on one gateway, without waiting for the
- *    notification);
+ *    they commit (read-your-writes on one gateway, without waiting a poll);
  *  - a copy read from the database is stored only if no invalidation of its
  *    job (nor a flush) happened since the read began (db_jobcache_ticket), so
- *    a notification that overtakes a slow read cannot leave an old copy;
- *  - while the LISTEN connection is down, or has not proven itself alive for
- *    DB_JOBCACHE_LIVE_MS, the cache answers nothing and stores nothing; when
- *    it comes back the cache starts empty.
+ *    a change reported while a slow read was under way cannot leave an old
+ *    copy;
+ *  - while the polling connection is down, or has not polled successfully
+ *    for DB_JOBCACHE_LIVE_MS, the cache answers nothing and stores nothing;
+ *    when it comes back the cache starts empty.
+ * Rows of job_changes older than DB_JOBCACHE_CLEANUP_MS are deleted by the
+ * pollers themselves.
  *
  * Every function is safe from any thread. A NULL cache is a valid, empty,
  * switched-off one for every function.
@@ -29,23 +34,28 @@
 #include <stdint.h>
 
 /* The ETag of a job document: a quoted hex SHA-256 prefix of its bytes. */
-enum { DB_JOBCACHE_ETAG_LEN = 34, DB_JOBCACHE_LIVE_MS = 15000, DB_JOBCACHE_PING_MS = 5000 };
+enum {
+    DB_JOBCACHE_ETAG_LEN = 34,
+    DB_JOBCACHE_POLL_MS = 10,
+    DB_JOBCACHE_LIVE_MS = 15000,
+    DB_JOBCACHE_CLEANUP_MS = 60000,
+};
 
 struct db_jobcache;
 
 struct db_jobcache_stats {
     size_t bytes, max_bytes, entries;
     uint64_t hits, misses, stores, invalidations, evictions, flushes;
-    int live; /* serving: the LISTEN connection is up and recently proven */
+    int live; /* serving: the polling connection is up and has polled recently */
 };
 
 /* A cache of at most max_bytes (entries, their documents and bookkeeping);
- * it serves nothing until db_jobcache_listen's connection is up (or, in
+ * it serves nothing until db_jobcache_start's thread has polled once (or, in
  * tests, db_jobcache_set_live). */
 int db_jobcache_new(struct db_jobcache **out, size_t max_bytes);
-/* Starts the LISTEN thread on a connection of its own to url (borrowed for
+/* Starts the polling thread on a connection of its own to url (borrowed for
  * the cache's life). */
-int db_jobcache_listen(struct db_jobcache *c, const char *url, int connect_timeout_s);
+int db_jobcache_start(struct db_jobcache *c, const char *url, int connect_timeout_s);
 /* Stops the thread and frees everything; NULL is a no-op. */
 void db_jobcache_free(struct db_jobcache *c);
 
@@ -64,7 +74,7 @@ void db_jobcache_put(struct db_jobcache *c, uint64_t ticket, const char *id, con
 void db_jobcache_forget(struct db_jobcache *c, const char *id);
 /* Drops every copy. */
 void db_jobcache_flush(struct db_jobcache *c);
-/* For tests without a LISTEN thread: live (1) until set to 0. */
+/* For tests without a polling thread: live (1) until set to 0. */
 void db_jobcache_set_live(struct db_jobcache *c, int live);
 void db_jobcache_stats(struct db_jobcache *c, struct db_jobcache_stats *out);
 

@@ -123,7 +123,7 @@ static int jobcache_metrics(struct gw_buf *b, struct db_jobcache *jc)
         "# HELP mlgw_job_cache_entries Job documents held.\n"
         "# TYPE mlgw_job_cache_entries gauge\n"
         "mlgw_job_cache_entries %zu\n"
-        "# HELP mlgw_job_cache_live 1 while the cache serves (its LISTEN connection is up).\n"
+        "# HELP mlgw_job_cache_live 1 while the cache serves (its connection polls job changes).\n"
         "# TYPE mlgw_job_cache_live gauge\n"
         "mlgw_job_cache_live %d\n"
         "# HELP mlgw_job_cache_events_total Lookups and changes of the job cache.\n"

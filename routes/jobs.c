@@ -243,7 +243,7 @@ static void job_action(struct rt_request *req, struct rt_reply *out, job_fn fn, 
         return;
     }
     /* Committed: later reads here must not see the cached copy (other
-     * gateways drop theirs on the NOTIFY). */
+     * gateways drop theirs at their next poll of job_changes). */
     db_jobcache_forget(req->app->jobcache, id);
     if (done != NULL)
         GW_LOG_INFO("job %s %s (API key %s)", id, done, req->auth_key_id);

@@ -346,7 +346,7 @@ static int serve_start(struct serve *s, struct gw_err *err)
     /* Before the HTTP server: GET /jobs/{id} reads through it. */
     if (cfg->job_cache_bytes > 0) {
         if (db_jobcache_new(&s->jobcache, (size_t)cfg->job_cache_bytes) != GW_OK ||
-            db_jobcache_listen(s->jobcache, cfg->database_url, (int)cfg->db_connect_timeout_s) !=
+            db_jobcache_start(s->jobcache, cfg->database_url, (int)cfg->db_connect_timeout_s) !=
                 GW_OK) {
             db_jobcache_free(s->jobcache);
             s->jobcache = NULL;

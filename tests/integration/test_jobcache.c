@@ -5,13 +5,15 @@
  * a change made through gateway A, or straight in the database, is seen
  * through gateway B within CHANGE_BOUND_MS; the gateway that made a change
  * sees it at once; another team's key still gets 404 from a gateway holding
- * the job; and when the cache's LISTEN connection is killed, a change made
+ * the job; and when the cache's polling connection is killed, a change made
  * while it was down is seen all the same.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <libpq-fe.h>
 
 #include "../harness/harness.h"
 
@@ -109,7 +111,7 @@ static long long metric(const struct th_gw *gw, const char *series)
     return v;
 }
 
-/* Waits (up to 10 s) for gw's cache to be live: it LISTENs. */
+/* Waits (up to 10 s) for gw's cache to be live: it has polled. */
 static void wait_live(const struct th_gw *gw)
 {
     for (int i = 0; i < 1000 && metric(gw, "mlgw_job_cache_live") != 1; i++)
@@ -240,7 +242,7 @@ Test(jobcache, a_change_made_in_the_database_is_seen_within_the_bound)
     cr_expect_leq(ms, CHANGE_BOUND_MS, "seen after %lld ms", ms);
 }
 
-Test(jobcache, a_change_while_the_listen_connection_is_down_is_not_missed)
+Test(jobcache, a_change_while_the_polling_connection_is_down_is_not_missed)
 {
     wait_live(&b);
     char id[37];
@@ -249,7 +251,7 @@ Test(jobcache, a_change_while_the_listen_connection_is_down_is_not_missed)
     read_job(st, e, &b, id);
     read_job(st, e, &b, id);
     long long flushes = metric(&b, "mlgw_job_cache_events_total{event=\"flush\"}");
-    /* Both gateways' LISTEN connections go; the change is announced to no one. */
+    /* Both gateways' polling connections go, and the change is made meanwhile. */
     cr_assert_eq(th_db_exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                 "WHERE application_name = 'ml-gateway-jobcache' "
                                 "AND datname = current_database()"),
@@ -269,4 +271,30 @@ Test(jobcache, a_change_while_the_listen_connection_is_down_is_not_missed)
     cr_expect_eq(metric(&b, "mlgw_job_cache_events_total{event=\"hit\"}"), hits + 1,
                  "serving from memory again");
     cr_expect_str_eq(st, "FAILED");
+}
+
+Test(jobcache, a_long_transaction_that_commits_late_is_still_seen)
+{
+    wait_live(&b);
+    char id[37];
+    submit(id, &a, red);
+    char st[32], e[40];
+    read_job(st, e, &b, id);
+    PGconn *pg = PQconnectdb(db);
+    cr_assert_eq(PQstatus(pg), CONNECTION_OK);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "BEGIN; UPDATE jobs SET status = 'FAILED', updated_at = now() WHERE id = '%s'", id);
+    PGresult *r = PQexec(pg, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
+    PQclear(r);
+    th_sleep_ms(300); /* dozens of polls while the change is under way */
+    read_job(st, e, &b, id);
+    cr_expect_str_eq(st, "QUEUED", "not committed yet");
+    r = PQexec(pg, "COMMIT");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(pg);
+    long long ms = time_until(&b, id, "FAILED");
+    cr_expect_leq(ms, CHANGE_BOUND_MS, "seen after %lld ms", ms);
 }

@@ -2,7 +2,7 @@
  * test_jobcache.c — unit tests for db/jobcache.c without a database: what a
  * lookup returns (and to whom), the byte bound and least-recently-used
  * eviction, and the tickets that keep a read overtaken by a change from
- * storing its old copy. The LISTEN side is exercised by
+ * storing its old copy. The polling side is exercised by
  * tests/integration/test_jobcache.c.
  */
 #include <criterion/criterion.h>
@@ -88,7 +88,7 @@ Test(jobcache, ids_are_matched_whatever_their_case)
     cr_expect(cached(c, id1, "red"));
     db_jobcache_forget(c, id1);
     cr_expect_not(cached(c, "019593E4-2FF5-7E81-9A4B-C2D3E4F5A6B7", "red"),
-                  "the NOTIFY's lowercase id drops an uppercase lookup's copy");
+                  "job_changes' lowercase id drops an uppercase lookup's copy");
     db_jobcache_free(c);
 }
 
@@ -97,7 +97,7 @@ Test(jobcache, serves_and_stores_nothing_while_not_live)
     struct db_jobcache *c = NULL;
     cr_assert_eq(db_jobcache_new(&c, 1 << 20), 0);
     store(c, id1, "red", "{}");
-    cr_expect_not(cached(c, id1, "red"), "a new cache waits for its LISTEN connection");
+    cr_expect_not(cached(c, id1, "red"), "a new cache waits for its first poll");
     db_jobcache_set_live(c, 1);
     store(c, id1, "red", "{}");
     cr_expect(cached(c, id1, "red"));
@@ -115,7 +115,7 @@ Test(jobcache, a_change_during_a_read_keeps_the_read_out)
 {
     struct db_jobcache *c = live_cache(1 << 20);
     uint64_t t = db_jobcache_ticket(c, id1); /* the read begins */
-    db_jobcache_forget(c, id1);              /* a change's NOTIFY arrives first */
+    db_jobcache_forget(c, id1);              /* a change is reported first */
     char etag[DB_JOBCACHE_ETAG_LEN + 1];
     db_jobcache_etag(etag, "{\"old\":1}", 9);
     db_jobcache_put(c, t, id1, "red", "{\"old\":1}", 9, etag);
