@@ -15,6 +15,7 @@
 #include "common/encode.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/time.h"
 #include "common/worker.h"
 #include "db/pool.h"
@@ -304,6 +305,35 @@ void db_jobcache_etag(char out[DB_JOBCACHE_ETAG_LEN + 1], const char *json, size
     gw_hex(out + 1, d, 16);
     out[DB_JOBCACHE_ETAG_LEN - 1] = '"';
     out[DB_JOBCACHE_ETAG_LEN] = '\0';
+}
+
+static const struct db_stmt trim_stmt = {
+    "job_changes_trim",
+    "WITH d AS (DELETE FROM job_changes WHERE $1 <> '' "
+    "AND xid < pg_snapshot_xmin(nullif($1, '')::pg_snapshot) RETURNING 1) "
+    "SELECT pg_current_snapshot()::text, (SELECT count(*) FROM d)",
+    1};
+
+int db_job_changes_trim(long *deleted, struct db_pool *pool, char *snapshot, size_t len,
+                        struct gw_err *err)
+{
+    *deleted = 0;
+    const char *params[] = {snapshot};
+    PGresult *res = NULL;
+    int rc = db_pool_exec(&res, pool, &trim_stmt, params, err);
+    if (rc == GW_OK) {
+        long long n = 0;
+        if (gw_parse_ll(&n, PQgetvalue(res, 0, 1), 0, (long long)1 << 62) == GW_OK)
+            *deleted = (long)n;
+        const char *now = PQgetvalue(res, 0, 0);
+        /* A snapshot that does not fit: start over next time. */
+        if (strlen(now) < len)
+            memcpy(snapshot, now, strlen(now) + 1);
+        else
+            snapshot[0] = '\0';
+    }
+    PQclear(res);
+    return rc;
 }
 
 /* ---- the polling thread ---- */

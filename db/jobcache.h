@@ -33,6 +33,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
+#include "db/pool.h"
+
 /* The ETag of a job document: a quoted hex SHA-256 prefix of its bytes. */
 enum {
     DB_JOBCACHE_ETAG_LEN = 34,
@@ -77,6 +80,14 @@ void db_jobcache_flush(struct db_jobcache *c);
 /* For tests without a polling thread: live (1) until set to 0. */
 void db_jobcache_set_live(struct db_jobcache *c, int live);
 void db_jobcache_stats(struct db_jobcache *c, struct db_jobcache_stats *out);
+
+/* The janitor's share of keeping job_changes small, whether or not any
+ * gateway runs a cache: deletes the rows of transactions that had ended when
+ * *snapshot (the previous call's, "" at the first) was taken, then puts the
+ * current snapshot there (len bytes). Called every few minutes, so a serving
+ * cache (which polls every DB_JOBCACHE_POLL_MS) has read every row deleted. */
+int db_job_changes_trim(long *deleted, struct db_pool *pool, char *snapshot, size_t len,
+                        struct gw_err *err);
 
 /* The ETag of a document: "\"" + 32 hex digits + "\"". */
 void db_jobcache_etag(char out[DB_JOBCACHE_ETAG_LEN + 1], const char *json, size_t len);

@@ -179,6 +179,13 @@ static int janitor_run(void *arg)
     }
     if (deleted > 0)
         GW_LOG_INFO("janitor: forgot %ld expired idempotency key(s)", deleted);
+    /* The janitor is one thread: its snapshot lives from one run to the next. */
+    static char changes_snapshot[8192];
+    if (db_job_changes_trim(&deleted, app->pool, changes_snapshot, sizeof(changes_snapshot),
+                            &err) != GW_OK)
+        GW_LOG_DEBUG("janitor: %s", err.msg);
+    else if (deleted > 0)
+        GW_LOG_DEBUG("janitor: trimmed %ld job change row(s)", deleted);
     return 0;
 }
 

@@ -16,6 +16,8 @@
 #include <libpq-fe.h>
 
 #include "../harness/harness.h"
+#include "db/jobcache.h"
+#include "db/pool.h"
 
 /* README.md, "Consistency across gateways": the bound this test holds to. */
 enum { CHANGE_BOUND_MS = 1000 };
@@ -264,7 +266,8 @@ Test(jobcache, a_change_while_the_polling_connection_is_down_is_not_missed)
     cr_expect_leq(ms, CHANGE_BOUND_MS, "seen after %lld ms", ms);
     cr_expect_gt(metric(&b, "mlgw_job_cache_events_total{event=\"flush\"}"), flushes,
                  "the lost connection emptied the cache");
-    wait_live(&b); /* and it came back */
+    wait_live(&b);    /* and it came back */
+    th_sleep_ms(100); /* the change, if made after its new snapshot, is reported by now */
     read_job(st, e, &b, id);
     long long hits = metric(&b, "mlgw_job_cache_events_total{event=\"hit\"}");
     read_job(st, e, &b, id);
@@ -297,4 +300,36 @@ Test(jobcache, a_long_transaction_that_commits_late_is_still_seen)
     PQfinish(pg);
     long long ms = time_until(&b, id, "FAILED");
     cr_expect_leq(ms, CHANGE_BOUND_MS, "seen after %lld ms", ms);
+}
+
+Test(jobcache, the_janitor_trims_change_rows_of_transactions_ended_before_its_last_snapshot)
+{
+    char id[37];
+    submit(id, &a, red);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "UPDATE jobs SET status_reason = 'x' WHERE id = '%s'", id);
+    cr_assert_eq(th_db_exec(db, sql), 0);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM job_changes WHERE job_id = '%s'", id);
+    char *n = th_db_scalar(db, sql);
+    cr_assert_str_eq(n, "1", "one row for the update (the new job's own rows are not kept)");
+    free(n);
+
+    struct db_pool *pool = NULL;
+    struct db_pool_opts po = {.url = db, .size = 1};
+    struct gw_err err = {0};
+    cr_assert_eq(db_pool_new(&pool, &po, &err), 0);
+    char snap[8192] = "";
+    long deleted = -1;
+    cr_assert_eq(db_job_changes_trim(&deleted, pool, snap, sizeof(snap), &err), 0, "%s", err.msg);
+    cr_expect_eq(deleted, 0, "the first call only takes a snapshot");
+    cr_expect_neq(snap[0], '\0');
+    n = th_db_scalar(db, sql);
+    cr_expect_str_eq(n, "1");
+    free(n);
+    cr_assert_eq(db_job_changes_trim(&deleted, pool, snap, sizeof(snap), &err), 0, "%s", err.msg);
+    cr_expect_geq(deleted, 1);
+    n = th_db_scalar(db, sql);
+    cr_expect_str_eq(n, "0", "rows of transactions ended before the first snapshot are gone");
+    free(n);
+    db_pool_free(pool);
 }
