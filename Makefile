@@ -81,6 +81,7 @@ bench: build
 	@bench/run.sh
 	@bench/sigv4.sh | tee bench/results/sigv4-latest.txt
 	@bench/events.sh
+	@bench/commits.sh
 	@bench/local.sh
 	@bench/list.sh
 	@bench/pipelines.sh

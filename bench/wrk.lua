@@ -49,6 +49,15 @@ if event_jobs ~= nil then
   end
 end
 
+-- BENCH_DELAY_MS set: each connection waits that long between its requests
+-- (the half-load runs: a fixed offered rate below the maximum).
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if pause ~= nil then
+  function delay()
+    return pause
+  end
+end
+
 local threads = {}
 
 function setup(thread)

@@ -147,6 +147,9 @@ static const struct cfg_entry cfg_table[] = {
      "hours an Idempotency-Key is remembered"},
     {"MLGW_AUTH_CACHE_SECONDS", CFG_INT, 0, F(auth_cache_seconds), "5", 0, 300, NULL,
      "seconds a verified API key is cached (a revocation takes effect within this)"},
+    {"MLGW_JOB_CACHE_BYTES", CFG_INT, 0, F(job_cache_bytes), "33554432", 0, 68719476736LL, NULL,
+     "bytes of job documents GET /jobs/{id} keeps in memory, kept exact by polling job_changes "
+     "(0: every read goes to the database)"},
     {"MLGW_RATE_LIMIT", CFG_INT, 0, F(rate_limit), "50", 0, 1000000, NULL,
      "requests per second per API key (0: no limit); a key's own --rate overrides it"},
     {"MLGW_RATE_BURST", CFG_INT, 0, F(rate_burst), "100", 1, 1000000, NULL,

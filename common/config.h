@@ -63,6 +63,7 @@ struct gw_config {
     char *cors_origins;          /* comma-separated, "*" for any; NULL when unset */
     long long idempotency_ttl_hours;
     long long auth_cache_seconds;
+    long long job_cache_bytes;
     long long db_statement_timeout_ms, db_worker_pool_size, db_worker_statement_timeout_ms;
     long long connections_per_address, request_deadline_s;
     long long rate_limit, rate_burst, auth_failures_per_minute;

@@ -183,16 +183,16 @@ int db_job_create(struct db_job_created *out, struct db_pool *pool, const struct
     return rc;
 }
 
-/* The job with its history and, last, its notifications. */
+/* The job with its history and, last, its notifications; then its team. */
 static const struct db_stmt get_stmt = {
     "job_get",
     "SELECT left(mlgw_job_json(j, mlgw_job_history(j.id))::text, -1) || ',\"notifications\":' "
-    "|| mlgw_job_notifications(j.id)::text || '}' FROM jobs j "
+    "|| mlgw_job_notifications(j.id)::text || '}', coalesce(j.team, '') FROM jobs j "
     "WHERE j.id = $1 AND ($2::text IS NULL OR j.team = $2)",
     2};
 
-static int get_on(char **out, struct db_conn *c, const char *id, const char *team,
-                  struct gw_err *err)
+static int read_on(char **out, char *job_team, struct db_conn *c, const char *id, const char *team,
+                   struct gw_err *err)
 {
     *out = NULL;
     PGresult *res = NULL;
@@ -202,21 +202,35 @@ static int get_on(char **out, struct db_conn *c, const char *id, const char *tea
         rc = gw_err_public(err, GW_ENOTFOUND, "no job %s", id);
     if (rc == GW_OK && (*out = strdup(PQgetvalue(res, 0, 0))) == NULL)
         rc = gw_err_set(err, GW_ENOMEM, "out of memory");
+    if (rc == GW_OK && job_team != NULL)
+        gw_fmt(job_team, 65, "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
     return rc;
 }
 
-int db_job_get(char **out, struct db_pool *pool, const char *id, const char *team,
-               struct gw_err *err)
+static int get_on(char **out, struct db_conn *c, const char *id, const char *team,
+                  struct gw_err *err)
+{
+    return read_on(out, NULL, c, id, team, err);
+}
+
+int db_job_read(char **out, char job_team[65], struct db_pool *pool, const char *id,
+                const char *team, struct gw_err *err)
 {
     *out = NULL;
     struct db_conn *c = NULL;
     int rc = db_pool_checkout(&c, pool, err);
     if (rc != GW_OK)
         return rc;
-    rc = get_on(out, c, id, team, err);
+    rc = read_on(out, job_team, c, id, team, err);
     db_pool_checkin(pool, c);
     return rc;
+}
+
+int db_job_get(char **out, struct db_pool *pool, const char *id, const char *team,
+               struct gw_err *err)
+{
+    return db_job_read(out, NULL, pool, id, team, err);
 }
 
 int db_job_list(char **items, char next_id[37], struct db_pool *pool, const struct db_job_filter *f,

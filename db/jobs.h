@@ -69,6 +69,10 @@ int db_job_create(struct db_job_created *out, struct db_pool *pool, const struct
  * and for another team's: existence is not revealed. */
 int db_job_get(char **out, struct db_pool *pool, const char *id, const char *team,
                struct gw_err *err);
+/* db_job_get, also giving the job's own team (job_team[0] == '\0': none),
+ * which the job cache keeps beside the document. */
+int db_job_read(char **out, char job_team[65], struct db_pool *pool, const char *id,
+                const char *team, struct gw_err *err);
 
 struct db_job_filter {
     const char *status, *compute_type, *user, *project, *experiment;

@@ -16,6 +16,7 @@
 #include "db/migrate.h"
 #include "db/pool.h"
 
+struct db_jobcache;
 struct jobs_executor;
 struct jobs_presence;
 
@@ -33,6 +34,7 @@ struct jobs_app {
     struct jobs_executor *executor;        /* NULL when local jobs do not run here */
     struct aws_client *aws;                /* the process's AWS client (CloudWatch Logs) */
     struct jobs_presence *presence;        /* this gateway's liveness lock; NULL: none */
+    struct db_jobcache *jobcache;          /* GET /jobs/{id}'s documents; NULL: off */
 };
 
 /* Sets ev's notification policy (statuses, global recipients, SNS topic)

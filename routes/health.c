@@ -10,6 +10,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "db/jobcache.h"
 #include "db/local.h"
 #include "db/outbox.h"
 #include "jobs/app.h"
@@ -108,6 +109,37 @@ static int local_metrics(struct gw_buf *b, struct jobs_app *app)
     return rc;
 }
 
+/* GET /jobs/{id}'s in-memory documents (db/jobcache.h). */
+static int jobcache_metrics(struct gw_buf *b, struct db_jobcache *jc)
+{
+    struct db_jobcache_stats st;
+    db_jobcache_stats(jc, &st);
+    return gw_buf_printf(
+        b,
+        "# HELP mlgw_job_cache_bytes Bytes of job documents held, and the bound.\n"
+        "# TYPE mlgw_job_cache_bytes gauge\n"
+        "mlgw_job_cache_bytes{kind=\"used\"} %zu\n"
+        "mlgw_job_cache_bytes{kind=\"max\"} %zu\n"
+        "# HELP mlgw_job_cache_entries Job documents held.\n"
+        "# TYPE mlgw_job_cache_entries gauge\n"
+        "mlgw_job_cache_entries %zu\n"
+        "# HELP mlgw_job_cache_live 1 while the cache serves (its connection polls job changes).\n"
+        "# TYPE mlgw_job_cache_live gauge\n"
+        "mlgw_job_cache_live %d\n"
+        "# HELP mlgw_job_cache_events_total Lookups and changes of the job cache.\n"
+        "# TYPE mlgw_job_cache_events_total counter\n"
+        "mlgw_job_cache_events_total{event=\"hit\"} %llu\n"
+        "mlgw_job_cache_events_total{event=\"miss\"} %llu\n"
+        "mlgw_job_cache_events_total{event=\"store\"} %llu\n"
+        "mlgw_job_cache_events_total{event=\"invalidation\"} %llu\n"
+        "mlgw_job_cache_events_total{event=\"eviction\"} %llu\n"
+        "mlgw_job_cache_events_total{event=\"flush\"} %llu\n",
+        st.bytes, st.max_bytes, st.entries, st.live, (unsigned long long)st.hits,
+        (unsigned long long)st.misses, (unsigned long long)st.stores,
+        (unsigned long long)st.invalidations, (unsigned long long)st.evictions,
+        (unsigned long long)st.flushes);
+}
+
 void rt_metrics(struct rt_request *req, struct rt_reply *out)
 {
     struct gw_buf b;
@@ -155,6 +187,8 @@ void rt_metrics(struct rt_request *req, struct rt_reply *out)
                            depth, oldest);
     if (rc == GW_OK && req->app->executor != NULL)
         rc = local_metrics(&b, req->app);
+    if (rc == GW_OK && req->app->jobcache != NULL)
+        rc = jobcache_metrics(&b, req->app->jobcache);
     if (rc != GW_OK) {
         gw_buf_dispose(&b);
         rt_reply_error(req, out, GW_ENOMEM, NULL);

@@ -15,6 +15,7 @@
 #include "common/time.h"
 #include "common/utf8.h"
 #include "db/api_keys.h"
+#include "db/jobcache.h"
 #include "db/jobs.h"
 #include "db/outbox.h"
 #include "jobs/app.h"
@@ -207,6 +208,9 @@ static void job_action(struct rt_request *req, struct rt_reply *out, job_fn fn, 
         rt_reply_error(req, out, rc, &err);
         return;
     }
+    /* Committed: later reads here must not see the cached copy (other
+     * gateways drop theirs at their next poll of job_changes). */
+    db_jobcache_forget(req->app->jobcache, id);
     if (done != NULL)
         GW_LOG_INFO("job %s %s (API key %s)", id, done, req->auth_key_id);
     reply_text_json(out, status, json);
@@ -226,9 +230,47 @@ static int requeue(char **out, struct db_pool *pool, const char *id, const char 
     return db_job_requeue(out, pool, id, err);
 }
 
+/* The job's document from the cache, or from the database (and then into
+ * the cache); with its ETag. 0, or a negative code with out filled. */
+static int job_document(char **json, size_t *len, char etag[DB_JOBCACHE_ETAG_LEN + 1],
+                        struct rt_request *req, struct rt_reply *out, const char *id)
+{
+    struct db_jobcache *jc = req->app->jobcache;
+    if (db_jobcache_get(jc, id, rt_team(req), json, len, etag))
+        return GW_OK;
+    uint64_t ticket = db_jobcache_ticket(jc, id);
+    char job_team[65];
+    struct gw_err err = {0};
+    int rc = db_job_read(json, job_team, req->app->request_pool, id, rt_team(req), &err);
+    if (rc != GW_OK) {
+        rt_reply_error(req, out, rc, &err);
+        return rc;
+    }
+    *len = strlen(*json);
+    db_jobcache_etag(etag, *json, *len);
+    db_jobcache_put(jc, ticket, id, job_team[0] != '\0' ? job_team : NULL, *json, *len, etag);
+    return GW_OK;
+}
+
 void rt_jobs_get(struct rt_request *req, struct rt_reply *out)
 {
-    job_action(req, out, db_job_get, 200, NULL);
+    const char *id = rt_job_id_param(req, out);
+    if (id == NULL)
+        return;
+    char *json = NULL, etag[DB_JOBCACHE_ETAG_LEN + 1];
+    size_t len = 0;
+    if (job_document(&json, &len, etag, req, out, id) != GW_OK)
+        return;
+    if (rt_etag_matches(rt_header(req, "If-None-Match"), etag)) {
+        /* 304: the validator and nothing else (RFC 9110 15.4.5). */
+        free(json);
+        rt_reply_bytes(out, 304, NULL, strdup(""), 0);
+    } else {
+        rt_reply_bytes(out, 200, "application/json; charset=utf-8", json, len);
+    }
+    rt_reply_header(out, MHD_HTTP_HEADER_ETAG, etag);
+    /* Pollers revalidate every time: a cached copy is never used unchecked. */
+    rt_reply_header(out, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 }
 
 void rt_jobs_cancel(struct rt_request *req, struct rt_reply *out)

@@ -99,3 +99,31 @@ long rt_cursor_decode(char *out, size_t outlen, const char *tag, const char *cur
     out[len] = '\0';
     return (long)len;
 }
+
+int rt_etag_matches(const char *if_none_match, const char *etag)
+{
+    if (if_none_match == NULL)
+        return 0;
+    size_t elen = strlen(etag);
+    const char *p = if_none_match;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '\0')
+            return 0;
+        if (*p == '*')
+            return 1;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        const char *end;
+        if (*p == '"') { /* a quoted tag: up to its closing quote */
+            end = strchr(p + 1, '"');
+            end = end != NULL ? end + 1 : p + strlen(p);
+        } else {
+            end = p + strcspn(p, ", \t");
+        }
+        if ((size_t)(end - p) == elen && memcmp(p, etag, elen) == 0)
+            return 1;
+        p = end;
+    }
+}

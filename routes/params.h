@@ -46,4 +46,9 @@ void rt_param_limit(int *out, struct rt_request *req, json_t *errors);
 int rt_cursor_encode(char *out, size_t outlen, const char *tag, const char *payload);
 long rt_cursor_decode(char *out, size_t outlen, const char *tag, const char *cursor);
 
+/* RFC 9110 If-None-Match against a strong etag ("\"...\""): 1 when the
+ * header (NULL: absent) is "*" or lists the tag, weak (W/) or not (the
+ * comparison is the weak one the RFC prescribes for If-None-Match). */
+int rt_etag_matches(const char *if_none_match, const char *etag);
+
 #endif

@@ -27,6 +27,7 @@
 #include "common/time.h"
 #include "common/worker.h"
 #include "db/events.h"
+#include "db/jobcache.h"
 #include "db/jobs.h"
 #include "jobs/app.h"
 #include "jobs/cache.h"
@@ -178,6 +179,13 @@ static int janitor_run(void *arg)
     }
     if (deleted > 0)
         GW_LOG_INFO("janitor: forgot %ld expired idempotency key(s)", deleted);
+    /* The janitor is one thread: its snapshot lives from one run to the next. */
+    static char changes_snapshot[8192];
+    if (db_job_changes_trim(&deleted, app->pool, changes_snapshot, sizeof(changes_snapshot),
+                            &err) != GW_OK)
+        GW_LOG_DEBUG("janitor: %s", err.msg);
+    else if (deleted > 0)
+        GW_LOG_DEBUG("janitor: trimmed %ld job change row(s)", deleted);
     return 0;
 }
 
@@ -206,6 +214,7 @@ struct serve {
     struct jobs_cache *cache;
     struct gw_worker *janitor;
     struct jobs_presence *presence;
+    struct db_jobcache *jobcache;
 };
 
 /* Applies pending migrations now, or, with PostgreSQL down, starts the
@@ -341,6 +350,17 @@ static int serve_start(struct serve *s, struct gw_err *err)
             GW_LOG_ERROR("local jobs will wait: the local executor cannot start: %s", err->msg);
         s->app.executor = s->executor;
     }
+    /* Before the HTTP server: GET /jobs/{id} reads through it. */
+    if (cfg->job_cache_bytes > 0) {
+        if (db_jobcache_new(&s->jobcache, (size_t)cfg->job_cache_bytes) != GW_OK ||
+            db_jobcache_start(s->jobcache, cfg->database_url, (int)cfg->db_connect_timeout_s) !=
+                GW_OK) {
+            db_jobcache_free(s->jobcache);
+            s->jobcache = NULL;
+            GW_LOG_WARN("cannot start the job cache: every GET /jobs/{id} reads the database");
+        }
+        s->app.jobcache = s->jobcache;
+    }
     size_t nroutes = 0;
     const struct rt_route *routes = rt_table(&nroutes);
     struct srv_http_opts ho = {
@@ -424,6 +444,7 @@ static void serve_until_signal(struct serve *s)
 static void serve_stop(struct serve *s)
 {
     srv_http_stop(s->http);
+    db_jobcache_free(s->jobcache); /* after the last request */
     jobs_executor_stop(s->executor);
     jobs_dispatcher_stop(s->dispatcher);
     jobs_notifier_stop(s->notifier);

@@ -605,6 +605,7 @@ Test(server_config, markdown_lists_every_variable_once)
         "MLGW_CORS_ORIGINS",
         "MLGW_IDEMPOTENCY_TTL_HOURS",
         "MLGW_AUTH_CACHE_SECONDS",
+        "MLGW_JOB_CACHE_BYTES",
         "MLGW_RATE_LIMIT",
         "MLGW_RATE_BURST",
         "MLGW_AUTH_FAILURES_PER_MINUTE",

@@ -37,3 +37,20 @@ Test(cursor, encode_fails_cleanly_when_the_output_is_too_small)
     cr_expect_eq(rt_cursor_encode(c, sizeof(c), "l1:", "123456789"), -1);
     cr_expect_str_eq(c, "");
 }
+
+Test(etag, if_none_match_compares_weakly_and_accepts_lists_and_star)
+{
+    const char *tag = "\"0123456789abcdef0123456789abcdef\"";
+    cr_expect_not(rt_etag_matches(NULL, tag), "no header");
+    cr_expect(rt_etag_matches(tag, tag));
+    cr_expect(rt_etag_matches("*", tag));
+    cr_expect(rt_etag_matches("W/\"0123456789abcdef0123456789abcdef\"", tag), "weak comparison");
+    cr_expect(rt_etag_matches("\"x\", \"0123456789abcdef0123456789abcdef\"", tag), "second");
+    cr_expect(rt_etag_matches("\"a,b\",\t\"0123456789abcdef0123456789abcdef\"", tag),
+              "a comma inside a quoted tag");
+    cr_expect_not(rt_etag_matches("\"0123456789abcdef0123456789abcdee\"", tag), "other tag");
+    cr_expect_not(rt_etag_matches("0123456789abcdef0123456789abcdef", tag), "unquoted");
+    cr_expect_not(rt_etag_matches("\"0123456789abcdef0123456789abcdef", tag), "unterminated");
+    cr_expect_not(rt_etag_matches("", tag), "empty");
+    cr_expect_not(rt_etag_matches(" , ,", tag), "only separators");
+}
