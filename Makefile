@@ -27,7 +27,7 @@ SCHEMATHESIS_EXAMPLES ?= 50
 MAKEFLAGS  += --no-print-directory
 CMAKE_ARGS ?=
 
-.PHONY: all build run test lint fuzz schemathesis docs format bench clean distclean deps venv
+.PHONY: all build run test lint fuzz schemathesis docs format bench clean distclean deps venv jobs-venv
 
 all: build
 
@@ -38,8 +38,12 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DMLGW_TESTS=OFF $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: build
+run: build jobs-venv
 	@scripts/run.sh
+
+# The example jobs' Python (PyTorch) for make run's local jobs.
+jobs-venv:
+	@scripts/venv.sh build/jobs-venv examples/requirements.txt
 
 venv:
 	@scripts/venv.sh $(VENV) tests/requirements.txt

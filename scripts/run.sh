@@ -59,12 +59,15 @@ cp -u examples/*.py "$MLGW_LOCAL_ROOT/input/jobs/"
 # Local jobs run in the job sandbox as an unprivileged user of their own
 # (when this runs as root): make it if missing, and let it use the root.
 scripts/sandbox-user.sh "$MLGW_LOCAL_ROOT"
-# The training and inference examples need PyTorch: when the test venv has it
-# (make test installs it), local jobs run with that interpreter.
-if [[ -z "${MLGW_LOCAL_PYTHON:-}" && -x build/venv/bin/python ]] &&
-   build/venv/bin/python -c 'import torch' 2>/dev/null; then
-  export MLGW_LOCAL_PYTHON=$root/build/venv/bin/python
-fi
+# The training and inference examples need PyTorch: local jobs run with the
+# interpreter of build/jobs-venv (make run makes it from examples/requirements.txt),
+# else of the test venv, whichever has it.
+for venv in build/jobs-venv build/venv; do
+  if [[ -z "${MLGW_LOCAL_PYTHON:-}" && -x $venv/bin/python ]] &&
+     $venv/bin/python -c 'import torch' 2>/dev/null; then
+    export MLGW_LOCAL_PYTHON=$root/$venv/bin/python
+  fi
+done
 # The job sandbox shows jobs the interpreter's own installation: name the real one (a
 # pyenv shim found in PATH would not run there).
 if [[ -z "${MLGW_LOCAL_PYTHON:-}" ]]; then
