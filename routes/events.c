@@ -18,6 +18,7 @@
 #include "common/metrics.h"
 #include "common/parse.h"
 #include "db/events.h"
+#include "db/jobcache.h"
 #include "jobs/app.h"
 #include "jobs/jobenv.h"
 #include "routes/batch_event.h"
@@ -71,6 +72,10 @@ static void apply_batch_event(struct rt_request *req, struct rt_reply *out, cons
         return;
     }
     count_callback(source, r.result);
+    /* Even a stale or duplicate event adds to the job's history: this gateway's
+     * readers see it at once, others within the job cache's poll. */
+    if (r.job_id[0] != '\0')
+        db_jobcache_forget(req->app->jobcache, r.job_id);
     if (strcmp(r.result, "applied") == 0 || strcmp(r.result, "created") == 0)
         GW_LOG_INFO("job %s is %s (%s event %s)", r.job_id, r.status, source, ev.event_id);
     rt_reply_json(out, 200,

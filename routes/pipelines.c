@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "db/api_keys.h"
+#include "db/jobcache.h"
 #include "db/jobs.h"
 #include "db/pipelines.h"
 #include "db/runs.h"
@@ -577,6 +578,7 @@ static void cancel_jobs(struct rt_request *req, const char *ids)
         int rc =
             db_job_cancel(&json, req->app->request_pool, id, NULL, "pipeline run cancelled", &err);
         free(json);
+        db_jobcache_forget(req->app->jobcache, id); /* seen at once through this gateway */
         if (rc != GW_OK && rc != GW_ECONFLICT && rc != GW_ENOTFOUND)
             GW_LOG_WARN("run cancel: job %s: %s", id, err.msg);
     }
