@@ -1,5 +1,5 @@
 /*
- * idempotency.c — SQL for the Idempotency-Key rule of the /pipelines POSTs
+ * idempotency.c — SQL for the Idempotency-Key rule of the creating POSTs
  * (idempotency.h).
  */
 #include "db/idempotency.h"
@@ -15,16 +15,16 @@
 #include "common/poison.h"
 
 static const struct db_stmt lock_stmt = {
-    "idem2_lock", "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))", 2};
+    "idem_lock", "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))", 2};
 
 static const struct db_stmt find_stmt = {
-    "idem2_find",
+    "idem_find",
     "SELECT request_hash = decode($3, 'hex'), status, response_body FROM idempotency_keys "
     "WHERE api_key_id = $1 AND key = $2 AND created_at > now() - make_interval(hours => $4)",
     4};
 
 static const struct db_stmt save_stmt = {
-    "idem2_save",
+    "idem_save",
     "INSERT INTO idempotency_keys (api_key_id, key, request_hash, status, response_body, "
     "location) VALUES ($1, $2, decode($3, 'hex'), $4, $5, $6) "
     "ON CONFLICT (api_key_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, "

@@ -1,10 +1,11 @@
 /*
- * idempotency.h — the Idempotency-Key rule (API.md, "Idempotency") for the
- * creating POSTs of /pipelines, inside the caller's transaction: the key is
+ * idempotency.h — the Idempotency-Key rule (API.md, "Idempotency") for every
+ * creating POST (jobs, cache operations, pipelines, runs), inside the caller's
+ * transaction: the key is
  * locked for the transaction (a second request with it meanwhile is a
  * conflict), an earlier answer for the same request is replayed, and a new
  * answer is saved. The rows are idempotency_keys (migrations/0002_jobs.sql),
- * shared with POST /jobs (db/jobs.c), and purged by db_idempotency_purge.
+ * purged by db_idempotency_purge (db/jobs.h).
  *
  * Safe from any thread, on a connection the caller holds in a transaction.
  */

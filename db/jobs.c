@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "common/encode.h"
 #include "common/err.h"
 #include "common/parse.h"
+#include "db/idempotency.h"
 
 #include "common/poison.h"
 
@@ -70,24 +70,6 @@ static int guarded_insert(char **out, struct db_conn *c, const struct db_job_new
     return insert_job(out, c, job, err);
 }
 
-static const struct db_stmt idem_lock_stmt = {
-    "idem_lock", "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))", 2};
-
-static const struct db_stmt idem_find_stmt = {
-    "idem_find",
-    "SELECT request_hash = decode($3, 'hex'), status, response_body FROM idempotency_keys "
-    "WHERE api_key_id = $1 AND key = $2 AND created_at > now() - make_interval(hours => $4)",
-    4};
-
-static const struct db_stmt idem_save_stmt = {
-    "idem_save",
-    "INSERT INTO idempotency_keys (api_key_id, key, request_hash, status, response_body, "
-    "location) VALUES ($1, $2, decode($3, 'hex'), $4, $5, $6) "
-    "ON CONFLICT (api_key_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, "
-    "status = EXCLUDED.status, response_body = EXCLUDED.response_body, "
-    "location = EXCLUDED.location, created_at = now()",
-    6};
-
 struct create_ctx {
     struct db_job_created *out;
     const struct db_job_new *job;
@@ -97,52 +79,17 @@ struct create_ctx {
 static int create_idempotent(struct db_conn *c, void *arg, struct gw_err *err)
 {
     struct create_ctx *x = arg;
-    char hash[65], ttl[24];
-    gw_hex(hash, x->idem->request_hash, 32);
-    gw_fmt(ttl, sizeof(ttl), "%lld", x->idem->ttl_hours);
-    PGresult *res = NULL;
-
-    /* Held until commit: a second request with the same key sees it taken. */
-    const char *lock_params[] = {x->idem->api_key_id, x->idem->key};
-    int rc = db_exec(&res, c, &idem_lock_stmt, lock_params, err);
-    if (rc != GW_OK)
-        return rc;
-    int locked = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    if (!locked)
-        return gw_err_public(err, GW_ECONFLICT,
-                             "a request with this Idempotency-Key is still in progress");
-
-    const char *find_params[] = {x->idem->api_key_id, x->idem->key, hash, ttl};
-    rc = db_exec(&res, c, &idem_find_stmt, find_params, err);
-    if (rc != GW_OK)
-        return rc;
-    if (PQntuples(res) > 0) {
-        int same = PQgetvalue(res, 0, 0)[0] == 't';
-        long long status = 0;
-        if (same && gw_parse_ll(&status, PQgetvalue(res, 0, 1), 100, 599) == GW_OK) {
-            x->out->json = strdup(PQgetvalue(res, 0, 2));
-            x->out->status = (unsigned)status;
-            x->out->replayed = 1;
-            rc = x->out->json ? GW_OK : gw_err_set(err, GW_ENOMEM, "out of memory");
-        } else {
-            rc = gw_err_public(err, GW_EINVAL,
-                               "this Idempotency-Key was already used for a different request");
-        }
-        PQclear(res);
-        return rc;
-    }
-    PQclear(res);
-
+    /* Locks the key until commit, or replays the first answer. */
+    int rc = db_idem_replay(x->out, c, x->idem, err);
+    if (rc != 0)
+        return rc > 0 ? GW_OK : rc;
     rc = guarded_insert(&x->out->json, c, x->job, err);
     if (rc != GW_OK)
         return rc;
     x->out->status = 202;
     char location[64];
     gw_fmt(location, sizeof(location), "/jobs/%s", x->job->id);
-    const char *save_params[] = {x->idem->api_key_id, x->idem->key, hash, "202",
-                                 x->out->json,        location};
-    rc = db_exec(NULL, c, &idem_save_stmt, save_params, err);
+    rc = db_idem_save(c, x->idem, 202, x->out->json, location, err);
     if (rc != GW_OK) {
         free(x->out->json);
         x->out->json = NULL;
