@@ -81,6 +81,13 @@ static const struct cfg_entry cfg_table[] = {
      "seconds in-flight requests get to finish after SIGTERM"},
     {"MLGW_DB_POOL_SIZE", CFG_INT, 0, F(db_pool_size), "10", 1, 1000, NULL,
      "PostgreSQL connections in the pool"},
+    {"MLGW_GROUP_COMMIT", CFG_ENUM, 0, F(group_commit), "on", 0, 0, "off|on",
+     "requests' writes (POST /jobs, callbacks) share transactions through the group-commit "
+     "writers; off: one transaction per request"},
+    {"MLGW_DB_WRITERS", CFG_INT, 0, F(db_writers), "2", 1, 64, NULL,
+     "group-commit writer threads, each with its own PostgreSQL connection"},
+    {"MLGW_GROUP_COMMIT_MAX", CFG_INT, 0, F(group_commit_max), "64", 1, 1000, NULL,
+     "requests' writes in one group-commit transaction at most"},
     {"MLGW_DB_CHECKOUT_TIMEOUT_MS", CFG_INT, 0, F(db_checkout_timeout_ms), "2000", 1, 60000, NULL,
      "milliseconds a request waits for a pooled connection before 503"},
     {"MLGW_DB_STATEMENT_TIMEOUT_MS", CFG_INT, 0, F(db_statement_timeout_ms), "5000", 100, 3600000,

@@ -36,6 +36,9 @@ struct gw_config {
     long long shutdown_timeout_s;
 
     long long db_pool_size;
+    int group_commit; /* 1 on, 0 off */
+    long long db_writers;
+    long long group_commit_max;
     long long db_checkout_timeout_ms;
     long long db_connect_timeout_s;
 

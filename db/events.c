@@ -19,18 +19,16 @@ static const struct db_stmt apply_stmt = {
     "$21::text[], $22)",
     22};
 
-int db_job_event_apply_on(struct db_job_event_result *out, struct db_conn *c,
-                          const struct db_job_event *ev, struct gw_err *err)
+/* The statement's parameters for ev, pointing into ew and ev. */
+static void event_params(struct db_job_event_write *ew, const struct db_job_event *ev)
 {
-    memset(out, 0, sizeof(*out));
-    char exit_code[16], attempts[16], started[24], stopped[24], vcpus[24], memory[24], gpus[24];
-    gw_fmt(exit_code, sizeof(exit_code), "%d", ev->exit_code);
-    gw_fmt(attempts, sizeof(attempts), "%d", ev->attempts);
-    gw_fmt(started, sizeof(started), "%lld", ev->started_ms);
-    gw_fmt(stopped, sizeof(stopped), "%lld", ev->stopped_ms);
-    gw_fmt(vcpus, sizeof(vcpus), "%lld", ev->vcpus);
-    gw_fmt(memory, sizeof(memory), "%lld", ev->memory);
-    gw_fmt(gpus, sizeof(gpus), "%lld", ev->gpus);
+    gw_fmt(ew->exit_code, sizeof(ew->exit_code), "%d", ev->exit_code);
+    gw_fmt(ew->attempts, sizeof(ew->attempts), "%d", ev->attempts);
+    gw_fmt(ew->started, sizeof(ew->started), "%lld", ev->started_ms);
+    gw_fmt(ew->stopped, sizeof(ew->stopped), "%lld", ev->stopped_ms);
+    gw_fmt(ew->vcpus, sizeof(ew->vcpus), "%lld", ev->vcpus);
+    gw_fmt(ew->memory, sizeof(ew->memory), "%lld", ev->memory);
+    gw_fmt(ew->gpus, sizeof(ew->gpus), "%lld", ev->gpus);
     const char *params[22] = {
         ev->event_id,
         ev->source,
@@ -39,29 +37,58 @@ int db_job_event_apply_on(struct db_job_event_result *out, struct db_conn *c,
         ev->new_id,
         ev->status,
         ev->reason,
-        ev->exit_code >= 0 ? exit_code : NULL,
-        ev->attempts >= 0 ? attempts : NULL,
+        ev->exit_code >= 0 ? ew->exit_code : NULL,
+        ev->attempts >= 0 ? ew->attempts : NULL,
         ev->log_stream,
-        ev->started_ms > 0 ? started : NULL,
-        ev->stopped_ms > 0 ? stopped : NULL,
+        ev->started_ms > 0 ? ew->started : NULL,
+        ev->stopped_ms > 0 ? ew->stopped : NULL,
         ev->job_name,
         ev->queue,
-        ev->vcpus >= 0 ? vcpus : NULL,
-        ev->memory >= 0 ? memory : NULL,
-        ev->gpus >= 0 ? gpus : NULL,
+        ev->vcpus >= 0 ? ew->vcpus : NULL,
+        ev->memory >= 0 ? ew->memory : NULL,
+        ev->gpus >= 0 ? ew->gpus : NULL,
         ev->script_key,
         ev->output_uri,
         ev->notify_statuses ? ev->notify_statuses : "{}",
         ev->global_emails ? ev->global_emails : "{}",
         ev->topic,
     };
+    memcpy(ew->params, params, sizeof(params));
+}
+
+static int read_result(void *arg, const PGresult *res, struct gw_err *err)
+{
+    (void)err;
+    struct db_job_event_result *out = arg;
+    gw_fmt(out->result, sizeof(out->result), "%s", PQgetvalue(res, 0, 0));
+    gw_fmt(out->job_id, sizeof(out->job_id), "%s", PQgetvalue(res, 0, 1));
+    gw_fmt(out->status, sizeof(out->status), "%s", PQgetvalue(res, 0, 2));
+    return GW_OK;
+}
+
+void db_job_event_write_init(struct db_job_event_write *ew, const struct db_job_event *ev)
+{
+    memset(ew, 0, sizeof(*ew));
+    event_params(ew, ev);
+    ew->w.stmt = &apply_stmt;
+    ew->w.params = ew->params;
+    ew->w.row = read_result;
+    ew->w.arg = &ew->out;
+    /* Two first events for one unknown job race to create it: the loser's
+     * unique violation means the job now exists, so it tries once more. */
+    ew->w.retry_unique = 1;
+}
+
+int db_job_event_apply_on(struct db_job_event_result *out, struct db_conn *c,
+                          const struct db_job_event *ev, struct gw_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct db_job_event_write ew;
+    db_job_event_write_init(&ew, ev);
     PGresult *res = NULL;
-    int rc = db_exec(&res, c, &apply_stmt, params, err);
-    if (rc == GW_OK) {
-        gw_fmt(out->result, sizeof(out->result), "%s", PQgetvalue(res, 0, 0));
-        gw_fmt(out->job_id, sizeof(out->job_id), "%s", PQgetvalue(res, 0, 1));
-        gw_fmt(out->status, sizeof(out->status), "%s", PQgetvalue(res, 0, 2));
-    }
+    int rc = db_exec(&res, c, &apply_stmt, ew.params, err);
+    if (rc == GW_OK)
+        rc = read_result(out, res, err);
     PQclear(res);
     return rc;
 }
@@ -69,20 +96,12 @@ int db_job_event_apply_on(struct db_job_event_result *out, struct db_conn *c,
 int db_job_event_apply(struct db_job_event_result *out, struct db_pool *pool,
                        const struct db_job_event *ev, struct gw_err *err)
 {
-    memset(out, 0, sizeof(*out));
-    int rc = GW_OK;
-    /* Two first events for one unknown job race to create it: the loser's
-     * unique violation means the job now exists, so it tries once more. */
-    for (int attempt = 0; attempt < 2; attempt++) {
-        struct db_conn *c = NULL;
-        rc = db_pool_checkout(&c, pool, err);
-        if (rc == GW_OK)
-            rc = db_job_event_apply_on(out, c, ev, err);
-        int retry = rc == GW_ECONFLICT && strcmp(db_conn_sqlstate(c), "23505") == 0;
-        db_pool_checkin(pool, c);
-        if (!retry)
-            break;
-    }
+    struct db_job_event_write ew;
+    db_job_event_write_init(&ew, ev);
+    int rc = db_write_now(pool, &ew.w);
+    *out = ew.out;
+    if (rc != GW_OK)
+        *err = ew.w.err;
     return rc;
 }
 

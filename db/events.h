@@ -12,6 +12,7 @@
 #define MLGW_DB_EVENTS_H
 
 #include "db/pool.h"
+#include "db/writer.h"
 
 struct db_job_event {
     const char *event_id;     /* NULL: no dedup (reconciler, local) */
@@ -44,6 +45,17 @@ int db_job_event_apply(struct db_job_event_result *out, struct db_pool *pool,
 /* The same on a connection the caller holds (inside its transaction). */
 int db_job_event_apply_on(struct db_job_event_result *out, struct db_conn *c,
                           const struct db_job_event *ev, struct gw_err *err);
+
+/* An event's application as a group-commit write (writer.h): once done,
+ * w.rc and w.err are db_job_event_apply's outcome and out its result. ev's
+ * strings are borrowed until then; ew must stay where it is. */
+struct db_job_event_write {
+    struct db_write w;
+    struct db_job_event_result out;
+    char exit_code[16], attempts[16], started[24], stopped[24], vcpus[24], memory[24], gpus[24];
+    const char *params[22];
+};
+void db_job_event_write_init(struct db_job_event_write *ew, const struct db_job_event *ev);
 
 /* "a, b,c" → "{a,b,c}" (quoted elements); NULL stays NULL (new: free). */
 char *db_pg_array_from_csv(const char *csv);

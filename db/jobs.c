@@ -30,103 +30,119 @@
  * together (the outbox's trigger wakes the dispatchers), in one round trip. */
 static const struct db_stmt insert_stmt = {"job_insert", JOB_INSERT_CTE, 17};
 
-static int insert_job(char **out, struct db_conn *c, const struct db_job_new *job,
-                      struct gw_err *err)
+/* The statement's parameters for jw->job, pointing into jw. */
+static void job_params(struct db_job_write *jw)
 {
-    char nums[4][24], timeout[24];
-    gw_fmt(nums[0], sizeof(nums[0]), "%lld", job->vcpus);
-    gw_fmt(nums[1], sizeof(nums[1]), "%lld", job->memory);
-    gw_fmt(nums[2], sizeof(nums[2]), "%lld", job->gpus);
-    gw_fmt(nums[3], sizeof(nums[3]), "%lld", job->max_attempts);
-    gw_fmt(timeout, sizeof(timeout), "%lld", job->timeout_seconds);
+    const struct db_job_new *job = &jw->job;
+    gw_fmt(jw->nums[0], sizeof(jw->nums[0]), "%lld", job->vcpus);
+    gw_fmt(jw->nums[1], sizeof(jw->nums[1]), "%lld", job->memory);
+    gw_fmt(jw->nums[2], sizeof(jw->nums[2]), "%lld", job->gpus);
+    gw_fmt(jw->nums[3], sizeof(jw->nums[3]), "%lld", job->max_attempts);
+    gw_fmt(jw->timeout, sizeof(jw->timeout), "%lld", job->timeout_seconds);
     const char *params[17] = {
         job->id,          job->script_key, job->compute_type,
-        nums[0],          nums[1],         nums[2],
-        job->args_json,   job->env_json,   job->timeout_seconds >= 0 ? timeout : NULL,
-        nums[3],          job->operation,  job->metadata_json,
+        jw->nums[0],      jw->nums[1],     jw->nums[2],
+        job->args_json,   job->env_json,   job->timeout_seconds >= 0 ? jw->timeout : NULL,
+        jw->nums[3],      job->operation,  job->metadata_json,
         job->notify_json, job->dispatch,   job->output_uri,
         job->api_key_id,  job->team,
     };
-    PGresult *res = NULL;
-    int rc = db_exec(&res, c, &insert_stmt, params, err);
-    if (rc == GW_OK) {
-        *out = strdup(PQgetvalue(res, 0, 0));
-        if (*out == NULL)
-            rc = gw_err_set(err, GW_ENOMEM, "out of memory");
+    memcpy(jw->params, params, sizeof(params));
+}
+
+/* The inserted job's JSON, the statement's one value. */
+static int read_job(void *arg, const PGresult *res, struct gw_err *err)
+{
+    struct db_job_write *jw = arg;
+    free(jw->out.json);
+    jw->out.json = strdup(PQgetvalue(res, 0, 0));
+    if (jw->out.json == NULL)
+        return gw_err_set(err, GW_ENOMEM, "out of memory");
+    jw->out.status = 202;
+    return GW_OK;
+}
+
+/* The job's guard (if any), then the job, on c inside a transaction. */
+static int guarded_insert(struct db_job_write *jw, struct db_conn *c, struct gw_err *err)
+{
+    if (jw->job.guard != NULL) {
+        int rc = jw->job.guard->fn(c, jw->job.id, jw->job.guard->arg, err);
+        if (rc != GW_OK)
+            return rc;
     }
+    PGresult *res = NULL;
+    int rc = db_exec(&res, c, &insert_stmt, jw->params, err);
+    if (rc == GW_OK)
+        rc = read_job(jw, res, err);
     PQclear(res);
     return rc;
 }
 
-/* The job's guard (if any), then the job, on c inside a transaction. */
-static int guarded_insert(char **out, struct db_conn *c, const struct db_job_new *job,
-                          struct gw_err *err)
+/* Run again when its batch is: starts from nothing each time. */
+static void reset_out(struct db_job_write *jw)
 {
-    if (job->guard != NULL) {
-        int rc = job->guard->fn(c, job->id, job->guard->arg, err);
-        if (rc != GW_OK)
-            return rc;
-    }
-    return insert_job(out, c, job, err);
+    free(jw->out.json);
+    memset(&jw->out, 0, sizeof(jw->out));
 }
-
-struct create_ctx {
-    struct db_job_created *out;
-    const struct db_job_new *job;
-    const struct db_idempotency *idem;
-};
 
 static int create_idempotent(struct db_conn *c, void *arg, struct gw_err *err)
 {
-    struct create_ctx *x = arg;
+    struct db_job_write *jw = arg;
+    reset_out(jw);
     /* Locks the key until commit, or replays the first answer. */
-    int rc = db_idem_replay(x->out, c, x->idem, err);
+    int rc = db_idem_replay(&jw->out, c, &jw->idem, err);
     if (rc != 0)
         return rc > 0 ? GW_OK : rc;
-    rc = guarded_insert(&x->out->json, c, x->job, err);
+    rc = guarded_insert(jw, c, err);
     if (rc != GW_OK)
         return rc;
-    x->out->status = 202;
     char location[64];
-    gw_fmt(location, sizeof(location), "/jobs/%s", x->job->id);
-    rc = db_idem_save(c, x->idem, 202, x->out->json, location, err);
-    if (rc != GW_OK) {
-        free(x->out->json);
-        x->out->json = NULL;
-    }
-    return rc;
+    gw_fmt(location, sizeof(location), "/jobs/%s", jw->job.id);
+    return db_idem_save(c, &jw->idem, 202, jw->out.json, location, err);
 }
 
 static int create_guarded(struct db_conn *c, void *arg, struct gw_err *err)
 {
-    struct create_ctx *x = arg;
-    int rc = guarded_insert(&x->out->json, c, x->job, err);
-    if (rc == GW_OK)
-        x->out->status = 202;
-    return rc;
+    struct db_job_write *jw = arg;
+    reset_out(jw);
+    return guarded_insert(jw, c, err);
+}
+
+void db_job_write_init(struct db_job_write *jw, const struct db_job_new *job,
+                       const struct db_idempotency *idem)
+{
+    memset(jw, 0, sizeof(*jw));
+    jw->job = *job;
+    job_params(jw);
+    jw->w.arg = jw;
+    if (idem != NULL) {
+        jw->idem = *idem;
+        jw->w.fn = create_idempotent;
+    } else if (job->guard != NULL) {
+        jw->w.fn = create_guarded;
+    } else {
+        jw->w.stmt = &insert_stmt;
+        jw->w.params = jw->params;
+        jw->w.row = read_job;
+    }
+}
+
+void db_job_write_dispose(struct db_job_write *jw)
+{
+    reset_out(jw);
 }
 
 int db_job_create(struct db_job_created *out, struct db_pool *pool, const struct db_job_new *job,
                   const struct db_idempotency *idem, struct gw_err *err)
 {
-    memset(out, 0, sizeof(*out));
-    if (idem != NULL || job->guard != NULL) {
-        struct create_ctx x = {out, job, idem};
-        int rc = db_tx(pool, idem != NULL ? create_idempotent : create_guarded, &x, err);
-        if (rc != GW_OK) {
-            free(out->json);
-            out->json = NULL;
-        }
-        return rc;
+    struct db_job_write jw;
+    db_job_write_init(&jw, job, idem);
+    int rc = db_write_now(pool, &jw.w);
+    if (rc != GW_OK) {
+        *err = jw.w.err;
+        db_job_write_dispose(&jw);
     }
-    struct db_conn *c = NULL;
-    int rc = db_pool_checkout(&c, pool, err);
-    if (rc != GW_OK)
-        return rc;
-    rc = insert_job(&out->json, c, job, err);
-    db_pool_checkin(pool, c);
-    if (rc == GW_OK)
-        out->status = 202;
+    *out = jw.out;
     return rc;
 }
 

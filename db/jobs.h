@@ -13,6 +13,7 @@
 #define MLGW_DB_JOBS_H
 
 #include "db/pool.h"
+#include "db/writer.h"
 
 /* Work done inside the transaction that stores a new job, after its
  * Idempotency-Key (if any) was found unused and before the job is inserted:
@@ -63,6 +64,23 @@ struct db_job_created {
  */
 int db_job_create(struct db_job_created *out, struct db_pool *pool, const struct db_job_new *job,
                   const struct db_idempotency *idem, struct gw_err *err);
+
+/* A job's creation as a group-commit write (writer.h): one statement when
+ * there is neither Idempotency-Key nor guard, else a function. Once it is
+ * done, w.rc and w.err are db_job_create's outcome and out its answer. jw
+ * must stay where it is from init to dispose; the job's strings are borrowed
+ * for as long. */
+struct db_job_write {
+    struct db_write w;
+    struct db_job_created out; /* dispose frees out.json unless taken (set to NULL) */
+    struct db_job_new job;
+    struct db_idempotency idem;
+    char nums[4][24], timeout[24];
+    const char *params[17];
+};
+void db_job_write_init(struct db_job_write *jw, const struct db_job_new *job,
+                       const struct db_idempotency *idem);
+void db_job_write_dispose(struct db_job_write *jw);
 
 /* The job with its history (new: free()). team: the caller's team, or NULL
  * for any (admin, callbacks, the executor). GW_ENOTFOUND for an unknown job

@@ -333,21 +333,27 @@ static int is_prepared(const struct db_conn *c, const struct db_stmt *st)
     return 0;
 }
 
+/* Prepares st on c unless it already is (once per connection). */
+static int ensure_prepared(struct db_conn *c, const struct db_stmt *st, struct gw_err *err)
+{
+    if (is_prepared(c, st))
+        return GW_OK;
+    PGresult *pr = PQprepare(c->pg, st->name, st->sql, st->nparams, NULL);
+    int rc = check_result(pr, c, err);
+    PQclear(pr);
+    if (rc == GW_OK && c->nprepared < DB_MAX_PREPARED)
+        c->prepared[c->nprepared++] = st;
+    return rc;
+}
+
 int db_exec(PGresult **out, struct db_conn *c, const struct db_stmt *st, const char *const *params,
             struct gw_err *err)
 {
     if (out != NULL)
         *out = NULL;
-    int rc;
-    if (!is_prepared(c, st)) {
-        PGresult *pr = PQprepare(c->pg, st->name, st->sql, st->nparams, NULL);
-        rc = check_result(pr, c, err);
-        PQclear(pr);
-        if (rc != GW_OK)
-            return rc;
-        if (c->nprepared < DB_MAX_PREPARED)
-            c->prepared[c->nprepared++] = st;
-    }
+    int rc = ensure_prepared(c, st, err);
+    if (rc != GW_OK)
+        return rc;
     PGresult *res = PQexecPrepared(c->pg, st->name, st->nparams, params, NULL, NULL, 0);
     rc = check_result(res, c, err);
     if (rc != GW_OK && strcmp(c->sqlstate, "57014") == 0)
@@ -390,6 +396,140 @@ int db_exec_params(PGresult **out, struct db_conn *c, const char *sql, int npara
     else
         *out = res;
     return rc;
+}
+
+/* Sends what libpq holds for the pipeline without ever blocking on a full
+ * socket: whatever the server answers meanwhile is read into libpq's buffer,
+ * so a long pipeline cannot deadlock with a server blocked on its output. */
+static int pipeline_flush(PGconn *pg)
+{
+    if (PQsetnonblocking(pg, 1) != 0)
+        return -1;
+    int rc = 0;
+    for (;;) {
+        int f = PQflush(pg);
+        if (f <= 0) {
+            rc = f;
+            break;
+        }
+        struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN | POLLOUT};
+        if (poll(&pfd, 1, 1000) < 0 && errno != EINTR) {
+            rc = -1;
+            break;
+        }
+        if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) != 0 && PQconsumeInput(pg) == 0) {
+            rc = -1;
+            break;
+        }
+    }
+    return PQsetnonblocking(pg, 0) != 0 ? -1 : rc;
+}
+
+/* Reads statement i's results: its own, then the NULL that ends them. */
+static int pipeline_result(PGresult **out, int *failed, int i, struct db_conn *c,
+                           struct gw_err *err)
+{
+    PGresult *r = PQgetResult(c->pg);
+    if (r == NULL)
+        return db_result_error(c->pg, NULL, c->sqlstate, err);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = GW_OK;
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        *out = r;
+    } else {
+        if (st != PGRES_PIPELINE_ABORTED && *failed == -1) {
+            *failed = i;
+            rc = db_result_error(c->pg, r, c->sqlstate, err);
+        }
+        PQclear(r);
+    }
+    while ((r = PQgetResult(c->pg)) != NULL) /* nothing more is expected */
+        PQclear(r);
+    return rc;
+}
+
+/* The sync's answer: the commit's outcome. */
+static int pipeline_sync(int *failed, struct db_conn *c, struct gw_err *err)
+{
+    int rc = GW_OK;
+    PGresult *r;
+    while ((r = PQgetResult(c->pg)) != NULL) {
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            return rc;
+        }
+        if (st == PGRES_FATAL_ERROR && rc == GW_OK) {
+            *failed = -1;
+            rc = db_result_error(c->pg, r, c->sqlstate, err);
+        }
+        PQclear(r);
+    }
+    *failed = -1;
+    return rc != GW_OK ? rc : db_result_error(c->pg, NULL, c->sqlstate, err);
+}
+
+int db_exec_pipeline(PGresult **results, int *failed, struct db_conn *c, int n,
+                     const struct db_stmt *const *stmts, const char *const *const *params,
+                     struct gw_err *err)
+{
+    *failed = -1;
+    for (int i = 0; i < n; i++)
+        results[i] = NULL;
+    c->sqlstate[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        int rc = ensure_prepared(c, stmts[i], err);
+        if (rc != GW_OK) {
+            *failed = i;
+            return rc;
+        }
+    }
+    if (PQenterPipelineMode(c->pg) != 1)
+        return db_result_error(c->pg, NULL, c->sqlstate, err);
+    int sent = 1;
+    for (int i = 0; i < n && sent; i++)
+        sent = PQsendQueryPrepared(c->pg, stmts[i]->name, stmts[i]->nparams, params[i], NULL,
+                                   NULL, 0);
+    if (!sent || PQpipelineSync(c->pg) != 1 || pipeline_flush(c->pg) != 0) {
+        int rc = db_result_error(c->pg, NULL, c->sqlstate, err);
+        conn_close(c); /* mid-pipeline: never usable again */
+        return rc == GW_OK ? gw_err_set(err, GW_EUNAVAIL, "database connection lost") : rc;
+    }
+    int rc = GW_OK;
+    for (int i = 0; i < n; i++) {
+        int one = pipeline_result(&results[i], failed, i, c, err);
+        if (rc == GW_OK)
+            rc = one;
+        if (one != GW_OK && PQstatus(c->pg) != CONNECTION_OK)
+            break;
+    }
+    if (PQstatus(c->pg) == CONNECTION_OK) {
+        int s = pipeline_sync(failed, c, err);
+        if (rc == GW_OK)
+            rc = s;
+    }
+    if (PQstatus(c->pg) != CONNECTION_OK || PQexitPipelineMode(c->pg) != 1) {
+        if (rc == GW_OK)
+            rc = gw_err_set(err, GW_EUNAVAIL, "database connection lost at commit");
+        *failed = -1;
+        conn_close(c);
+    }
+    if (rc != GW_OK)
+        for (int i = 0; i < n; i++) {
+            PQclear(results[i]);
+            results[i] = NULL;
+        }
+    return rc;
+}
+
+int db_conn_tx_failed(const struct db_conn *c)
+{
+    return c->pg != NULL && PQtransactionStatus(c->pg) == PQTRANS_INERROR;
+}
+
+int db_conn_ok(const struct db_conn *c)
+{
+    return c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK;
 }
 
 int db_exec_simple(struct db_conn *c, const char *sql, struct gw_err *err)

@@ -88,6 +88,26 @@ int db_exec_params(PGresult **out, struct db_conn *conn, const char *sql, int np
 int db_exec_simple(struct db_conn *conn, const char *sql, struct gw_err *err);
 const char *db_conn_sqlstate(const struct db_conn *conn);
 
+/*
+ * Runs n prepared statements in one round trip as one transaction: libpq's
+ * pipeline mode, whose implicit transaction commits at the pipeline's sync
+ * (outside any BEGIN: c must be idle). On success (GW_OK) every statement
+ * committed and results[i] is statement i's result (new: PQclear each).
+ * When statement i fails, nothing is committed: *failed = i, err and
+ * db_conn_sqlstate() say why, and the statements after it did not run. When
+ * the failure belongs to no one statement (the commit itself, the connection
+ * lost), *failed = -1: the outcome is unknown if the connection was lost.
+ * On any failure results[] are all NULL.
+ */
+int db_exec_pipeline(PGresult **results, int *failed, struct db_conn *c, int n,
+                     const struct db_stmt *const *stmts, const char *const *const *params,
+                     struct gw_err *err);
+/* Whether c's transaction is in the failed state (a statement failed in it,
+ * so db_conn_sqlstate() is that statement's), and whether c is still
+ * connected. */
+int db_conn_tx_failed(const struct db_conn *c);
+int db_conn_ok(const struct db_conn *c);
+
 /* Maps a failed PGresult (or NULL result) on pg to a gateway code, recording
  * the SQLSTATE into sqlstate (6 bytes) and a message into err. */
 int db_result_error(PGconn *pg, const PGresult *res, char sqlstate[6], struct gw_err *err);

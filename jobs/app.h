@@ -17,6 +17,7 @@
 #include "db/pool.h"
 
 struct db_jobcache;
+struct db_writer;
 struct jobs_executor;
 struct jobs_presence;
 
@@ -35,6 +36,7 @@ struct jobs_app {
     struct aws_client *aws;                /* the process's AWS client (CloudWatch Logs) */
     struct jobs_presence *presence;        /* this gateway's liveness lock; NULL: none */
     struct db_jobcache *jobcache;          /* GET /jobs/{id}'s documents; NULL: off */
+    struct db_writer *writer;              /* group commit for requests' writes; NULL: off */
 };
 
 /* Sets ev's notification policy (statuses, global recipients, SNS topic)

@@ -33,55 +33,80 @@ static void count_callback(const char *source, const char *result)
     gw_metrics_add("mlgw_callbacks_total", labels, 1);
 }
 
+/* A callback in flight: the event its write borrows from, kept until it is
+ * answered. */
+struct callback {
+    json_t *event; /* ev's strings point into it */
+    const char *source;
+    struct db_job_event ev;
+    struct db_job_event_write ew;
+    char new_id[37], uri[4200];
+};
+
+/* The event's write is over: the result, or 5xx so that the sender retries. */
+static void callback_reply(struct rt_request *req, struct rt_reply *out, void *ctx)
+{
+    struct callback *cb = ctx;
+    const struct db_job_event_result *r = &cb->ew.out;
+    if (cb->ew.w.rc != GW_OK) {
+        count_callback(cb->source, "error");
+        /* 5xx: EventBridge and SNS try again later. */
+        rt_reply_error(req, out, cb->ew.w.rc, &cb->ew.w.err);
+    } else {
+        count_callback(cb->source, r->result);
+        /* Even a stale or duplicate event adds to the job's history: this
+         * gateway's readers see it at once, others within the job cache's
+         * poll. */
+        if (r->job_id[0] != '\0')
+            db_jobcache_forget(req->app->jobcache, r->job_id);
+        if (strcmp(r->result, "applied") == 0 || strcmp(r->result, "created") == 0)
+            GW_LOG_INFO("job %s is %s (%s event %s)", r->job_id, r->status, cb->source,
+                        cb->ev.event_id);
+        rt_reply_json(out, 200,
+                      json_pack("{s:s,s:s?,s:s?}", "result", r->result, "job_id",
+                                r->job_id[0] ? r->job_id : NULL, "status",
+                                r->status[0] ? r->status : NULL));
+    }
+    json_decref(cb->event);
+    free(cb);
+}
+
 /* Applies one Batch Job State Change event (from EventBridge or SNS) and
  * replies; 422 naming the fields when it is not one. */
-static void apply_batch_event(struct rt_request *req, struct rt_reply *out, const json_t *event,
+static void apply_batch_event(struct rt_request *req, struct rt_reply *out, json_t *event,
                               const char *source)
 {
     const struct gw_config *cfg = req->app->cfg;
-    struct db_job_event ev;
+    struct callback *cb = calloc(1, sizeof(*cb));
     json_t *errors = json_array();
-    if (errors == NULL) {
+    if (cb == NULL || errors == NULL) {
+        free(cb);
+        json_decref(errors);
         rt_reply_error(req, out, GW_ENOMEM, NULL);
         return;
     }
-    if (rt_batch_event_parse(&ev, errors, event, source) != GW_OK) {
+    if (rt_batch_event_parse(&cb->ev, errors, event, source) != GW_OK) {
         count_callback(source, "invalid");
+        free(cb);
         /* 422: EventBridge does not retry it, and nothing is stored. */
         rt_reply_problem(req, out, 422, "Unprocessable Content",
                          "not a Batch Job State Change event; see errors", errors);
         return;
     }
     json_decref(errors);
-
-    char new_id[37], uri[4200];
-    if (gw_uuid7(new_id) != GW_OK || jobs_output_uri(uri, sizeof(uri), cfg, new_id) != 0) {
+    if (gw_uuid7(cb->new_id) != GW_OK ||
+        jobs_output_uri(cb->uri, sizeof(cb->uri), cfg, cb->new_id) != 0) {
+        free(cb);
         rt_reply_error(req, out, GW_ENOMEM, NULL);
         return;
     }
-    ev.new_id = new_id;
-    ev.output_uri = uri;
-    jobs_event_policy(&ev, req->app);
-    struct db_job_event_result r;
-    struct gw_err err = {0};
-    int rc = db_job_event_apply(&r, req->app->request_pool, &ev, &err);
-    if (rc != GW_OK) {
-        count_callback(source, "error");
-        /* 5xx: EventBridge and SNS try again later. */
-        rt_reply_error(req, out, rc, &err);
-        return;
-    }
-    count_callback(source, r.result);
-    /* Even a stale or duplicate event adds to the job's history: this gateway's
-     * readers see it at once, others within the job cache's poll. */
-    if (r.job_id[0] != '\0')
-        db_jobcache_forget(req->app->jobcache, r.job_id);
-    if (strcmp(r.result, "applied") == 0 || strcmp(r.result, "created") == 0)
-        GW_LOG_INFO("job %s is %s (%s event %s)", r.job_id, r.status, source, ev.event_id);
-    rt_reply_json(out, 200,
-                  json_pack("{s:s,s:s?,s:s?}", "result", r.result, "job_id",
-                            r.job_id[0] ? r.job_id : NULL, "status",
-                            r.status[0] ? r.status : NULL));
+    cb->event = json_incref(event);
+    cb->source = source;
+    cb->ev.new_id = cb->new_id;
+    cb->ev.output_uri = cb->uri;
+    jobs_event_policy(&cb->ev, req->app);
+    db_job_event_write_init(&cb->ew, &cb->ev);
+    rt_write(req, out, &cb->ew.w, callback_reply, cb);
 }
 
 void rt_events_batch(struct rt_request *req, struct rt_reply *out)

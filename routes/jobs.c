@@ -130,54 +130,84 @@ static int check_request(struct rt_job_request *jr, json_t *body, struct rt_requ
     return GW_OK;
 }
 
+/* A POST /jobs in flight: what its write borrows, kept until it is answered. */
+struct submit {
+    json_t *body; /* jr's strings point into it */
+    struct rt_job_request jr;
+    struct db_job_write jw;
+    char uri[4200];
+};
+
+static void submit_free(struct submit *sb)
+{
+    db_job_write_dispose(&sb->jw);
+    rt_job_request_dispose(&sb->jr);
+    json_decref(sb->body);
+    free(sb);
+}
+
+/* The job's write is over: 202, or why not. */
+static void submit_reply(struct rt_request *req, struct rt_reply *out, void *ctx)
+{
+    struct submit *sb = ctx;
+    struct db_job_write *jw = &sb->jw;
+    int rc = jw->w.rc;
+    if (rc == GW_EINVAL) { /* the key was used for another request */
+        const char *msg = jw->w.err.msg;
+        rt_reply_problem(req, out, 422, "Unprocessable Content", msg,
+                         json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message", msg));
+    } else if (rc != GW_OK) {
+        rt_reply_error(req, out, rc, &jw->w.err);
+    } else {
+        reply_created(out, &jw->out, jw->job.id);
+        jw->out.json = NULL; /* the reply has it */
+        if (!jw->out.replayed)
+            GW_LOG_INFO("job %s queued: %s on %s (%s)", jw->job.id, sb->jr.script_key,
+                        sb->jr.compute_type, sb->jr.dispatch);
+    }
+    submit_free(sb);
+}
+
 void rt_jobs_submit(struct rt_request *req, struct rt_reply *out, json_t *body,
                     const struct db_job_guard *guard)
 {
     const struct gw_config *cfg = req->app->cfg;
-    char uri[4200];
-    struct rt_job_request jr;
-    memset(&jr, 0, sizeof(jr));
-
     int key_ok = 0;
     const char *ikey = rt_idempotency_key(&key_ok, req, out);
     if (!key_ok)
         return;
-    if (check_request(&jr, body, req, out) != GW_OK)
-        goto cleanup;
-
-    struct db_job_new job = job_row(&jr, req->auth_key_id, req->auth_team);
+    struct submit *sb = calloc(1, sizeof(*sb));
+    if (sb == NULL) {
+        rt_reply_error(req, out, GW_ENOMEM, NULL);
+        return;
+    }
+    sb->body = json_incref(body);
+    if (check_request(&sb->jr, body, req, out) != GW_OK) {
+        submit_free(sb);
+        return;
+    }
+    struct db_job_new job = job_row(&sb->jr, req->auth_key_id, req->auth_team);
     job.guard = guard;
     struct db_idempotency idem = {
         .api_key_id = req->auth_key_id,
         .key = ikey,
         .ttl_hours = cfg->idempotency_ttl_hours,
     };
-    if (gw_uuid7(job.id) != GW_OK || jobs_output_uri(uri, sizeof(uri), cfg, job.id) != 0 ||
+    if (gw_uuid7(job.id) != GW_OK || jobs_output_uri(sb->uri, sizeof(sb->uri), cfg, job.id) != 0 ||
         (ikey != NULL && rt_request_hash(idem.request_hash, req, body) != GW_OK)) {
         rt_reply_error(req, out, GW_ENOMEM, NULL);
-        goto cleanup;
+        submit_free(sb);
+        return;
     }
-    job.output_uri = uri;
-
-    struct gw_err err = {0};
-    struct db_job_created created;
-    int rc = db_job_create(&created, req->app->request_pool, &job, ikey ? &idem : NULL, &err);
-    if (rc == GW_EINVAL) { /* the key was used for another request */
-        rt_reply_problem(req, out, 422, "Unprocessable Content", err.msg,
-                         json_pack("[{s:s,s:s}]", "field", "Idempotency-Key", "message", err.msg));
-        goto cleanup;
+    job.output_uri = sb->uri;
+    db_job_write_init(&sb->jw, &job, ikey ? &idem : NULL);
+    if (guard != NULL) {
+        /* The guard is the caller's, for this call only: no deferring. */
+        (void)db_write_now(req->app->request_pool, &sb->jw.w);
+        submit_reply(req, out, sb);
+        return;
     }
-    if (rc != GW_OK) {
-        rt_reply_error(req, out, rc, &err);
-        goto cleanup;
-    }
-    reply_created(out, &created, job.id);
-    if (!created.replayed)
-        GW_LOG_INFO("job %s queued: %s on %s (%s)", job.id, jr.script_key, jr.compute_type,
-                    jr.dispatch);
-
-cleanup:
-    rt_job_request_dispose(&jr);
+    rt_write(req, out, &sb->jw.w, submit_reply, sb);
 }
 
 void rt_jobs_create(struct rt_request *req, struct rt_reply *out)

@@ -10,6 +10,8 @@
 #include "common/encode.h"
 #include "common/err.h"
 #include "db/api_keys.h"
+#include "db/writer.h"
+#include "jobs/app.h"
 #include "routes/http.h"
 
 #include "common/poison.h"
@@ -70,4 +72,36 @@ int rt_request_hash(unsigned char out[32], const struct rt_request *req, const j
     gw_buf_dispose(&h);
     free(canonical);
     return rc;
+}
+
+void rt_defer(struct rt_request *req, rt_resume_fn fn, void *ctx)
+{
+    req->resume = fn;
+    req->resume_ctx = ctx;
+    MHD_suspend_connection(req->conn);
+}
+
+void rt_resume(struct rt_request *req)
+{
+    MHD_resume_connection(req->conn);
+}
+
+static void write_done(struct db_write *w)
+{
+    rt_resume(w->done_arg);
+}
+
+void rt_write(struct rt_request *req, struct rt_reply *out, struct db_write *w, rt_resume_fn fn,
+              void *ctx)
+{
+    struct db_writer *writer = req->app->writer;
+    if (writer == NULL) {
+        (void)db_write_now(req->app->request_pool, w);
+        fn(req, out, ctx);
+        return;
+    }
+    rt_defer(req, fn, ctx);
+    w->done = write_done;
+    w->done_arg = req;
+    db_writer_submit(writer, w);
 }

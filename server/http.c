@@ -436,6 +436,12 @@ static enum MHD_Result on_complete_body(struct srv_http *h, struct rt_request *r
     struct rt_reply r = {0, NULL};
     if (req->responded)
         return MHD_YES;
+    if (req->resume != NULL) { /* resumed: the deferred reply is ready */
+        rt_resume_fn fn = req->resume;
+        req->resume = NULL;
+        fn(req, &r, req->resume_ctx);
+        return finish(h, req, &r);
+    }
     track_set(h, req->conn, 0); /* the request is in: the handler has no deadline */
     if (req->early != NULL) {
         r.resp = req->early;
@@ -445,6 +451,8 @@ static enum MHD_Result on_complete_body(struct srv_http *h, struct rt_request *r
         rt_reply_problem(req, &r, 501, "Not Implemented", NULL, NULL);
     } else {
         req->route->handler(req, &r);
+        if (req->resume != NULL && r.resp == NULL)
+            return MHD_YES; /* deferred (rt_defer): answered once resumed */
     }
     return finish(h, req, &r);
 }
@@ -548,7 +556,8 @@ int srv_http_start(struct srv_http **out, const struct srv_http_opts *opts, stru
     pthread_mutex_init(&h->conns_mu, NULL);
     h->conns.next = h->conns.prev = &h->conns;
     unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+        MHD_ALLOW_SUSPEND_RESUME;
     if (opts->addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     atomic_init(&h->starting, 1);

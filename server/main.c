@@ -29,6 +29,7 @@
 #include "db/events.h"
 #include "db/jobcache.h"
 #include "db/jobs.h"
+#include "db/writer.h"
 #include "jobs/app.h"
 #include "jobs/cache.h"
 #include "jobs/dispatcher.h"
@@ -203,7 +204,8 @@ struct serve {
     struct gw_config *cfg;
     const struct db_migration_set *set;
     struct migrator mig;
-    struct db_pool *pool, *request_pool;
+    struct db_pool *pool, *request_pool, *writer_pool;
+    struct db_writer *writer;
     struct jobs_app app;
     struct aws_creds_provider *creds;
     struct aws_client *aws;
@@ -258,11 +260,23 @@ static int serve_context(struct serve *s, struct gw_err *err)
         po.application_name = "ml-gateway-worker";
         rc = db_pool_new(&s->pool, &po, err);
     }
+    if (rc == GW_OK && cfg->group_commit) {
+        po.size = (int)cfg->db_writers;
+        po.statement_timeout_ms = (int)cfg->db_statement_timeout_ms;
+        po.application_name = "ml-gateway-writer";
+        rc = db_pool_new(&s->writer_pool, &po, err);
+        struct db_writer_opts wo = {.pool = s->writer_pool,
+                                    .writers = (int)cfg->db_writers,
+                                    .max_batch = (int)cfg->group_commit_max};
+        if (rc == GW_OK)
+            rc = db_writer_new(&s->writer, &wo, err);
+    }
     if (rc != GW_OK) {
         GW_LOG_ERROR("cannot create the database pool: %s", err->msg);
         return rc;
     }
     s->app.cfg = cfg;
+    s->app.writer = s->writer;
     s->app.pool = s->pool;
     s->app.request_pool = s->request_pool;
     s->app.migrations = s->set;
@@ -443,7 +457,11 @@ static void serve_until_signal(struct serve *s)
 /* Stops what serve_* started, in reverse; each stop takes NULL. */
 static void serve_stop(struct serve *s)
 {
+    /* The writers answer what they hold while the daemon can still send it;
+     * a write submitted later is answered 503 at once. */
+    db_writer_stop(s->writer);
     srv_http_stop(s->http);
+    db_writer_free(s->writer);
     db_jobcache_free(s->jobcache); /* after the last request */
     jobs_executor_stop(s->executor);
     jobs_dispatcher_stop(s->dispatcher);
@@ -453,6 +471,7 @@ static void serve_stop(struct serve *s)
     gw_worker_stop(s->janitor);
     migrator_stop(&s->mig);
     db_pool_free(s->request_pool);
+    db_pool_free(s->writer_pool);
     db_pool_free(s->pool);
     aws_client_free(s->aws);
     aws_creds_provider_free(s->creds);

@@ -1,0 +1,374 @@
+/*
+ * writer.c — group commit (writer.h).
+ *
+ * The queue is a singly linked list under one mutex. A writer thread takes up
+ * to max_batch writes from its head, splits them into statements (sent in
+ * one pipeline, committed at its sync) and functions (one BEGIN ... COMMIT),
+ * and answers each write once its transaction is over. A failed write is
+ * taken out of the batch and the rest run again: PostgreSQL has rolled the
+ * whole transaction back, so nothing of the failed write, nor of its
+ * neighbours' first run, is left behind.
+ */
+#include "db/writer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/metrics.h"
+
+#include "common/poison.h"
+
+enum { WRITE_TRIES = 3 };
+
+struct db_writer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct db_write *head, *tail;
+    int stopping, stopped;
+    struct db_pool *pool;
+    int max_batch;
+    int nthreads; /* started */
+    int nalloc;   /* threads[] entries */
+    struct writer_thread *threads;
+};
+
+/* One writer thread and its arrays for a batch of statements. */
+struct writer_thread {
+    struct db_writer *wr;
+    pthread_t thread;
+    PGresult **results;
+    const struct db_stmt **stmts;
+    const char *const **params;
+};
+
+/* A failure worth running again: serialization, deadlock and, for a write
+ * that asks, a unique violation (two creators of one row raced). */
+static int retryable(const char *sqlstate, const struct db_write *w)
+{
+    return strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 ||
+           (w != NULL && w->retry_unique && strcmp(sqlstate, "23505") == 0);
+}
+
+static void answer(struct db_write *w, int rc, const struct gw_err *err)
+{
+    w->rc = rc;
+    if (rc != GW_OK && err != NULL && err != &w->err)
+        w->err = *err;
+    w->done(w); /* w may be gone after this */
+}
+
+static void answer_all(struct db_write *list, int rc, const struct gw_err *err)
+{
+    while (list != NULL) {
+        struct db_write *next = list->next;
+        answer(list, rc, err);
+        list = next;
+    }
+}
+
+/* Takes *at out of its list, returning it. */
+static struct db_write *unlink_at(struct db_write **at)
+{
+    struct db_write *w = *at;
+    *at = w->next;
+    w->next = NULL;
+    return w;
+}
+
+/* A failed write leaves the batch: answered with its error, or, when worth
+ * another try, put back at the end of the list. */
+static void drop_failed(struct db_write **list, struct db_write **at, int rc,
+                        const struct gw_err *err, const char *sqlstate)
+{
+    struct db_write *w = unlink_at(at);
+    if (retryable(sqlstate, w) && ++w->tries < WRITE_TRIES) {
+        struct db_write **end = list;
+        while (*end != NULL)
+            end = &(*end)->next;
+        *end = w;
+        return;
+    }
+    answer(w, rc, err);
+}
+
+/* The statements of list, pipelined, until each has committed or failed. */
+static void run_statements(struct db_writer *wr, struct db_write *list, PGresult **results,
+                           const struct db_stmt **stmts, const char *const **params)
+{
+    int batch_tries = 0;
+    while (list != NULL) {
+        int n = 0;
+        for (struct db_write *w = list; w != NULL; w = w->next, n++) {
+            stmts[n] = w->stmt;
+            params[n] = w->params;
+        }
+        struct gw_err err = {0};
+        struct db_conn *c = NULL;
+        int rc = db_pool_checkout(&c, wr->pool, &err);
+        if (rc != GW_OK) {
+            answer_all(list, rc, &err);
+            return;
+        }
+        int failed = -1;
+        rc = db_exec_pipeline(results, &failed, c, n, stmts, params, &err);
+        char sqlstate[6];
+        memcpy(sqlstate, db_conn_sqlstate(c), sizeof(sqlstate));
+        db_pool_checkin(wr->pool, c);
+        if (rc == GW_OK) {
+            /* Committed: each write reads its row and is answered. */
+            struct db_write *w = list;
+            for (int i = 0; i < n; i++) {
+                struct db_write *next = w->next;
+                struct gw_err rerr = {0};
+                int r = w->row != NULL ? w->row(w->arg, results[i], &rerr) : GW_OK;
+                PQclear(results[i]);
+                answer(w, r, &rerr);
+                w = next;
+            }
+            return;
+        }
+        if (failed >= 0) {
+            struct db_write **at = &list;
+            for (int i = 0; i < failed; i++)
+                at = &(*at)->next;
+            drop_failed(&list, at, rc, &err, sqlstate);
+            continue;
+        }
+        if (retryable(sqlstate, NULL) && ++batch_tries < WRITE_TRIES)
+            continue;
+        answer_all(list, rc, &err);
+        return;
+    }
+}
+
+/* One transaction of every function in list; GW_OK when it committed, else
+ * the failure and, in *bad, the write that failed (NULL: the transaction). */
+static int functions_once(struct db_write **bad, int *conn_ok, char sqlstate[6],
+                          struct db_conn *c, struct db_write *list, struct gw_err *err)
+{
+    *bad = NULL;
+    int rc = db_exec_simple(c, "BEGIN", err);
+    for (struct db_write *w = list; rc == GW_OK && w != NULL; w = w->next) {
+        memset(&w->err, 0, sizeof(w->err));
+        rc = w->fn(c, w->arg, &w->err);
+        if (rc != GW_OK)
+            *bad = w;
+    }
+    if (rc == GW_OK)
+        rc = db_exec_simple(c, "COMMIT", err);
+    /* A function that failed without a failed statement names no SQLSTATE. */
+    if (rc != GW_OK && *bad != NULL && !db_conn_tx_failed(c))
+        sqlstate[0] = '\0';
+    else
+        memcpy(sqlstate, db_conn_sqlstate(c), 6);
+    *conn_ok = db_conn_ok(c);
+    if (rc != GW_OK && *conn_ok)
+        (void)db_exec_simple(c, "ROLLBACK", NULL);
+    return rc;
+}
+
+/* The functions of list, in one transaction, until each has committed or
+ * failed. */
+static void run_functions(struct db_writer *wr, struct db_write *list)
+{
+    int batch_tries = 0;
+    while (list != NULL) {
+        struct gw_err err = {0};
+        struct db_conn *c = NULL;
+        int rc = db_pool_checkout(&c, wr->pool, &err);
+        if (rc != GW_OK) {
+            answer_all(list, rc, &err);
+            return;
+        }
+        struct db_write *bad = NULL;
+        int conn_ok = 0;
+        char sqlstate[6] = "";
+        rc = functions_once(&bad, &conn_ok, sqlstate, c, list, &err);
+        db_pool_checkin(wr->pool, c);
+        if (rc == GW_OK) {
+            answer_all(list, GW_OK, NULL);
+            return;
+        }
+        if (bad != NULL && conn_ok) {
+            struct db_write **at = &list;
+            while (*at != bad)
+                at = &(*at)->next;
+            drop_failed(&list, at, rc, &bad->err, sqlstate);
+            continue;
+        }
+        if (bad != NULL)
+            err = bad->err;
+        if (conn_ok && retryable(sqlstate, NULL) && ++batch_tries < WRITE_TRIES)
+            continue;
+        answer_all(list, rc, &err);
+        return;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct writer_thread *t = arg;
+    struct db_writer *wr = t->wr;
+    for (;;) {
+        pthread_mutex_lock(&wr->mu);
+        while (wr->head == NULL && !wr->stopping)
+            pthread_cond_wait(&wr->cv, &wr->mu);
+        if (wr->stopping) {
+            pthread_mutex_unlock(&wr->mu);
+            break;
+        }
+        struct db_write *st = NULL, *fn = NULL, **st_end = &st, **fn_end = &fn;
+        int n = 0;
+        for (; n < wr->max_batch && wr->head != NULL; n++) {
+            struct db_write *w = unlink_at(&wr->head);
+            struct db_write ***end = w->stmt != NULL ? &st_end : &fn_end;
+            **end = w;
+            *end = &w->next;
+        }
+        if (wr->head == NULL)
+            wr->tail = NULL;
+        pthread_mutex_unlock(&wr->mu);
+        gw_metrics_add("mlgw_group_commit_batches_total", "", 1);
+        gw_metrics_add("mlgw_group_commit_writes_total", "", n);
+        if (st != NULL)
+            run_statements(wr, st, t->results, t->stmts, t->params);
+        if (fn != NULL)
+            run_functions(wr, fn);
+    }
+    return NULL;
+}
+
+static void threads_free(struct db_writer *wr, int n)
+{
+    for (int i = 0; wr->threads != NULL && i < n; i++) {
+        free(wr->threads[i].results);
+        free(wr->threads[i].stmts);
+        free(wr->threads[i].params);
+    }
+    free(wr->threads);
+    wr->threads = NULL;
+}
+
+int db_writer_new(struct db_writer **out, const struct db_writer_opts *opts, struct gw_err *err)
+{
+    *out = NULL;
+    struct db_writer *wr = calloc(1, sizeof(*wr));
+    if (wr == NULL)
+        return gw_err_set(err, GW_ENOMEM, "out of memory");
+    wr->pool = opts->pool;
+    wr->max_batch = opts->max_batch > 0 ? opts->max_batch : 1;
+    int n = opts->writers > 0 ? opts->writers : 1;
+    size_t m = (size_t)wr->max_batch;
+    wr->threads = calloc((size_t)n, sizeof(*wr->threads));
+    int ok = wr->threads != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        struct writer_thread *t = &wr->threads[i];
+        t->wr = wr;
+        t->results = calloc(m, sizeof(*t->results));
+        t->stmts = calloc(m, sizeof(*t->stmts));
+        t->params = calloc(m, sizeof(*t->params));
+        ok = t->results != NULL && t->stmts != NULL && t->params != NULL;
+    }
+    if (!ok) {
+        threads_free(wr, n);
+        free(wr);
+        return gw_err_set(err, GW_ENOMEM, "out of memory");
+    }
+    wr->nalloc = n;
+    pthread_mutex_init(&wr->mu, NULL);
+    pthread_cond_init(&wr->cv, NULL);
+    gw_metrics_describe("mlgw_group_commit_batches_total", "counter",
+                        "transactions committed by the group-commit writers (one per batch)");
+    gw_metrics_describe("mlgw_group_commit_writes_total", "counter",
+                        "requests' writes handed to the group-commit writers");
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&wr->threads[i].thread, NULL, writer_main, &wr->threads[i]) != 0) {
+            db_writer_stop(wr);
+            db_writer_free(wr);
+            return gw_err_set(err, GW_ENOMEM, "cannot start a database writer thread");
+        }
+        wr->nthreads++;
+    }
+    *out = wr;
+    return GW_OK;
+}
+
+void db_writer_submit(struct db_writer *wr, struct db_write *w)
+{
+    w->next = NULL;
+    w->tries = 0;
+    pthread_mutex_lock(&wr->mu);
+    if (wr->stopping) {
+        pthread_mutex_unlock(&wr->mu);
+        struct gw_err err = {0};
+        gw_err_public(&err, GW_EUNAVAIL, "the gateway is shutting down");
+        answer(w, GW_EUNAVAIL, &err);
+        return;
+    }
+    if (wr->tail != NULL)
+        wr->tail->next = w;
+    else
+        wr->head = w;
+    wr->tail = w;
+    pthread_cond_signal(&wr->cv);
+    pthread_mutex_unlock(&wr->mu);
+}
+
+int db_write_now(struct db_pool *pool, struct db_write *w)
+{
+    memset(&w->err, 0, sizeof(w->err));
+    if (w->stmt == NULL) {
+        w->rc = db_tx(pool, w->fn, w->arg, &w->err);
+        return w->rc;
+    }
+    for (w->tries = 0; w->tries < WRITE_TRIES; w->tries++) {
+        struct db_conn *c = NULL;
+        PGresult *res = NULL;
+        w->rc = db_pool_checkout(&c, pool, &w->err);
+        if (w->rc == GW_OK)
+            w->rc = db_exec(&res, c, w->stmt, w->params, &w->err);
+        int again = w->rc != GW_OK && c != NULL && retryable(db_conn_sqlstate(c), w);
+        db_pool_checkin(pool, c);
+        if (w->rc == GW_OK && w->row != NULL)
+            w->rc = w->row(w->arg, res, &w->err);
+        PQclear(res);
+        if (!again)
+            break;
+    }
+    return w->rc;
+}
+
+void db_writer_stop(struct db_writer *wr)
+{
+    if (wr == NULL)
+        return;
+    pthread_mutex_lock(&wr->mu);
+    wr->stopping = 1;
+    pthread_cond_broadcast(&wr->cv);
+    pthread_mutex_unlock(&wr->mu);
+    for (int i = 0; i < wr->nthreads; i++)
+        pthread_join(wr->threads[i].thread, NULL);
+    pthread_mutex_lock(&wr->mu);
+    struct db_write *left = wr->head;
+    wr->head = wr->tail = NULL;
+    wr->stopped = 1;
+    pthread_mutex_unlock(&wr->mu);
+    if (left != NULL)
+        GW_LOG_WARN("stopping with writes still queued: they are answered 503");
+    struct gw_err err = {0};
+    gw_err_public(&err, GW_EUNAVAIL, "the gateway is shutting down");
+    answer_all(left, GW_EUNAVAIL, &err);
+}
+
+void db_writer_free(struct db_writer *wr)
+{
+    if (wr == NULL)
+        return;
+    pthread_mutex_destroy(&wr->mu);
+    pthread_cond_destroy(&wr->cv);
+    threads_free(wr, wr->nalloc);
+    free(wr);
+}
