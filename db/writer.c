@@ -28,6 +28,7 @@ struct db_writer {
     pthread_cond_t cv;
     struct db_write *head, *tail;
     int stopping, stopped;
+    int busy; /* batches being run, by writer threads or inline */
     struct db_pool *pool;
     int max_batch;
     int nthreads; /* started */
@@ -230,6 +231,7 @@ static void *writer_main(void *arg)
         }
         if (wr->head == NULL)
             wr->tail = NULL;
+        wr->busy++;
         pthread_mutex_unlock(&wr->mu);
         gw_metrics_add("mlgw_group_commit_batches_total", "", 1);
         gw_metrics_add("mlgw_group_commit_writes_total", "", n);
@@ -237,8 +239,46 @@ static void *writer_main(void *arg)
             run_statements(wr, st, t->results, t->stmts, t->params);
         if (fn != NULL)
             run_functions(wr, fn);
+        pthread_mutex_lock(&wr->mu);
+        wr->busy--;
+        pthread_mutex_unlock(&wr->mu);
     }
     return NULL;
+}
+
+static void done_inline(struct db_write *w)
+{
+    (void)w;
+}
+
+int db_writer_run_if_idle(struct db_writer *wr, struct db_write *w)
+{
+    pthread_mutex_lock(&wr->mu);
+    int idle = wr->head == NULL && wr->busy == 0 && !wr->stopping;
+    if (idle)
+        wr->busy++;
+    pthread_mutex_unlock(&wr->mu);
+    if (!idle)
+        return 0;
+    w->next = NULL;
+    w->tries = 0;
+    w->done = done_inline;
+    gw_metrics_add("mlgw_group_commit_batches_total", "", 1);
+    gw_metrics_add("mlgw_group_commit_writes_total", "", 1);
+    if (w->stmt != NULL) {
+        PGresult *results[1];
+        const struct db_stmt *stmts[1];
+        const char *const *params[1];
+        run_statements(wr, w, results, stmts, params);
+    } else {
+        run_functions(wr, w);
+    }
+    pthread_mutex_lock(&wr->mu);
+    wr->busy--;
+    if (wr->head != NULL) /* what queued meanwhile is the threads' */
+        pthread_cond_signal(&wr->cv);
+    pthread_mutex_unlock(&wr->mu);
+    return 1;
 }
 
 static void threads_free(struct db_writer *wr, int n)

@@ -69,6 +69,11 @@ struct db_writer_opts {
 int db_writer_new(struct db_writer **out, const struct db_writer_opts *opts, struct gw_err *err);
 /* Queues w (w->done set); it is answered later through w->done. */
 void db_writer_submit(struct db_writer *wr, struct db_write *w);
+/* When the writer is idle (nothing queued, no batch in flight), runs w in
+ * the calling thread at once, as a batch of one, and returns 1 (w->rc is the
+ * outcome; done is not called): an idle gateway's lone write costs no hand
+ * over between threads. Otherwise returns 0 and w is untouched. */
+int db_writer_run_if_idle(struct db_writer *wr, struct db_write *w);
 /* Runs w without a writer, on a connection of pool, in the calling thread:
  * the same outcome as through a writer, one transaction per write (the
  * unbatched mode). Returns w->rc; done is not called. */

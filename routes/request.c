@@ -95,8 +95,9 @@ void rt_write(struct rt_request *req, struct rt_reply *out, struct db_write *w, 
               void *ctx)
 {
     struct db_writer *writer = req->app->writer;
-    if (writer == NULL) {
-        (void)db_write_now(req->app->request_pool, w);
+    if (writer == NULL || db_writer_run_if_idle(writer, w)) {
+        if (writer == NULL)
+            (void)db_write_now(req->app->request_pool, w);
         fn(req, out, ctx);
         return;
     }
