@@ -18,10 +18,11 @@
       print "rps p50_ms p99_ms requests" from wrk --latency output, or fail
       when wrk reported any failed request.
   bench.py medians ROUNDS_FILE
-      ROUNDS_FILE holds one line a round: the 4 figures of POST, pgbench, GET
-      and bare (as printed by "wrk" and "pgbench" above). Print the median of
-      each of the 16 columns, then the medians of the per-round ratios
-      POST/pgbench and GET/bare.
+      ROUNDS_FILE holds one line a round: the 4 figures of POST (group commit
+      on), pgbench, GET, bare and POST (group commit off), as printed by the
+      "wrk" and "pgbench" commands. Print the median of each of the 20 columns, then
+      the medians of the per-round ratios POST/pgbench, GET/bare, POST on/off
+      and POST off/pgbench.
   bench.py pgbench PGBENCH_OUTPUT LOG_PREFIX
       print "tps p50_ms p99_ms transactions" from pgbench's output and its
       per-transaction logs (-l --log-prefix), or fail when any transaction
@@ -222,13 +223,13 @@ def pgbench(path, log_prefix):
 def medians(path):
     with open(path, encoding="utf-8") as f:
         rows = [[float(x) for x in line.split()] for line in f if line.strip()]
-    if not rows or any(len(r) != 16 for r in rows):
-        die(f"{path}: expected lines of 16 figures")
-    cols = [statistics.median(r[i] for r in rows) for i in range(16)]
-    post_ratio = statistics.median(r[0] / r[4] for r in rows)
-    get_ratio = statistics.median(r[8] / r[12] for r in rows)
-    fmt = ["{:.1f}", "{:.3f}", "{:.3f}", "{:.0f}"] * 4
-    print(" ".join(f.format(v) for f, v in zip(fmt, cols)), f"{post_ratio:.2f} {get_ratio:.2f}")
+    if not rows or any(len(r) != 20 for r in rows):
+        die(f"{path}: expected lines of 20 figures")
+    cols = [statistics.median(r[i] for r in rows) for i in range(20)]
+    ratios = [statistics.median(r[a] / r[b] for r in rows)
+              for a, b in ((0, 4), (8, 12), (0, 16), (16, 4))]
+    fmt = ["{:.1f}", "{:.3f}", "{:.3f}", "{:.0f}"] * 5
+    print(" ".join(f.format(v) for f, v in zip(fmt, cols)), " ".join(f"{x:.2f}" for x in ratios))
 
 
 def local(base, key, jobs, db_url):

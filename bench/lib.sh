@@ -24,17 +24,26 @@ bench_database() {
 }
 
 # bench_start_gateway: applies the migrations, starts "$gw" on a free
-# loopback port (log: $dir/gateway.log) and waits until it is ready; sets
-# `port` and `gw_pid`.
+# loopback port (log: $dir/$gw_log.log, gw_log "gateway" unless set) and
+# waits until it is ready; sets `port` and `gw_pid`.
 bench_start_gateway() {
+  local log=$dir/${gw_log:-gateway}.log
   "$gw" migrate 2>"$dir/migrate.log"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  MLGW_LISTEN=127.0.0.1:$port "$gw" 2>"$dir/gateway.log" &
+  MLGW_LISTEN=127.0.0.1:$port "$gw" 2>"$log" &
   gw_pid=$!
   for _ in $(seq 1 100); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" && return 0
     sleep 0.1
   done
-  echo "bench: the gateway did not become ready (see $dir/gateway.log)" >&2
+  echo "bench: the gateway did not become ready (see $log)" >&2
   return 1
+}
+
+# bench_stop_gateway: stops the gateway bench_start_gateway started, if any.
+bench_stop_gateway() {
+  [[ -n "$gw_pid" ]] || return 0
+  kill "$gw_pid" 2>/dev/null || true
+  wait "$gw_pid" 2>/dev/null || true
+  gw_pid=""
 }
