@@ -1,0 +1,327 @@
+/*
+ * test_group_commit.c — group commit (db/writer.c) through the real gateway:
+ * many concurrent writes share transactions, one write's failure fails no
+ * neighbour, and neither a kill -9 in the middle of a batch nor a PostgreSQL
+ * restart loses or doubles an acknowledged job.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/harness/harness.h"
+
+enum { THREADS = 16, PER_THREAD = 12, MAX_TRIES = PER_THREAD * 40 };
+
+static const char good_body[] = "{\"script_key\": \"jobs/good.py\", \"compute_type\": \"cpu\"}";
+static const char refused_body[] =
+    "{\"script_key\": \"jobs/refused.py\", \"compute_type\": \"cpu\"}";
+
+/* What one client thread sent and heard. */
+struct outcome {
+    char key[64];  /* Idempotency-Key, "" when none */
+    int refused;   /* sent the body the database refuses */
+    long status;   /* 0: no answer (connection reset or refused) */
+    char id[37];   /* the job's id on 202 */
+    int replayed;  /* Idempotent-Replayed: true */
+};
+
+struct client {
+    const char *base;
+    const char *auth;
+    int index;
+    int n;           /* requests to send; 0: until *stop */
+    const int *stop; /* NULL: none */
+    int with_keys;
+    int refuse_every; /* every so many requests is refused; 0: none */
+    struct outcome out[MAX_TRIES];
+    int sent;
+};
+
+static void post_one(struct outcome *o, const char *base, const char *auth, const char *body)
+{
+    char url[128], key_header[96];
+    snprintf(url, sizeof(url), "%s/jobs", base);
+    snprintf(key_header, sizeof(key_header), "Idempotency-Key: %s", o->key);
+    const char *headers[] = {auth, "Content-Type: application/json",
+                             o->key[0] ? key_header : NULL, NULL};
+    struct th_resp r;
+    o->status = 0;
+    o->id[0] = '\0';
+    o->replayed = 0;
+    if (th_http(&r, "POST", url, headers, body, strlen(body)) != 0) {
+        th_resp_dispose(&r); /* no answer: status stays 0 */
+        return;
+    }
+    o->status = r.status;
+    if (r.status == 202) {
+        json_t *j = th_resp_json(&r);
+        const char *id = j ? json_string_value(json_object_get(j, "id")) : NULL;
+        snprintf(o->id, sizeof(o->id), "%s", id ? id : "");
+        json_decref(j);
+        char *rep = th_resp_header(&r, "Idempotent-Replayed");
+        o->replayed = rep != NULL && strcmp(rep, "true") == 0;
+        free(rep);
+    }
+    th_resp_dispose(&r);
+}
+
+static void *client_main(void *arg)
+{
+    struct client *c = arg;
+    for (int i = 0; i < MAX_TRIES && (c->n == 0 || i < c->n); i++) {
+        if (c->stop != NULL && __atomic_load_n(c->stop, __ATOMIC_ACQUIRE))
+            break;
+        struct outcome *o = &c->out[i];
+        o->refused = c->refuse_every > 0 && i % c->refuse_every == c->refuse_every - 1;
+        if (c->with_keys)
+            snprintf(o->key, sizeof(o->key), "gc-%d-%d", c->index, i);
+        post_one(o, c->base, c->auth, o->refused ? refused_body : good_body);
+        c->sent = i + 1;
+    }
+    return NULL;
+}
+
+static void run_clients(struct client *cs, int n)
+{
+    pthread_t t[THREADS];
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, client_main, &cs[i]), 0);
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+}
+
+static long scalar(const char *db, const char *sql)
+{
+    char *v = th_db_scalar(db, sql);
+    cr_assert_not_null(v, "%s", sql);
+    long n = strtol(v, NULL, 10);
+    free(v);
+    return n;
+}
+
+/* A metric's value from /metrics (0 when absent). */
+static double metric(const struct th_gw *gw, const char *auth, const char *name)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s/metrics", gw->base);
+    const char *headers[] = {auth, NULL};
+    struct th_resp r;
+    cr_assert_eq(th_http(&r, "GET", url, headers, NULL, 0), 0);
+    cr_assert_eq(r.status, 200);
+    double v = 0;
+    for (const char *p = r.body; p != NULL && *p != '\0';) {
+        size_t len = strlen(name);
+        if (strncmp(p, name, len) == 0 && p[len] == ' ')
+            v = strtod(p + len + 1, NULL);
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    th_resp_dispose(&r);
+    return v;
+}
+
+/* The database refuses one script: a failure no validation can see. */
+static void refuse_a_script(const char *db)
+{
+    cr_assert_eq(th_db_exec(db, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                                "BEGIN IF NEW.script_key = 'jobs/refused.py' THEN "
+                                "RAISE EXCEPTION 'refused by the test'; END IF; "
+                                "PERFORM pg_sleep(0.002); RETURN NEW; END $$; "
+                                "CREATE TRIGGER refuse BEFORE INSERT ON jobs FOR EACH ROW "
+                                "EXECUTE FUNCTION refuse()"),
+                 0);
+}
+
+static void bearer(char *out, size_t n, const char *db)
+{
+    char key[96];
+    const char *args[] = {"--name",  "writer",  "--scopes", "jobs:read,jobs:write,admin",
+                          "--rate",  "1000000", "--burst",  "1000000",
+                          NULL};
+    th_key_create_args(key, sizeof(key), db, args);
+    snprintf(out, n, "Authorization: Bearer %s", key);
+}
+
+Test(group_commit, a_failing_write_fails_alone_and_its_neighbours_commit_together)
+{
+    char db[1024], auth[160];
+    th_db_create(db, sizeof(db), NULL);
+    bearer(auth, sizeof(auth), db);
+    refuse_a_script(db);
+    struct th_gw gw;
+    const char *env[] = {"MLGW_DISPATCH_WORKERS=0", "MLGW_DB_WRITERS=1", NULL};
+    th_gw_start(&gw, db, env);
+
+    static struct client cs[THREADS];
+    memset(cs, 0, sizeof(cs));
+    for (int i = 0; i < THREADS; i++)
+        cs[i] = (struct client){.base = gw.base, .auth = auth, .index = i, .n = PER_THREAD,
+                                .with_keys = i % 2, .refuse_every = 4};
+    run_clients(cs, THREADS);
+
+    long good = 0;
+    for (int i = 0; i < THREADS; i++)
+        for (int j = 0; j < cs[i].sent; j++) {
+            const struct outcome *o = &cs[i].out[j];
+            if (o->refused) {
+                cr_assert_eq(o->status, 500, "a refused write is answered 500 (got %ld)",
+                             o->status);
+            } else {
+                cr_assert_eq(o->status, 202, "a good write beside refused ones is 202 (got %ld)",
+                             o->status);
+                good++;
+            }
+        }
+    cr_assert_eq(good, THREADS * PER_THREAD * 3 / 4);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs"), good, "every 202 is stored, once");
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs WHERE script_key = 'jobs/refused.py'"), 0);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM dispatch_outbox"), good,
+                 "each stored job has its outbox row");
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM idempotency_keys"), good / 2,
+                 "keys are kept for stored jobs only");
+    /* The refused key stored nothing: the same key with a good body is new. */
+    struct outcome again = {.key = "gc-1-3"};
+    post_one(&again, gw.base, auth, good_body);
+    cr_assert_eq(again.status, 202);
+    cr_assert_eq(again.replayed, 0);
+
+    double batches = metric(&gw, auth, "mlgw_group_commit_batches_total");
+    double writes = metric(&gw, auth, "mlgw_group_commit_writes_total");
+    cr_assert_eq(writes, THREADS * PER_THREAD + 1, "every write went through the writer");
+    cr_assert_lt(batches, writes * 0.8, "writes shared transactions: %.0f batches for %.0f writes",
+                 batches, writes);
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 15), 0);
+}
+
+Test(group_commit, kill_9_in_the_middle_of_batches_then_retrying_each_key_gives_one_job_each)
+{
+    char db[1024], auth[160];
+    th_db_create(db, sizeof(db), NULL);
+    bearer(auth, sizeof(auth), db);
+    /* Slow inserts keep batches in flight when the kill comes. */
+    cr_assert_eq(th_db_exec(db, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                                "BEGIN PERFORM pg_sleep(0.01); RETURN NEW; END $$; "
+                                "CREATE TRIGGER slow BEFORE INSERT ON jobs FOR EACH ROW "
+                                "EXECUTE FUNCTION slow()"),
+                 0);
+    struct th_gw gw;
+    const char *env[] = {"MLGW_DISPATCH_WORKERS=0", NULL};
+    th_gw_start(&gw, db, env);
+    static struct client cs[THREADS];
+    memset(cs, 0, sizeof(cs));
+    int stop = 0;
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        cs[i] = (struct client){.base = gw.base, .auth = auth, .index = i, .stop = &stop,
+                                .with_keys = 1};
+        cr_assert_eq(pthread_create(&t[i], NULL, client_main, &cs[i]), 0);
+    }
+    th_sleep_ms(700);
+    kill(gw.pid, SIGKILL);
+    th_gw_stop(&gw, 0, 10);
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+
+    long tried = 0, acked = 0, unanswered = 0;
+    for (int i = 0; i < THREADS; i++)
+        for (int j = 0; j < cs[i].sent; j++) {
+            tried++;
+            acked += cs[i].out[j].status == 202;
+            unanswered += cs[i].out[j].status == 0;
+        }
+    cr_assert_gt(acked, 0, "jobs were stored before the kill");
+    cr_assert_gt(unanswered, 0, "the kill came while writes were in flight");
+    long stored = scalar(db, "SELECT count(*) FROM jobs");
+    cr_assert_geq(stored, acked, "every 202 before the kill is stored");
+    cr_assert_lt(stored, tried, "the writes in flight at the kill were not stored");
+
+    /* The clients retry every key they sent, answered or not. */
+    th_gw_start(&gw, db, env);
+    for (int i = 0; i < THREADS; i++)
+        for (int j = 0; j < cs[i].sent; j++) {
+            struct outcome *o = &cs[i].out[j], again = {0};
+            snprintf(again.key, sizeof(again.key), "%s", o->key);
+            post_one(&again, gw.base, auth, good_body);
+            cr_assert_eq(again.status, 202, "retry of %s: %ld", o->key, again.status);
+            if (o->status == 202) {
+                cr_assert_str_eq(again.id, o->id, "%s keeps its job", o->key);
+                cr_assert(again.replayed, "%s is replayed", o->key);
+            }
+        }
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs"), tried, "one job per key, no more");
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM idempotency_keys"), tried);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs j WHERE NOT EXISTS (SELECT 1 FROM "
+                            "idempotency_keys k WHERE k.location = '/jobs/' || j.id)"),
+                 0, "every job is its key's");
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 15), 0);
+}
+
+Test(group_commit, writes_across_a_postgresql_restart_are_stored_or_refused_never_lost)
+{
+    struct th_pg pg = {0};
+    th_pg_start(&pg);
+    char auth[160];
+    bearer(auth, sizeof(auth), pg.url);
+    struct th_gw gw;
+    const char *env[] = {"MLGW_DISPATCH_WORKERS=0", "MLGW_DB_CONNECT_TIMEOUT=2",
+                         "MLGW_DB_CHECKOUT_TIMEOUT_MS=500", NULL};
+    th_gw_start(&gw, pg.url, env);
+    enum { N = 8 };
+    static struct client cs[N];
+    memset(cs, 0, sizeof(cs));
+    int stop = 0;
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        cs[i] = (struct client){.base = gw.base, .auth = auth, .index = i, .stop = &stop,
+                                .with_keys = 1};
+        cr_assert_eq(pthread_create(&t[i], NULL, client_main, &cs[i]), 0);
+    }
+    th_sleep_ms(400);
+    th_pg_stop(&pg);
+    th_sleep_ms(800);
+    th_pg_start(&pg);
+    char ready[160];
+    snprintf(ready, sizeof(ready), "%s/readyz", gw.base);
+    cr_assert_eq(th_wait_status(ready, 200, 30), 200);
+    th_sleep_ms(400);
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+
+    long tried = 0, acked = 0, refused = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < cs[i].sent; j++) {
+            const struct outcome *o = &cs[i].out[j];
+            tried++;
+            acked += o->status == 202;
+            refused += o->status == 503;
+            cr_assert(o->status == 202 || o->status == 503, "%s: %ld", o->key, o->status);
+        }
+    cr_assert_gt(refused, 0, "writes met the outage");
+    cr_assert_gt(acked, 0);
+    /* Every 202 is on disk, before the restart and after it. */
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < cs[i].sent; j++) {
+            const struct outcome *o = &cs[i].out[j];
+            if (o->status != 202)
+                continue;
+            char sql[160];
+            snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE id = '%s'", o->id);
+            cr_assert_eq(scalar(pg.url, sql), 1, "acknowledged job %s is stored", o->id);
+        }
+    /* A 503's retry with its key gives one job. */
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < cs[i].sent; j++) {
+            struct outcome again = {0};
+            snprintf(again.key, sizeof(again.key), "%s", cs[i].out[j].key);
+            post_one(&again, gw.base, auth, good_body);
+            cr_assert_eq(again.status, 202);
+        }
+    cr_assert_eq(scalar(pg.url, "SELECT count(*) FROM jobs"), tried);
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 15), 0);
+    th_pg_destroy(&pg);
+}
