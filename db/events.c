@@ -77,6 +77,8 @@ void db_job_event_write_init(struct db_job_event_write *ew, const struct db_job_
     /* Two first events for one unknown job race to create it: the loser's
      * unique violation means the job now exists, so it tries once more. */
     ew->w.retry_unique = 1;
+    /* The job it locks: by its Batch id, else the id the gateway gave it. */
+    ew->w.lock_key = ev->batch_job_id != NULL ? ev->batch_job_id : ev->gateway_id;
 }
 
 int db_job_event_apply_on(struct db_job_event_result *out, struct db_conn *c,

@@ -43,6 +43,7 @@ struct writer_thread {
     PGresult **results;
     const struct db_stmt **stmts;
     const char *const **params;
+    struct db_write **sorted;
 };
 
 /* A failure worth running again: serialization, deadlock and, for a write
@@ -95,12 +96,41 @@ static void drop_failed(struct db_write **list, struct db_write **at, int rc,
     answer(w, rc, err);
 }
 
+static int by_lock_key(const void *a, const void *b)
+{
+    const char *ka = (*(struct db_write *const *)a)->lock_key;
+    const char *kb = (*(struct db_write *const *)b)->lock_key;
+    if (ka == NULL || kb == NULL)
+        return (ka != NULL) - (kb != NULL);
+    return strcmp(ka, kb);
+}
+
+/* list in lock_key order (tmp: room for every write): two batches that lock
+ * the same rows take them in the same order, so neither waits on the other
+ * in a cycle (a deadlock PostgreSQL would break only after deadlock_timeout). */
+static struct db_write *sort_by_lock_key(struct db_write *list, struct db_write **tmp)
+{
+    int n = 0, keyed = 0;
+    for (struct db_write *w = list; w != NULL; w = w->next) {
+        tmp[n++] = w;
+        keyed |= w->lock_key != NULL;
+    }
+    if (!keyed || n < 2)
+        return list;
+    qsort(tmp, (size_t)n, sizeof(*tmp), by_lock_key);
+    for (int i = 0; i < n; i++)
+        tmp[i]->next = i + 1 < n ? tmp[i + 1] : NULL;
+    return tmp[0];
+}
+
 /* The statements of list, pipelined, until each has committed or failed. */
 static void run_statements(struct db_writer *wr, struct db_write *list, PGresult **results,
-                           const struct db_stmt **stmts, const char *const **params)
+                           const struct db_stmt **stmts, const char *const **params,
+                           struct db_write **sorted)
 {
     int batch_tries = 0;
     while (list != NULL) {
+        list = sort_by_lock_key(list, sorted);
         int n = 0;
         for (struct db_write *w = list; w != NULL; w = w->next, n++) {
             stmts[n] = w->stmt;
@@ -117,6 +147,7 @@ static void run_statements(struct db_writer *wr, struct db_write *list, PGresult
         rc = db_exec_pipeline(results, &failed, c, n, stmts, params, &err);
         char sqlstate[6];
         memcpy(sqlstate, db_conn_sqlstate(c), sizeof(sqlstate));
+        int conn_ok = db_conn_ok(c);
         db_pool_checkin(wr->pool, c);
         if (rc == GW_OK) {
             /* Committed: each write reads its row and is answered. */
@@ -131,14 +162,16 @@ static void run_statements(struct db_writer *wr, struct db_write *list, PGresult
             }
             return;
         }
-        if (failed >= 0) {
+        /* With the connection lost, whether the batch committed is unknown:
+         * running its writes again could store them twice. */
+        if (failed >= 0 && conn_ok) {
             struct db_write **at = &list;
             for (int i = 0; i < failed; i++)
                 at = &(*at)->next;
             drop_failed(&list, at, rc, &err, sqlstate);
             continue;
         }
-        if (retryable(sqlstate, NULL) && ++batch_tries < WRITE_TRIES)
+        if (conn_ok && retryable(sqlstate, NULL) && ++batch_tries < WRITE_TRIES)
             continue;
         answer_all(list, rc, &err);
         return;
@@ -236,7 +269,7 @@ static void *writer_main(void *arg)
         gw_metrics_add("mlgw_group_commit_batches_total", "", 1);
         gw_metrics_add("mlgw_group_commit_writes_total", "", n);
         if (st != NULL)
-            run_statements(wr, st, t->results, t->stmts, t->params);
+            run_statements(wr, st, t->results, t->stmts, t->params, t->sorted);
         if (fn != NULL)
             run_functions(wr, fn);
         pthread_mutex_lock(&wr->mu);
@@ -269,7 +302,8 @@ int db_writer_run_if_idle(struct db_writer *wr, struct db_write *w)
         PGresult *results[1];
         const struct db_stmt *stmts[1];
         const char *const *params[1];
-        run_statements(wr, w, results, stmts, params);
+        struct db_write *sorted[1];
+        run_statements(wr, w, results, stmts, params, sorted);
     } else {
         run_functions(wr, w);
     }
@@ -287,6 +321,7 @@ static void threads_free(struct db_writer *wr, int n)
         free(wr->threads[i].results);
         free(wr->threads[i].stmts);
         free(wr->threads[i].params);
+        free(wr->threads[i].sorted);
     }
     free(wr->threads);
     wr->threads = NULL;
@@ -310,7 +345,8 @@ int db_writer_new(struct db_writer **out, const struct db_writer_opts *opts, str
         t->results = calloc(m, sizeof(*t->results));
         t->stmts = calloc(m, sizeof(*t->stmts));
         t->params = calloc(m, sizeof(*t->params));
-        ok = t->results != NULL && t->stmts != NULL && t->params != NULL;
+        t->sorted = calloc(m, sizeof(*t->sorted));
+        ok = t->results != NULL && t->stmts != NULL && t->params != NULL && t->sorted != NULL;
     }
     if (!ok) {
         threads_free(wr, n);

@@ -50,6 +50,9 @@ struct db_write {
      * it resets whatever it leaves in arg before writing it. */
     db_tx_fn fn;
     void *arg;
+    /* The rows the statement locks, as a key (NULL: none): a batch's
+     * statements run in key order, so that two batches never deadlock. */
+    const char *lock_key;
     int retry_unique;      /* a unique violation (23505) is retried once */
     db_write_done_fn done; /* once, when committed (rc GW_OK) or failed for good */
     void *done_arg;        /* for done */
