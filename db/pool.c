@@ -488,8 +488,8 @@ int db_exec_pipeline(PGresult **results, int *failed, struct db_conn *c, int n,
         return db_result_error(c->pg, NULL, c->sqlstate, err);
     int sent = 1;
     for (int i = 0; i < n && sent; i++)
-        sent = PQsendQueryPrepared(c->pg, stmts[i]->name, stmts[i]->nparams, params[i], NULL,
-                                   NULL, 0);
+        sent =
+            PQsendQueryPrepared(c->pg, stmts[i]->name, stmts[i]->nparams, params[i], NULL, NULL, 0);
     if (!sent || PQpipelineSync(c->pg) != 1 || pipeline_flush(c->pg) != 0) {
         int rc = db_result_error(c->pg, NULL, c->sqlstate, err);
         conn_close(c); /* mid-pipeline: never usable again */

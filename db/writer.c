@@ -112,12 +112,13 @@ static struct db_write *sort_by_lock_key(struct db_write *list, struct db_write 
 {
     int n = 0, keyed = 0;
     for (struct db_write *w = list; w != NULL; w = w->next) {
-        tmp[n++] = w;
         keyed |= w->lock_key != NULL;
+        tmp[n] = w;
+        n++;
     }
     if (!keyed || n < 2)
         return list;
-    qsort(tmp, (size_t)n, sizeof(*tmp), by_lock_key);
+    qsort(tmp, (size_t)n, sizeof(struct db_write *), by_lock_key);
     for (int i = 0; i < n; i++)
         tmp[i]->next = i + 1 < n ? tmp[i + 1] : NULL;
     return tmp[0];
@@ -166,10 +167,12 @@ static void run_statements(struct db_writer *wr, struct db_write *list, PGresult
          * running its writes again could store them twice. */
         if (failed >= 0 && conn_ok) {
             struct db_write **at = &list;
-            for (int i = 0; i < failed; i++)
+            for (int i = 0; i < failed && *at != NULL; i++)
                 at = &(*at)->next;
-            drop_failed(&list, at, rc, &err, sqlstate);
-            continue;
+            if (*at != NULL) {
+                drop_failed(&list, at, rc, &err, sqlstate);
+                continue;
+            }
         }
         if (conn_ok && retryable(sqlstate, NULL) && ++batch_tries < WRITE_TRIES)
             continue;
@@ -180,8 +183,8 @@ static void run_statements(struct db_writer *wr, struct db_write *list, PGresult
 
 /* One transaction of every function in list; GW_OK when it committed, else
  * the failure and, in *bad, the write that failed (NULL: the transaction). */
-static int functions_once(struct db_write **bad, int *conn_ok, char sqlstate[6],
-                          struct db_conn *c, struct db_write *list, struct gw_err *err)
+static int functions_once(struct db_write **bad, int *conn_ok, char sqlstate[6], struct db_conn *c,
+                          struct db_write *list, struct gw_err *err)
 {
     *bad = NULL;
     int rc = db_exec_simple(c, "BEGIN", err);
@@ -228,10 +231,12 @@ static void run_functions(struct db_writer *wr, struct db_write *list)
         }
         if (bad != NULL && conn_ok) {
             struct db_write **at = &list;
-            while (*at != bad)
+            while (*at != NULL && *at != bad)
                 at = &(*at)->next;
-            drop_failed(&list, at, rc, &bad->err, sqlstate);
-            continue;
+            if (*at != NULL) {
+                drop_failed(&list, at, rc, &bad->err, sqlstate);
+                continue;
+            }
         }
         if (bad != NULL)
             err = bad->err;
@@ -342,10 +347,10 @@ int db_writer_new(struct db_writer **out, const struct db_writer_opts *opts, str
     for (int i = 0; ok && i < n; i++) {
         struct writer_thread *t = &wr->threads[i];
         t->wr = wr;
-        t->results = calloc(m, sizeof(*t->results));
-        t->stmts = calloc(m, sizeof(*t->stmts));
+        t->results = calloc(m, sizeof(PGresult *));
+        t->stmts = calloc(m, sizeof(const struct db_stmt *));
         t->params = calloc(m, sizeof(*t->params));
-        t->sorted = calloc(m, sizeof(*t->sorted));
+        t->sorted = calloc(m, sizeof(struct db_write *));
         ok = t->results != NULL && t->stmts != NULL && t->params != NULL && t->sorted != NULL;
     }
     if (!ok) {

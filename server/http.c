@@ -555,9 +555,8 @@ int srv_http_start(struct srv_http **out, const struct srv_http_opts *opts, stru
     atomic_init(&h->inflight, 0);
     pthread_mutex_init(&h->conns_mu, NULL);
     h->conns.next = h->conns.prev = &h->conns;
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-        MHD_ALLOW_SUSPEND_RESUME;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (opts->addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     atomic_init(&h->starting, 1);

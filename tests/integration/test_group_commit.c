@@ -21,11 +21,11 @@ static const char refused_body[] =
 
 /* What one client thread sent and heard. */
 struct outcome {
-    char key[64];  /* Idempotency-Key, "" when none */
-    int refused;   /* sent the body the database refuses */
-    long status;   /* 0: no answer (connection reset or refused) */
-    char id[37];   /* the job's id on 202 */
-    int replayed;  /* Idempotent-Replayed: true */
+    char key[64]; /* Idempotency-Key, "" when none */
+    int refused;  /* sent the body the database refuses */
+    long status;  /* 0: no answer (connection reset or refused) */
+    char id[37];  /* the job's id on 202 */
+    int replayed; /* Idempotent-Replayed: true */
 };
 
 struct client {
@@ -45,8 +45,8 @@ static void post_one(struct outcome *o, const char *base, const char *auth, cons
     char url[128], key_header[96];
     snprintf(url, sizeof(url), "%s/jobs", base);
     snprintf(key_header, sizeof(key_header), "Idempotency-Key: %s", o->key);
-    const char *headers[] = {auth, "Content-Type: application/json",
-                             o->key[0] ? key_header : NULL, NULL};
+    const char *headers[] = {auth, "Content-Type: application/json", o->key[0] ? key_header : NULL,
+                             NULL};
     struct th_resp r;
     o->status = 0;
     o->id[0] = '\0';
@@ -138,8 +138,8 @@ static void refuse_a_script(const char *db)
 static void bearer(char *out, size_t n, const char *db)
 {
     char key[96];
-    const char *args[] = {"--name",  "writer",  "--scopes", "jobs:read,jobs:write,admin",
-                          "--rate",  "1000000", "--burst",  "1000000",
+    const char *args[] = {"--name", "writer",  "--scopes", "jobs:read,jobs:write,admin",
+                          "--rate", "1000000", "--burst",  "1000000",
                           NULL};
     th_key_create_args(key, sizeof(key), db, args);
     snprintf(out, n, "Authorization: Bearer %s", key);
@@ -158,8 +158,12 @@ Test(group_commit, a_failing_write_fails_alone_and_its_neighbours_commit_togethe
     static struct client cs[THREADS];
     memset(cs, 0, sizeof(cs));
     for (int i = 0; i < THREADS; i++)
-        cs[i] = (struct client){.base = gw.base, .auth = auth, .index = i, .n = PER_THREAD,
-                                .with_keys = i % 2, .refuse_every = 4};
+        cs[i] = (struct client){.base = gw.base,
+                                .auth = auth,
+                                .index = i,
+                                .n = PER_THREAD,
+                                .with_keys = i % 2,
+                                .refuse_every = 4};
     run_clients(cs, THREADS);
 
     long good = 0;
@@ -215,8 +219,8 @@ Test(group_commit, kill_9_in_the_middle_of_batches_then_retrying_each_key_gives_
     int stop = 0;
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        cs[i] = (struct client){.base = gw.base, .auth = auth, .index = i, .stop = &stop,
-                                .with_keys = 1};
+        cs[i] = (struct client){
+            .base = gw.base, .auth = auth, .index = i, .stop = &stop, .with_keys = 1};
         cr_assert_eq(pthread_create(&t[i], NULL, client_main, &cs[i]), 0);
     }
     th_sleep_ms(700);
@@ -276,8 +280,8 @@ Test(group_commit, writes_across_a_postgresql_restart_are_stored_or_refused_neve
     int stop = 0;
     pthread_t t[N];
     for (int i = 0; i < N; i++) {
-        cs[i] = (struct client){.base = gw.base, .auth = auth, .index = i, .stop = &stop,
-                                .with_keys = 1};
+        cs[i] = (struct client){
+            .base = gw.base, .auth = auth, .index = i, .stop = &stop, .with_keys = 1};
         cr_assert_eq(pthread_create(&t[i], NULL, client_main, &cs[i]), 0);
     }
     th_sleep_ms(400);
