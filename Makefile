@@ -83,7 +83,8 @@ format:
 bench: build
 	@scripts/deps.sh bench
 	@bench/run.sh
-	@bench/sigv4.sh | tee bench/results/sigv4-latest.txt
+	@bench/sigv4.sh >bench/results/sigv4.tmp && mv bench/results/sigv4.tmp bench/results/sigv4-latest.txt
+	@cat bench/results/sigv4-latest.txt
 	@bench/events.sh
 	@bench/commits.sh
 	@bench/local.sh

@@ -17,17 +17,21 @@ cc=${CC:-cc}
   exit 1
 }
 
-make --no-print-directory build BUILD="$build"
-[[ -f "$build/libmlgw_core.a" ]] || {
-  echo "sigv4.sh: $build/libmlgw_core.a was not built" >&2
-  exit 1
-}
+make --no-print-directory build BUILD="$build" >&2 # its progress is not the result
+# The two floors the signer needs (aws/ and the common/ below it).
+floors=("$build/libmlgw_aws.a" "$build/libmlgw_common.a")
+for lib in "${floors[@]}"; do
+  [[ -f "$lib" ]] || {
+    echo "sigv4.sh: $lib was not built" >&2
+    exit 1
+  }
+done
 
 mkdir -p "$build/bench"
 read -r -a libs <<<"$(pkg-config --libs openssl jansson libmicrohttpd libcurl libpq)"
 "$cc" -std=c17 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I. \
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wformat=2 -Wstrict-prototypes \
   -Wmissing-prototypes -Wvla -Wcast-qual -Wundef -Wwrite-strings -Werror \
-  bench/sigv4_bench.c "$build/libmlgw_core.a" "${libs[@]}" -lpthread \
+  bench/sigv4_bench.c "${floors[@]}" "${libs[@]}" -lpthread \
   -o "$build/bench/sigv4_bench"
 "$build/bench/sigv4_bench" "$seconds"
