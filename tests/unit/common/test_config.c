@@ -536,7 +536,7 @@ Test(server_config, describe_redacts_the_url_password_and_is_valid_json_fields)
     cr_assert_eq(json_integer_value(json_object_get(obj, "MLGW_DB_POOL_SIZE")), 7);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_LOG_LEVEL")), "info");
     cr_assert_str_eq(json_string_value(json_object_get(obj, "MLGW_MIGRATIONS_DIR")), "migrations");
-    cr_assert_eq(json_object_size(obj), 93, "one field per setting");
+    cr_assert_eq(json_object_size(obj), 96, "one field per setting");
     json_decref(obj);
 }
 
