@@ -96,6 +96,20 @@ static void drop_failed(struct db_write **list, struct db_write **at, int rc,
     answer(w, rc, err);
 }
 
+/* A connection for list's batch, or NULL with every write of list answered
+ * with the reason (PostgreSQL unreachable, no connection free in time). */
+static struct db_conn *checkout_or_answer(struct db_writer *wr, struct db_write *list)
+{
+    struct gw_err err = {0};
+    struct db_conn *c = NULL;
+    int rc = db_pool_checkout(&c, wr->pool, &err);
+    if (rc != GW_OK) {
+        answer_all(list, rc, &err);
+        return NULL;
+    }
+    return c;
+}
+
 static int by_lock_key(const void *a, const void *b)
 {
     const char *ka = (*(struct db_write *const *)a)->lock_key;
@@ -137,15 +151,12 @@ static void run_statements(struct db_writer *wr, struct db_write *list, PGresult
             stmts[n] = w->stmt;
             params[n] = w->params;
         }
-        struct gw_err err = {0};
-        struct db_conn *c = NULL;
-        int rc = db_pool_checkout(&c, wr->pool, &err);
-        if (rc != GW_OK) {
-            answer_all(list, rc, &err);
+        struct db_conn *c = checkout_or_answer(wr, list);
+        if (c == NULL)
             return;
-        }
+        struct gw_err err = {0};
         int failed = -1;
-        rc = db_exec_pipeline(results, &failed, c, n, stmts, params, &err);
+        int rc = db_exec_pipeline(results, &failed, c, n, stmts, params, &err);
         char sqlstate[6];
         memcpy(sqlstate, db_conn_sqlstate(c), sizeof(sqlstate));
         int conn_ok = db_conn_ok(c);
@@ -213,17 +224,14 @@ static void run_functions(struct db_writer *wr, struct db_write *list)
 {
     int batch_tries = 0;
     while (list != NULL) {
-        struct gw_err err = {0};
-        struct db_conn *c = NULL;
-        int rc = db_pool_checkout(&c, wr->pool, &err);
-        if (rc != GW_OK) {
-            answer_all(list, rc, &err);
+        struct db_conn *c = checkout_or_answer(wr, list);
+        if (c == NULL)
             return;
-        }
+        struct gw_err err = {0};
         struct db_write *bad = NULL;
         int conn_ok = 0;
         char sqlstate[6] = "";
-        rc = functions_once(&bad, &conn_ok, sqlstate, c, list, &err);
+        int rc = functions_once(&bad, &conn_ok, sqlstate, c, list, &err);
         db_pool_checkin(wr->pool, c);
         if (rc == GW_OK) {
             answer_all(list, GW_OK, NULL);

@@ -668,3 +668,23 @@ void th_local_gw_start(struct th_gw *gw, const char *db_url, const struct th_loc
     env[k] = NULL;
     th_gw_start(gw, db_url, env);
 }
+
+double th_metric(const struct th_gw *gw, const char *auth_header, const char *series)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s/metrics", gw->base);
+    const char *headers[] = {auth_header, NULL};
+    struct th_resp r;
+    cr_assert_eq(th_http(&r, "GET", url, headers, NULL, 0), 0);
+    cr_assert_eq(r.status, 200, "GET /metrics: %ld", r.status);
+    double v = -1;
+    size_t len = strlen(series);
+    for (const char *p = r.body; p != NULL && *p != '\0';) {
+        if (strncmp(p, series, len) == 0 && p[len] == ' ')
+            v = strtod(p + len + 1, NULL);
+        p = strchr(p, '\n');
+        p = p != NULL ? p + 1 : NULL;
+    }
+    th_resp_dispose(&r);
+    return v;
+}

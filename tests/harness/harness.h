@@ -123,6 +123,10 @@ long th_wait_status(const char *url, long want, int timeout_s);
 /* GET url with an "Authorization: ..." header (or none); asserts 200 and
  * returns the JSON body (new: json_decref it). */
 json_t *th_get_json(const char *url, const char *auth_header);
+/* The value of one series of gw's GET /metrics ("name" or "name{labels}",
+ * matched at the start of a line), read with auth_header; -1 when absent.
+ * Fails the test when /metrics does not answer 200. */
+double th_metric(const struct th_gw *gw, const char *auth_header, const char *series);
 
 /* A string member of o, or NULL. */
 const char *th_str(const json_t *o, const char *k);

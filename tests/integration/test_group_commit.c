@@ -102,27 +102,6 @@ static long scalar(const char *db, const char *sql)
     return n;
 }
 
-/* A metric's value from /metrics (0 when absent). */
-static double metric(const struct th_gw *gw, const char *auth, const char *name)
-{
-    char url[128];
-    snprintf(url, sizeof(url), "%s/metrics", gw->base);
-    const char *headers[] = {auth, NULL};
-    struct th_resp r;
-    cr_assert_eq(th_http(&r, "GET", url, headers, NULL, 0), 0);
-    cr_assert_eq(r.status, 200);
-    double v = 0;
-    for (const char *p = r.body; p != NULL && *p != '\0';) {
-        size_t len = strlen(name);
-        if (strncmp(p, name, len) == 0 && p[len] == ' ')
-            v = strtod(p + len + 1, NULL);
-        p = strchr(p, '\n');
-        p = p ? p + 1 : NULL;
-    }
-    th_resp_dispose(&r);
-    return v;
-}
-
 /* The database refuses one script: a failure no validation can see. */
 static void refuse_a_script(const char *db)
 {
@@ -192,8 +171,8 @@ Test(group_commit, a_failing_write_fails_alone_and_its_neighbours_commit_togethe
     cr_assert_eq(again.status, 202);
     cr_assert_eq(again.replayed, 0);
 
-    double batches = metric(&gw, auth, "mlgw_group_commit_batches_total");
-    double writes = metric(&gw, auth, "mlgw_group_commit_writes_total");
+    double batches = th_metric(&gw, auth, "mlgw_group_commit_batches_total");
+    double writes = th_metric(&gw, auth, "mlgw_group_commit_writes_total");
     cr_assert_eq(writes, THREADS * PER_THREAD + 1, "every write went through the writer");
     cr_assert_lt(batches, writes * 0.8, "writes shared transactions: %.0f batches for %.0f writes",
                  batches, writes);

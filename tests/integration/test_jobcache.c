@@ -101,16 +101,7 @@ static void read_job(char status[32], char etag[40], const struct th_gw *gw, con
 /* One counter of gw's GET /metrics. */
 static long long metric(const struct th_gw *gw, const char *series)
 {
-    char url[128];
-    snprintf(url, sizeof(url), "%s/metrics", gw->base);
-    const char *h[] = {admin, NULL};
-    struct th_resp r;
-    cr_assert_eq(th_http(&r, "GET", url, h, NULL, 0), 0);
-    cr_assert_eq(r.status, 200);
-    const char *p = strstr(r.body, series);
-    long long v = p ? atoll(p + strlen(series) + 1) : -1;
-    th_resp_dispose(&r);
-    return v;
+    return (long long)th_metric(gw, admin, series);
 }
 
 /* Waits (up to 10 s) for gw's cache to be live: it has polled. */
