@@ -291,16 +291,7 @@ void rt_jobs_get(struct rt_request *req, struct rt_reply *out)
     size_t len = 0;
     if (job_document(&json, &len, etag, req, out, id) != GW_OK)
         return;
-    if (rt_etag_matches(rt_header(req, "If-None-Match"), etag)) {
-        /* 304: the validator and nothing else (RFC 9110 15.4.5). */
-        free(json);
-        rt_reply_bytes(out, 304, NULL, strdup(""), 0);
-    } else {
-        rt_reply_bytes(out, 200, "application/json; charset=utf-8", json, len);
-    }
-    rt_reply_header(out, MHD_HTTP_HEADER_ETAG, etag);
-    /* Pollers revalidate every time: a cached copy is never used unchecked. */
-    rt_reply_header(out, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    rt_reply_document(req, out, json, len, etag);
 }
 
 void rt_jobs_cancel(struct rt_request *req, struct rt_reply *out)

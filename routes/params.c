@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/id.h"
 #include "common/parse.h"
+#include "db/jobcache.h"
 
 #include "common/poison.h"
 
@@ -126,4 +127,24 @@ int rt_etag_matches(const char *if_none_match, const char *etag)
             return 1;
         p = end;
     }
+}
+
+void rt_reply_document(struct rt_request *req, struct rt_reply *out, char *json, size_t len,
+                       const char *etag)
+{
+    char own[DB_JOBCACHE_ETAG_LEN + 1];
+    if (etag == NULL) {
+        db_jobcache_etag(own, json, len);
+        etag = own;
+    }
+    if (rt_etag_matches(rt_header(req, "If-None-Match"), etag)) {
+        /* 304: the validator and nothing else (RFC 9110 15.4.5). */
+        free(json);
+        rt_reply_bytes(out, 304, NULL, strdup(""), 0);
+    } else {
+        rt_reply_bytes(out, 200, "application/json; charset=utf-8", json, len);
+    }
+    rt_reply_header(out, MHD_HTTP_HEADER_ETAG, etag);
+    /* Pollers revalidate every time: a cached copy is never used unchecked. */
+    rt_reply_header(out, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 }

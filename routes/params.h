@@ -50,5 +50,11 @@ long rt_cursor_decode(char *out, size_t outlen, const char *tag, const char *cur
  * header (NULL: absent) is "*" or lists the tag, weak (W/) or not (the
  * comparison is the weak one the RFC prescribes for If-None-Match). */
 int rt_etag_matches(const char *if_none_match, const char *etag);
+/* A document a poller revalidates (a job, a pipeline run): 200 with json
+ * (steals it) or, when If-None-Match names its ETag, 304 with no body; the
+ * ETag (etag, or the document's own when etag is NULL) and
+ * Cache-Control: no-cache either way. */
+void rt_reply_document(struct rt_request *req, struct rt_reply *out, char *json, size_t len,
+                       const char *etag);
 
 #endif

@@ -556,7 +556,7 @@ void rt_pipeline_runs_get(struct rt_request *req, struct rt_reply *out)
         rt_reply_error(req, out, rc, &err);
         return;
     }
-    reply_text_json(out, 200, json);
+    rt_reply_document(req, out, json, strlen(json), NULL);
 }
 
 /* Cancels each job still active ("{id,id}", a PostgreSQL array text) as

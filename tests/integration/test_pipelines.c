@@ -499,8 +499,29 @@ Test(pipelines, cancelling_a_run_stops_its_running_job_and_cancels_waiting_steps
     json_t *run = wait_run("long", id, "RUNNING", 60);
     json_decref(run);
     char path[160];
+    /* A poller's revalidation: 304 while the run is unchanged, 200 with a
+     * new ETag once it has changed. */
+    char run_path[160], inm[120];
+    snprintf(run_path, sizeof(run_path), "/pipelines/long/runs/%s", id);
+    struct th_resp g = call("GET", run_path, auth, NULL, NULL);
+    cr_assert_eq(g.status, 200);
+    char *etag = th_resp_header(&g, "ETag");
+    cr_assert(etag != NULL && etag[0] == '"', "a run has an ETag");
+    th_resp_dispose(&g);
+    snprintf(inm, sizeof(inm), "If-None-Match: %s", etag);
+    g = call("GET", run_path, auth, NULL, inm);
+    cr_assert_eq(g.status, 304, "unchanged: %ld %s", g.status, g.body);
+    cr_assert_eq(g.body[0], '\0', "a 304 has no body");
+    th_resp_dispose(&g);
     snprintf(path, sizeof(path), "/pipelines/long/runs/%s/cancel", id);
     run = call_json("POST", path, NULL, 202);
+    g = call("GET", run_path, auth, NULL, inm);
+    cr_assert_eq(g.status, 200, "changed by the cancel: %ld", g.status);
+    char *etag2 = th_resp_header(&g, "ETag");
+    cr_assert(etag2 != NULL && strcmp(etag2, etag) != 0, "a changed run has a new ETag");
+    free(etag2);
+    free(etag);
+    th_resp_dispose(&g);
     cr_assert_str_eq(step_status(run, "after"), "CANCELLED");
     json_decref(run);
     run = wait_run("long", id, "SUCCEEDED|FAILED|CANCELLED", 60);
