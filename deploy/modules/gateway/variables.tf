@@ -165,7 +165,7 @@ variable "min_count" {
 }
 
 variable "max_count" {
-  description = "Most tasks autoscaling starts (each holds MLGW_DB_POOL_SIZE + MLGW_DB_WORKER_POOL_SIZE connections: keep max_count x that below the database's max_connections)."
+  description = "Most tasks autoscaling starts (each holds MLGW_DB_POOL_SIZE + MLGW_DB_WORKER_POOL_SIZE + MLGW_DB_WRITERS connections, and a few of its own: LISTEN, the job cache's poller, its presence lock; keep max_count x that below the database's max_connections)."
   type        = number
   default     = 6
 }
