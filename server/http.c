@@ -488,6 +488,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req == NULL)
         return;
     track_set(h, conn, deadline_from_now(h)); /* the next request's clock starts */
+    if (req->resume != NULL) {
+        /* Closed before its deferred reply went out (the daemon stopping):
+         * the writers are stopped by then, so the work is over; its reply is
+         * built only to free what the handler kept for it. */
+        struct rt_reply r = {0, NULL};
+        req->resume(req, &r, req->resume_ctx);
+        req->resume = NULL;
+        if (r.resp != NULL)
+            MHD_destroy_response(r.resp);
+    }
     gw_buf_dispose(&req->body);
     if (req->early != NULL)
         MHD_destroy_response(req->early);
