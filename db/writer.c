@@ -27,23 +27,12 @@ struct db_writer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct db_write *head, *tail;
-    int stopping, stopped;
+    int stopping;
     int busy; /* batches being run, by writer threads or inline */
     struct db_pool *pool;
     int max_batch;
     int nthreads; /* started */
-    int nalloc;   /* threads[] entries */
-    struct writer_thread *threads;
-};
-
-/* One writer thread and its arrays for a batch of statements. */
-struct writer_thread {
-    struct db_writer *wr;
-    pthread_t thread;
-    PGresult **results;
-    const struct db_stmt **stmts;
-    const char *const **params;
-    struct db_write **sorted;
+    pthread_t *threads;
 };
 
 /* A failure worth running again: serialization, deadlock and, for a write
@@ -138,25 +127,60 @@ static struct db_write *sort_by_lock_key(struct db_write *list, struct db_write 
     return tmp[0];
 }
 
-/* The statements of list, pipelined, until each has committed or failed. */
-static void run_statements(struct db_writer *wr, struct db_write *list, PGresult **results,
-                           const struct db_stmt **stmts, const char *const **params,
-                           struct db_write **sorted)
+/* What one pipeline of n statements needs. */
+struct pipeline {
+    PGresult **results;
+    const struct db_stmt **stmts;
+    const char *const **params;
+    struct db_write **sorted;
+};
+
+static void pipeline_free(struct pipeline *p)
 {
+    free(p->results);
+    free(p->stmts);
+    free(p->params);
+    free(p->sorted);
+}
+
+static int pipeline_alloc(struct pipeline *p, int n)
+{
+    size_t m = (size_t)n;
+    p->results = calloc(m, sizeof(PGresult *));
+    p->stmts = calloc(m, sizeof(const struct db_stmt *));
+    p->params = calloc(m, sizeof(const char *const *));
+    p->sorted = calloc(m, sizeof(struct db_write *));
+    if (p->results != NULL && p->stmts != NULL && p->params != NULL && p->sorted != NULL)
+        return GW_OK;
+    pipeline_free(p);
+    return GW_ENOMEM;
+}
+
+/* The statements of list (n of them), pipelined, until each has committed
+ * or failed. */
+static void run_statements(struct db_writer *wr, struct db_write *list, int n)
+{
+    struct pipeline p;
+    if (pipeline_alloc(&p, n) != GW_OK) {
+        struct gw_err err = {0};
+        gw_err_set(&err, GW_ENOMEM, "out of memory");
+        answer_all(list, GW_ENOMEM, &err);
+        return;
+    }
     int batch_tries = 0;
     while (list != NULL) {
-        list = sort_by_lock_key(list, sorted);
-        int n = 0;
+        list = sort_by_lock_key(list, p.sorted);
+        n = 0;
         for (struct db_write *w = list; w != NULL; w = w->next, n++) {
-            stmts[n] = w->stmt;
-            params[n] = w->params;
+            p.stmts[n] = w->stmt;
+            p.params[n] = w->params;
         }
         struct db_conn *c = checkout_or_answer(wr, list);
         if (c == NULL)
-            return;
+            break;
         struct gw_err err = {0};
         int failed = -1;
-        int rc = db_exec_pipeline(results, &failed, c, n, stmts, params, &err);
+        int rc = db_exec_pipeline(p.results, &failed, c, n, p.stmts, p.params, &err);
         char sqlstate[6];
         memcpy(sqlstate, db_conn_sqlstate(c), sizeof(sqlstate));
         int conn_ok = db_conn_ok(c);
@@ -167,12 +191,12 @@ static void run_statements(struct db_writer *wr, struct db_write *list, PGresult
             for (int i = 0; i < n; i++) {
                 struct db_write *next = w->next;
                 struct gw_err rerr = {0};
-                int r = w->row != NULL ? w->row(w->arg, results[i], &rerr) : GW_OK;
-                PQclear(results[i]);
+                int r = w->row != NULL ? w->row(w->arg, p.results[i], &rerr) : GW_OK;
+                PQclear(p.results[i]);
                 answer(w, r, &rerr);
                 w = next;
             }
-            return;
+            break;
         }
         /* With the connection lost, whether the batch committed is unknown:
          * running its writes again could store them twice. */
@@ -188,8 +212,9 @@ static void run_statements(struct db_writer *wr, struct db_write *list, PGresult
         if (conn_ok && retryable(sqlstate, NULL) && ++batch_tries < WRITE_TRIES)
             continue;
         answer_all(list, rc, &err);
-        return;
+        break;
     }
+    pipeline_free(&p);
 }
 
 /* One transaction of every function in list; GW_OK when it committed, else
@@ -257,8 +282,7 @@ static void run_functions(struct db_writer *wr, struct db_write *list)
 
 static void *writer_main(void *arg)
 {
-    struct writer_thread *t = arg;
-    struct db_writer *wr = t->wr;
+    struct db_writer *wr = arg;
     for (;;) {
         pthread_mutex_lock(&wr->mu);
         while (wr->head == NULL && !wr->stopping)
@@ -268,9 +292,10 @@ static void *writer_main(void *arg)
             break;
         }
         struct db_write *st = NULL, *fn = NULL, **st_end = &st, **fn_end = &fn;
-        int n = 0;
+        int n = 0, nst = 0;
         for (; n < wr->max_batch && wr->head != NULL; n++) {
             struct db_write *w = unlink_at(&wr->head);
+            nst += w->stmt != NULL;
             struct db_write ***end = w->stmt != NULL ? &st_end : &fn_end;
             **end = w;
             *end = &w->next;
@@ -282,7 +307,7 @@ static void *writer_main(void *arg)
         gw_metrics_add("mlgw_group_commit_batches_total", "", 1);
         gw_metrics_add("mlgw_group_commit_writes_total", "", n);
         if (st != NULL)
-            run_statements(wr, st, t->results, t->stmts, t->params, t->sorted);
+            run_statements(wr, st, nst);
         if (fn != NULL)
             run_functions(wr, fn);
         pthread_mutex_lock(&wr->mu);
@@ -311,15 +336,10 @@ int db_writer_run_if_idle(struct db_writer *wr, struct db_write *w)
     w->done = done_inline;
     gw_metrics_add("mlgw_group_commit_batches_total", "", 1);
     gw_metrics_add("mlgw_group_commit_writes_total", "", 1);
-    if (w->stmt != NULL) {
-        PGresult *results[1];
-        const struct db_stmt *stmts[1];
-        const char *const *params[1];
-        struct db_write *sorted[1];
-        run_statements(wr, w, results, stmts, params, sorted);
-    } else {
+    if (w->stmt != NULL)
+        run_statements(wr, w, 1);
+    else
         run_functions(wr, w);
-    }
     pthread_mutex_lock(&wr->mu);
     wr->busy--;
     if (wr->head != NULL) /* what queued meanwhile is the threads' */
@@ -328,45 +348,19 @@ int db_writer_run_if_idle(struct db_writer *wr, struct db_write *w)
     return 1;
 }
 
-static void threads_free(struct db_writer *wr, int n)
-{
-    for (int i = 0; wr->threads != NULL && i < n; i++) {
-        free(wr->threads[i].results);
-        free(wr->threads[i].stmts);
-        free(wr->threads[i].params);
-        free(wr->threads[i].sorted);
-    }
-    free(wr->threads);
-    wr->threads = NULL;
-}
-
 int db_writer_new(struct db_writer **out, const struct db_writer_opts *opts, struct gw_err *err)
 {
     *out = NULL;
     struct db_writer *wr = calloc(1, sizeof(*wr));
-    if (wr == NULL)
-        return gw_err_set(err, GW_ENOMEM, "out of memory");
-    wr->pool = opts->pool;
-    wr->max_batch = opts->max_batch > 0 ? opts->max_batch : 1;
     int n = opts->writers > 0 ? opts->writers : 1;
-    size_t m = (size_t)wr->max_batch;
-    wr->threads = calloc((size_t)n, sizeof(*wr->threads));
-    int ok = wr->threads != NULL;
-    for (int i = 0; ok && i < n; i++) {
-        struct writer_thread *t = &wr->threads[i];
-        t->wr = wr;
-        t->results = calloc(m, sizeof(PGresult *));
-        t->stmts = calloc(m, sizeof(const struct db_stmt *));
-        t->params = calloc(m, sizeof(*t->params));
-        t->sorted = calloc(m, sizeof(struct db_write *));
-        ok = t->results != NULL && t->stmts != NULL && t->params != NULL && t->sorted != NULL;
-    }
-    if (!ok) {
-        threads_free(wr, n);
+    if (wr != NULL)
+        wr->threads = calloc((size_t)n, sizeof(pthread_t));
+    if (wr == NULL || wr->threads == NULL) {
         free(wr);
         return gw_err_set(err, GW_ENOMEM, "out of memory");
     }
-    wr->nalloc = n;
+    wr->pool = opts->pool;
+    wr->max_batch = opts->max_batch > 0 ? opts->max_batch : 1;
     pthread_mutex_init(&wr->mu, NULL);
     pthread_cond_init(&wr->cv, NULL);
     gw_metrics_describe("mlgw_group_commit_batches_total", "counter",
@@ -374,7 +368,7 @@ int db_writer_new(struct db_writer **out, const struct db_writer_opts *opts, str
     gw_metrics_describe("mlgw_group_commit_writes_total", "counter",
                         "requests' writes handed to the group-commit writers");
     for (int i = 0; i < n; i++) {
-        if (pthread_create(&wr->threads[i].thread, NULL, writer_main, &wr->threads[i]) != 0) {
+        if (pthread_create(&wr->threads[i], NULL, writer_main, wr) != 0) {
             db_writer_stop(wr);
             db_writer_free(wr);
             return gw_err_set(err, GW_ENOMEM, "cannot start a database writer thread");
@@ -439,11 +433,10 @@ void db_writer_stop(struct db_writer *wr)
     pthread_cond_broadcast(&wr->cv);
     pthread_mutex_unlock(&wr->mu);
     for (int i = 0; i < wr->nthreads; i++)
-        pthread_join(wr->threads[i].thread, NULL);
+        pthread_join(wr->threads[i], NULL);
     pthread_mutex_lock(&wr->mu);
     struct db_write *left = wr->head;
     wr->head = wr->tail = NULL;
-    wr->stopped = 1;
     pthread_mutex_unlock(&wr->mu);
     if (left != NULL)
         GW_LOG_WARN("stopping with writes still queued: they are answered 503");
@@ -458,6 +451,6 @@ void db_writer_free(struct db_writer *wr)
         return;
     pthread_mutex_destroy(&wr->mu);
     pthread_cond_destroy(&wr->cv);
-    threads_free(wr, wr->nalloc);
+    free(wr->threads);
     free(wr);
 }

@@ -23,7 +23,7 @@ struct db_write;
 struct rt_reply;
 struct rt_request;
 
-/* Fills a deferred request's reply (see rt_defer); ctx is the handler's. */
+/* Fills a deferred request's reply (see rt_write); ctx is the handler's. */
 typedef void (*rt_resume_fn)(struct rt_request *req, struct rt_reply *out, void *ctx);
 
 enum rt_method {
@@ -71,7 +71,7 @@ struct rt_request {
     size_t drained;             /* body bytes read and thrown away after an early error */
     struct MHD_Response *early; /* an error decided from the headers alone */
     unsigned early_status;
-    rt_resume_fn resume; /* set while the reply is deferred (rt_defer) */
+    rt_resume_fn resume; /* set while the reply is deferred (rt_write) */
     void *resume_ctx;
 };
 
@@ -120,19 +120,12 @@ int rt_request_hash(unsigned char out[32], const struct rt_request *req, const j
 int rt_body_json(json_t **out, struct rt_request *req, struct rt_reply *r);
 
 /*
- * A reply that comes later, because the handler handed its work to another
- * thread: rt_defer suspends the request (its connection waits, holding no
- * HTTP thread) and leaves out empty; once rt_resume is called, from any
- * thread, fn fills the reply on an HTTP thread. Call rt_defer before handing
- * the work on; after rt_resume the other thread must not touch req again.
- */
-void rt_defer(struct rt_request *req, rt_resume_fn fn, void *ctx);
-void rt_resume(struct rt_request *req);
-/*
  * Runs w, the request's write: through the group-commit writer when the
- * gateway has one (the reply is deferred until w's transaction is over), or
- * at once on the request pool. Either way fn then fills out from w's outcome
- * (w->rc, w->err) and frees ctx, which holds w.
+ * gateway has one, or at once on the request pool. fn then fills out from
+ * w's outcome (w->rc, w->err) and frees ctx, which holds w. Through a busy
+ * writer the reply is deferred: the connection is suspended (holding no
+ * HTTP thread) until w's transaction is over, and fn runs later, on an HTTP
+ * thread, so ctx must hold everything w borrows.
  */
 void rt_write(struct rt_request *req, struct rt_reply *out, struct db_write *w, rt_resume_fn fn,
               void *ctx);

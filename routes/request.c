@@ -74,21 +74,11 @@ int rt_request_hash(unsigned char out[32], const struct rt_request *req, const j
     return rc;
 }
 
-void rt_defer(struct rt_request *req, rt_resume_fn fn, void *ctx)
-{
-    req->resume = fn;
-    req->resume_ctx = ctx;
-    MHD_suspend_connection(req->conn);
-}
-
-void rt_resume(struct rt_request *req)
-{
-    MHD_resume_connection(req->conn);
-}
-
+/* The writer has answered w: its request's deferred reply can be built. */
 static void write_done(struct db_write *w)
 {
-    rt_resume(w->done_arg);
+    struct rt_request *req = w->done_arg;
+    MHD_resume_connection(req->conn); /* req is the daemon's again after this */
 }
 
 void rt_write(struct rt_request *req, struct rt_reply *out, struct db_write *w, rt_resume_fn fn,
@@ -101,7 +91,10 @@ void rt_write(struct rt_request *req, struct rt_reply *out, struct db_write *w, 
         fn(req, out, ctx);
         return;
     }
-    rt_defer(req, fn, ctx);
+    /* Suspended before the hand-over: the writer may resume it at once. */
+    req->resume = fn;
+    req->resume_ctx = ctx;
+    MHD_suspend_connection(req->conn);
     w->done = write_done;
     w->done_arg = req;
     db_writer_submit(writer, w);

@@ -452,7 +452,7 @@ static enum MHD_Result on_complete_body(struct srv_http *h, struct rt_request *r
     } else {
         req->route->handler(req, &r);
         if (req->resume != NULL && r.resp == NULL)
-            return MHD_YES; /* deferred (rt_defer): answered once resumed */
+            return MHD_YES; /* deferred (rt_write): answered once resumed */
     }
     return finish(h, req, &r);
 }
