@@ -446,6 +446,35 @@ Test(events, concurrent_terminal_callbacks_on_one_job_notify_once)
     cr_assert_eq(th_mock_count(hook), 1);
 }
 
+Test(events, first_events_racing_for_one_unknown_job_create_it_once)
+{
+    /* Each first event tries to create the job: the losers' unique
+     * violations are retried (through the group-commit writers, in separate
+     * batches) and find the job the winner made. */
+    start_gateway(NULL);
+    enum { N = 16 };
+    struct racer rs[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        char eid[32];
+        snprintf(eid, sizeof(eid), "first-%d", i);
+        char *ev = event(eid, "b-unknown-race", "RUNNABLE", NULL);
+        snprintf(rs[i].body, sizeof(rs[i].body), "%s", ev);
+        free(ev);
+        cr_assert_eq(pthread_create(&t[i], NULL, race, &rs[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(rs[i].status, 200, "event %d: %ld", i, rs[i].status);
+    char *n = th_db_scalar(db, "SELECT count(*) FROM jobs WHERE batch_job_id = 'b-unknown-race'");
+    cr_assert_str_eq(n, "1", "one job for all the events");
+    free(n);
+    n = th_db_scalar(db, "SELECT count(*) FROM job_events");
+    cr_assert_str_eq(n, "16", "every event recorded once");
+    free(n);
+}
+
 Test(events, a_failing_mail_server_is_retried_and_mails_once_when_it_recovers)
 {
     const char *tempfail[] = {"--tempfail", "2", NULL};

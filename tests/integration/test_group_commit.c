@@ -102,6 +102,96 @@ static long scalar(const char *db, const char *sql)
     return n;
 }
 
+/* Clients posting good jobs, each with its own Idempotency-Key, until
+ * crowd_stop; static (their outcomes are large). */
+struct crowd {
+    int n;
+    int stop;
+    pthread_t t[THREADS];
+    struct client cs[THREADS];
+};
+static struct crowd crowd;
+
+static void crowd_start(struct crowd *cr, int n, const char *base, const char *auth)
+{
+    memset(cr, 0, sizeof(*cr));
+    cr->n = n;
+    for (int i = 0; i < n; i++) {
+        cr->cs[i] = (struct client){
+            .base = base, .auth = auth, .index = i, .stop = &cr->stop, .with_keys = 1};
+        cr_assert_eq(pthread_create(&cr->t[i], NULL, client_main, &cr->cs[i]), 0);
+    }
+}
+
+static void crowd_stop(struct crowd *cr)
+{
+    __atomic_store_n(&cr->stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < cr->n; i++)
+        pthread_join(cr->t[i], NULL);
+}
+
+/* How many requests were answered status (-1: sent at all). */
+static long crowd_count(const struct crowd *cr, long status)
+{
+    long n = 0;
+    for (int i = 0; i < cr->n; i++)
+        for (int j = 0; j < cr->cs[i].sent; j++)
+            n += status < 0 || cr->cs[i].out[j].status == status;
+    return n;
+}
+
+/* Every answer's status is one of allowed[] (0: no answer at all), and
+ * every 202's job is stored. */
+static void crowd_check(const struct crowd *cr, const char *db, const long *allowed, int nallowed)
+{
+    for (int i = 0; i < cr->n; i++)
+        for (int j = 0; j < cr->cs[i].sent; j++) {
+            const struct outcome *o = &cr->cs[i].out[j];
+            int ok = 0;
+            for (int k = 0; k < nallowed; k++)
+                ok |= o->status == allowed[k];
+            cr_assert(ok, "%s: %ld", o->key, o->status);
+            if (o->status != 202)
+                continue;
+            char sql[160];
+            snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE id = '%s'", o->id);
+            cr_assert_eq(scalar(db, sql), 1, "acknowledged job %s is stored", o->id);
+        }
+}
+
+/* The clients retry every key they sent, answered or not: each is 202, an
+ * acknowledged one with its own job replayed; then one job per key. */
+static void crowd_retry(const struct crowd *cr, const struct th_gw *gw, const char *auth,
+                        const char *db)
+{
+    for (int i = 0; i < cr->n; i++)
+        for (int j = 0; j < cr->cs[i].sent; j++) {
+            const struct outcome *o = &cr->cs[i].out[j];
+            struct outcome again = {0};
+            snprintf(again.key, sizeof(again.key), "%s", o->key);
+            post_one(&again, gw->base, auth, good_body);
+            cr_assert_eq(again.status, 202, "retry of %s: %ld", o->key, again.status);
+            if (o->status == 202) {
+                cr_assert_str_eq(again.id, o->id, "%s keeps its job", o->key);
+                cr_assert(again.replayed, "%s is replayed", o->key);
+            }
+        }
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs"), crowd_count(cr, -1),
+                 "one job per key, no more");
+}
+
+/* Inserts that take `seconds` each keep batches in flight. */
+static void slow_inserts(const char *db, const char *seconds)
+{
+    char sql[400];
+    snprintf(sql, sizeof(sql),
+             "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM "
+             "pg_sleep(%s); RETURN NEW; END $$; CREATE TRIGGER slow BEFORE INSERT ON jobs "
+             "FOR EACH ROW EXECUTE FUNCTION slow()",
+             seconds);
+    cr_assert_eq(th_db_exec(db, sql), 0);
+}
+
 /* The database refuses one script: a failure no validation can see. */
 static void refuse_a_script(const char *db)
 {
@@ -184,58 +274,26 @@ Test(group_commit, kill_9_in_the_middle_of_batches_then_retrying_each_key_gives_
     char db[1024], auth[160];
     th_db_create(db, sizeof(db), NULL);
     bearer(auth, sizeof(auth), db);
-    /* Slow inserts keep batches in flight when the kill comes. */
-    cr_assert_eq(th_db_exec(db, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                                "BEGIN PERFORM pg_sleep(0.01); RETURN NEW; END $$; "
-                                "CREATE TRIGGER slow BEFORE INSERT ON jobs FOR EACH ROW "
-                                "EXECUTE FUNCTION slow()"),
-                 0);
+    slow_inserts(db, "0.01");
     struct th_gw gw;
     const char *env[] = {"MLGW_DISPATCH_WORKERS=0", NULL};
     th_gw_start(&gw, db, env);
-    static struct client cs[THREADS];
-    memset(cs, 0, sizeof(cs));
-    int stop = 0;
-    pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        cs[i] = (struct client){
-            .base = gw.base, .auth = auth, .index = i, .stop = &stop, .with_keys = 1};
-        cr_assert_eq(pthread_create(&t[i], NULL, client_main, &cs[i]), 0);
-    }
+    crowd_start(&crowd, THREADS, gw.base, auth);
     th_sleep_ms(700);
     kill(gw.pid, SIGKILL);
     th_gw_stop(&gw, 0, 10);
-    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < THREADS; i++)
-        pthread_join(t[i], NULL);
+    crowd_stop(&crowd);
 
-    long tried = 0, acked = 0, unanswered = 0;
-    for (int i = 0; i < THREADS; i++)
-        for (int j = 0; j < cs[i].sent; j++) {
-            tried++;
-            acked += cs[i].out[j].status == 202;
-            unanswered += cs[i].out[j].status == 0;
-        }
+    long tried = crowd_count(&crowd, -1), acked = crowd_count(&crowd, 202);
     cr_assert_gt(acked, 0, "jobs were stored before the kill");
-    cr_assert_gt(unanswered, 0, "the kill came while writes were in flight");
-    long stored = scalar(db, "SELECT count(*) FROM jobs");
-    cr_assert_geq(stored, acked, "every 202 before the kill is stored");
-    cr_assert_lt(stored, tried, "the writes in flight at the kill were not stored");
+    cr_assert_gt(crowd_count(&crowd, 0), 0, "the kill came while writes were in flight");
+    static const long allowed[] = {202, 0};
+    crowd_check(&crowd, db, allowed, 2);
+    cr_assert_lt(scalar(db, "SELECT count(*) FROM jobs"), tried,
+                 "the writes in flight at the kill were not stored");
 
-    /* The clients retry every key they sent, answered or not. */
     th_gw_start(&gw, db, env);
-    for (int i = 0; i < THREADS; i++)
-        for (int j = 0; j < cs[i].sent; j++) {
-            struct outcome *o = &cs[i].out[j], again = {0};
-            snprintf(again.key, sizeof(again.key), "%s", o->key);
-            post_one(&again, gw.base, auth, good_body);
-            cr_assert_eq(again.status, 202, "retry of %s: %ld", o->key, again.status);
-            if (o->status == 202) {
-                cr_assert_str_eq(again.id, o->id, "%s keeps its job", o->key);
-                cr_assert(again.replayed, "%s is replayed", o->key);
-            }
-        }
-    cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs"), tried, "one job per key, no more");
+    crowd_retry(&crowd, &gw, auth, db);
     cr_assert_eq(scalar(db, "SELECT count(*) FROM idempotency_keys"), tried);
     cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs j WHERE NOT EXISTS (SELECT 1 FROM "
                             "idempotency_keys k WHERE k.location = '/jobs/' || j.id)"),
@@ -253,16 +311,7 @@ Test(group_commit, writes_across_a_postgresql_restart_are_stored_or_refused_neve
     const char *env[] = {"MLGW_DISPATCH_WORKERS=0", "MLGW_DB_CONNECT_TIMEOUT=2",
                          "MLGW_DB_CHECKOUT_TIMEOUT_MS=500", NULL};
     th_gw_start(&gw, pg.url, env);
-    enum { N = 8 };
-    static struct client cs[N];
-    memset(cs, 0, sizeof(cs));
-    int stop = 0;
-    pthread_t t[N];
-    for (int i = 0; i < N; i++) {
-        cs[i] = (struct client){
-            .base = gw.base, .auth = auth, .index = i, .stop = &stop, .with_keys = 1};
-        cr_assert_eq(pthread_create(&t[i], NULL, client_main, &cs[i]), 0);
-    }
+    crowd_start(&crowd, 8, gw.base, auth);
     th_sleep_ms(400);
     th_pg_stop(&pg);
     th_sleep_ms(800);
@@ -271,40 +320,14 @@ Test(group_commit, writes_across_a_postgresql_restart_are_stored_or_refused_neve
     snprintf(ready, sizeof(ready), "%s/readyz", gw.base);
     cr_assert_eq(th_wait_status(ready, 200, 30), 200);
     th_sleep_ms(400);
-    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < N; i++)
-        pthread_join(t[i], NULL);
+    crowd_stop(&crowd);
 
-    long tried = 0, acked = 0, refused = 0;
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < cs[i].sent; j++) {
-            const struct outcome *o = &cs[i].out[j];
-            tried++;
-            acked += o->status == 202;
-            refused += o->status == 503;
-            cr_assert(o->status == 202 || o->status == 503, "%s: %ld", o->key, o->status);
-        }
-    cr_assert_gt(refused, 0, "writes met the outage");
-    cr_assert_gt(acked, 0);
+    cr_assert_gt(crowd_count(&crowd, 503), 0, "writes met the outage");
+    cr_assert_gt(crowd_count(&crowd, 202), 0);
     /* Every 202 is on disk, before the restart and after it. */
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < cs[i].sent; j++) {
-            const struct outcome *o = &cs[i].out[j];
-            if (o->status != 202)
-                continue;
-            char sql[160];
-            snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE id = '%s'", o->id);
-            cr_assert_eq(scalar(pg.url, sql), 1, "acknowledged job %s is stored", o->id);
-        }
-    /* A 503's retry with its key gives one job. */
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < cs[i].sent; j++) {
-            struct outcome again = {0};
-            snprintf(again.key, sizeof(again.key), "%s", cs[i].out[j].key);
-            post_one(&again, gw.base, auth, good_body);
-            cr_assert_eq(again.status, 202);
-        }
-    cr_assert_eq(scalar(pg.url, "SELECT count(*) FROM jobs"), tried);
+    static const long allowed[] = {202, 503};
+    crowd_check(&crowd, pg.url, allowed, 2);
+    crowd_retry(&crowd, &gw, auth, pg.url);
     cr_assert_eq(th_gw_stop(&gw, SIGTERM, 15), 0);
     th_pg_destroy(&pg);
 }
@@ -314,33 +337,18 @@ Test(group_commit, sigterm_with_writes_queued_answers_each_stored_or_refused_and
     char db[1024], auth[160];
     th_db_create(db, sizeof(db), NULL);
     bearer(auth, sizeof(auth), db);
-    /* Slow inserts: when the signal comes, batches are in flight and more
-     * writes wait behind them. */
-    cr_assert_eq(th_db_exec(db, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                                "BEGIN PERFORM pg_sleep(0.25); RETURN NEW; END $$; "
-                                "CREATE TRIGGER slow BEFORE INSERT ON jobs FOR EACH ROW "
-                                "EXECUTE FUNCTION slow()"),
-                 0);
+    slow_inserts(db, "0.25");
     struct th_gw gw;
     /* Two writes a batch, 0.5 s each: the 1 s drain leaves most of the
      * in-flight writes queued. */
     const char *env[] = {"MLGW_DISPATCH_WORKERS=0", "MLGW_SHUTDOWN_TIMEOUT=2",
                          "MLGW_GROUP_COMMIT_MAX=2", NULL};
     th_gw_start(&gw, db, env);
-    static struct client cs[THREADS];
-    memset(cs, 0, sizeof(cs));
-    int stop = 0;
-    pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        cs[i] = (struct client){
-            .base = gw.base, .auth = auth, .index = i, .stop = &stop, .with_keys = 1};
-        cr_assert_eq(pthread_create(&t[i], NULL, client_main, &cs[i]), 0);
-    }
+    crowd_start(&crowd, THREADS, gw.base, auth);
     th_sleep_ms(600);
-    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&crowd.stop, 1, __ATOMIC_RELEASE); /* each client's last request is out */
     cr_assert_eq(th_gw_stop(&gw, SIGTERM, 10), 0, "a clean exit within the shutdown budget");
-    for (int i = 0; i < THREADS; i++)
-        pthread_join(t[i], NULL);
+    crowd_stop(&crowd);
     char *log = th_gw_log(&gw);
     cr_assert_not_null(log);
     int queued = strstr(log, "stopping with writes still queued") != NULL;
@@ -349,28 +357,9 @@ Test(group_commit, sigterm_with_writes_queued_answers_each_stored_or_refused_and
     cr_assert(queued, "the drain ended with writes still queued");
     cr_assert(clean, "nothing leaked or misused at shutdown");
 
-    long tried = 0;
-    for (int i = 0; i < THREADS; i++)
-        for (int j = 0; j < cs[i].sent; j++) {
-            const struct outcome *o = &cs[i].out[j];
-            tried++;
-            cr_assert(o->status == 202 || o->status == 503 || o->status == 0, "%s: %ld", o->key,
-                      o->status);
-            if (o->status != 202)
-                continue;
-            char sql[160];
-            snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE id = '%s'", o->id);
-            cr_assert_eq(scalar(db, sql), 1, "acknowledged job %s is stored", o->id);
-        }
-    /* The clients retry what got no 202: one job per key. */
+    static const long allowed[] = {202, 503, 0};
+    crowd_check(&crowd, db, allowed, 3);
     th_gw_start(&gw, db, env);
-    for (int i = 0; i < THREADS; i++)
-        for (int j = 0; j < cs[i].sent; j++) {
-            struct outcome again = {0};
-            snprintf(again.key, sizeof(again.key), "%s", cs[i].out[j].key);
-            post_one(&again, gw.base, auth, good_body);
-            cr_assert_eq(again.status, 202);
-        }
-    cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs"), tried);
+    crowd_retry(&crowd, &gw, auth, db);
     cr_assert_eq(th_gw_stop(&gw, SIGTERM, 15), 0);
 }
