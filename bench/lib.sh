@@ -8,7 +8,7 @@
 
 gw_pid=""
 bench_cleanup() {
-  [[ -n "$gw_pid" ]] && kill "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null
+  bench_stop_gateway
   scripts/pg.sh stop "$dir/pg" >/dev/null 2>&1 || true
 }
 trap bench_cleanup EXIT
