@@ -82,8 +82,8 @@ static const struct cfg_entry cfg_table[] = {
     {"MLGW_DB_POOL_SIZE", CFG_INT, 0, F(db_pool_size), "10", 1, 1000, NULL,
      "PostgreSQL connections in the pool"},
     {"MLGW_GROUP_COMMIT", CFG_ENUM, 0, F(group_commit), "on", 0, 0, "off|on",
-     "requests' writes (POST /jobs, callbacks) share transactions through the group-commit "
-     "writers; off: one transaction per request"},
+     "requests' writes (POST /jobs, callbacks, pipeline runs) share transactions through the "
+     "group-commit writers; off: one transaction per request"},
     {"MLGW_DB_WRITERS", CFG_INT, 0, F(db_writers), "2", 1, 64, NULL,
      "group-commit writer threads, each with its own PostgreSQL connection"},
     {"MLGW_GROUP_COMMIT_MAX", CFG_INT, 0, F(group_commit_max), "64", 1, 1000, NULL,

@@ -68,42 +68,50 @@ static int insert_run(char **out, struct db_conn *c, const struct db_run_new *ru
     return rc;
 }
 
-struct create_ctx {
-    struct db_job_created *out;
-    const struct db_run_new *run;
-    const struct db_idempotency *idem;
-};
+/* Run again when its batch is: starts from nothing each time. */
+static void reset_out(struct db_run_write *rw)
+{
+    free(rw->out.json);
+    memset(&rw->out, 0, sizeof(rw->out));
+}
 
 static int create_tx(struct db_conn *c, void *arg, struct gw_err *err)
 {
-    struct create_ctx *x = arg;
-    if (x->idem != NULL) {
-        int found = db_idem_replay(x->out, c, x->idem, err);
+    struct db_run_write *rw = arg;
+    reset_out(rw);
+    if (rw->has_idem) {
+        /* Locks the key until commit, or replays the first answer. */
+        int found = db_idem_replay(&rw->out, c, &rw->idem, err);
         if (found != 0)
             return found < 0 ? found : GW_OK;
     }
-    int rc = insert_run(&x->out->json, c, x->run, err);
+    int rc = insert_run(&rw->out.json, c, &rw->run, err);
     if (rc != GW_OK)
         return rc;
-    x->out->status = 202;
-    if (x->idem == NULL)
+    rw->out.status = 202;
+    if (!rw->has_idem)
         return GW_OK;
     char location[400];
-    gw_fmt(location, sizeof(location), "/pipelines/%s/runs/%s", x->run->pipeline, x->run->id);
-    return db_idem_save(c, x->idem, 202, x->out->json, location, err);
+    gw_fmt(location, sizeof(location), "/pipelines/%s/runs/%s", rw->run.pipeline, rw->run.id);
+    return db_idem_save(c, &rw->idem, 202, rw->out.json, location, err);
 }
 
-int db_run_create(struct db_job_created *out, struct db_pool *pool, const struct db_run_new *run,
-                  const struct db_idempotency *idem, struct gw_err *err)
+void db_run_write_init(struct db_run_write *rw, const struct db_run_new *run,
+                       const struct db_idempotency *idem)
 {
-    memset(out, 0, sizeof(*out));
-    struct create_ctx x = {out, run, idem};
-    int rc = db_tx(pool, create_tx, &x, err);
-    if (rc != GW_OK) {
-        free(out->json);
-        memset(out, 0, sizeof(*out));
+    memset(rw, 0, sizeof(*rw));
+    rw->run = *run;
+    if (idem != NULL) {
+        rw->idem = *idem;
+        rw->has_idem = 1;
     }
-    return rc;
+    rw->w.fn = create_tx;
+    rw->w.arg = rw;
+}
+
+void db_run_write_dispose(struct db_run_write *rw)
+{
+    reset_out(rw);
 }
 
 int db_run_get(char **out, struct db_pool *pool, const char *team, const char *pipeline,

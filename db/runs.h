@@ -27,12 +27,24 @@ struct db_run_new {
     const char *steps_json; /* the plan (routes/pipeline_request.h) */
 };
 
-/* Stores the run QUEUED and starts its steps without parents. With idem,
- * replays the first answer for the same key and request (out->replayed).
- * GW_ECONFLICT (key in use by a request in progress), GW_EINVAL (key used
- * for another request), GW_EUNAVAIL, GW_EDB. */
-int db_run_create(struct db_job_created *out, struct db_pool *pool, const struct db_run_new *run,
-                  const struct db_idempotency *idem, struct gw_err *err);
+/* A run's creation as a group-commit write (writer.h), a function run in
+ * the batch's transaction: stores the run QUEUED and starts its steps
+ * without parents. With idem, replays the first answer for the same key and
+ * request (out.replayed). Once it is done, w.rc is GW_OK, GW_ECONFLICT (key
+ * in use by a request in progress), GW_EINVAL (key used for another
+ * request), GW_EUNAVAIL or GW_EDB, with w.err, and out is the answer. rw
+ * must stay where it is from init to dispose; the run's strings are
+ * borrowed for as long. */
+struct db_run_write {
+    struct db_write w;
+    struct db_job_created out; /* dispose frees out.json unless taken (set to NULL) */
+    struct db_run_new run;
+    struct db_idempotency idem;
+    int has_idem;
+};
+void db_run_write_init(struct db_run_write *rw, const struct db_run_new *run,
+                       const struct db_idempotency *idem);
+void db_run_write_dispose(struct db_run_write *rw);
 
 /* The run with its steps, their jobs and its history. team NULL: any.
  * GW_ENOTFOUND. */

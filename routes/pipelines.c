@@ -434,60 +434,90 @@ static int run_plan(json_t **def, json_t **steps, struct rt_run_request *run, js
     return GW_OK;
 }
 
+/* A run's creation in flight: what its write borrows, kept until it is
+ * answered. */
+struct run_create {
+    json_t *body, *def; /* the run's strings point into them */
+    struct run_texts t;
+    struct db_run_write rw;
+};
+
+static void run_create_free(struct run_create *x)
+{
+    db_run_write_dispose(&x->rw);
+    run_texts_dispose(&x->t);
+    json_decref(x->def);
+    json_decref(x->body);
+    free(x);
+}
+
+/* The run's write is over: 202 with its Location, or why not. */
+static void run_create_reply(struct rt_request *req, struct rt_reply *out, void *ctx)
+{
+    struct run_create *x = ctx;
+    const struct db_run_new *r = &x->rw.run;
+    struct db_job_created *created = &x->rw.out;
+    int rc = x->rw.w.rc;
+    /* a replay answers with the original run, whose id is in its own body */
+    json_t *parsed = created->replayed ? json_loads(created->json, 0, NULL) : NULL;
+    const char *id = parsed ? json_string_value(json_object_get(parsed, "id")) : NULL;
+    char location[160];
+    gw_fmt(location, sizeof(location), "/pipelines/%s/runs/%s", r->pipeline, id ? id : r->id);
+    json_decref(parsed);
+    int replayed = created->replayed;
+    reply_create(req, out, rc, &x->rw.w.err, created, location);
+    if (rc == GW_OK && !replayed)
+        GW_LOG_INFO("pipeline %s run %s queued (version %lld)", r->pipeline, r->id, r->version);
+    run_create_free(x);
+}
+
 void rt_pipeline_runs_create(struct rt_request *req, struct rt_reply *out)
 {
     const struct gw_config *cfg = req->app->cfg;
-    json_t *body = NULL, *def = NULL, *steps = NULL;
-    struct run_texts t = {0};
+    json_t *steps = NULL;
     struct rt_run_request run;
     int key_ok = 0;
     const char *name = name_param(req, out);
     const char *ikey = name ? rt_idempotency_key(&key_ok, req, out) : NULL;
     if (name == NULL || !key_ok || !query_ok(req, out, team_only))
-        goto cleanup;
-    if (req->body.len == 0 ? (body = json_object()) == NULL
-                           : rt_body_json(&body, req, out) != GW_OK)
-        goto cleanup;
-    if (run_plan(&def, &steps, &run, body, req, out, name) != GW_OK)
-        goto cleanup;
+        return;
+    struct run_create *x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        rt_reply_error(req, out, GW_ENOMEM, NULL);
+        return;
+    }
+    if (req->body.len == 0 ? (x->body = json_object()) == NULL
+                           : rt_body_json(&x->body, req, out) != GW_OK)
+        goto fail;
+    if (run_plan(&x->def, &steps, &run, x->body, req, out, name) != GW_OK)
+        goto fail;
 
     struct db_run_new r = {
-        .team = json_string_value(json_object_get(def, "team")),
+        .team = json_string_value(json_object_get(x->def, "team")),
         .pipeline = name,
-        .version = json_integer_value(json_object_get(def, "version")),
+        .version = json_integer_value(json_object_get(x->def, "version")),
         .dispatch = run.dispatch,
         .notify_topic = cfg->notify_topic_arn,
         .api_key_id = req->auth_key_id,
     };
     struct db_idempotency idem = {
         .api_key_id = req->auth_key_id, .key = ikey, .ttl_hours = cfg->idempotency_ttl_hours};
-    if (gw_uuid7(r.id) != GW_OK || run_texts_make(&t, cfg, steps, &run) != GW_OK ||
-        (ikey != NULL && rt_request_hash(idem.request_hash, req, body) != GW_OK)) {
+    if (gw_uuid7(r.id) != GW_OK || run_texts_make(&x->t, cfg, steps, &run) != GW_OK ||
+        (ikey != NULL && rt_request_hash(idem.request_hash, req, x->body) != GW_OK)) {
         rt_reply_error(req, out, GW_ENOMEM, NULL);
-        goto cleanup;
+        goto fail;
     }
-    r.steps_json = t.steps;
-    r.metadata_json = t.metadata;
-    r.notify_json = t.notify;
-    r.output_base = t.base;
-    struct gw_err err = {0};
-    struct db_job_created created = {0};
-    int rc = db_run_create(&created, req->app->request_pool, &r, ikey ? &idem : NULL, &err);
-    /* a replay answers with the original run, whose id is in its own body */
-    json_t *parsed = created.replayed ? json_loads(created.json, 0, NULL) : NULL;
-    const char *id = parsed ? json_string_value(json_object_get(parsed, "id")) : NULL;
-    char location[160];
-    gw_fmt(location, sizeof(location), "/pipelines/%s/runs/%s", name, id ? id : r.id);
-    json_decref(parsed);
-    reply_create(req, out, rc, &err, &created, location);
-    free(created.json);
-    if (rc == GW_OK && !created.replayed)
-        GW_LOG_INFO("pipeline %s run %s queued (version %lld)", name, r.id, r.version);
-cleanup:
-    run_texts_dispose(&t);
     json_decref(steps);
-    json_decref(def);
-    json_decref(body);
+    r.steps_json = x->t.steps;
+    r.metadata_json = x->t.metadata;
+    r.notify_json = x->t.notify;
+    r.output_base = x->t.base;
+    db_run_write_init(&x->rw, &r, ikey ? &idem : NULL);
+    rt_write(req, out, &x->rw.w, run_create_reply, x);
+    return;
+fail:
+    json_decref(steps);
+    run_create_free(x);
 }
 
 void rt_pipeline_runs_list(struct rt_request *req, struct rt_reply *out)

@@ -1,8 +1,8 @@
 /*
  * test_group_commit.c — group commit (db/writer.c) through the real gateway:
- * many concurrent writes share transactions, one write's failure fails no
- * neighbour, and neither a kill -9 in the middle of a batch nor a PostgreSQL
- * restart loses or doubles an acknowledged job.
+ * many concurrent writes (jobs, pipeline runs) share transactions, one
+ * write's failure fails no neighbour, and neither a kill -9 in the middle of a batch nor a
+ * PostgreSQL restart loses or doubles an acknowledged job.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -31,6 +31,8 @@ struct outcome {
 struct client {
     const char *base;
     const char *auth;
+    const char *path;                /* NULL: /jobs */
+    const char *good_body, *refused; /* NULL: a job's */
     int index;
     int n;           /* requests to send; 0: until *stop */
     const int *stop; /* NULL: none */
@@ -40,10 +42,11 @@ struct client {
     int sent;
 };
 
-static void post_one(struct outcome *o, const char *base, const char *auth, const char *body)
+static void post_to(struct outcome *o, const char *base, const char *path, const char *auth,
+                    const char *body)
 {
-    char url[128], key_header[96];
-    snprintf(url, sizeof(url), "%s/jobs", base);
+    char url[256], key_header[96];
+    snprintf(url, sizeof(url), "%s%s", base, path);
     snprintf(key_header, sizeof(key_header), "Idempotency-Key: %s", o->key);
     const char *headers[] = {auth, "Content-Type: application/json", o->key[0] ? key_header : NULL,
                              NULL};
@@ -68,6 +71,11 @@ static void post_one(struct outcome *o, const char *base, const char *auth, cons
     th_resp_dispose(&r);
 }
 
+static void post_one(struct outcome *o, const char *base, const char *auth, const char *body)
+{
+    post_to(o, base, "/jobs", auth, body);
+}
+
 static void *client_main(void *arg)
 {
     struct client *c = arg;
@@ -78,7 +86,9 @@ static void *client_main(void *arg)
         o->refused = c->refuse_every > 0 && i % c->refuse_every == c->refuse_every - 1;
         if (c->with_keys)
             snprintf(o->key, sizeof(o->key), "gc-%d-%d", c->index, i);
-        post_one(o, c->base, c->auth, o->refused ? refused_body : good_body);
+        const char *body = o->refused ? (c->refused ? c->refused : refused_body)
+                                      : (c->good_body ? c->good_body : good_body);
+        post_to(o, c->base, c->path ? c->path : "/jobs", c->auth, body);
         c->sent = i + 1;
     }
     return NULL;
@@ -265,6 +275,101 @@ Test(group_commit, a_failing_write_fails_alone_and_its_neighbours_commit_togethe
     double writes = th_metric(&gw, auth, "mlgw_group_commit_writes_total");
     cr_assert_eq(writes, THREADS * PER_THREAD + 1, "every write went through the writer");
     cr_assert_lt(batches, writes * 0.8, "writes shared transactions: %.0f batches for %.0f writes",
+                 batches, writes);
+    cr_assert_eq(th_gw_stop(&gw, SIGTERM, 15), 0);
+}
+
+/* The database refuses runs whose metadata says so. */
+static void refuse_a_run(const char *db)
+{
+    cr_assert_eq(th_db_exec(db, "CREATE FUNCTION refuse_run() RETURNS trigger LANGUAGE plpgsql "
+                                "AS $$ BEGIN IF NEW.metadata ->> 'refuse' = 'yes' THEN "
+                                "RAISE EXCEPTION 'refused by the test'; END IF; "
+                                "PERFORM pg_sleep(0.002); RETURN NEW; END $$; "
+                                "CREATE TRIGGER refuse_run BEFORE INSERT ON pipeline_runs "
+                                "FOR EACH ROW EXECUTE FUNCTION refuse_run()"),
+                 0);
+}
+
+Test(group_commit, pipeline_runs_share_transactions_and_a_refused_run_fails_alone)
+{
+    char db[1024], auth[160];
+    th_db_create(db, sizeof(db), NULL);
+    bearer(auth, sizeof(auth), db);
+    refuse_a_run(db);
+    struct th_gw gw;
+    const char *env[] = {"MLGW_DISPATCH_WORKERS=0", "MLGW_DB_WRITERS=1", NULL};
+    th_gw_start(&gw, db, env);
+    static const char def[] =
+        "{\"name\": \"gc\", \"steps\": [{\"name\": \"a\", \"script_key\": \"jobs/a.py\", "
+        "\"compute_type\": \"cpu\"}, {\"name\": \"b\", \"script_key\": \"jobs/b.py\", "
+        "\"compute_type\": \"cpu\", \"depends_on\": [\"a\"]}]}";
+    char url[160];
+    snprintf(url, sizeof(url), "%s/pipelines", gw.base);
+    const char *h[] = {auth, "Content-Type: application/json", NULL};
+    struct th_resp r;
+    cr_assert_eq(th_http(&r, "POST", url, h, def, strlen(def)), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    th_resp_dispose(&r);
+
+    static struct client cs[THREADS];
+    memset(cs, 0, sizeof(cs));
+    for (int i = 0; i < THREADS; i++)
+        cs[i] = (struct client){.base = gw.base,
+                                .auth = auth,
+                                .path = "/pipelines/gc/runs",
+                                .good_body = "{\"metadata\": {\"refuse\": \"no\"}}",
+                                .refused = "{\"metadata\": {\"refuse\": \"yes\"}}",
+                                .index = i,
+                                .n = PER_THREAD,
+                                .with_keys = i % 2,
+                                .refuse_every = 4};
+    run_clients(cs, THREADS);
+
+    long good = 0;
+    for (int i = 0; i < THREADS; i++)
+        for (int j = 0; j < cs[i].sent; j++) {
+            const struct outcome *o = &cs[i].out[j];
+            if (o->refused) {
+                cr_assert_eq(o->status, 500, "a refused run is answered 500 (got %ld)", o->status);
+                continue;
+            }
+            cr_assert_eq(o->status, 202, "a good run beside refused ones is 202 (got %ld)",
+                         o->status);
+            good++;
+            char sql[200];
+            snprintf(sql, sizeof(sql), "SELECT count(*) FROM pipeline_runs WHERE id = '%s'", o->id);
+            cr_assert_eq(scalar(db, sql), 1, "acknowledged run %s is stored", o->id);
+            snprintf(sql, sizeof(sql),
+                     "SELECT count(*) FROM jobs WHERE pipeline_run_id = '%s' AND step = 'a'",
+                     o->id);
+            cr_assert_eq(scalar(db, sql), 1, "run %s started its first step", o->id);
+        }
+    cr_assert_eq(good, THREADS * PER_THREAD * 3 / 4);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM pipeline_runs"), good,
+                 "every 202 is stored, once");
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs WHERE script_key = 'jobs/a.py'"), good,
+                 "each stored run started its first step's job");
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs WHERE script_key = 'jobs/b.py'"), 0,
+                 "and only that one");
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM idempotency_keys"), good / 2,
+                 "keys are kept for stored runs only");
+    /* A key is replayed with its run; a refused key stored nothing. */
+    struct outcome again = {.key = "gc-1-0"};
+    post_to(&again, gw.base, "/pipelines/gc/runs", auth, cs[1].good_body);
+    cr_assert_eq(again.status, 202);
+    cr_assert(again.replayed);
+    cr_assert_str_eq(again.id, cs[1].out[0].id);
+    struct outcome fresh = {.key = "gc-1-3"};
+    post_to(&fresh, gw.base, "/pipelines/gc/runs", auth, cs[1].good_body);
+    cr_assert_eq(fresh.status, 202);
+    cr_assert_eq(fresh.replayed, 0);
+
+    double writes = th_metric(&gw, auth, "mlgw_group_commit_writes_total");
+    double batches = th_metric(&gw, auth, "mlgw_group_commit_batches_total");
+    cr_assert_eq(writes, THREADS * PER_THREAD + 2, "every run went through the writer: %.0f",
+                 writes);
+    cr_assert_lt(batches, writes * 0.8, "runs shared transactions: %.0f batches for %.0f writes",
                  batches, writes);
     cr_assert_eq(th_gw_stop(&gw, SIGTERM, 15), 0);
 }
