@@ -28,6 +28,23 @@ void th_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+int64_t th_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t th_deadline(long ms)
+{
+    return th_now_ms() + ms;
+}
+
+int th_before(int64_t deadline)
+{
+    return th_now_ms() < deadline;
+}
+
 static char *read_all(const char *path)
 {
     FILE *f = fopen(path, "rb");

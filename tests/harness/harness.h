@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Base URL of the server every test shares (DATABASE_URL, else the CTest
@@ -132,6 +133,15 @@ double th_metric(const struct th_gw *gw, const char *auth_header, const char *se
 const char *th_str(const json_t *o, const char *k);
 
 void th_sleep_ms(long ms);
+/* Milliseconds on the monotonic clock. */
+int64_t th_now_ms(void);
+/* Waiting for asynchronous work by the clock, not by a count of sleeps that a
+ * loaded machine stretches and slow checks shorten:
+ *     for (int64_t end = th_deadline(30000); !done() && th_before(end);)
+ *         th_sleep_ms(100);
+ * then assert done() as before. th_deadline is ms from now. */
+int64_t th_deadline(long ms);
+int th_before(int64_t deadline);
 
 /* A problem+json body must have type, title, status == want, request_id and instance. */
 void th_assert_problem(const struct th_resp *r, long want);

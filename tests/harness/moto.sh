@@ -22,7 +22,8 @@ start)
   setsid "$py" -m moto.server -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 < /dev/null &
   echo $! > "$dir/pid"
   url="http://127.0.0.1:$port"
-  for _ in $(seq 1 100); do
+  deadline=$((SECONDS + 60))
+  while ((SECONDS < deadline)); do
     if curl -sf -o /dev/null "$url/moto-api/"; then
       curl -sf -X POST -H 'Content-Type: application/json' \
         -d '{"batch": {"use_docker": false}}' "$url/moto-api/config" >/dev/null
@@ -33,7 +34,7 @@ start)
     fi
     sleep 0.2
   done
-  echo "moto.sh: moto did not start; its log:" >&2
+  echo "moto.sh: moto did not start within 60 s; its log:" >&2
   tail -n 30 "$dir/moto.log" >&2
   exit 1
   ;;

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -71,7 +70,7 @@ void th_smtp_start(struct th_smtp *s, const char *const *extra, unsigned port)
         _exit(127);
     }
     s->pid = pid;
-    for (int i = 0; i < 200; i++) {
+    for (int64_t end = th_deadline(30000); th_before(end);) {
         char *p = slurp(portfile);
         if (p != NULL && p[0] != '\0') {
             s->port = (unsigned)strtoul(p, NULL, 10);
@@ -80,11 +79,10 @@ void th_smtp_start(struct th_smtp *s, const char *const *extra, unsigned port)
             return;
         }
         free(p);
-        struct timespec ts = {0, 50000000L};
-        nanosleep(&ts, NULL);
+        th_sleep_ms(50);
     }
     kill(pid, SIGKILL);
-    cr_assert_fail("smtp_sink.py did not start");
+    cr_assert_fail("smtp_sink.py did not start within 30 s");
 }
 
 void th_smtp_stop(struct th_smtp *s)

@@ -503,7 +503,7 @@ Test(dispatch, a_killed_gateways_claims_are_taken_over_within_seconds_and_never_
         snprintf(ids[i], 37, "%s", th_str(j, "id"));
         json_decref(j);
     }
-    for (int w = 0; w < 100 && th_mock_count(hang) < N; w++)
+    for (int64_t end = th_deadline(30000); th_mock_count(hang) < N && th_before(end);)
         th_sleep_ms(100);
     cr_assert_eq(th_mock_count(hang), N, "A holds every job, each in a SubmitJob");
     cr_assert_eq(scalar("SELECT count(*) FROM dispatch_outbox WHERE lease_until > now()"), N);
@@ -543,11 +543,11 @@ Test(dispatch, a_lost_presence_session_is_taken_again_and_dispatch_goes_on)
                                 "AND datname = current_database()"),
                  0);
     int back = 0;
-    for (int i = 0; i < 50 && !back; i++) {
+    for (int64_t end = th_deadline(30000); !back && th_before(end);) {
         th_sleep_ms(100);
         back = scalar(q) == 1;
     }
-    cr_assert(back, "the lock is taken again within 5 s");
+    cr_assert(back, "the lock is taken again within 30 s");
     json_t *j = post_job(&gw, "{\"script_key\": \"a.py\", \"compute_type\": \"cpu\", "
                               "\"dispatch\": \"batch\"}");
     char id[37];
@@ -576,7 +576,8 @@ Test(dispatch, sigterm_with_a_backlog_of_thousands_exits_within_the_shutdown_bud
                             "INSERT INTO dispatch_outbox (job_id, action, target) "
                             "SELECT id, 'submit', 'batch' FROM j"),
                  0);
-    for (int w = 0; w < 100 && scalar("SELECT count(*) FROM dispatch_outbox") > 2990; w++)
+    for (int64_t end = th_deadline(30000);
+         scalar("SELECT count(*) FROM dispatch_outbox") > 2990 && th_before(end);)
         th_sleep_ms(100);
     cr_assert_leq(scalar("SELECT count(*) FROM dispatch_outbox"), 2990, "the dispatchers are busy");
     struct timespec t0, t1;
@@ -651,7 +652,7 @@ Test(dispatch, cancel_after_dispatch_goes_to_aws_batch)
     cr_assert_str_eq(th_str(j, "status"), "SUBMITTED", "the final state comes from AWS");
     json_decref(j);
     th_resp_dispose(&r);
-    for (int i = 0; i < 100 && th_mock_count(mock) < 2; i++)
+    for (int64_t end = th_deadline(30000); th_mock_count(mock) < 2 && th_before(end);)
         th_sleep_ms(100);
     cr_assert_eq(th_mock_count(mock), 2);
     struct th_mock_request req;

@@ -513,7 +513,7 @@ Test(events, a_permanently_refused_webhook_is_recorded_as_failed_on_the_job)
     cr_assert_eq(post_event(ev, SECRET, NULL, 0), 200);
     free(ev);
     int failed = 0;
-    for (int i = 0; i < 100 && !failed; i++) {
+    for (int64_t end = th_deadline(30000); !failed && th_before(end);) {
         json_t *j = get_job(id);
         size_t k;
         json_t *n;
@@ -603,7 +603,7 @@ Test(events, a_job_dispatched_to_batch_on_moto_is_driven_to_success_by_callbacks
     json_decref(j);
     th_resp_dispose(&r);
     char batch_id[128] = "";
-    for (int i = 0; i < 100 && batch_id[0] == '\0'; i++) {
+    for (int64_t end = th_deadline(30000); batch_id[0] == '\0' && th_before(end);) {
         j = get_job(id);
         if (th_str(j, "batch_job_id") != NULL)
             snprintf(batch_id, sizeof(batch_id), "%s", th_str(j, "batch_job_id"));
@@ -716,7 +716,7 @@ Test(events, an_https_webhook_to_this_host_is_never_connected_and_reads_refused)
     free(ev);
     const char *error = NULL;
     json_t *j = NULL;
-    for (int i = 0; i < 100 && error == NULL; i++) {
+    for (int64_t end = th_deadline(30000); error == NULL && th_before(end);) {
         json_decref(j);
         th_sleep_ms(100);
         j = get_job(id);

@@ -39,7 +39,8 @@ struct client {
     int with_keys;
     int refuse_every; /* every so many requests is refused; 0: none */
     struct outcome out[MAX_TRIES];
-    int sent;
+    int sent;    /* answered (or not) so far: out[0..sent) are final */
+    int posting; /* a request is out now */
 };
 
 static void post_to(struct outcome *o, const char *base, const char *path, const char *auth,
@@ -88,8 +89,10 @@ static void *client_main(void *arg)
             snprintf(o->key, sizeof(o->key), "gc-%d-%d", c->index, i);
         const char *body = o->refused ? (c->refused ? c->refused : refused_body)
                                       : (c->good_body ? c->good_body : good_body);
+        __atomic_store_n(&c->posting, 1, __ATOMIC_RELEASE);
         post_to(o, c->base, c->path ? c->path : "/jobs", c->auth, body);
-        c->sent = i + 1;
+        __atomic_store_n(&c->sent, i + 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&c->posting, 0, __ATOMIC_RELEASE);
     }
     return NULL;
 }
@@ -140,13 +143,34 @@ static void crowd_stop(struct crowd *cr)
         pthread_join(cr->t[i], NULL);
 }
 
-/* How many requests were answered status (-1: sent at all). */
+/* How many requests were answered status (-1: sent at all); also while the
+ * clients run. */
 static long crowd_count(const struct crowd *cr, long status)
 {
     long n = 0;
-    for (int i = 0; i < cr->n; i++)
-        for (int j = 0; j < cr->cs[i].sent; j++)
+    for (int i = 0; i < cr->n; i++) {
+        int sent = __atomic_load_n(&cr->cs[i].sent, __ATOMIC_ACQUIRE);
+        for (int j = 0; j < sent; j++)
             n += status < 0 || cr->cs[i].out[j].status == status;
+    }
+    return n;
+}
+
+/* Waits (up to 30 s) until some request was answered status; fails the test
+ * otherwise. */
+static void crowd_wait_for(const struct crowd *cr, long status, const char *what)
+{
+    for (int64_t end = th_deadline(30000); crowd_count(cr, status) == 0 && th_before(end);)
+        th_sleep_ms(20);
+    cr_assert_gt(crowd_count(cr, status), 0, "%s", what);
+}
+
+/* How many clients have a request out now. */
+static int crowd_posting(const struct crowd *cr)
+{
+    int n = 0;
+    for (int i = 0; i < cr->n; i++)
+        n += __atomic_load_n(&cr->cs[i].posting, __ATOMIC_ACQUIRE);
     return n;
 }
 
@@ -200,6 +224,13 @@ static void slow_inserts(const char *db, const char *seconds)
              "FOR EACH ROW EXECUTE FUNCTION slow()",
              seconds);
     cr_assert_eq(th_db_exec(db, sql), 0);
+}
+
+/* Backends of db inside the slow trigger: batches being written now. */
+static long batches_in_flight(const char *db)
+{
+    return scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND wait_event = 'PgSleep'");
 }
 
 /* The database refuses one script: a failure no validation can see. */
@@ -384,7 +415,7 @@ Test(group_commit, kill_9_in_the_middle_of_batches_then_retrying_each_key_gives_
     const char *env[] = {"MLGW_DISPATCH_WORKERS=0", NULL};
     th_gw_start(&gw, db, env);
     crowd_start(&crowd, THREADS, gw.base, auth);
-    th_sleep_ms(700);
+    crowd_wait_for(&crowd, 202, "jobs were stored before the kill");
     kill(gw.pid, SIGKILL);
     th_gw_stop(&gw, 0, 10);
     crowd_stop(&crowd);
@@ -417,9 +448,9 @@ Test(group_commit, writes_across_a_postgresql_restart_are_stored_or_refused_neve
                          "MLGW_DB_CHECKOUT_TIMEOUT_MS=500", NULL};
     th_gw_start(&gw, pg.url, env);
     crowd_start(&crowd, 8, gw.base, auth);
-    th_sleep_ms(400);
+    crowd_wait_for(&crowd, 202, "jobs were stored before the outage");
     th_pg_stop(&pg);
-    th_sleep_ms(800);
+    crowd_wait_for(&crowd, 503, "writes met the outage");
     th_pg_start(&pg);
     char ready[160];
     snprintf(ready, sizeof(ready), "%s/readyz", gw.base);
@@ -450,7 +481,15 @@ Test(group_commit, sigterm_with_writes_queued_answers_each_stored_or_refused_and
                          "MLGW_GROUP_COMMIT_MAX=2", NULL};
     th_gw_start(&gw, db, env);
     crowd_start(&crowd, THREADS, gw.base, auth);
-    th_sleep_ms(600);
+    /* Every client has a write out and both writers are inside a batch: the
+     * writes behind them wait in the queue. */
+    int behind = 0;
+    for (int64_t end = th_deadline(30000); !behind && th_before(end);) {
+        behind = crowd_posting(&crowd) == THREADS && batches_in_flight(db) >= 2;
+        if (!behind)
+            th_sleep_ms(20);
+    }
+    cr_assert(behind, "every client has a write out and both writers are busy");
     __atomic_store_n(&crowd.stop, 1, __ATOMIC_RELEASE); /* each client's last request is out */
     cr_assert_eq(th_gw_stop(&gw, SIGTERM, 10), 0, "a clean exit within the shutdown budget");
     crowd_stop(&crowd);

@@ -12,13 +12,6 @@
 
 #include "../harness/harness.h"
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void expect_config_error(const char *assignment, const char *name)
 {
     const char *env[] = {assignment, NULL};
@@ -67,9 +60,9 @@ Test(lifecycle, sigterm_when_idle_exits_0_promptly)
     th_db_create(db, sizeof(db), NULL);
     struct th_gw gw;
     th_gw_start(&gw, db, NULL);
-    int64_t t0 = now_ms();
+    int64_t t0 = th_now_ms();
     cr_assert_eq(th_gw_stop(&gw, SIGTERM, 10), 0);
-    cr_assert_lt(now_ms() - t0, 3000, "stops within 3 s");
+    cr_assert_lt(th_now_ms() - t0, 3000, "stops within 3 s");
     char *log = th_gw_log(&gw);
     cr_assert(strstr(log, "\"msg\":\"stopped\"") != NULL);
     free(log);
@@ -85,6 +78,37 @@ static void *do_get(void *arg)
     struct slow_call *c = arg;
     th_http(&c->resp, "GET", c->url, NULL, NULL, 0);
     return NULL;
+}
+
+/* Waits (up to 30 s) until a query on db waits for a lock; whether one does.
+ * Only db's locks count: other tests share the server. */
+static int wait_for_a_lock_waiter(const char *db)
+{
+    int waiting = 0;
+    for (int64_t end = th_deadline(30000); !waiting && th_before(end);) {
+        char *n =
+            th_db_scalar(db, "SELECT count(*) FROM pg_locks WHERE NOT granted AND database = "
+                             "(SELECT oid FROM pg_database WHERE datname = current_database())");
+        waiting = n != NULL && strcmp(n, "0") != 0;
+        free(n);
+        if (!waiting)
+            th_sleep_ms(50);
+    }
+    return waiting;
+}
+
+/* Waits (up to 30 s) until gw's log holds needle; whether it does. */
+static int wait_for_log(const struct th_gw *gw, const char *needle)
+{
+    int seen = 0;
+    for (int64_t end = th_deadline(30000); !seen && th_before(end);) {
+        char *log = th_gw_log(gw);
+        seen = log != NULL && strstr(log, needle) != NULL;
+        free(log);
+        if (!seen)
+            th_sleep_ms(50);
+    }
+    return seen;
 }
 
 Test(lifecycle, sigterm_lets_an_in_flight_request_finish_and_refuses_new_connections)
@@ -107,25 +131,21 @@ Test(lifecycle, sigterm_lets_an_in_flight_request_finish_and_refuses_new_connect
     pthread_t t;
     pthread_create(&t, NULL, do_get, &call);
     /* Wait until the gateway's query is blocked on our lock. */
-    int waiting = 0;
-    for (int i = 0; i < 100 && !waiting; i++) {
-        char *n = th_db_scalar(db, "SELECT count(*) FROM pg_locks WHERE NOT granted");
-        waiting = n != NULL && strcmp(n, "0") != 0;
-        free(n);
-        struct timespec ts = {0, 50000000L};
-        nanosleep(&ts, NULL);
-    }
-    cr_assert(waiting, "the readyz query is waiting on the lock");
+    cr_assert(wait_for_a_lock_waiter(db), "the readyz query is waiting on the lock");
 
     kill(gw.pid, SIGTERM);
-    struct timespec ts = {0, 300000000L};
-    nanosleep(&ts, NULL);
     /* Quiesced: a new connection is refused while the old request goes on. */
-    struct th_resp fresh;
     char url[256];
     snprintf(url, sizeof(url), "%s/healthz", gw.base);
-    cr_assert_neq(th_http(&fresh, "GET", url, NULL, NULL, 0), 0, "new connection refused");
-    th_resp_dispose(&fresh);
+    int refused = 0;
+    for (int64_t end = th_deadline(30000); !refused && th_before(end);) {
+        struct th_resp fresh;
+        refused = th_http(&fresh, "GET", url, NULL, NULL, 0) != 0;
+        th_resp_dispose(&fresh);
+        if (!refused)
+            th_sleep_ms(100);
+    }
+    cr_assert(refused, "new connection refused");
 
     PQclear(PQexec(locker, "COMMIT"));
     PQfinish(locker);
@@ -149,14 +169,13 @@ Test(lifecycle, second_signal_exits_at_once)
     snprintf(call.url, sizeof(call.url), "%s/readyz", gw.base);
     pthread_t t;
     pthread_create(&t, NULL, do_get, &call);
-    struct timespec ts = {0, 500000000L};
-    nanosleep(&ts, NULL);
+    cr_assert(wait_for_a_lock_waiter(db), "the readyz query is waiting on the lock");
     kill(gw.pid, SIGTERM);
-    nanosleep(&ts, NULL);
-    int64_t t0 = now_ms();
+    cr_assert(wait_for_log(&gw, "\"msg\":\"shutting down"), "the first signal began the shutdown");
+    int64_t t0 = th_now_ms();
     int rc = th_gw_stop(&gw, SIGINT, 10);
     cr_assert_eq(rc, 1, "second signal: immediate exit status 1, got %d", rc);
-    cr_assert_lt(now_ms() - t0, 2000);
+    cr_assert_lt(th_now_ms() - t0, 2000);
     PQclear(PQexec(locker, "ROLLBACK"));
     PQfinish(locker);
     pthread_join(t, NULL);
@@ -290,9 +309,9 @@ Test(lifecycle, a_request_stuck_past_the_statement_timeout_is_503_and_its_shape_
     PGresult *lr = PQexec(locker, "LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE");
     cr_assert_eq(PQresultStatus(lr), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(lr));
     PQclear(lr);
-    int64_t t0 = now_ms();
+    int64_t t0 = th_now_ms();
     cr_assert_eq(th_http(&r, "GET", url, h, NULL, 0), 0);
-    int64_t took = now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     th_assert_problem(&r, 503);
     char *ra = th_resp_header(&r, "Retry-After");
     cr_assert_not_null(ra, "503 carries Retry-After");

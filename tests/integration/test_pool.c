@@ -168,11 +168,14 @@ Test(pool, a_terminated_connection_is_replaced_and_statements_reprepared)
     PQclear(r);
     db_pool_checkin(pool, c);
 
+    /* With a timeout, pg_terminate_backend returns once the backend is gone
+     * (true), or after 30 s (false). */
     char sql[128];
-    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", old);
-    cr_assert_eq(th_db_exec(db, sql), 0);
-    struct timespec ts = {0, 200000000L};
-    nanosleep(&ts, NULL);
+    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s, 30000)", old);
+    char *gone = th_db_scalar(db, sql);
+    cr_assert(gone != NULL && strcmp(gone, "t") == 0, "backend %s ended: %s", old,
+              gone ? gone : "(error)");
+    free(gone);
 
     cr_assert_eq(db_pool_checkout(&c, pool, &err), GW_OK, "%s", err.msg);
     cr_assert_eq(db_exec(&r, c, &pid, NULL, &err), GW_OK, "%s", err.msg);

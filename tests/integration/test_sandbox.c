@@ -288,7 +288,7 @@ Test(sandbox, nothing_a_job_left_without_its_job_id_survives_it)
     free(log);
     long pids[8];
     int left = 1;
-    for (int i = 0; i < 30 && left > 0; i++) {
+    for (int64_t end = th_deadline(30000); left > 0 && th_before(end);) {
         left = find_arg(pids, 8, marker1) + find_arg(pids, 8, marker2);
         if (left > 0)
             th_sleep_ms(100);
