@@ -347,8 +347,14 @@ int th_gw_stop(struct th_gw *gw, int sig, int timeout_s)
     if (sig != 0)
         kill(gw->pid, sig);
     int rc = wait_exit(gw->pid, timeout_s);
-    gw->pid = 0;
     char *log = read_all(gw->log_path);
+    if (rc != 0 && log != NULL) {
+        /* Shown only when the test fails: what the gateway said last. */
+        size_t len = strlen(log);
+        (void)fprintf(stderr, "gateway %d: exit status %d; the end of its log:\n%s\n",
+                      (int)gw->pid, rc, log + (len > 6000 ? len - 6000 : 0));
+    }
+    gw->pid = 0;
     assert_no_sanitizer_report(log);
     free(log);
     return rc;

@@ -255,41 +255,57 @@ static void bearer(char *out, size_t n, const char *db)
     snprintf(out, n, "Authorization: Bearer %s", key);
 }
 
-Test(group_commit, a_failing_write_fails_alone_and_its_neighbours_commit_together)
+/* A fresh database whose fn refuses some writes, a key for it (auth) and a
+ * gateway with one writer and no dispatchers. */
+static void one_writer(struct th_gw *gw, char db[1024], char auth[160], void (*fn)(const char *))
 {
-    char db[1024], auth[160];
-    th_db_create(db, sizeof(db), NULL);
-    bearer(auth, sizeof(auth), db);
-    refuse_a_script(db);
-    struct th_gw gw;
+    th_db_create(db, 1024, NULL);
+    bearer(auth, 160, db);
+    fn(db);
     const char *env[] = {"MLGW_DISPATCH_WORKERS=0", "MLGW_DB_WRITERS=1", NULL};
-    th_gw_start(&gw, db, env);
+    th_gw_start(gw, db, env);
+}
 
-    static struct client cs[THREADS];
-    memset(cs, 0, sizeof(cs));
+/* THREADS clients each post PER_THREAD times to path (NULL: /jobs), every
+ * fourth request the body the database refuses (NULL bodies: a job's), half
+ * of the clients with Idempotency-Keys: each refused request is answered
+ * 500 and every other 202. Returns how many were 202. */
+static long post_mixed(struct client *cs, const struct th_gw *gw, const char *auth,
+                       const char *path, const char *good, const char *refused)
+{
+    memset(cs, 0, sizeof(*cs) * THREADS);
     for (int i = 0; i < THREADS; i++)
-        cs[i] = (struct client){.base = gw.base,
+        cs[i] = (struct client){.base = gw->base,
                                 .auth = auth,
+                                .path = path,
+                                .good_body = good,
+                                .refused = refused,
                                 .index = i,
                                 .n = PER_THREAD,
                                 .with_keys = i % 2,
                                 .refuse_every = 4};
     run_clients(cs, THREADS);
-
-    long good = 0;
+    long n = 0;
     for (int i = 0; i < THREADS; i++)
         for (int j = 0; j < cs[i].sent; j++) {
             const struct outcome *o = &cs[i].out[j];
-            if (o->refused) {
-                cr_assert_eq(o->status, 500, "a refused write is answered 500 (got %ld)",
-                             o->status);
-            } else {
-                cr_assert_eq(o->status, 202, "a good write beside refused ones is 202 (got %ld)",
-                             o->status);
-                good++;
-            }
+            long want = o->refused ? 500 : 202;
+            cr_assert_eq(o->status, want, "%s request beside others: %ld, not %ld",
+                         o->refused ? "a refused" : "a good", o->status, want);
+            n += !o->refused;
         }
-    cr_assert_eq(good, THREADS * PER_THREAD * 3 / 4);
+    cr_assert_eq(n, THREADS * PER_THREAD * 3 / 4);
+    return n;
+}
+
+Test(group_commit, a_failing_write_fails_alone_and_its_neighbours_commit_together)
+{
+    char db[1024], auth[160];
+    struct th_gw gw;
+    one_writer(&gw, db, auth, refuse_a_script);
+
+    static struct client cs[THREADS];
+    long good = post_mixed(cs, &gw, auth, NULL, NULL, NULL);
     cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs"), good, "every 202 is stored, once");
     cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs WHERE script_key = 'jobs/refused.py'"), 0);
     cr_assert_eq(scalar(db, "SELECT count(*) FROM dispatch_outbox"), good,
@@ -325,12 +341,8 @@ static void refuse_a_run(const char *db)
 Test(group_commit, pipeline_runs_share_transactions_and_a_refused_run_fails_alone)
 {
     char db[1024], auth[160];
-    th_db_create(db, sizeof(db), NULL);
-    bearer(auth, sizeof(auth), db);
-    refuse_a_run(db);
     struct th_gw gw;
-    const char *env[] = {"MLGW_DISPATCH_WORKERS=0", "MLGW_DB_WRITERS=1", NULL};
-    th_gw_start(&gw, db, env);
+    one_writer(&gw, db, auth, refuse_a_run);
     static const char def[] =
         "{\"name\": \"gc\", \"steps\": [{\"name\": \"a\", \"script_key\": \"jobs/a.py\", "
         "\"compute_type\": \"cpu\"}, {\"name\": \"b\", \"script_key\": \"jobs/b.py\", "
@@ -344,30 +356,14 @@ Test(group_commit, pipeline_runs_share_transactions_and_a_refused_run_fails_alon
     th_resp_dispose(&r);
 
     static struct client cs[THREADS];
-    memset(cs, 0, sizeof(cs));
-    for (int i = 0; i < THREADS; i++)
-        cs[i] = (struct client){.base = gw.base,
-                                .auth = auth,
-                                .path = "/pipelines/gc/runs",
-                                .good_body = "{\"metadata\": {\"refuse\": \"no\"}}",
-                                .refused = "{\"metadata\": {\"refuse\": \"yes\"}}",
-                                .index = i,
-                                .n = PER_THREAD,
-                                .with_keys = i % 2,
-                                .refuse_every = 4};
-    run_clients(cs, THREADS);
-
-    long good = 0;
+    long good =
+        post_mixed(cs, &gw, auth, "/pipelines/gc/runs", "{\"metadata\": {\"refuse\": \"no\"}}",
+                   "{\"metadata\": {\"refuse\": \"yes\"}}");
     for (int i = 0; i < THREADS; i++)
         for (int j = 0; j < cs[i].sent; j++) {
             const struct outcome *o = &cs[i].out[j];
-            if (o->refused) {
-                cr_assert_eq(o->status, 500, "a refused run is answered 500 (got %ld)", o->status);
+            if (o->refused)
                 continue;
-            }
-            cr_assert_eq(o->status, 202, "a good run beside refused ones is 202 (got %ld)",
-                         o->status);
-            good++;
             char sql[200];
             snprintf(sql, sizeof(sql), "SELECT count(*) FROM pipeline_runs WHERE id = '%s'", o->id);
             cr_assert_eq(scalar(db, sql), 1, "acknowledged run %s is stored", o->id);
@@ -376,7 +372,6 @@ Test(group_commit, pipeline_runs_share_transactions_and_a_refused_run_fails_alon
                      o->id);
             cr_assert_eq(scalar(db, sql), 1, "run %s started its first step", o->id);
         }
-    cr_assert_eq(good, THREADS * PER_THREAD * 3 / 4);
     cr_assert_eq(scalar(db, "SELECT count(*) FROM pipeline_runs"), good,
                  "every 202 is stored, once");
     cr_assert_eq(scalar(db, "SELECT count(*) FROM jobs WHERE script_key = 'jobs/a.py'"), good,
