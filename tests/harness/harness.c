@@ -351,8 +351,8 @@ int th_gw_stop(struct th_gw *gw, int sig, int timeout_s)
     if (rc != 0 && log != NULL) {
         /* Shown only when the test fails: what the gateway said last. */
         size_t len = strlen(log);
-        (void)fprintf(stderr, "gateway %d: exit status %d; the end of its log:\n%s\n",
-                      (int)gw->pid, rc, log + (len > 6000 ? len - 6000 : 0));
+        (void)fprintf(stderr, "gateway %d: exit status %d; the end of its log:\n%s\n", (int)gw->pid,
+                      rc, log + (len > 6000 ? len - 6000 : 0));
     }
     gw->pid = 0;
     assert_no_sanitizer_report(log);
