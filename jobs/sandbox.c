@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "jobs/spawn.h"
 
 #include "common/poison.h"
 
@@ -407,7 +408,7 @@ static int probe(const struct jobs_sandbox *sb, char *why, size_t whylen)
     int rc = cmd.failed ? GW_ENOMEM : GW_EUNAVAIL;
     char *const envp[] = {NULL};
     pid_t pid = -1;
-    if (!cmd.failed && pipe2(pipefd, O_CLOEXEC) == 0 && (pid = fork()) == 0) {
+    if (!cmd.failed && pipe2(pipefd, O_CLOEXEC) == 0 && (pid = jobs_fork()) == 0) {
         if (dup2(pipefd[1], 2) < 0)
             _exit(126);
         execve(cmd.v[0], cmd.v, envp);

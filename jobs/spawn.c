@@ -3,7 +3,7 @@
  *
  * The parent builds everything the child needs (argv, envp, the work
  * directory, the pipe, the environment's descriptor, the limits) before
- * fork(); the child only resets its signals, makes its own session, asks to
+ * fork(); the child only resets its signals (jobs_fork), makes its own session, asks to
  * get a signal when the gateway dies, wires /dev/null, the pipe and the
  * environment to its descriptors 0-3, sets its limits and execs bwrap (or,
  * without the sandbox, the interpreter). Does not wait for, signal or read
@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,13 +378,6 @@ static void child_exec(const struct spawn_plan *p, pid_t parent, const struct sp
                        const char *cwd)
 {
     static char *const no_env[] = {NULL};
-    sigset_t none;
-    sigemptyset(&none);
-    (void)sigprocmask(SIG_SETMASK, &none, NULL);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    (void)sigaction(SIGPIPE, &dfl, NULL);
     (void)setsid();
     /* The gateway dying ends the attempt: without the sandbox gracefully (the
      * entrypoint forwards SIGTERM to the script and publishes what it has);
@@ -421,13 +415,37 @@ static void child_exec(const struct spawn_plan *p, pid_t parent, const struct sp
     _exit(127);
 }
 
+pid_t jobs_fork(void)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Async-signal-safe calls only from here to exec. */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++)
+            (void)sigaction(sig, &dfl, NULL); /* fails harmlessly for SIGKILL, SIGSTOP */
+        sigset_t none;
+        sigemptyset(&none);
+        (void)sigprocmask(SIG_SETMASK, &none, NULL);
+        return 0;
+    }
+    int saved = errno;
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return pid;
+}
+
 /* Forks the attempt with its output on the pipe: a->pid and a->out_fd (the
  * pipe's read end moves there). Returns the errno that says why it did not
  * (0 on success). */
 static int fork_attempt(struct jobs_attempt *a, const struct spawn_plan *plan, struct spawn_fds *f)
 {
     pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = jobs_fork();
     if (pid == 0)
         child_exec(plan, parent, f, a->work_dir);
     if (pid < 0)

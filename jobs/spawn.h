@@ -88,6 +88,13 @@ typedef int (*jobs_spawn_commit_fn)(void *ctx, struct jobs_attempt *a);
 int jobs_spawn(struct jobs_attempt *a, const struct gw_config *cfg, const struct jobs_sandbox *sb,
                const json_t *job, jobs_spawn_commit_fn commit, void *ctx, struct gw_err *err);
 
+/* fork() for a child that will exec: the gateway's signal handlers (a
+ * SIGTERM starts its shutdown through a pipe the child still holds) never run
+ * in the child. Every signal is blocked in the calling thread across the
+ * fork; the child sets each to its default and unblocks them before
+ * returning 0; the parent gets its mask back. Returns what fork() does. */
+pid_t jobs_fork(void);
+
 /* Makes cfg->local_root and its folders (input, output, logs, work) and the
  * model cache (cfg->cache_dir, else <root>/cache) where they are missing.
  * GW_EIO. */

@@ -1,13 +1,18 @@
 /*
  * test_spawn.c — unit tests for jobs/spawn.c: an attempt that cannot open
  * its descriptors leaves its job untouched (commit is never called) and
- * nothing behind, so the executor keeps the job at the head of its queue.
+ * nothing behind, so the executor keeps the job at the head of its queue;
+ * a child forked for a job never runs the gateway's signal handlers.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "jobs/spawn.h"
@@ -61,4 +66,51 @@ Test(jobs_spawn, running_out_of_descriptors_leaves_the_job_untouched)
     jobs_attempt_free(a);
     json_decref(job);
     jobs_spawn_remove_tree(root);
+}
+
+/* A handler like the gateway's: a SIGTERM writes to a pipe its main loop
+ * reads, which starts the shutdown. */
+static int term_pipe[2] = {-1, -1};
+
+static void on_term(int sig)
+{
+    (void)sig;
+    char c = 's';
+    (void)!write(term_pipe[1], &c, 1);
+}
+
+Test(jobs_spawn, a_signal_to_a_forked_child_never_runs_the_gateways_handler)
+{
+    cr_assert_eq(pipe(term_pipe), 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGTERM, &sa, NULL), 0);
+    sigset_t before, after;
+    cr_assert_eq(pthread_sigmask(SIG_SETMASK, NULL, &before), 0);
+
+    pid_t pid = jobs_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        /* The child, before it would exec: SIGTERM must end it, not reach
+         * the parent's pipe. */
+        raise(SIGTERM);
+        _exit(0);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM,
+              "the child ended by SIGTERM's default action (status %#x)", status);
+    int fl = fcntl(term_pipe[0], F_GETFL);
+    cr_assert_eq(fcntl(term_pipe[0], F_SETFL, fl | O_NONBLOCK), 0);
+    char c;
+    cr_assert_eq(read(term_pipe[0], &c, 1), -1, "nothing reached the gateway's pipe");
+    cr_assert_eq(pthread_sigmask(SIG_SETMASK, NULL, &after), 0);
+    for (int sig = 1; sig < NSIG; sig++)
+        cr_assert_eq(sigismember(&after, sig), sigismember(&before, sig),
+                     "the parent's mask is back (signal %d)", sig);
+    signal(SIGTERM, SIG_DFL);
+    close(term_pipe[0]);
+    close(term_pipe[1]);
 }
