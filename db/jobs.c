@@ -78,17 +78,16 @@ static int guarded_insert(struct db_job_write *jw, struct db_conn *c, struct gw_
     return rc;
 }
 
-/* Run again when its batch is: starts from nothing each time. */
-static void reset_out(struct db_job_write *jw)
+void db_job_created_reset(struct db_job_created *out)
 {
-    free(jw->out.json);
-    memset(&jw->out, 0, sizeof(jw->out));
+    free(out->json);
+    memset(out, 0, sizeof(*out));
 }
 
 static int create_idempotent(struct db_conn *c, void *arg, struct gw_err *err)
 {
     struct db_job_write *jw = arg;
-    reset_out(jw);
+    db_job_created_reset(&jw->out); /* run again when its batch is */
     /* Locks the key until commit, or replays the first answer. */
     int rc = db_idem_replay(&jw->out, c, &jw->idem, err);
     if (rc != 0)
@@ -104,7 +103,7 @@ static int create_idempotent(struct db_conn *c, void *arg, struct gw_err *err)
 static int create_guarded(struct db_conn *c, void *arg, struct gw_err *err)
 {
     struct db_job_write *jw = arg;
-    reset_out(jw);
+    db_job_created_reset(&jw->out); /* run again when its batch is */
     return guarded_insert(jw, c, err);
 }
 
@@ -129,7 +128,7 @@ void db_job_write_init(struct db_job_write *jw, const struct db_job_new *job,
 
 void db_job_write_dispose(struct db_job_write *jw)
 {
-    reset_out(jw);
+    db_job_created_reset(&jw->out);
 }
 
 int db_job_create(struct db_job_created *out, struct db_pool *pool, const struct db_job_new *job,

@@ -55,6 +55,8 @@ struct db_job_created {
     unsigned status;
     int replayed;
 };
+/* Frees out's JSON and empties it, for a write that starts again. */
+void db_job_created_reset(struct db_job_created *out);
 
 /*
  * Stores a new QUEUED job and its first history row. With idem, replays the

@@ -74,10 +74,8 @@ int db_pipeline_create(struct db_job_created *out, struct db_pool *pool, const c
     memset(out, 0, sizeof(*out));
     struct create_ctx x = {out, team, name, definition_json, api_key_id, idem};
     int rc = db_tx(pool, create_tx, &x, err);
-    if (rc != GW_OK) {
-        free(out->json);
-        memset(out, 0, sizeof(*out));
-    }
+    if (rc != GW_OK)
+        db_job_created_reset(out);
     return rc;
 }
 

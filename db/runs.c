@@ -68,18 +68,13 @@ static int insert_run(char **out, struct db_conn *c, const struct db_run_new *ru
     return rc;
 }
 
-/* Run again when its batch is: starts from nothing each time. */
-static void reset_out(struct db_run_write *rw)
-{
-    free(rw->out.json);
-    memset(&rw->out, 0, sizeof(rw->out));
-}
-
+/* The run's write; run again when its batch is, so it starts from nothing. */
 static int create_tx(struct db_conn *c, void *arg, struct gw_err *err)
 {
     struct db_run_write *rw = arg;
-    reset_out(rw);
-    if (rw->has_idem) {
+    int keyed = rw->idem.key != NULL;
+    db_job_created_reset(&rw->out);
+    if (keyed) {
         /* Locks the key until commit, or replays the first answer. */
         int found = db_idem_replay(&rw->out, c, &rw->idem, err);
         if (found != 0)
@@ -89,7 +84,7 @@ static int create_tx(struct db_conn *c, void *arg, struct gw_err *err)
     if (rc != GW_OK)
         return rc;
     rw->out.status = 202;
-    if (!rw->has_idem)
+    if (!keyed)
         return GW_OK;
     char location[400];
     gw_fmt(location, sizeof(location), "/pipelines/%s/runs/%s", rw->run.pipeline, rw->run.id);
@@ -101,17 +96,15 @@ void db_run_write_init(struct db_run_write *rw, const struct db_run_new *run,
 {
     memset(rw, 0, sizeof(*rw));
     rw->run = *run;
-    if (idem != NULL) {
+    if (idem != NULL)
         rw->idem = *idem;
-        rw->has_idem = 1;
-    }
     rw->w.fn = create_tx;
     rw->w.arg = rw;
 }
 
 void db_run_write_dispose(struct db_run_write *rw)
 {
-    reset_out(rw);
+    db_job_created_reset(&rw->out);
 }
 
 int db_run_get(char **out, struct db_pool *pool, const char *team, const char *pipeline,

@@ -39,8 +39,7 @@ struct db_run_write {
     struct db_write w;
     struct db_job_created out; /* dispose frees out.json unless taken (set to NULL) */
     struct db_run_new run;
-    struct db_idempotency idem;
-    int has_idem;
+    struct db_idempotency idem; /* key NULL: none */
 };
 void db_run_write_init(struct db_run_write *rw, const struct db_run_new *run,
                        const struct db_idempotency *idem);
