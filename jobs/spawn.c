@@ -3,10 +3,10 @@
  *
  * The parent builds everything the child needs (argv, envp, the work
  * directory, the pipe, the environment's descriptor, the limits) before
- * fork(); the child only resets its signals (jobs_fork), makes its own session, asks to
- * get a signal when the gateway dies, wires /dev/null, the pipe and the
- * environment to its descriptors 0-3, sets its limits and execs bwrap (or,
- * without the sandbox, the interpreter). Does not wait for, signal or read
+ * fork(); the child only resets its signals (jobs_fork), makes its own
+ * session, asks to get a signal when the gateway dies, wires /dev/null, the
+ * pipe and the environment to its descriptors 0-3, sets its limits and execs
+ * bwrap (or, without the sandbox, the interpreter). Does not wait for, signal or read
  * from the attempt: supervise.c does.
  */
 #define _GNU_SOURCE /* execvpe, pipe2, close_range, F_SETPIPE_SZ, memfd_create */

@@ -318,8 +318,8 @@ Test(dispatch, an_aws_outage_keeps_jobs_queued_then_each_is_submitted_once)
     }
     /* Each job is tried (and fails) at least once; how soon depends on the
      * machine's load, so wait for it rather than for a fixed time. */
-    for (int waited = 0; scalar("SELECT min(dispatch_attempts) FROM jobs") == 0 && waited < 300;
-         waited++)
+    for (int64_t end = th_deadline(30000);
+         scalar("SELECT min(dispatch_attempts) FROM jobs") == 0 && th_before(end);)
         th_sleep_ms(100);
     cr_assert_gt(scalar("SELECT min(dispatch_attempts) FROM jobs"), 0, "every job was tried");
     for (int i = 0; i < 6; i++) {

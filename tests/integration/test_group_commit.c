@@ -255,12 +255,18 @@ static void bearer(char *out, size_t n, const char *db)
     snprintf(out, n, "Authorization: Bearer %s", key);
 }
 
+/* A database of its own, and a key for it in auth (an Authorization header). */
+static void fresh_db(char db[1024], char auth[160])
+{
+    th_db_create(db, 1024, NULL);
+    bearer(auth, 160, db);
+}
+
 /* A fresh database whose fn refuses some writes, a key for it (auth) and a
  * gateway with one writer and no dispatchers. */
 static void one_writer(struct th_gw *gw, char db[1024], char auth[160], void (*fn)(const char *))
 {
-    th_db_create(db, 1024, NULL);
-    bearer(auth, 160, db);
+    fresh_db(db, auth);
     fn(db);
     const char *env[] = {"MLGW_DISPATCH_WORKERS=0", "MLGW_DB_WRITERS=1", NULL};
     th_gw_start(gw, db, env);
@@ -403,8 +409,7 @@ Test(group_commit, pipeline_runs_share_transactions_and_a_refused_run_fails_alon
 Test(group_commit, kill_9_in_the_middle_of_batches_then_retrying_each_key_gives_one_job_each)
 {
     char db[1024], auth[160];
-    th_db_create(db, sizeof(db), NULL);
-    bearer(auth, sizeof(auth), db);
+    fresh_db(db, auth);
     slow_inserts(db, "0.01");
     struct th_gw gw;
     const char *env[] = {"MLGW_DISPATCH_WORKERS=0", NULL};
@@ -466,8 +471,7 @@ Test(group_commit, writes_across_a_postgresql_restart_are_stored_or_refused_neve
 Test(group_commit, sigterm_with_writes_queued_answers_each_stored_or_refused_and_exits_clean)
 {
     char db[1024], auth[160];
-    th_db_create(db, sizeof(db), NULL);
-    bearer(auth, sizeof(auth), db);
+    fresh_db(db, auth);
     slow_inserts(db, "0.25");
     struct th_gw gw;
     /* Two writes a batch, 0.5 s each: the 1 s drain leaves most of the
